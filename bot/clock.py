@@ -1,0 +1,107 @@
+"""Time, injected: every "now" and every wait in wabot goes through a Clock.
+
+The system clock is the real thing. The virtual clock is what tests and `wabot simulate`
+use: it only moves when told to, and waking the sleepers in deadline order makes eviction,
+debounce and follow-up behaviour exact and instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware (UTC)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class VirtualClock:
+    """A clock that moves only in `advance`/`run_until`, waking sleepers in order."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+        if self._now.tzinfo is None:
+            raise ValueError("VirtualClock needs a timezone-aware start")
+        self._heap: list[tuple[datetime, int, asyncio.Future[None], asyncio.Task[object] | None]] = []
+        self._counter = itertools.count()
+
+    def now(self) -> datetime:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        deadline = self._now + timedelta(seconds=seconds)
+        heapq.heappush(self._heap, (deadline, next(self._counter), fut, asyncio.current_task()))
+        try:
+            await fut
+        finally:
+            if not fut.done():
+                fut.cancel()
+
+    def sleeping_tasks(self) -> set[asyncio.Task[object]]:
+        return {t for _, _, f, t in self._heap if t is not None and not f.done()}
+
+    def next_deadline(self) -> datetime | None:
+        while self._heap and self._heap[0][2].done():
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    async def settle(self, tasks: Iterable[asyncio.Task[object]] = ()) -> None:
+        """Wait (in real time) until each task is done or asleep on this clock.
+
+        Work in flight does real I/O (databases, the LLM endpoint), so "nothing more can
+        happen until time moves" is observed, not assumed.
+        """
+        watched = list(tasks)
+        while True:
+            for _ in range(5):
+                await asyncio.sleep(0)
+            sleeping = self.sleeping_tasks()
+            if all(t.done() or t in sleeping for t in watched):
+                return
+            await asyncio.sleep(0.001)
+
+    async def run_until(
+        self, target: datetime, tasks: Iterable[asyncio.Task[object]] | None = None
+    ) -> None:
+        """Move time to `target`, waking every sleeper due on the way, in order.
+
+        `tasks` (re-read at each step when a callable set is passed) are the work to let
+        settle between wake-ups.
+        """
+        watched = tasks if tasks is not None else ()
+        await self.settle(list(watched))
+        while True:
+            deadline = self.next_deadline()
+            if deadline is None or deadline > target:
+                break
+            self._now = max(self._now, deadline)
+            while self._heap and self._heap[0][0] <= self._now:
+                _, _, fut, _ = heapq.heappop(self._heap)
+                if not fut.done():
+                    fut.set_result(None)
+            await self.settle(list(watched))
+        self._now = max(self._now, target)
+        await self.settle(list(watched))
+
+    async def advance(self, seconds: float, tasks: Iterable[asyncio.Task[object]] | None = None) -> None:
+        await self.run_until(self._now + timedelta(seconds=seconds), tasks)

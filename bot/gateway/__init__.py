@@ -1,0 +1,1 @@
+"""Transports: how wabot talks to WhatsApp (neonize) or to a test (memory)."""

@@ -1,0 +1,61 @@
+"""A gateway that keeps everything in memory: for tests, `wabot chat` and `wabot simulate`."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+from bot.clock import Clock, SystemClock
+from bot.gateway.base import Gateway, GatewayError
+from bot.models import InboundMessage, Outbound
+
+
+class MemoryGateway(Gateway):
+    """Records every outbound action; inbound messages are pushed with `receive`."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__()
+        self.clock = clock or SystemClock()
+        self.sent: list[Outbound] = []
+        self.media: dict[str, bytes] = {}
+        self.fail_sends = False
+        self.listeners: list[Callable[[Outbound], None]] = []
+        self._ids = itertools.count(1)
+        self.started = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
+
+    async def receive(self, message: InboundMessage) -> None:
+        await self.dispatch(message)
+
+    def _record(self, out: Outbound) -> None:
+        self.sent.append(out)
+        for listener in self.listeners:
+            listener(out)
+
+    async def send_text(self, chat: str, text: str) -> str:
+        if self.fail_sends:
+            raise GatewayError(f"send to {chat} failed (test switch)")
+        self._record(Outbound("text", chat, text, self.clock.now()))
+        return f"OUT{next(self._ids)}"
+
+    async def mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None:
+        self._record(Outbound("read", chat, ",".join(msg_ids), self.clock.now()))
+
+    async def set_typing(self, chat: str, typing: bool) -> None:
+        self._record(Outbound("composing" if typing else "paused", chat, "", self.clock.now()))
+
+    async def download(self, message: InboundMessage, max_bytes: int) -> bytes:
+        data = self.media.get(message.msg_id)
+        if data is None:
+            raise GatewayError(f"no media stored for message {message.msg_id}")
+        if len(data) > max_bytes:
+            raise GatewayError(f"media of {len(data)} bytes exceeds the {max_bytes}-byte limit")
+        return data
+
+    def texts(self, chat: str | None = None) -> list[str]:
+        return [o.text for o in self.sent if o.action == "text" and (chat is None or o.chat == chat)]

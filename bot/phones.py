@@ -1,0 +1,58 @@
+"""Customer identity: phone numbers in E.164, tolerant of what WhatsApp really delivers."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+_DIGITS = re.compile(r"\d+")
+
+
+class PhoneError(ValueError):
+    """A typed number that cannot be a phone number."""
+
+
+def from_whatsapp(user: str) -> str:
+    """E.164 for the user part of a WhatsApp phone JID (`5215512345678` → `+5215512345678`).
+
+    Never rejects what WhatsApp delivered: legacy forms such as Mexico's `521…` and
+    Argentina's `549…` are kept as they are, so one person stays one customer.
+    """
+    digits = "".join(_DIGITS.findall(user.split("@", 1)[0].split(":", 1)[0]))
+    if not digits:
+        raise PhoneError(f"no digits in WhatsApp user {user!r}")
+    return "+" + digits
+
+
+def parse_typed(text: str, default_region: str | None = None) -> str:
+    """E.164 for a number a person typed (`+52 1 55 1234 5678`, `(555) 010-9999`).
+
+    Digits written with a leading `+` (or `00`) are taken as international and kept as
+    given, so a number copied from WhatsApp maps to the same customer WhatsApp delivers.
+    A national number needs `default_region` and must be valid there.
+    """
+    raw = text.strip()
+    digits = "".join(_DIGITS.findall(raw))
+    if raw.startswith("00"):
+        raw, digits = "+" + raw[2:], digits[2:]
+    if raw.startswith("+"):
+        if not 6 <= len(digits) <= 15:
+            raise PhoneError(f"{text!r} is not a phone number: E.164 has 6 to 15 digits")
+        return "+" + digits
+    if default_region is None:
+        raise PhoneError(f"{text!r} has no country code: write it as +<country><number>")
+    try:
+        parsed = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise PhoneError(f"{text!r} is not a phone number: {exc}") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise PhoneError(f"{text!r} is not a valid number for region {default_region}")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask(phone: str) -> str:
+    """`+5215512345678` → `+52155****5678`: enough to tell customers apart in logs."""
+    if len(phone) <= 8:
+        return phone[:2] + "****"
+    return phone[:6] + "****" + phone[-4:]

@@ -1,0 +1,1 @@
+"""Persistence: customers and journal (SQL), agent memory (SQL or MongoDB)."""

@@ -1,0 +1,87 @@
+"""The SQL database: one async engine from a URL (SQLite file by default, PostgreSQL by URL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+class DatabaseError(ValueError):
+    """A database URL wabot cannot use; the message says how to fix it."""
+
+
+def async_url(url: str) -> str:
+    """Normalise a user's URL to an async driver (`postgres://` → `postgresql+asyncpg://`)."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    raise DatabaseError(
+        f"unsupported database {backend!r}: use sqlite:///path/to/wabot.db or postgresql://…"
+    )
+
+
+def sync_url(url: str) -> str:
+    """The same database through a synchronous driver (APScheduler's job store is sync)."""
+    parsed = make_url(async_url(url))
+    if parsed.get_backend_name() == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+    return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+class Database:
+    """Owns the engine. Tables are SQLModel tables imported before `create_all`."""
+
+    def __init__(self, url: str, **engine_kw: Any) -> None:
+        self.url = async_url(url)
+        is_sqlite = self.url.startswith("sqlite")
+        if is_sqlite:
+            db_path = make_url(self.url).database
+            if db_path and db_path != ":memory:":
+                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            engine_kw.setdefault("connect_args", {"timeout": 30})
+        else:
+            engine_kw.setdefault("pool_size", 10)
+            engine_kw.setdefault("max_overflow", 20)
+            engine_kw.setdefault("pool_pre_ping", True)
+        self.engine: AsyncEngine = create_async_engine(self.url, **engine_kw)
+        if is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    def session(self) -> AsyncSession:
+        return AsyncSession(self.engine, expire_on_commit=False)
+
+    async def create_all(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(SQLModel.metadata.create_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets readers (the CLI, `wabot status`) work while the daemon writes.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
