@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import Iterable
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -22,6 +22,10 @@ class Clock(Protocol):
 
     async def sleep(self, seconds: float) -> None: ...
 
+    async def wait(self, tasks: Collection[asyncio.Task[Any]], within: float) -> set[asyncio.Task[Any]]:
+        """Wait for tasks to finish within `within` seconds; returns those still pending."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
@@ -29,6 +33,12 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+    async def wait(self, tasks: Collection[asyncio.Task[Any]], within: float) -> set[asyncio.Task[Any]]:
+        if not tasks:
+            return set()
+        _, pending = await asyncio.wait(tasks, timeout=within)
+        return pending
 
 
 class VirtualClock:
@@ -38,7 +48,7 @@ class VirtualClock:
         self._now = start or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
         if self._now.tzinfo is None:
             raise ValueError("VirtualClock needs a timezone-aware start")
-        self._heap: list[tuple[datetime, int, asyncio.Future[None], asyncio.Task[object] | None]] = []
+        self._heap: list[tuple[datetime, int, asyncio.Future[None], asyncio.Task[Any] | None]] = []
         self._counter = itertools.count()
 
     def now(self) -> datetime:
@@ -57,7 +67,7 @@ class VirtualClock:
             if not fut.done():
                 fut.cancel()
 
-    def sleeping_tasks(self) -> set[asyncio.Task[object]]:
+    def sleeping_tasks(self) -> set[asyncio.Task[Any]]:
         return {t for _, _, f, t in self._heap if t is not None and not f.done()}
 
     def next_deadline(self) -> datetime | None:
@@ -65,31 +75,28 @@ class VirtualClock:
             heapq.heappop(self._heap)
         return self._heap[0][0] if self._heap else None
 
-    async def settle(self, tasks: Iterable[asyncio.Task[object]] = ()) -> None:
+    async def settle(self, tasks: Collection[asyncio.Task[Any]] = ()) -> None:
         """Wait (in real time) until each task is done or asleep on this clock.
 
         Work in flight does real I/O (databases, the LLM endpoint), so "nothing more can
         happen until time moves" is observed, not assumed.
         """
-        watched = list(tasks)
         while True:
             for _ in range(5):
                 await asyncio.sleep(0)
             sleeping = self.sleeping_tasks()
-            if all(t.done() or t in sleeping for t in watched):
+            if all(t.done() or t in sleeping for t in list(tasks)):
                 return
             await asyncio.sleep(0.001)
 
-    async def run_until(
-        self, target: datetime, tasks: Iterable[asyncio.Task[object]] | None = None
-    ) -> None:
+    async def run_until(self, target: datetime, tasks: Collection[asyncio.Task[Any]] = ()) -> None:
         """Move time to `target`, waking every sleeper due on the way, in order.
 
-        `tasks` (re-read at each step when a callable set is passed) are the work to let
-        settle between wake-ups.
+        `tasks` is the work to let settle between wake-ups; a live set (such as the
+        inbox's) is re-read at every step, so work started on the way is waited for too.
         """
-        watched = tasks if tasks is not None else ()
-        await self.settle(list(watched))
+        watched = tasks
+        await self.settle(watched)
         while True:
             deadline = self.next_deadline()
             if deadline is None or deadline > target:
@@ -99,9 +106,20 @@ class VirtualClock:
                 _, _, fut, _ = heapq.heappop(self._heap)
                 if not fut.done():
                     fut.set_result(None)
-            await self.settle(list(watched))
+            await self.settle(watched)
         self._now = max(self._now, target)
-        await self.settle(list(watched))
+        await self.settle(watched)
 
-    async def advance(self, seconds: float, tasks: Iterable[asyncio.Task[object]] | None = None) -> None:
+    async def advance(self, seconds: float, tasks: Collection[asyncio.Task[Any]] = ()) -> None:
         await self.run_until(self._now + timedelta(seconds=seconds), tasks)
+
+    async def wait(self, tasks: Collection[asyncio.Task[Any]], within: float) -> set[asyncio.Task[Any]]:
+        """Move virtual time until the tasks finish or `within` virtual seconds pass."""
+        limit = self._now + timedelta(seconds=within)
+        while True:
+            await self.settle(tasks)
+            pending = {t for t in tasks if not t.done()}
+            deadline = self.next_deadline()
+            if not pending or deadline is None or deadline > limit:
+                return pending
+            await self.run_until(deadline, tasks)

@@ -1,0 +1,1 @@
+"""wabot: a WhatsApp daemon that gives every customer a permanent AI agent of their own."""

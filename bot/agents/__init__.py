@@ -1,0 +1,1 @@
+"""Agents: one per customer, their registry, prompt and tools."""

@@ -1,0 +1,114 @@
+"""The business profile (YAML): who the agents speak for, what they sell, when it is open."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class BusinessError(ValueError):
+    """A business profile that cannot be used; the message says what to fix."""
+
+
+class Product(BaseModel):
+    name: str
+    price: float | None = None
+    currency: str = ""
+    description: str = ""
+
+
+class FAQ(BaseModel):
+    q: str
+    a: str
+
+
+class Business(BaseModel):
+    name: str = Field(min_length=1)
+    persona: str = "a friendly, concise sales assistant"
+    language: str = "the customer's language"
+    timezone: str = "UTC"
+    hours: dict[str, str] = Field(default_factory=dict)  # mon: "09:00-18:00", sun: "closed"
+    products: list[Product] = Field(default_factory=list)
+    faq: list[FAQ] = Field(default_factory=list)
+    notes: str = ""  # anything else the agents must know (policies, shipping, returns)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {v!r}: use an IANA name like America/Mexico_City") from exc
+        return v
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, v: dict[str, str]) -> dict[str, str]:
+        for day, span in v.items():
+            if day not in DAYS:
+                raise ValueError(f"unknown day {day!r}: use {', '.join(DAYS)}")
+            if span.strip().lower() != "closed":
+                _parse_span(span)
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def open_span(self, day_index: int) -> tuple[time, time] | None:
+        """Opening hours of a weekday (0 = Monday), or None when closed/unset."""
+        span = self.hours.get(DAYS[day_index], "")
+        if not span or span.strip().lower() == "closed":
+            return None
+        return _parse_span(span)
+
+    def hours_text(self) -> str:
+        if not self.hours:
+            return "not stated"
+        return ", ".join(f"{d} {self.hours[d]}" for d in DAYS if d in self.hours)
+
+    def local_now(self, now: datetime) -> datetime:
+        return now.astimezone(self.tz)
+
+
+def _parse_span(span: str) -> tuple[time, time]:
+    try:
+        start, end = (time.fromisoformat(p.strip()) for p in span.split("-", 1))
+    except ValueError as exc:
+        raise ValueError(f"hours {span!r} must look like 09:00-18:00 or 'closed'") from exc
+    if end <= start:
+        raise ValueError(f"hours {span!r} end before they start")
+    return start, end
+
+
+def load_business(path: Path) -> Business:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BusinessError(f"business profile {path} does not exist: copy "
+                            "config/business.example.yaml there and edit it") from None
+    except yaml.YAMLError as exc:
+        raise BusinessError(f"business profile {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BusinessError(f"business profile {path} must be a mapping (name:, persona:, …)")
+    try:
+        return Business.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise BusinessError(f"business profile {path} is invalid: {problems}") from None
+
+
+DEFAULT_BUSINESS = Business(
+    name="our shop",
+    persona="a friendly, concise assistant of a small business",
+    notes="No product list is configured yet: take the customer's question, be helpful, "
+          "and offer that someone from the team will follow up with details.",
+)

@@ -1,0 +1,135 @@
+"""`wabot` — the command line. The only place that reads the environment and builds Settings."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from loguru import logger
+
+from bot.settings import Settings, SettingsError, load_settings
+
+EXIT_CONFIG = 78  # misconfiguration or operator action needed: systemd must not hot-loop
+
+app = typer.Typer(
+    name="wabot",
+    help="A WhatsApp daemon that gives every customer a permanent AI agent of their own.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", "-c", help="TOML settings file (default: $WABOT_CONFIG, else config/wabot.toml).",
+    show_default=False)]
+
+
+class _State:
+    config: Path | None = None
+    log_json: bool = False
+    verbose: bool = False
+
+
+state = _State()
+
+
+@app.callback()
+def main_options(
+    config: ConfigOpt = None,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    state.config, state.log_json, state.verbose = config, log_json, verbose
+
+
+def settings_or_exit(**overrides: object) -> Settings:
+    """Settings and logging, or a message that says what to fix (exit 78)."""
+    try:
+        settings = load_settings(state.config, **overrides)
+    except SettingsError as exc:
+        typer.echo(f"wabot: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    from bot.logs import setup_logging
+
+    level = "DEBUG" if state.verbose else settings.log_level
+    setup_logging(level=level, json=state.log_json or settings.log_json)
+    return settings
+
+
+def fail(message: str, code: int = EXIT_CONFIG) -> typer.Exit:
+    typer.echo(f"wabot: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def chat(
+    as_phone: Annotated[str, typer.Option("--as", help="The customer number to play, E.164.")],
+    name: Annotated[str, typer.Option(help="The customer's name as WhatsApp would show it.")] = "",
+    fast: Annotated[bool, typer.Option(help="Skip the human-like delays.")] = False,
+) -> None:
+    """Talk to your own agent in the terminal, as a customer, through the whole pipeline."""
+    from bot.phones import PhoneError, parse_typed
+
+    try:
+        phone = parse_typed(as_phone)
+    except PhoneError as exc:
+        raise fail(str(exc), 2) from None
+    settings = settings_or_exit()
+    if fast:
+        settings.presenter.enabled = False
+        settings.inbox.debounce_seconds = 0
+    from bot.console import run_chat
+
+    asyncio.run(run_chat(settings, phone, name))
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario, JSON lines (see README).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the output here "
+                                             "instead of stdout.")] = None,
+    start: Annotated[str | None, typer.Option(help="Virtual start time, ISO 8601 "
+                                              "(default: now, UTC).")] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the run's customers in the database "
+                                       "(under their own tenant) for inspection.")] = False,
+) -> None:
+    """Replay a scripted conversation through the whole pipeline on a virtual clock.
+
+    Uses the configured stores and LLM endpoint, under a tenant of its own per run so live
+    customers are never touched; the run's data is erased at the end unless --keep.
+    """
+    from bot.simulate import ScenarioError, run_file
+
+    if not scenario.is_file():
+        raise fail(f"scenario {scenario} does not exist", 2)
+    settings = settings_or_exit()
+    try:
+        started = datetime.fromisoformat(start) if start else datetime.now(UTC)
+    except ValueError:
+        raise fail(f"--start {start!r} is not an ISO 8601 time", 2) from None
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    try:
+        asyncio.run(run_file(settings, scenario, out, started, keep=keep))
+    except ScenarioError as exc:
+        raise fail(f"{scenario}: {exc}", 2) from None
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from importlib.metadata import version as v
+
+    typer.echo(v("wabot"))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        logger.info("interrupted")
+        sys.exit(130)

@@ -1,0 +1,89 @@
+"""Login helpers for the WhatsApp gateway: the session file, QR codes and pair codes.
+
+The session file holds the keys of a linked device and the QR code is a one-minute
+login credential, so both are written owner-only. QR codes go to the terminal as plain
+lines of Unicode half blocks (no cursor movement), which journald records as they are.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import segno
+
+QR_PNG_NAME = "login-qr.png"
+_SQLITE_SIDECARS = ("-journal", "-wal", "-shm")
+
+
+def prepare_state_dir(state_dir: Path) -> None:
+    """Create the state directory owner-only (0700); an existing one is left as it is."""
+    if not state_dir.exists():
+        state_dir.mkdir(parents=True, mode=0o700)
+        state_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
+
+
+def prepare_session_file(path: Path) -> bool:
+    """Make sure the session database exists with mode 0600; True when it holds a login.
+
+    The file is created empty before the Go layer opens it, so it is never readable by
+    others, not even for the moment between SQLite creating it and us tightening it.
+    """
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    secure_session_files(path)
+    return path.stat().st_size > 0
+
+
+def secure_session_files(path: Path) -> None:
+    """chmod 0600 the session database and the journal files SQLite puts beside it."""
+    for candidate in (path, *(Path(f"{path}{suffix}") for suffix in _SQLITE_SIDECARS)):
+        if candidate.exists():
+            candidate.chmod(0o600)
+
+
+def remove_session_files(path: Path) -> list[Path]:
+    """Delete the session database and its journal files; returns what was removed."""
+    removed = []
+    for candidate in (path, *(Path(f"{path}{suffix}") for suffix in _SQLITE_SIDECARS)):
+        if candidate.exists():
+            candidate.unlink()
+            removed.append(candidate)
+    return removed
+
+
+def qr_terminal_text(data: bytes) -> str:
+    """The QR code as lines of half-block characters, ready to print."""
+    out = io.StringIO()
+    segno.make_qr(data).terminal(out=out, compact=True)
+    return out.getvalue()
+
+
+def write_qr_png(data: bytes, path: Path) -> None:
+    """Write the QR code as a PNG, atomically and owner-only: it logs in whoever scans it."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        segno.make_qr(data).save(f, kind="png", scale=8)
+    tmp.replace(path)
+
+
+def format_pair_code(code: str) -> str:
+    """`ABCDEFGH` or `abcd-efgh` → `ABCD-EFGH`, the way WhatsApp shows the entry boxes."""
+    plain = re.sub(r"[^0-9A-Za-z]", "", code).upper()
+    if len(plain) != 8:
+        return plain
+    return f"{plain[:4]}-{plain[4:]}"
+
+
+def pair_code_instructions(code: str, masked_phone: str) -> str:
+    """What the owner has to do with a pair code, as lines for the terminal and journald."""
+    shown = format_pair_code(code)
+    return (
+        f"WhatsApp pair code for {masked_phone}: {shown}\n"
+        "On that phone: WhatsApp → Settings → Linked devices → Link a device →"
+        f" Link with phone number instead → enter {shown}\n"
+        "The code expires in about two and a half minutes.\n"
+    )

@@ -1,0 +1,215 @@
+"""The router: journal first, dedupe, filter, debounce bursts, one turn at a time per chat.
+
+`feed(message)` is the single entry for inbound messages — the gateway calls it, and so do
+tests and `wabot simulate`. Each chat gets a worker task while it has work: it waits for the
+burst to end (debounce), then runs one turn for everything that arrived, in order. Chats run
+concurrently up to a bound. The worker and its state disappear when the chat goes quiet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from loguru import logger
+
+from bot.agents.agent import Turn
+from bot.agents.registry import AgentRegistry
+from bot.clock import Clock
+from bot.gateway.base import GatewayError
+from bot.models import CustomerKey, InboundMessage, MessageKind, Role
+from bot.phones import mask
+from bot.presenter import Presenter
+from bot.settings import InboxSettings
+from bot.stores.customers import Contact, CustomerStore
+
+
+class Fed(StrEnum):
+    """What `feed` did with a message."""
+
+    QUEUED = "queued"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+    OWNER = "owner"
+    DEFERRED = "deferred"  # journaled while stopping: answered after the next start
+
+
+@dataclass(slots=True)
+class _Chat:
+    pending: list[InboundMessage] = field(default_factory=list)
+    first_at: float = 0.0
+    last_at: float = 0.0
+    worker: asyncio.Task[None] | None = None
+
+
+# What the agent reads for messages it cannot see (later features transcribe/describe them).
+KIND_NOTES = {
+    MessageKind.VOICE: "[the customer sent a voice note, which you cannot listen to]",
+    MessageKind.AUDIO: "[the customer sent an audio file, which you cannot listen to]",
+    MessageKind.IMAGE: "[the customer sent an image, which you cannot see]",
+    MessageKind.VIDEO: "[the customer sent a video, which you cannot watch]",
+    MessageKind.DOCUMENT: "[the customer sent a document, which you cannot open]",
+    MessageKind.STICKER: "[the customer sent a sticker]",
+    MessageKind.LOCATION: "[the customer shared a location]",
+    MessageKind.CONTACT: "[the customer shared a contact card]",
+    MessageKind.POLL: "[the customer sent a poll]",
+}
+UNANSWERED_KINDS = {MessageKind.REACTION, MessageKind.OTHER}
+
+Describer = Callable[[InboundMessage], Awaitable[str]]
+
+
+class Inbox:
+    def __init__(self, tenant: str, customers: CustomerStore, registry: AgentRegistry,
+                 presenter: Presenter, clock: Clock, settings: InboxSettings,
+                 describe: Describer | None = None) -> None:
+        self.tenant = tenant
+        self.customers = customers
+        self.registry = registry
+        self.presenter = presenter
+        self.clock = clock
+        self.s = settings
+        self._describe = describe
+        self._chats: dict[CustomerKey, _Chat] = {}
+        self._slots = asyncio.Semaphore(settings.max_concurrent_turns)
+        self._accepting = True
+        self._flush = asyncio.Event()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.turns = 0
+        self.failures = 0
+
+    # --- entry -------------------------------------------------------------------------
+
+    async def feed(self, msg: InboundMessage) -> Fed:
+        """Journal, dedupe, filter and queue one inbound message."""
+        if msg.tenant != self.tenant:
+            raise ValueError(f"message for tenant {msg.tenant!r} fed to {self.tenant!r}")
+        if len(msg.text) > self.s.max_text_chars:
+            msg.text = msg.text[: self.s.max_text_chars] + " …[message truncated]"
+        if not await self.customers.journal_add(msg):
+            logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).debug("duplicate dropped")
+            return Fed.DUPLICATE
+        return await self._route(msg)
+
+    async def _route(self, msg: InboundMessage) -> Fed:
+        log = logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id)
+        if msg.from_owner:
+            await self._record_owner(msg)
+            return Fed.OWNER
+        if msg.kind in UNANSWERED_KINDS or (msg.kind is MessageKind.TEXT and not msg.text.strip()):
+            log.info("ignored {} message with nothing to answer", msg.kind.value)
+            await self.customers.journal_mark(self.tenant, [msg.msg_id], "ignored")
+            return Fed.IGNORED
+        if not self._accepting:
+            log.info("stopping: message journaled, it will be answered after restart")
+            return Fed.DEFERRED
+        self._enqueue(msg)
+        return Fed.QUEUED
+
+    async def _record_owner(self, msg: InboundMessage) -> None:
+        """The owner typed in this chat from the phone: the agent must know what was said."""
+        async with self.registry.use(msg.key) as agent:
+            await agent.remember(Role.OWNER, [Turn(msg.text, msg.msg_id, msg.timestamp)],
+                                 kind="owner")
+        await self.customers.journal_mark(self.tenant, [msg.msg_id], "owner")
+
+    def _enqueue(self, msg: InboundMessage) -> None:
+        chat = self._chats.setdefault(msg.key, _Chat())
+        now = self.clock.now().timestamp()
+        if not chat.pending:
+            chat.first_at = now
+        chat.last_at = now
+        chat.pending.append(msg)
+        if chat.worker is None:
+            chat.worker = asyncio.create_task(self._work(msg.key, chat))
+            self.tasks.add(chat.worker)
+            chat.worker.add_done_callback(self.tasks.discard)
+
+    async def recover(self) -> int:
+        """Queue journaled messages that were never answered (the daemon stopped mid-turn)."""
+        pending = await self.customers.journal_pending(self.tenant)
+        for msg in pending:
+            await self._route(msg)
+        if pending:
+            logger.info("recovering {} unanswered message(s) from the journal", len(pending))
+        return len(pending)
+
+    # --- the per-chat worker -----------------------------------------------------------
+
+    async def _debounce(self, chat: _Chat) -> None:
+        """Wait until the burst is over: `debounce` quiet seconds, at most `debounce_max`."""
+        while not self._flush.is_set():
+            now = self.clock.now().timestamp()
+            until = min(chat.last_at + self.s.debounce_seconds,
+                        chat.first_at + self.s.debounce_max_seconds)
+            if until <= now:
+                return
+            await self.clock.sleep(until - now)
+
+    async def _work(self, key: CustomerKey, chat: _Chat) -> None:
+        try:
+            while chat.pending:
+                await self._debounce(chat)
+                batch, chat.pending = chat.pending, []
+                async with self._slots:
+                    await self._turn(key, batch)
+        finally:
+            chat.worker = None
+            if not chat.pending:
+                self._chats.pop(key, None)
+
+    async def _turn(self, key: CustomerKey, batch: list[InboundMessage]) -> None:
+        ids = [m.msg_id for m in batch]
+        last = batch[-1]
+        chat_addr = last.chat or self.presenter.gateway.chat_for(key.phone)
+        log = logger.bind(customer=mask(key.phone), msg_id=last.msg_id)
+        status = "answered"
+        try:
+            lines = [Turn(await self._text_of(m), m.msg_id, m.timestamp) for m in batch]
+            contact = Contact(name=last.push_name, wa_jid=last.chat, lid=last.lid)
+            async with self.registry.use(key) as agent:
+                await self.presenter.mark_read(chat_addr, ids)
+                reply = await agent.handle(lines, contact, self.clock.now())
+                if reply.failed:
+                    status = "failed"
+                if reply.text:
+                    sent = await self.presenter.deliver(chat_addr, reply.text)
+                    await self.customers.add_usage(key, msgs_out=sent)
+            self.turns += 1
+        except GatewayError as exc:
+            status = "failed"
+            log.error("reply could not be delivered: {}", exc)
+        except Exception:
+            status = "failed"
+            log.exception("turn failed")
+        if status == "failed":
+            self.failures += 1
+        await self.customers.journal_mark(self.tenant, ids, status)
+
+    async def _text_of(self, msg: InboundMessage) -> str:
+        if msg.kind is MessageKind.TEXT:
+            return msg.text
+        if self._describe is not None:
+            return await self._describe(msg)
+        note = KIND_NOTES.get(msg.kind, f"[the customer sent a {msg.kind.value} message]")
+        return f"{note} {msg.text}".strip() if msg.text else note
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop accepting turns (messages are still journaled) and end debounce waits."""
+        self._accepting = False
+        self._flush.set()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.tasks)
+
+    async def drain(self, within: float) -> bool:
+        """Wait for turns in flight; True when all finished inside `within` seconds."""
+        pending = await self.clock.wait(set(self.tasks), within)
+        for task in pending:
+            task.cancel()
+        return not pending

@@ -1,0 +1,106 @@
+"""The language model: chat completions with tools over any OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from loguru import logger
+from openai import AsyncOpenAI
+
+
+class LLMError(RuntimeError):
+    """The model could not answer (timeout, HTTP error, refusal); the turn fails gracefully."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    raw_arguments: str = ""
+
+
+@dataclass(slots=True)
+class Completion:
+    text: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+class LLM:
+    """One AsyncOpenAI client for the daemon: real timeout, bounded retries."""
+
+    def __init__(self, client: AsyncOpenAI, model: str, *, temperature: float = 0.6,
+                 max_tokens: int = 600) -> None:
+        self.client = client
+        self.model = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+
+    @classmethod
+    def from_settings(cls, *, api_key: str | None, base_url: str | None, model: str,
+                      timeout: float, max_retries: int, temperature: float,
+                      max_tokens: int) -> LLM:
+        # Local servers (Ollama, vLLM) accept any key; the SDK insists on one being set.
+        client = AsyncOpenAI(api_key=api_key or "not-needed", base_url=base_url,
+                             timeout=timeout, max_retries=max_retries)
+        return cls(client, model, temperature=temperature, max_tokens=max_tokens)
+
+    async def complete(self, messages: list[dict[str, Any]],
+                       tools: list[dict[str, Any]] | None = None, *,
+                       model: str | None = None,
+                       response_format: dict[str, Any] | None = None) -> Completion:
+        kwargs: dict[str, Any] = {
+            "model": model or self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
+        if tools:
+            kwargs["tools"] = tools
+        if response_format:
+            kwargs["response_format"] = response_format
+        try:
+            resp = await self.client.chat.completions.create(**kwargs)
+        except openai.APITimeoutError as exc:
+            raise LLMError("the model did not answer in time") from exc
+        except openai.APIStatusError as exc:
+            raise LLMError(f"the model endpoint answered HTTP {exc.status_code}") from exc
+        except openai.APIError as exc:
+            raise LLMError(f"the model endpoint failed: {type(exc).__name__}") from exc
+        if not resp.choices:
+            raise LLMError("the model returned no choices")
+        msg = resp.choices[0].message
+        usage = resp.usage
+        return Completion(
+            text=(msg.content or "").strip(),
+            tool_calls=[_tool_call(c) for c in (msg.tool_calls or []) if c.type == "function"],
+            tokens_in=usage.prompt_tokens if usage else 0,
+            tokens_out=usage.completion_tokens if usage else 0,
+        )
+
+    async def transcribe(self, audio: bytes, filename: str, model: str) -> str:
+        try:
+            result = await self.client.audio.transcriptions.create(
+                model=model, file=(filename, audio))
+        except openai.APIError as exc:
+            raise LLMError(f"transcription failed: {type(exc).__name__}") from exc
+        return result.text.strip()
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def _tool_call(call: Any) -> ToolCall:
+    raw = call.function.arguments or "{}"
+    try:
+        args = json.loads(raw)
+    except json.JSONDecodeError:
+        logger.warning("tool call {} had arguments that are not JSON", call.function.name)
+        args = None
+    return ToolCall(id=call.id, name=call.function.name,
+                    arguments=args if isinstance(args, dict) else {}, raw_arguments=raw)

@@ -1,0 +1,228 @@
+"""Customers (identity, lifecycle stage, opt-out, pause, counters) and the inbound journal.
+
+Every query is keyed by tenant. Writes are single statements (upserts, `col = col + n`)
+so concurrent turns never lose an update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Index,
+    Select,
+    Table,
+    UniqueConstraint,
+    and_,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Field, SQLModel
+
+from bot.models import CustomerKey, InboundMessage, MessageKind, Stage
+from bot.stores.db import Database, UTCDateTime
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customers"
+    __table_args__ = (
+        UniqueConstraint("tenant", "phone"),
+        Index("ix_customers_lid", "tenant", "lid"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(max_length=64)
+    phone: str = Field(max_length=20)
+    wa_jid: str = ""
+    lid: str = ""
+    name: str = ""
+    stage: str = Stage.LEAD.value
+    opted_out: bool = False
+    paused_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    first_contact: datetime = Field(sa_type=UTCDateTime)
+    last_contact: datetime = Field(sa_type=UTCDateTime)
+    last_inbound: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    msgs_in: int = 0
+    msgs_out: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+class JournalEntry(SQLModel, table=True):
+    """Every inbound message, written before it is processed: nothing is lost."""
+
+    __tablename__ = "journal"
+    __table_args__ = (
+        UniqueConstraint("tenant", "msg_id"),
+        Index("ix_journal_status", "tenant", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(max_length=64)
+    msg_id: str = Field(max_length=128)
+    phone: str = Field(max_length=20)
+    chat: str = ""
+    lid: str = ""
+    push_name: str = ""
+    kind: str = MessageKind.TEXT.value
+    text: str = ""
+    from_owner: bool = False
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    status: str = "received"  # received → answered | ignored | failed
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """What the transport told us about who wrote."""
+
+    name: str = ""
+    wa_jid: str = ""
+    lid: str = ""
+
+
+def _insert(db: Database, table: Table) -> Any:
+    return (sqlite.insert if db.is_sqlite else postgresql.insert)(table)
+
+
+CUSTOMERS = cast(Table, Customer.__table__)  # type: ignore[attr-defined]
+JOURNAL = cast(Table, JournalEntry.__table__)  # type: ignore[attr-defined]
+
+
+class CustomerStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _mine(self, key: CustomerKey) -> ColumnElement[bool]:
+        return and_(CUSTOMERS.c.tenant == key.tenant, CUSTOMERS.c.phone == key.phone)
+
+    async def _select(self, stmt: Select[Any]) -> list[Customer]:
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [Customer.model_validate(dict(r)) for r in rows]
+
+    async def _write(self, stmt: Executable) -> int:
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(stmt)
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def get(self, key: CustomerKey) -> Customer | None:
+        found = await self._select(select(CUSTOMERS).where(self._mine(key)))
+        return found[0] if found else None
+
+    async def touch(self, key: CustomerKey, contact: Contact, at: datetime,
+                    inbound: int = 0) -> Customer:
+        """Create the customer on first contact (as a LEAD) or refresh what we know.
+
+        One upsert statement: two first messages racing create one customer.
+        """
+        values: dict[str, Any] = {
+            "tenant": key.tenant, "phone": key.phone, "wa_jid": contact.wa_jid,
+            "lid": contact.lid, "name": contact.name, "stage": Stage.LEAD.value,
+            "opted_out": False, "first_contact": at, "last_contact": at,
+            "last_inbound": at if inbound else None, "msgs_in": inbound,
+            "msgs_out": 0, "tokens_in": 0, "tokens_out": 0,
+        }
+        stmt = _insert(self.db, CUSTOMERS).values(**values)
+        changes: dict[str, Any] = {"last_contact": at,
+                                   "msgs_in": CUSTOMERS.c.msgs_in + inbound}
+        if inbound:
+            changes["last_inbound"] = at
+        for col in ("name", "wa_jid", "lid"):
+            if values[col]:
+                changes[col] = stmt.excluded[col]
+        stmt = stmt.on_conflict_do_update(index_elements=["tenant", "phone"], set_=changes)
+        async with self.db.engine.begin() as conn:
+            await conn.execute(stmt)
+            row = (await conn.execute(select(CUSTOMERS).where(self._mine(key)))).mappings().one()
+        return Customer.model_validate(dict(row))
+
+    async def find_by_lid(self, tenant: str, lid: str) -> Customer | None:
+        found = await self._select(select(CUSTOMERS).where(
+            CUSTOMERS.c.tenant == tenant, CUSTOMERS.c.lid == lid).limit(1))
+        return found[0] if found else None
+
+    async def _update(self, key: CustomerKey, **values: Any) -> bool:
+        return bool(await self._write(update(CUSTOMERS).where(self._mine(key)).values(**values)))
+
+    async def add_usage(self, key: CustomerKey, *, msgs_out: int = 0, tokens_in: int = 0,
+                        tokens_out: int = 0, at: datetime | None = None) -> None:
+        c = CUSTOMERS.c
+        values: dict[str, Any] = {
+            "msgs_out": c.msgs_out + msgs_out,
+            "tokens_in": c.tokens_in + tokens_in,
+            "tokens_out": c.tokens_out + tokens_out,
+        }
+        if at is not None:
+            values["last_contact"] = at
+        await self._update(key, **values)
+
+    async def set_stage(self, key: CustomerKey, stage: Stage) -> bool:
+        return await self._update(key, stage=stage.value)
+
+    async def set_opted_out(self, key: CustomerKey, opted_out: bool) -> bool:
+        return await self._update(key, opted_out=opted_out)
+
+    async def set_paused_until(self, key: CustomerKey, until: datetime | None) -> bool:
+        return await self._update(key, paused_until=until)
+
+    async def all(self, tenant: str, stage: Stage | None = None,
+                  limit: int = 1000) -> list[Customer]:
+        stmt = select(CUSTOMERS).where(CUSTOMERS.c.tenant == tenant)
+        if stage is not None:
+            stmt = stmt.where(CUSTOMERS.c.stage == stage.value)
+        return await self._select(stmt.order_by(CUSTOMERS.c.last_contact.desc()).limit(limit))
+
+    async def forget(self, key: CustomerKey) -> None:
+        """Erase the customer and every journal line of theirs."""
+        async with self.db.engine.begin() as conn:
+            await conn.execute(delete(CUSTOMERS).where(self._mine(key)))
+            await conn.execute(delete(JOURNAL).where(
+                JOURNAL.c.tenant == key.tenant, JOURNAL.c.phone == key.phone))
+
+    # --- the inbound journal -------------------------------------------------------------
+
+    async def journal_add(self, msg: InboundMessage) -> bool:
+        """Record an inbound message; False when this message id was seen before."""
+        stmt = _insert(self.db, JOURNAL).values(
+            tenant=msg.tenant, msg_id=msg.msg_id, phone=msg.phone, chat=msg.chat, lid=msg.lid,
+            push_name=msg.push_name, kind=msg.kind.value, text=msg.text,
+            from_owner=msg.from_owner, received_at=msg.timestamp, status="received",
+        ).on_conflict_do_nothing(index_elements=["tenant", "msg_id"])
+        return bool(await self._write(stmt))
+
+    async def journal_mark(self, tenant: str, msg_ids: Iterable[str], status: str) -> None:
+        ids = list(msg_ids)
+        if ids:
+            await self._write(update(JOURNAL).where(
+                JOURNAL.c.tenant == tenant, JOURNAL.c.msg_id.in_(ids)).values(status=status))
+
+    async def journal_pending(self, tenant: str) -> list[InboundMessage]:
+        """Journaled messages never answered (the daemon stopped mid-turn), oldest first."""
+        stmt = (select(JOURNAL)
+                .where(JOURNAL.c.tenant == tenant, JOURNAL.c.status == "received")
+                .order_by(JOURNAL.c.id))
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [
+            InboundMessage(tenant=r["tenant"], phone=r["phone"], msg_id=r["msg_id"],
+                           timestamp=r["received_at"], text=r["text"],
+                           kind=MessageKind(r["kind"]), chat=r["chat"],
+                           push_name=r["push_name"], from_owner=r["from_owner"], lid=r["lid"])
+            for r in rows
+        ]
+
+    async def journal_count(self, tenant: str, since: datetime, status: str | None = None) -> int:
+        stmt = select(func.count()).select_from(JOURNAL).where(
+            JOURNAL.c.tenant == tenant, JOURNAL.c.received_at >= since)
+        if status:
+            stmt = stmt.where(JOURNAL.c.status == status)
+        async with self.db.engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())

@@ -1,0 +1,42 @@
+"""Shared fixtures: databases (SQLite always, PostgreSQL when configured), the network
+guard, and the fake OpenAI-wire server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.netguard import network_guard  # noqa: F401  (autouse fixture)
+from tests.fakes.openai_server import openai_server  # noqa: F401  (fixture)
+
+POSTGRES_ENV = "WABOT_TEST_POSTGRES_URL"
+MONGODB_ENV = "WABOT_TEST_MONGODB_URL"
+
+
+def _postgres_url() -> str:
+    url = os.environ.get(POSTGRES_ENV, "")
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests need a server URL")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A SQL database URL: a fresh SQLite file, or the test PostgreSQL server.
+
+    PostgreSQL is shared between tests: use `tenant` (unique per test) to stay apart.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'wabot.db'}"
+    else:
+        yield _postgres_url()
+
+
+@pytest.fixture
+def tenant() -> str:
+    """A tenant id unique to this test, so tests sharing PostgreSQL never see each other."""
+    return "t" + uuid.uuid4().hex[:12]
