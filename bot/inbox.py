@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from loguru import logger
@@ -36,11 +37,14 @@ class Fed(StrEnum):
     DEFERRED = "deferred"  # journaled while stopping: answered after the next start
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 @dataclass(slots=True)
 class _Chat:
     pending: list[InboundMessage] = field(default_factory=list)
-    first_at: float = 0.0
-    last_at: float = 0.0
+    first_at: datetime = EPOCH
+    last_at: datetime = EPOCH
     worker: asyncio.Task[None] | None = None
 
 
@@ -117,7 +121,7 @@ class Inbox:
 
     def _enqueue(self, msg: InboundMessage) -> None:
         chat = self._chats.setdefault(msg.key, _Chat())
-        now = self.clock.now().timestamp()
+        now = self.clock.now()
         if not chat.pending:
             chat.first_at = now
         chat.last_at = now
@@ -141,12 +145,12 @@ class Inbox:
     async def _debounce(self, chat: _Chat) -> None:
         """Wait until the burst is over: `debounce` quiet seconds, at most `debounce_max`."""
         while not self._flush.is_set():
-            now = self.clock.now().timestamp()
-            until = min(chat.last_at + self.s.debounce_seconds,
-                        chat.first_at + self.s.debounce_max_seconds)
-            if until <= now:
+            until = min(chat.last_at + timedelta(seconds=self.s.debounce_seconds),
+                        chat.first_at + timedelta(seconds=self.s.debounce_max_seconds))
+            left = (until - self.clock.now()).total_seconds()
+            if left <= 0:
                 return
-            await self.clock.sleep(until - now)
+            await self.clock.sleep(left)
 
     async def _work(self, key: CustomerKey, chat: _Chat) -> None:
         try:

@@ -15,6 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
@@ -43,20 +44,30 @@ HUMAN_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <8}</level> | "
     "<cyan>{name}</cyan> | <level>{message}</level>"
 )
-JOURNAL_FORMAT = "{name} | {message}"
+JOURNAL_FORMAT = "{level} | {name} | {message}"
 
 # --- masking -----------------------------------------------------------------------------
 
-# A WhatsApp JID's user part (with an optional `:device`) on a personal server; groups and
-# newsletters are ids of chats, not people, and their digits are caught by _NUMBER if long.
-_JID = re.compile(r"(?<![\w.+])(\d{5,20})(?::\d+)?@(s\.whatsapp\.net|c\.us|lid)\b")
-# 8 to 15 digits (E.164 allows 15), optionally with '+'. Not inside a longer token such as
-# a message id (3EB0C767D26A1B2C), a decimal (1732150000.25) or a longer digit run.
-_NUMBER = re.compile(r"(?<![\w+])(?<!\d[.,])\+?\d{8,15}(?![\w])(?![.,]\d)")
+# A WhatsApp JID's user part (with optional `.agent` and `:device`) on a personal server.
+# Groups and newsletters are chats, not people; their digits are caught by _NUMBER if long.
+_JID = re.compile(r"(?<![^\W_])(\d{5,20})(?:\.\d+)?(?::\d+)?@(s\.whatsapp\.net|c\.us|lid)\b")
+# 8 to 15 digits (E.164 allows 15), optionally with '+', standing alone: '_', '/', ':', '@'
+# and spaces are boundaries; letters and digits are not, so a message id (3EB0C767D26A1B2C)
+# or a longer digit run is left alone. Not the digits of a decimal (1732150000.25), nor a
+# UUID's last group (…-426614174000).
+_NUMBER = re.compile(
+    r"(?<![^\W_])(?<!\+)(?<!\d[.,])(?<![0-9A-Fa-f]{4}-)\+?\d{8,15}(?![^\W_])(?![.,]\d)"
+)
 _OPENAI_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}")
+# `password=…`, `api_key: …` written into a message.
+_ASSIGNED_SECRET = re.compile(
+    r"(?i)\b((?:password|passwd|secret|token|api[_-]?key)\s*[=:]\s*)[^\s,;'\"&]+"
+)
 # scheme://user:password@host: keep the user and host, hide the password.
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:)[^\s@/]+(@)", re.IGNORECASE)
+# Bound extras whose name says they are a secret are hidden whatever their value.
+_SECRET_KEY = re.compile(r"(?i)(?:\w*_)?(?:password|passwd|secret|token|api_?key|authorization)")
 
 
 def mask_text(text: str) -> str:
@@ -64,11 +75,13 @@ def mask_text(text: str) -> str:
 
     Idempotent: masking a masked text changes nothing.
     """
-    text = _JID.sub(_mask_jid, text)
-    text = _NUMBER.sub(lambda m: mask("+" + m.group().lstrip("+")), text)
+    # Secrets first: their digits must be hidden whole, not turned into a phone mask.
     text = _OPENAI_KEY.sub(lambda m: m.group()[:6] + "***", text)
     text = _BEARER.sub(r"\1***", text)
-    return _URL_PASSWORD.sub(r"\1***\2", text)
+    text = _ASSIGNED_SECRET.sub(r"\1***", text)
+    text = _URL_PASSWORD.sub(r"\1***\2", text)
+    text = _JID.sub(_mask_jid, text)
+    return _NUMBER.sub(lambda m: mask("+" + m.group().lstrip("+")), text)
 
 
 def _mask_jid(match: re.Match[str]) -> str:
@@ -93,7 +106,9 @@ def _mask_value(value: Any) -> Any:
 def _mask_record(record: Record) -> None:
     """loguru patcher: mask the message and every bound extra before any sink sees them."""
     record["message"] = mask_text(record["message"])
-    record["extra"].update({key: _mask_value(v) for key, v in record["extra"].items()})
+    extra = record["extra"]
+    for key, value in extra.items():
+        extra[key] = "***" if _SECRET_KEY.fullmatch(key) else _mask_value(value)
 
 
 # --- output --------------------------------------------------------------------------------
@@ -191,7 +206,14 @@ class InterceptHandler(logging.Handler):
         while frame is not None and (depth == 0 or frame.f_code.co_filename == logging.__file__):
             frame = frame.f_back
             depth += 1
-        logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
+        # Keep the stdlib logger's name (whatsmeow.Client, apscheduler.scheduler): the frame
+        # that logged is often a shared helper such as neonize's log-forwarding thread.
+        named = logger.patch(partial(_rename, name=record.name))
+        named.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
+
+
+def _rename(record: Record, name: str) -> None:
+    record["name"] = name
 
 
 def _route_stdlib(level_no: int, debug: bool) -> None:
@@ -221,8 +243,8 @@ def setup_logging(
 
     Replaces every loguru sink and the stdlib root handlers, so calling it again
     reconfigures instead of duplicating output. Phone numbers, WhatsApp ids, API keys,
-    bearer tokens and URL passwords are masked in every sink, including ones added later.
-    Variable values are never printed in tracebacks (`diagnose=False`): they hold secrets.
+    bearer tokens, `password=…` and URL passwords are masked in every sink, including ones
+    added later (a loguru patcher: a later `logger.configure(patcher=…)` would replace it).
     """
     environ = {} if environ is None else environ
     stream = sys.stderr if stream is None else stream
@@ -231,19 +253,21 @@ def setup_logging(
 
     logger.remove()
     logger.configure(patcher=_mask_record)
-    if json:
-        logger.add(_Sink(stream, _render_json), level=level, format="{message}",
-                   serialize=True, backtrace=False, diagnose=False)
-    elif _under_journald(environ, stream):
-        logger.add(_Sink(stream, _render_journal), level=level,
-                   format=_with_extras(JOURNAL_FORMAT), colorize=False,
-                   backtrace=False, diagnose=False)
-    else:
-        colorize = _isatty(stream) and "NO_COLOR" not in environ
-        logger.add(_Sink(stream, _render_text), level=level,
-                   format=_with_extras(HUMAN_FORMAT), colorize=colorize,
-                   backtrace=False, diagnose=False)
+    # diagnose=False: variable values in tracebacks are exactly where secrets hide.
+    logger.add(level=level, backtrace=False, diagnose=False, **_output(json, environ, stream))
     _route_stdlib(level_no, debug=level_no <= logger.level("DEBUG").no)
+
+
+def _output(json: bool, environ: Mapping[str, str], stream: TextIO) -> dict[str, Any]:
+    """The sink and format arguments of `logger.add` for the chosen output."""
+    if json:
+        return {"sink": _Sink(stream, _render_json), "format": "{message}", "serialize": True}
+    if _under_journald(environ, stream):
+        sink = _Sink(stream, _render_journal)
+        return {"sink": sink, "format": _with_extras(JOURNAL_FORMAT), "colorize": False}
+    colorize = _isatty(stream) and "NO_COLOR" not in environ
+    sink = _Sink(stream, _render_text)
+    return {"sink": sink, "format": _with_extras(HUMAN_FORMAT), "colorize": colorize}
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -85,9 +85,7 @@ class Notifier:
         return True
 
 
-async def watchdog_loop(
-    notifier: Notifier, interval: float, sleep: Sleep = asyncio.sleep
-) -> None:
+async def watchdog_loop(notifier: Notifier, interval: float, sleep: Sleep = asyncio.sleep) -> None:
     """Ping the watchdog every `interval` seconds until cancelled.
 
     Run it as a task on the daemon's event loop, not in a thread: if the loop wedges the

@@ -87,3 +87,7 @@ def pair_code_instructions(code: str, masked_phone: str) -> str:
         f" Link with phone number instead → enter {shown}\n"
         "The code expires in about two and a half minutes.\n"
     )
+
+
+def remove_file(path: Path) -> None:
+    path.unlink(missing_ok=True)
