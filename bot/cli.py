@@ -127,6 +127,10 @@ def version() -> None:
     typer.echo(v("wabot"))
 
 
+# Commands of each area live in their own module and register on `app` when imported.
+from bot import cli_admin, cli_followups, cli_memory  # noqa: E402, F401
+
+
 def main() -> None:
     try:
         app()

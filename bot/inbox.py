@@ -35,14 +35,25 @@ class Fed(StrEnum):
     IGNORED = "ignored"
     OWNER = "owner"
     DEFERRED = "deferred"  # journaled while stopping: answered after the next start
+    FILTERED = "filtered"  # a filter took it (paused chat, opt-out, deny list, rate limit…)
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(slots=True)
+class Proactive:
+    """A turn the agent starts itself (a follow-up): `instruction` says why."""
+
+    instruction: str
+    kind: str
+    done: asyncio.Future[bool]
+
+
+@dataclass(slots=True)
 class _Chat:
     pending: list[InboundMessage] = field(default_factory=list)
+    proactive: list[Proactive] = field(default_factory=list)
     first_at: datetime = EPOCH
     last_at: datetime = EPOCH
     worker: asyncio.Task[None] | None = None
@@ -63,6 +74,9 @@ KIND_NOTES = {
 UNANSWERED_KINDS = {MessageKind.REACTION, MessageKind.OTHER}
 
 Describer = Callable[[InboundMessage], Awaitable[str]]
+# A filter sees every new inbound message (after journal and dedupe, before queueing) and
+# returns None to let it through, or what happened to it: the journal records that outcome.
+Filter = Callable[[InboundMessage], Awaitable["Fed | None"]]
 
 
 class Inbox:
@@ -80,6 +94,7 @@ class Inbox:
         self._slots = asyncio.Semaphore(settings.max_concurrent_turns)
         self._accepting = True
         self._flush = asyncio.Event()
+        self.filters: list[Filter] = []
         self.tasks: set[asyncio.Task[None]] = set()
         self.turns = 0
         self.failures = 0
@@ -99,6 +114,12 @@ class Inbox:
 
     async def _route(self, msg: InboundMessage) -> Fed:
         log = logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id)
+        for check in self.filters:
+            outcome = await check(msg)
+            if outcome is not None:
+                log.info("message {} by a filter", outcome.value)
+                await self.customers.journal_mark(self.tenant, [msg.msg_id], outcome.value)
+                return outcome
         if msg.from_owner:
             await self._record_owner(msg)
             return Fed.OWNER
@@ -126,10 +147,27 @@ class Inbox:
             chat.first_at = now
         chat.last_at = now
         chat.pending.append(msg)
+        self._wake(msg.key, chat)
+
+    def _wake(self, key: CustomerKey, chat: _Chat) -> None:
         if chat.worker is None:
-            chat.worker = asyncio.create_task(self._work(msg.key, chat))
+            chat.worker = asyncio.create_task(self._work(key, chat))
             self.tasks.add(chat.worker)
             chat.worker.add_done_callback(self.tasks.discard)
+
+    async def proactive(self, key: CustomerKey, instruction: str, kind: str = "followup") -> bool:
+        """Run a turn the agent starts itself, in order with the chat's other turns.
+
+        Returns True when a message was delivered. The caller checks whether it should be
+        sent at all (opt-out, pause, caps) before calling.
+        """
+        if not self._accepting:
+            return False
+        chat = self._chats.setdefault(key, _Chat())
+        item = Proactive(instruction, kind, asyncio.get_running_loop().create_future())
+        chat.proactive.append(item)
+        self._wake(key, chat)
+        return await item.done
 
     async def recover(self) -> int:
         """Queue journaled messages that were never answered (the daemon stopped mid-turn)."""
@@ -154,15 +192,45 @@ class Inbox:
 
     async def _work(self, key: CustomerKey, chat: _Chat) -> None:
         try:
-            while chat.pending:
-                await self._debounce(chat)
-                batch, chat.pending = chat.pending, []
-                async with self._slots:
-                    await self._turn(key, batch)
+            while chat.pending or chat.proactive:
+                if chat.pending:
+                    await self._debounce(chat)
+                    batch, chat.pending = chat.pending, []
+                    async with self._slots:
+                        await self._turn(key, batch)
+                elif chat.proactive:
+                    item = chat.proactive.pop(0)
+                    async with self._slots:
+                        sent = await self._proactive_turn(key, item)
+                    item.done.set_result(sent)
         finally:
             chat.worker = None
-            if not chat.pending:
+            for item in chat.proactive:
+                if not item.done.done():
+                    item.done.set_result(False)
+            if not chat.pending and not chat.proactive:
                 self._chats.pop(key, None)
+
+    async def _proactive_turn(self, key: CustomerKey, item: Proactive) -> bool:
+        log = logger.bind(customer=mask(key.phone))
+        try:
+            async with self.registry.use(key) as agent:
+                customer = agent.customer
+                contact = Contact(name=customer.name, wa_jid=customer.wa_jid,
+                                  lid=customer.lid) if customer else Contact()
+                chat_addr = (customer.wa_jid if customer and customer.wa_jid
+                             else self.presenter.gateway.chat_for(key.phone))
+                reply = await agent.handle([], contact, self.clock.now(),
+                                           instruction=item.instruction, kind=item.kind)
+                if reply.failed or not reply.text:
+                    return False
+                sent = await self.presenter.deliver(chat_addr, reply.text, kind=item.kind)
+                await self.customers.add_usage(key, msgs_out=sent)
+                return True
+        except Exception:
+            log.exception("{} turn failed", item.kind)
+            self.failures += 1
+            return False
 
     async def _turn(self, key: CustomerKey, batch: list[InboundMessage]) -> None:
         ids = [m.msg_id for m in batch]

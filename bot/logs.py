@@ -50,7 +50,9 @@ JOURNAL_FORMAT = "{level} | {name} | {message}"
 
 # A WhatsApp JID's user part (with optional `.agent` and `:device`) on a personal server.
 # Groups and newsletters are chats, not people; their digits are caught by _NUMBER if long.
-_JID = re.compile(r"(?<![^\W_])(\d{5,20})(?:\.\d+)?(?::\d+)?@(s\.whatsapp\.net|c\.us|lid)\b")
+_JID = re.compile(
+    r"(?<![^\W_])(\d{5,20})(?:\.\d+)?(?::\d+)?@(s\.whatsapp\.net|c\.us|lid|hosted(?:\.lid)?)\b"
+)
 # 8 to 15 digits (E.164 allows 15), optionally with '+', standing alone: '_', '/', ':', '@'
 # and spaces are boundaries; letters and digits are not, so a message id (3EB0C767D26A1B2C)
 # or a longer digit run is left alone. Not the digits of a decimal (1732150000.25), nor a
@@ -65,13 +67,13 @@ _ASSIGNED_SECRET = re.compile(
     r"(?i)\b((?:password|passwd|secret|token|api[_-]?key)\s*[=:]\s*)[^\s,;'\"&]+"
 )
 # scheme://user:password@host: keep the user and host, hide the password.
-_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:)[^\s@/]+(@)", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:)[^\s@/]+(@)", re.IGNORECASE)
 # Bound extras whose name says they are a secret are hidden whatever their value.
 _SECRET_KEY = re.compile(r"(?i)(?:\w*_)?(?:password|passwd|secret|token|api_?key|authorization)")
 
 
 def mask_text(text: str) -> str:
-    """`text` with phone numbers, WhatsApp JIDs, API keys, bearer tokens and URL passwords masked.
+    """`text` with phone numbers, WhatsApp JIDs, API keys, tokens and passwords masked.
 
     Idempotent: masking a masked text changes nothing.
     """
@@ -87,7 +89,7 @@ def mask_text(text: str) -> str:
 def _mask_jid(match: re.Match[str]) -> str:
     user, server = match.group(1), match.group(2)
     # A LID is an opaque id, not a phone number: no '+'.
-    masked = mask(user) if server == "lid" else mask(from_whatsapp(user))
+    masked = mask(user) if server.endswith("lid") else mask(from_whatsapp(user))
     return f"{masked}@{server}"
 
 

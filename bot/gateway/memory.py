@@ -58,4 +58,6 @@ class MemoryGateway(Gateway):
         return data
 
     def texts(self, chat: str | None = None) -> list[str]:
-        return [o.text for o in self.sent if o.action == "text" and (chat is None or o.chat == chat)]
+        return [
+            o.text for o in self.sent if o.action == "text" and (chat is None or o.chat == chat)
+        ]

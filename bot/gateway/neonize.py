@@ -1,6 +1,6 @@
 """The WhatsApp transport on neonize (whatsmeow in Go): normalize events, send, stay linked.
 
-The Go layer shapes this module (details in NEONIZE.md and the report in the PR):
+Three traits of the Go layer shape this module (see NEONIZE.md):
 - its first connect panics, killing the process, when WhatsApp cannot be reached
   (neonize#181, pocketpaw/pocketpaw#159: `panic: failed to dial whatsapp web websocket`),
   so nothing is handed to Go until a plain TCP connect to WhatsApp succeeds;
@@ -54,8 +54,6 @@ from bot.phones import PhoneError, from_whatsapp, mask
 PHONE_SERVERS = frozenset({"s.whatsapp.net", "hosted"})
 LID_SERVERS = frozenset({"lid", "hosted.lid"})
 SENT_IDS_KEPT = 1000
-# Routine drops (status updates, receipts of keys, reactions…) stay at DEBUG.
-_DROP_LEVELS = {"unresolved lid": "WARNING", "group": "INFO", "self chat": "INFO"}
 T = TypeVar("T")
 
 # ── normalization: MessageEv → InboundMessage | Dropped ─────────────────────────────────
@@ -76,6 +74,14 @@ class DropReason(StrEnum):
     KEY_DISTRIBUTION = "key distribution"
     ECHO = "echo"
     UNRESOLVED_LID = "unresolved lid"
+
+
+# Routine drops (status updates, key distribution, reactions…) stay at DEBUG.
+_DROP_LEVELS = {
+    DropReason.UNRESOLVED_LID: "WARNING",
+    DropReason.GROUP: "INFO",
+    DropReason.SELF_CHAT: "INFO",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +113,12 @@ class _Content:
     media: Any = None
 
 
-# whatsmeow already unwraps these (events.Message.UnwrapRaw); older builds did not.
+# whatsmeow's events.Message.UnwrapRaw strips the first six before we see the event; the
+# others it leaves wrapped. Unwrapping all of them here keeps normalize_event total.
 _WRAPPERS = (
-    "ephemeralMessage", "viewOnceMessage", "viewOnceMessageV2", "viewOnceMessageV2Extension",
-    "documentWithCaptionMessage", "lottieStickerMessage", "pollCreationMessageV4",
-    "groupMentionedMessage", "deviceSentMessage",
+    "deviceSentMessage", "botInvokeMessage", "ephemeralMessage", "viewOnceMessage",
+    "viewOnceMessageV2", "documentWithCaptionMessage", "viewOnceMessageV2Extension",
+    "lottieStickerMessage", "pollCreationMessageV4", "groupMentionedMessage",
 )  # fmt: skip
 _DROP_FIELDS = (
     ("reactionMessage", DropReason.REACTION), ("encReactionMessage", DropReason.REACTION),
@@ -442,6 +449,7 @@ class NeonizeGateway(Gateway):
         self._watchdog: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished: asyncio.Future[GatewayExit] | None = None
+        self._exit: GatewayExit | None = None
         self._sent_ids: OrderedDict[str, None] = OrderedDict()
         self._generation = 0
         self._failures = 0
@@ -464,14 +472,17 @@ class NeonizeGateway(Gateway):
     async def start(self) -> None:
         if self._runner is not None:
             return
+        if self._exit is not None:
+            raise GatewayError(f"this gateway has finished ({self._exit}): make a new one")
         _ = self.finished  # bind it to the running loop now
         login.prepare_state_dir(self.state_dir)
         self._runner = asyncio.create_task(self._run(), name=f"whatsapp:{self.tenant}")
 
     async def stop(self) -> None:
+        self._exit = self._exit or GatewayExit.STOPPED
         await self._shutdown()
         if not self.finished.done():
-            self.finished.set_result(GatewayExit.STOPPED)
+            self.finished.set_result(self._exit)
 
     async def _run(self) -> None:
         delay = 0.0
@@ -532,7 +543,9 @@ class NeonizeGateway(Gateway):
         self._register(client)
         self._restart = asyncio.get_running_loop().create_future()
         self._client = client
-        self._status("connecting to WhatsApp" + ("" if stored else ": new login, QR code follows"))
+        self._status(
+            "connecting to WhatsApp" + ("" if stored else " (no session yet: login follows)")
+        )
         try:
             self._go_task = await client.connect()
             self._go_task.add_done_callback(self._on_go_exit)
@@ -589,8 +602,9 @@ class NeonizeGateway(Gateway):
                 leftover.cancel()
 
     async def _finish(self, exit: GatewayExit, message: str) -> None:
-        if self.finished.done():
+        if self._exit is not None:
             return
+        self._exit = exit
         logger.bind(exit=exit.value).error(message)
         self._status(message, log=False)
         await self._shutdown()
@@ -599,6 +613,10 @@ class NeonizeGateway(Gateway):
                 logger.info("removed the stale WhatsApp session {}", path)
         if not self.finished.done():
             self.finished.set_result(exit)
+
+    def _is_current(self, client: GoClient) -> bool:
+        """Whether an event comes from the live client, not one being or already stopped."""
+        return client is self._client and self._exit is None
 
     async def _shutdown(self) -> None:
         current = asyncio.current_task()
@@ -673,6 +691,8 @@ class NeonizeGateway(Gateway):
 
     @_guarded("ConnectedEv")
     async def _on_connected(self, client: GoClient, ev: Any) -> None:
+        if not self._is_current(client):
+            return
         self._cancel(self._watchdog)
         self._failures = 0
         self.connected.set()
@@ -688,6 +708,8 @@ class NeonizeGateway(Gateway):
 
     @_guarded("DisconnectedEv")
     async def _on_disconnected(self, client: GoClient, ev: Any) -> None:
+        if not self._is_current(client):
+            return
         self.connected.clear()
         self._status("offline: WhatsApp disconnected, reconnecting")
 
@@ -715,6 +737,8 @@ class NeonizeGateway(Gateway):
 
     @_guarded("TemporaryBanEv")
     async def _on_temporary_ban(self, client: GoClient, ev: Any) -> None:
+        if not self._is_current(client):
+            return
         # whatsmeow does not reconnect after a ban; we do once it has expired.
         expire = max(0, int(ev.Expire))  # seconds (goneonize encodes Expire.Seconds())
         until = self._clock.now() + timedelta(seconds=expire)
@@ -730,6 +754,8 @@ class NeonizeGateway(Gateway):
 
     @_guarded("ConnectFailureEv")
     async def _on_connect_failure(self, client: GoClient, ev: Any) -> None:
+        if not self._is_current(client):
+            return
         # whatsmeow only emits this for failures it will not retry itself.
         delay = self._delay(self._failures)
         self._failures += 1
@@ -763,6 +789,8 @@ class NeonizeGateway(Gateway):
     async def _on_qr(self, client: GoClient, data: bytes) -> None:
         # Called on every QR refresh (60 s, then 20 s each); when the codes run out Go
         # closes the socket and says nothing more to Python, hence the watchdog.
+        if not self._is_current(client):
+            return
         self._cancel(self._watchdog)
         self._watchdog = self._spawn(self._login_watchdog())
         login.write_qr_png(data, self.qr_png_path)

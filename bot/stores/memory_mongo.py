@@ -19,7 +19,13 @@ from urllib.parse import parse_qs, urlsplit
 from beanie import Document, UpdateResponse, init_beanie
 from pydantic import BaseModel, Field
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
-from pymongo.errors import BulkWriteError, ConfigurationError, DuplicateKeyError, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConfigurationError,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+)
 
 from bot.models import CustomerKey, MemoryMessage, Stage
 from bot.stores.memory_base import ROLES, Fact, MemoryStore, Profile, StageChange
@@ -149,20 +155,27 @@ class MongoMemoryStore(MemoryStore):
         return {k: v for k, v in self._options.items() if k.lower() not in in_url}
 
     async def start(self) -> None:
+        if self._client is not None:
+            return
         where = mask_url(self._url)
         try:
-            # tz_aware: PyMongo hands back naive datetimes otherwise.
+            # tz_aware: without it PyMongo hands back naive datetimes.
             self._client = AsyncMongoClient(self._url, tz_aware=True, appname="wabot",
                                             **self._client_options())
         except (ConfigurationError, ValueError, TypeError) as exc:
             raise MemoryBackendUnavailable(
                 f"MongoDB URL {where} is invalid: {exc} — check WABOT_MONGODB_URL") from exc
         try:
-            # Ping before init_beanie so an unreachable server fails here, once, clearly.
+            # Ping first: the client connects lazily, so this is where "unreachable" shows.
             await self._client.admin.command("ping")
             db = (self._client[self._database] if self._database
                   else self._client.get_default_database("wabot"))
             await init_beanie(database=db, document_models=[AgentMemory, MemoryMessageDoc])
+        except OperationFailure as exc:  # reached, but said no: credentials, rights, indexes
+            await self.close()
+            raise MemoryBackendUnavailable(
+                f"MongoDB at {where} refused wabot: {exc} — check the user, its rights and "
+                "the database in WABOT_MONGODB_URL") from exc
         except PyMongoError as exc:
             await self.close()
             raise MemoryBackendUnavailable(

@@ -1,0 +1,5 @@
+"""`wabot` commands for the followups area (registered on the shared Typer app)."""
+
+from __future__ import annotations
+
+from bot.cli import app  # noqa: F401
