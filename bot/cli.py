@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,7 +57,7 @@ def settings_or_exit(**overrides: object) -> Settings:
     from bot.logs import setup_logging
 
     level = "DEBUG" if state.verbose else settings.log_level
-    setup_logging(level=level, json=state.log_json or settings.log_json)
+    setup_logging(level=level, json=state.log_json or settings.log_json, environ=os.environ)
     return settings
 
 

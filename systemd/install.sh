@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Install or update wabot as a systemd service from this checkout. Run as root:
+#
+#   sudo systemd/install.sh                   # one WhatsApp number: wabot.service
+#   sudo systemd/install.sh --instance shop1  # one of several numbers: wabot@shop1.service
+#
+# Safe to rerun after `git pull`: the package is reinstalled and running units restarted;
+# existing configuration is never overwritten.
+#
+# Options:
+#   --instance NAME  set up wabot@NAME (config /etc/wabot/NAME.toml, state /var/lib/wabot/NAME)
+#   --no-start       install, but do not enable, start or restart any unit
+#   --skip-venv      leave /opt/wabot/venv alone (configuration and units only)
+#   --dry-run        print every step, change nothing
+# Environment:
+#   DESTDIR  install under this root (packaging, tests); skips useradd, chown and systemctl
+#   PYTHON   interpreter for the virtualenv (default: python3; 3.11 or newer)
+set -euo pipefail
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+DESTDIR=${DESTDIR:-}
+PYTHON=${PYTHON:-python3}
+WABOT_USER=wabot
+PREFIX=/opt/wabot
+VENV=$PREFIX/venv
+CONF=/etc/wabot
+STATE=/var/lib/wabot
+UNITS=/etc/systemd/system
+
+DRY_RUN=0
+START=1
+VENV_STEP=1
+INSTANCE=
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+die() { echo "install.sh: $*" >&2; exit 1; }
+say() { printf '\n== %s\n' "$*"; }
+
+# Every change goes through run: printed first, skipped on --dry-run.
+run() {
+    printf '+'; printf ' %q' "$@"; printf '\n'
+    if [ "$DRY_RUN" = 0 ]; then "$@"; fi
+}
+
+# Changes to the live system (accounts, ownership, systemd) are skipped under DESTDIR.
+system() {
+    if [ -z "$DESTDIR" ]; then run "$@"; return; fi
+    printf '+ (skipped under DESTDIR)'; printf ' %q' "$@"; printf '\n'
+}
+
+parse_args() {
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --instance) [ $# -ge 2 ] || die "--instance needs a name"; INSTANCE=$2; shift ;;
+            --instance=*) INSTANCE=${1#*=} ;;
+            --no-start) START=0 ;;
+            --skip-venv) VENV_STEP=0 ;;
+            --dry-run) DRY_RUN=1 ;;
+            -h|--help) usage; exit 0 ;;
+            *) die "unknown option $1 (see --help)" ;;
+        esac
+        shift
+    done
+    # The name becomes a unit instance and file names: keep it plain.
+    if [ -n "$INSTANCE" ] && ! [[ $INSTANCE =~ ^[A-Za-z0-9][A-Za-z0-9_-]*$ ]]; then
+        die "instance name '$INSTANCE': use letters, digits, '-' and '_'"
+    fi
+}
+
+preflight() {
+    [ -f "$SRC/pyproject.toml" ] || die "$SRC is not a wabot checkout (no pyproject.toml)"
+    if [ "$DRY_RUN" = 0 ] && [ -z "$DESTDIR" ] && [ "$(id -u)" != 0 ]; then
+        die "run as root (or try --dry-run, or DESTDIR=/some/dir)"
+    fi
+    if [ "$VENV_STEP" = 1 ] && [ "$DRY_RUN" = 0 ]; then
+        "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+            || die "$PYTHON is older than 3.11 (set PYTHON=python3.11 or newer)"
+    fi
+}
+
+create_user() {
+    say "system user $WABOT_USER"
+    if [ -z "$DESTDIR" ] && id -u "$WABOT_USER" >/dev/null 2>&1; then
+        echo "exists"
+        return
+    fi
+    local nologin
+    nologin=$(command -v nologin || echo /usr/sbin/nologin)
+    system useradd --system --user-group --home-dir "$STATE" --no-create-home \
+        --shell "$nologin" --comment "wabot WhatsApp daemon" "$WABOT_USER"
+}
+
+install_venv() {
+    say "virtualenv $VENV"
+    if [ "$VENV_STEP" = 0 ]; then echo "skipped (--skip-venv)"; return; fi
+    run install -d -m 0755 "$DESTDIR$PREFIX"
+    if [ ! -x "$DESTDIR$VENV/bin/python" ]; then
+        run "$PYTHON" -m venv "$DESTDIR$VENV"
+    fi
+    run "$DESTDIR$VENV/bin/python" -m pip install --quiet --upgrade pip
+    # --upgrade reinstalls the checkout even when the version number did not change.
+    run "$DESTDIR$VENV/bin/python" -m pip install --quiet --upgrade "$SRC"
+    if [ -f "$SRC/README.md" ]; then
+        run install -m 0644 "$SRC/README.md" "$DESTDIR$PREFIX/README.md"
+    fi
+}
+
+# Copy an example into place unless the operator already has that file.
+# Sets NEEDS_EDIT=1 when the file is new (or missing): the operator has to edit it first.
+install_config() {
+    local example=$SRC/config/$1 target=$DESTDIR$CONF/$2 mode=$3
+    if [ -e "$target" ]; then
+        echo "keep $target"
+    elif [ ! -f "$example" ]; then
+        echo "warning: $example is missing; create $target yourself" >&2
+        NEEDS_EDIT=1
+    else
+        run install -m "$mode" "$example" "$target"
+        system chown "root:$WABOT_USER" "$target"
+        NEEDS_EDIT=1
+    fi
+}
+
+install_configs() {
+    say "configuration $CONF"
+    local name=${INSTANCE:-wabot}
+    run install -d -m 0750 "$DESTDIR$CONF"
+    system chown "root:$WABOT_USER" "$DESTDIR$CONF"
+    NEEDS_EDIT=0
+    install_config wabot.example.toml "$name.toml" 0640
+    install_config wabot.env.example "$name.env" 0640
+    # One business description may serve several numbers: shared, copied once.
+    install_config business.example.yaml business.yaml 0640
+}
+
+install_state_dir() {
+    # systemd creates it on start; `wabot login` may run before the first start.
+    local dir=$STATE${INSTANCE:+/$INSTANCE}
+    say "state $dir"
+    run install -d -m 0700 "$DESTDIR$dir"
+    system chown "$WABOT_USER:$WABOT_USER" "$DESTDIR$dir"
+}
+
+install_units() {
+    say "units $UNITS"
+    run install -d -m 0755 "$DESTDIR$UNITS"
+    run install -m 0644 "$SRC/systemd/wabot.service" "$DESTDIR$UNITS/wabot.service"
+    run install -m 0644 "$SRC/systemd/wabot@.service" "$DESTDIR$UNITS/wabot@.service"
+    system systemctl daemon-reload
+}
+
+start_units() {
+    local unit=wabot${INSTANCE:+@$INSTANCE}.service
+    say "service $unit"
+    if [ "$START" = 0 ]; then echo "not started (--no-start)"; return; fi
+    # An update: whatever runs the old code is restarted (no-op for stopped units).
+    system systemctl try-restart --no-block wabot.service 'wabot@*.service'
+    if [ "$NEEDS_EDIT" = 1 ]; then
+        next_steps "$unit"
+        return
+    fi
+    # --no-block: start-up may wait for a QR scan; follow it in the journal.
+    system systemctl enable --now --no-block "$unit"
+    echo "follow it with: journalctl -fu $unit"
+}
+
+next_steps() {
+    local name=${INSTANCE:-wabot}
+    cat <<EOF
+Configuration is new or missing: edit it, then start the service:
+  \$EDITOR $CONF/$name.toml $CONF/$name.env $CONF/business.yaml
+  systemctl enable --now $1
+  journalctl -fu $1      # scan the QR code it prints (or see $STATE${INSTANCE:+/$INSTANCE}/login-qr.png)
+EOF
+}
+
+main() {
+    parse_args "$@"
+    preflight
+    if [ "$DRY_RUN" = 1 ]; then echo "dry run: nothing will be changed"; fi
+    create_user
+    install_venv
+    install_configs
+    install_state_dir
+    install_units
+    start_units
+}
+
+main "$@"
