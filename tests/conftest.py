@@ -3,15 +3,43 @@ guard, and the fake OpenAI-wire server."""
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from typing import Any
 
 import pytest
 
 from tests.fakes.netguard import network_guard  # noqa: F401  (autouse fixture)
 from tests.fakes.openai_server import openai_server  # noqa: F401  (fixture)
+
+
+
+def _import_neonize_quietly() -> None:
+    """Import neonize once, before any test, without failing whichever test runs first.
+
+    `import neonize` runs `os.popen("uname -a").read()` and drops the pipe
+    (neonize/utils/platform.py:39); under `-W error` its finalizers raise ResourceWarning,
+    which pytest would pin on an unrelated test. Only those, only during this import.
+    """
+    hook = sys.unraisablehook
+
+    def ignore_popen_leak(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, ResourceWarning):
+            hook(unraisable)
+
+    sys.unraisablehook = ignore_popen_leak
+    try:
+        importlib.import_module("neonize")
+    finally:
+        sys.unraisablehook = hook
+
+
+_import_neonize_quietly()
 
 POSTGRES_ENV = "WABOT_TEST_POSTGRES_URL"
 MONGODB_ENV = "WABOT_TEST_MONGODB_URL"

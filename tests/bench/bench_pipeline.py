@@ -1,0 +1,198 @@
+"""Pipeline benchmark (not part of the test run): throughput, own overhead, memory per agent.
+
+    python tests/bench/bench_pipeline.py [--customers 1000 10000] [--latency 0.2]
+                                         [--database-url postgresql://…]
+
+The fake OpenAI-wire server runs in its own process (as a real endpoint would), at a fixed
+latency. Presentation delays and debounce are off: they are waiting, not work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bot.app import App  # noqa: E402
+from bot.business import DEFAULT_BUSINESS  # noqa: E402
+from bot.gateway.memory import MemoryGateway  # noqa: E402
+from bot.models import CustomerKey, InboundMessage  # noqa: E402
+from bot.settings import load_settings  # noqa: E402
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def start_fake_llm(latency: float) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.openai_server", "--latency", str(latency)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("READY "):
+        raise RuntimeError(f"fake server did not start: {line!r}")
+    return proc, line.split()[1]
+
+
+def make_app(base_url: str, db_url: str, state: Path, tenant: str, concurrency: int) -> App:
+    settings = load_settings(
+        None, tenant=tenant, state_dir=state, database_url=db_url,
+        llm={"base_url": base_url, "api_key": "bench", "max_retries": 0, "timeout": 30},
+        presenter={"enabled": False}, inbox={"debounce_seconds": 0,
+                                             "max_concurrent_turns": concurrency},
+        log_level="WARNING")
+    return App(settings, MemoryGateway(), business=DEFAULT_BUSINESS)
+
+
+class Timing:
+    """Per-message wall time from feed to sent, and the time spent waiting on the LLM."""
+
+    def __init__(self, app: App) -> None:
+        self.fed: dict[str, float] = {}
+        self.done: dict[str, float] = {}
+        self.llm: dict[str, float] = {}
+        self.overhead: list[float] = []
+        self.finished = asyncio.Event()
+        self.expected = 0
+        llm = app.llm
+        original = llm.complete
+
+        async def timed(messages: list[dict[str, Any]], *a: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return await original(messages, *a, **kw)
+            finally:
+                phone = str(messages[-1]["content"]).split()[-1]
+                self.llm[phone] = self.llm.get(phone, 0.0) + time.perf_counter() - t0
+
+        llm.complete = timed  # type: ignore[method-assign]
+        app.gateway.listeners.append(self._sent)  # type: ignore[attr-defined]
+
+    def _sent(self, out: Any) -> None:
+        if out.action != "text":
+            return
+        phone = "+" + out.chat.split("@")[0]
+        self.done[phone] = time.perf_counter()
+        if len(self.done) >= self.expected:
+            self.finished.set()
+
+    def overhead_ms(self) -> list[float]:
+        return sorted((self.done[p] - self.fed[p] - self.llm.get(p, 0.0)) * 1000
+                      for p in self.done)
+
+
+def pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def throughput(base_url: str, db_url: str, state: Path, n: int, concurrency: int) -> None:
+    tenant = f"bench{n}-{int(time.time())}"
+    app = make_app(base_url, db_url, state, tenant, concurrency)
+    await app.start()
+    timing = Timing(app)
+    timing.expected = n
+    phones = [f"+1555{i:07d}" for i in range(n)]
+    t0 = time.perf_counter()
+    for i, phone in enumerate(phones):
+        timing.fed[phone] = time.perf_counter()
+        await app.inbox.feed(InboundMessage(
+            tenant=tenant, phone=phone, msg_id=f"B{i}", timestamp=app.clock.now(),
+            text=f"hello from {phone}", chat=app.gateway.chat_for(phone)))
+    await asyncio.wait_for(timing.finished.wait(), timeout=600)
+    elapsed = time.perf_counter() - t0
+    over = timing.overhead_ms()
+    print(f"throughput  customers={n:>6}  {n / elapsed:8.1f} msg/s  ({elapsed:.1f} s)  "
+          f"overhead under load p50={pct(over, .5):.2f} ms p99={pct(over, .99):.2f} ms")
+    await app.stop()
+
+
+async def sequential_overhead(base_url: str, db_url: str, state: Path, n: int) -> None:
+    """One message at a time: the pipeline's own cost with nothing else competing."""
+    tenant = f"seq-{int(time.time())}"
+    app = make_app(base_url, db_url, state, tenant, 1)
+    await app.start()
+    timing = Timing(app)
+    for i in range(n):
+        phone = f"+1666{i % 200:07d}"  # 200 customers, so most turns hit a cached agent
+        timing.expected = len(timing.done) + 1
+        timing.finished.clear()
+        timing.done.pop(phone, None)
+        timing.llm.pop(phone, None)
+        timing.fed[phone] = time.perf_counter()
+        await app.inbox.feed(InboundMessage(
+            tenant=tenant, phone=phone, msg_id=f"S{i}", timestamp=app.clock.now(),
+            text=f"question {i} from {phone}", chat=app.gateway.chat_for(phone)))
+        await timing.finished.wait()
+        if i >= 200:
+            timing.overhead.append((timing.done[phone] - timing.fed[phone]
+                                    - timing.llm[phone]) * 1000)
+    over = sorted(timing.overhead)
+    print(f"own overhead (sequential, {len(over)} turns, warm agents)  "
+          f"p50={pct(over, .5):.2f} ms  p99={pct(over, .99):.2f} ms")
+    await app.stop()
+
+
+async def agent_memory(base_url: str, db_url: str, state: Path, n: int) -> None:
+    tenant = f"mem-{int(time.time())}"
+    app = make_app(base_url, db_url, state, tenant, 1)
+    await app.start()
+    keys = [CustomerKey(tenant, f"+1777{i:07d}") for i in range(n)]
+    async with app.registry.use(keys[0]):
+        pass
+    gc.collect()
+    before = rss_bytes()
+    for key in keys[1:]:
+        async with app.registry.use(key):
+            pass
+    gc.collect()
+    after = rss_bytes()
+    print(f"memory per cached idle agent: {(after - before) / (n - 1):.0f} bytes RSS "
+          f"({n - 1} agents, {(after - before) / 1e6:.1f} MB)")
+    hits = 200_000
+    t0 = time.perf_counter()
+    for i in range(hits):
+        async with app.registry.use(keys[i % n]):
+            pass
+    per = (time.perf_counter() - t0) / hits * 1e6
+    print(f"registry hit cost: {per:.2f} µs per use() on a cached agent")
+    await app.stop()
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--customers", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--latency", type=float, default=0.2)
+    ap.add_argument("--concurrency", type=int, default=256)
+    ap.add_argument("--database-url", default="")
+    args = ap.parse_args()
+    proc, base_url = start_fake_llm(args.latency)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            state = Path(tmp)
+            db_url = args.database_url or f"sqlite:///{state / 'bench.db'}"
+            print(f"database: {db_url.split('@')[-1]}  fake LLM latency: {args.latency * 1000:.0f} ms"
+                  f"  concurrency: {args.concurrency}  cpus: {os.cpu_count()}")
+            for n in args.customers:
+                await throughput(base_url, db_url, state, n, args.concurrency)
+            await sequential_overhead(base_url, db_url, state, 1200)
+            await agent_memory(base_url, db_url, state, 10_000)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,146 @@
+"""Fixtures for the WhatsApp gateway: a stand-in Go layer, a virtual clock, a local probe
+target, and captured log records."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import io
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from loguru import logger
+
+
+def _import_neonize_quietly() -> None:
+    """Import neonize without failing whichever test happens to run first.
+
+    `import neonize` runs `os.popen("uname -a").read()` and drops the pipe
+    (neonize/utils/platform.py:39). Under `-W error` the Popen and pipe finalizers raise
+    ResourceWarning, which pytest's unraisable hook would pin on the next test. Swallowing
+    exactly those, during exactly this import, keeps every other warning an error.
+    """
+    hook = sys.unraisablehook
+
+    def ignore_popen_leak(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, ResourceWarning):
+            hook(unraisable)
+
+    sys.unraisablehook = ignore_popen_leak
+    try:
+        importlib.import_module("neonize")
+    finally:
+        sys.unraisablehook = hook
+
+
+_import_neonize_quietly()
+
+from bot.clock import VirtualClock  # noqa: E402
+from bot.gateway.neonize import NeonizeGateway  # noqa: E402
+from tests.gateway.builders import StandInClient, StandInFactory  # noqa: E402
+
+TENANT = "tienda"
+
+
+class RecordingClock(VirtualClock):
+    """A virtual clock that also remembers every sleep asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sleeps: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        await super().sleep(seconds)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (connecting to it is refused at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def clock() -> RecordingClock:
+    return RecordingClock()
+
+
+@pytest.fixture
+def factory() -> StandInFactory:
+    return StandInFactory()
+
+
+@pytest.fixture
+def statuses() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def console() -> io.StringIO:
+    return io.StringIO()
+
+
+@pytest.fixture
+async def reachable() -> AsyncIterator[tuple[str, int]]:
+    """A listening loopback address: what the probe sees when WhatsApp is reachable."""
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    yield "127.0.0.1", server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.fixture
+async def make_gateway(
+    tmp_path: Path,
+    clock: RecordingClock,
+    factory: StandInFactory,
+    statuses: list[str],
+    console: io.StringIO,
+    reachable: tuple[str, int],
+) -> AsyncIterator[Callable[..., NeonizeGateway]]:
+    made: list[NeonizeGateway] = []
+
+    def make(**options: Any) -> NeonizeGateway:
+        settings: dict[str, Any] = {
+            "probe_address": reachable,
+            "on_status": statuses.append,
+            "client_factory": factory,
+            "console": console,
+            "call_timeout": 2.0,
+            **options,
+        }
+        gateway = NeonizeGateway(TENANT, tmp_path / "state", clock, **settings)
+        made.append(gateway)
+        return gateway
+
+    yield make
+    for gateway in made:
+        await gateway.stop()
+
+
+@pytest.fixture
+async def running(
+    make_gateway: Callable[..., NeonizeGateway], factory: StandInFactory
+) -> tuple[NeonizeGateway, StandInClient]:
+    """A started gateway whose Go client is connecting (not yet connected)."""
+    gateway = make_gateway()
+    await gateway.start()
+    return gateway, await factory.next_client()
+
+
+@pytest.fixture
+def log_records() -> Iterator[list[dict[str, Any]]]:
+    """Every loguru record emitted during the test (DEBUG and up)."""
+    records: list[dict[str, Any]] = []
+    sink_id = logger.add(lambda message: records.append(message.record), level="DEBUG")
+    yield records
+    logger.remove(sink_id)
