@@ -17,20 +17,28 @@ from typing import Any
 from loguru import logger
 
 from bot.agents.agent import AgentDeps, Budget, CustomerAgent
+from bot.agents.memory_keeper import MemoryKeeper
 from bot.agents.registry import AgentRegistry, EventSink
 from bot.agents.tools import default_tools
 from bot.business import DEFAULT_BUSINESS, Business, load_business
 from bot.clock import Clock, SystemClock
+from bot.followups import FollowUpScheduler
 from bot.gateway.base import Gateway
 from bot.inbox import Inbox
+from bot.lifecycle import run_churn_sweep
+from bot.limits import Access, RateLimiter
 from bot.llm import LLM
+from bot.media import Media
 from bot.models import CustomerKey, InboundMessage
+from bot.optout import OptOut
 from bot.phones import mask
 from bot.presenter import Presenter
 from bot.settings import Settings
+from bot.status import Live, Monitor
 from bot.stores.customers import CustomerStore
 from bot.stores.db import Database
 from bot.stores.memory_base import MemoryStore
+from bot.takeover import Takeover
 
 
 def load_business_for(settings: Settings) -> Business:
@@ -75,20 +83,51 @@ class App:
         self.business = business or load_business_for(settings)
         self.llm = llm or build_llm(settings)
         self.db = Database(settings.sql_url)
-        self.customers = CustomerStore(self.db)
+        self.customers = CustomerStore(self.db, clock=self.clock)
         self.memory = build_memory(settings, self.db)
         s = settings
         self.deps = AgentDeps(
             customers=self.customers, memory=self.memory, llm=self.llm, tools=default_tools(),
             business=self.business,
-            budget=Budget(context=s.llm.context_tokens, history=s.llm.history_tokens),
+            budget=Budget(context=s.llm.context_tokens, history=s.llm.history_tokens,
+                          facts=s.memory.facts_tokens, summary=s.memory.summary_tokens),
             failure_reply=s.agents.failure_reply)
+        # Summaries and insights run in the background on the same client, with the
+        # summary model and room for a whole summary in one answer.
+        background_llm = LLM(self.llm.client, s.llm.summary_model or self.llm.model,
+                             temperature=0.2, max_tokens=max(600, s.memory.summary_tokens))
+        self.keeper = MemoryKeeper(self.memory, self.customers, background_llm, self.clock,
+                                   s.memory, self.deps.budget)
+        self.deps.after_turn = self.keeper.schedule
         self.registry = AgentRegistry(
             self._load_agent, self.clock, idle_seconds=s.agents.idle_evict_minutes * 60,
             max_agents=s.agents.max_cached_agents, on_event=on_agent_event)
         self.presenter = Presenter(gateway, self.clock, s.presenter)
+        self.media = Media(self.llm, self.customers, self.memory, self.presenter, s.media)
         self.inbox = Inbox(s.tenant, self.customers, self.registry, self.presenter,
-                           self.clock, s.inbox)
+                           self.clock, s.inbox, describe=self.media.describe)
+        f = s.followups
+        self.followups = FollowUpScheduler(
+            s.tenant, s.sql_url, f, customers=self.customers, memory=self.memory,
+            inbox=self.inbox, business=self.business, clock=self.clock) if f.enabled else None
+        self.optout = OptOut(f.optout, self.customers, self.memory, self.presenter, self.inbox,
+                             self.clock, self.followups.cancel if self.followups else None)
+        self.deps.tools.add(self.optout.tool)
+        if self.followups is not None:
+            for tool in self.followups.tools():
+                self.deps.tools.add(tool)
+            self.inbox.after_inbound.append(self.followups.on_inbound)
+        self.takeover = Takeover(self.customers, self.memory, gateway, self.clock, s.takeover)
+        self.limiter = RateLimiter(self.customers, self.presenter, self.clock, s.limits,
+                                   self.inbox.has_pending)
+        # Who may talk (access) → STOP/START (opt-out, never rate limited) → is a human
+        # handling the chat (takeover) → how much
+        # (limits) → kinds with a fixed outcome (media). The limiter must stay the last
+        # filter that awaits anything: it counts the turn a message is about to start.
+        self.inbox.filters += [Access(s.access), self.optout, self.takeover, self.limiter,
+                               self.media.filter]
+        self.inbox.hold = self.takeover.hold
+        self.monitor = Monitor(self.db, s.tenant, self.clock, s.heartbeat_seconds, self._live)
         self.background: set[asyncio.Task[None]] = set()
         self._started = False
 
@@ -96,6 +135,12 @@ class App:
         customer = await self.customers.get(key)
         profile = await self.memory.profile(key)
         return CustomerAgent(key, self.deps, customer, profile), customer is None
+
+    def _live(self) -> Live:
+        own = getattr(self.gateway, "connected_as", None)  # the WhatsApp gateway knows it
+        return Live(connected_as=own if isinstance(own, str) else "",
+                    agents_cached=len(self.registry), turns=self.inbox.turns,
+                    failures=self.inbox.failures)
 
     async def _on_inbound(self, msg: InboundMessage) -> None:
         try:
@@ -112,11 +157,20 @@ class App:
     async def start(self) -> None:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
         await self.db.create_all()
+        await self.monitor.start()
         await self.memory.start()
         self.gateway.on_message(self._on_inbound)
         await self.gateway.start()
         await self.inbox.recover()
+        if self.followups is not None:
+            await self.followups.start()
         self.spawn(self.registry.run_sweeper(self.settings.agents.sweep_seconds), "sweeper")
+        self.spawn(self.monitor.run(), "heartbeat")
+        m = self.settings.memory
+        if m.churn_after_days > 0:
+            self.spawn(run_churn_sweep(self.customers, self.memory, self.clock,
+                                       self.settings.tenant, m.churn_after_days,
+                                       m.churn_sweep_minutes * 60), "churn-sweep")
         self._started = True
         logger.info("wabot started for tenant {}", self.settings.tenant)
 
@@ -124,11 +178,16 @@ class App:
         if not self._started:
             return
         self._started = False
+        if self.followups is not None:
+            self.followups.close()  # due follow-ups wait in the store for the next start
         self.inbox.close()
         if not await self.inbox.drain(self.settings.stop_grace_seconds):
             logger.warning("turns still running after {} s were cancelled; their messages "
                            "stay in the journal and are answered after restart",
                            self.settings.stop_grace_seconds)
+        if self.followups is not None:
+            await self.followups.stop()
+        await self.keeper.stop()
         for task in list(self.background):
             task.cancel()
         for task in list(self.background):
@@ -137,6 +196,7 @@ class App:
         await self.gateway.stop()
         await self.llm.close()
         await self.memory.close()
+        await self.monitor.stop()
         await self.db.close()
         logger.info("wabot stopped")
 

@@ -36,6 +36,11 @@ class Fed(StrEnum):
     OWNER = "owner"
     DEFERRED = "deferred"  # journaled while stopping: answered after the next start
     FILTERED = "filtered"  # a filter took it (paused chat, opt-out, deny list, rate limit…)
+    DENIED = "denied"  # access lists: no agent, no model call, no reply
+    RATE_LIMITED = "rate_limited"  # over the customer's per-minute or daily cap
+    PAUSED = "paused"  # the owner took the chat over: kept in history, not answered
+    COMMAND = "command"  # an owner command typed in the chat ("#bot off")
+    AUTO_REPLIED = "auto_replied"  # a configured fixed reply, no model call
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -77,6 +82,12 @@ Describer = Callable[[InboundMessage], Awaitable[str]]
 # A filter sees every new inbound message (after journal and dedupe, before queueing) and
 # returns None to let it through, or what happened to it: the journal records that outcome.
 Filter = Callable[[InboundMessage], Awaitable["Fed | None"]]
+# Asked after the model answered and before the reply goes out: True holds the reply back
+# (the owner took the chat over while the turn was running).
+Hold = Callable[[CustomerKey], Awaitable[bool]]
+# Called after every customer turn (answered or not), inside the chat's worker: follow-up
+# rules count "silent for 24 h" from the customer's last message.
+AfterInbound = Callable[[CustomerKey], Awaitable[None]]
 
 
 class Inbox:
@@ -95,6 +106,8 @@ class Inbox:
         self._accepting = True
         self._flush = asyncio.Event()
         self.filters: list[Filter] = []
+        self.hold: Hold | None = None
+        self.after_inbound: list[AfterInbound] = []
         self.tasks: set[asyncio.Task[None]] = set()
         self.turns = 0
         self.failures = 0
@@ -178,6 +191,12 @@ class Inbox:
             logger.info("recovering {} unanswered message(s) from the journal", len(pending))
         return len(pending)
 
+    def has_pending(self, key: CustomerKey) -> bool:
+        """Whether a message of this chat is waiting for a turn that has not started yet
+        (a new message joins that turn instead of starting one)."""
+        chat = self._chats.get(key)
+        return bool(chat and chat.pending)
+
     # --- the per-chat worker -----------------------------------------------------------
 
     async def _debounce(self, chat: _Chat) -> None:
@@ -246,7 +265,9 @@ class Inbox:
                 reply = await agent.handle(lines, contact, self.clock.now())
                 if reply.failed:
                     status = "failed"
-                if reply.text:
+                if reply.text and self.hold is not None and await self.hold(key):
+                    status = Fed.PAUSED.value
+                elif reply.text:
                     sent = await self.presenter.deliver(chat_addr, reply.text)
                     await self.customers.add_usage(key, msgs_out=sent)
             self.turns += 1
@@ -259,6 +280,11 @@ class Inbox:
         if status == "failed":
             self.failures += 1
         await self.customers.journal_mark(self.tenant, ids, status)
+        for hook in self.after_inbound:
+            try:
+                await hook(key)
+            except Exception:
+                log.exception("after-turn hook failed")
 
     async def _text_of(self, msg: InboundMessage) -> str:
         if msg.kind is MessageKind.TEXT:

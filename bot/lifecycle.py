@@ -1,8 +1,25 @@
-"""The customer lifecycle: LEAD → CUSTOMER → ACTIVE_USER → CHURNED, and which moves make sense."""
+"""The customer lifecycle: LEAD → CUSTOMER → ACTIVE_USER → CHURNED, which moves make sense,
+and the rule that marks long-silent customers CHURNED.
+
+The agent moves a customer with the `set_stage` tool (validated by `transition_error`); the
+churn sweep runs in the daemon on the injected clock. Every change is kept in the customer's
+memory as a `StageChange` with its reason.
+"""
 
 from __future__ import annotations
 
-from bot.models import Stage
+from datetime import datetime, timedelta
+
+from loguru import logger
+from sqlalchemy import ColumnElement, func, select, update
+
+from bot.clock import Clock
+from bot.models import CustomerKey, Stage
+from bot.phones import mask
+from bot.stores.customers import CUSTOMERS, CustomerStore
+from bot.stores.memory_base import MemoryStore, StageChange
+
+SWEEP_PAGE = 500
 
 ORDER = (Stage.LEAD, Stage.CUSTOMER, Stage.ACTIVE_USER)
 
@@ -29,3 +46,58 @@ def transition_error(current: Stage, target: Stage, reason: str) -> str | None:
     if target is Stage.LEAD:
         return f"a {current.value} has already bought and cannot become a lead again"
     return None
+
+
+def _silent_since() -> ColumnElement[datetime]:
+    # A customer who never wrote (we wrote first) has been silent since first contact.
+    return func.coalesce(CUSTOMERS.c.last_inbound, CUSTOMERS.c.first_contact)
+
+
+async def churn_silent(customers: CustomerStore, memory: MemoryStore, tenant: str,
+                       now: datetime, after_days: float) -> list[CustomerKey]:
+    """Mark every customer of `tenant` silent for more than `after_days` CHURNED, with a
+    `StageChange` saying how long. Returns who was marked. Paged: any number of customers.
+
+    Each mark is one conditional UPDATE: a customer whose message lands meanwhile (a newer
+    `last_inbound`) is not churned by a sweep that read them as silent a moment before.
+    """
+    c = CUSTOMERS.c
+    cutoff = now - timedelta(days=after_days)
+    silent = _silent_since()
+    marked: list[CustomerKey] = []
+    last_id = 0
+    while True:
+        page = (select(c.id, c.phone, c.stage, silent.label("since"))
+                .where(c.tenant == tenant, c.stage != Stage.CHURNED.value, silent < cutoff,
+                       c.id > last_id)
+                .order_by(c.id).limit(SWEEP_PAGE))
+        async with customers.db.engine.connect() as conn:
+            rows = (await conn.execute(page)).all()
+        for row in rows:
+            key = CustomerKey(tenant, row.phone)
+            async with customers.db.engine.begin() as conn:
+                done = await conn.execute(
+                    update(CUSTOMERS).where(c.id == row.id, c.stage == row.stage, silent < cutoff)
+                    .values(stage=Stage.CHURNED.value))
+            if not done.rowcount:
+                continue
+            days = int((now - row.since).total_seconds() // 86400)
+            reason = f"silent for {days} days"
+            await memory.add_stage_change(key, StageChange(Stage(row.stage), Stage.CHURNED,
+                                                           reason, now))
+            logger.bind(customer=mask(row.phone)).info("customer marked churned: {}", reason)
+            marked.append(key)
+        if len(rows) < SWEEP_PAGE:
+            return marked
+        last_id = rows[-1].id
+
+
+async def run_churn_sweep(customers: CustomerStore, memory: MemoryStore, clock: Clock,
+                          tenant: str, after_days: float, every_seconds: float) -> None:
+    """The daemon's churn rule: sweep now, then every `every_seconds`, until cancelled."""
+    while True:
+        try:
+            await churn_silent(customers, memory, tenant, clock.now(), after_days)
+        except Exception:
+            logger.exception("churn sweep failed; retrying at the next interval")
+        await clock.sleep(every_seconds)

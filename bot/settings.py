@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -74,6 +74,172 @@ class PresenterSettings(BaseModel):
     between_bubbles_seconds: float = Field(0.8, ge=0)
 
 
+class MemorySettings(BaseModel):
+    """Long-term memory: the rolling summary, insight extraction and the churn rule."""
+
+    summarize_after_messages: int = Field(
+        40, ge=4, description="unsummarized messages that trigger a summary")
+    keep_recent_messages: int = Field(
+        12, ge=0, description="the newest messages stay verbatim, never folded")
+    summary_chunk_messages: int = Field(60, ge=2, description="messages folded per summary call")
+    summary_chunk_tokens: int = Field(4000, ge=200, description="input cap of one summary call")
+    summary_rounds: int = Field(
+        5, ge=1, description="summary calls per trigger; a backlog is worked off over turns")
+    summary_tokens: int = Field(800, ge=100, description="the summary's share of the prompt")
+    facts_tokens: int = Field(600, ge=50, description="the profile facts' share of the prompt")
+    insights: bool = True
+    insights_every_turns: int = Field(1, ge=1)
+    insights_window_messages: int = Field(20, ge=1)
+    delay_seconds: float = Field(
+        60.0, ge=0, description="memory work starts this long after a turn, so the turns of a "
+        "lively chat share one pass and never compete with it for the model")
+    max_background: int = Field(4, ge=1, description="summary/insight calls running at once")
+    stop_grace_seconds: float = Field(2.0, ge=0, le=60)
+    churn_after_days: float = Field(90.0, ge=0, description="0: never mark customers churned")
+    churn_sweep_minutes: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _recent_below_trigger(self) -> MemorySettings:
+        if self.keep_recent_messages >= self.summarize_after_messages:
+            raise ValueError("keep_recent_messages must be below summarize_after_messages")
+        return self
+
+
+_ACTION = r"^(note|ignore|reply:.+)$"
+
+
+class MediaSettings(BaseModel):
+    """What happens to messages that are not text (issue #6)."""
+
+    transcribe: bool = True  # voice notes and audio through the LLM endpoint's /audio API
+    transcription_model: str = "whisper-1"
+    max_download_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    vision_model: str | None = None  # set: images are described by this model
+    # Documents, stickers, locations, contacts, videos, polls — and images without a vision
+    # model: "note" (the agent is told what arrived), "ignore" (kept in history, no reply)
+    # or "reply:<text>" (that fixed reply, no model call).
+    other: str = Field("note", pattern=_ACTION)
+    kinds: dict[str, str] = Field(default_factory=dict, description="per-kind action")
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, v: dict[str, str]) -> dict[str, str]:
+        import re
+
+        from bot.models import MessageKind
+
+        allowed = {k.value for k in MessageKind} - {"text", "reaction", "other"}
+        for kind, action in v.items():
+            if kind not in allowed:
+                raise ValueError(f"unknown kind {kind!r}: use {', '.join(sorted(allowed))}")
+            if not re.match(_ACTION, action):
+                raise ValueError(f"{kind}: {action!r} is not note, ignore or reply:<text>")
+        return v
+
+
+class AccessSettings(BaseModel):
+    """Who is answered. Numbers in E.164; a non-empty allow list answers only those."""
+
+    allow: list[str] = Field(default_factory=list)
+    deny: list[str] = Field(default_factory=list)
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _e164(cls, v: list[str]) -> list[str]:
+        from bot.phones import parse_typed
+
+        return [parse_typed(n) for n in v]
+
+
+class LimitSettings(BaseModel):
+    """Per-customer caps, so one number cannot run up the LLM bill."""
+
+    turns_per_minute: int = Field(6, ge=1, description="turns started per customer per minute")
+    messages_per_minute: int = Field(60, ge=1, description="messages taken per customer per minute")
+    daily_tokens: int = Field(200_000, ge=0, description="tokens per customer per UTC day; 0: no cap")
+    notice: str = ("You're sending messages faster than I can read them. "
+                   "Give me a minute and I'll answer everything.")
+    budget_notice: str = ("I've reached my limit for today. "
+                          "Someone from the team will get back to you.")
+    notice_every_minutes: float = Field(60.0, gt=0, description="at most one notice per period")
+
+
+class TakeoverSettings(BaseModel):
+    """The owner writing in a chat from the phone pauses that chat's agent."""
+
+    pause_hours: float = Field(12.0, gt=0)
+    commands: bool = True  # "#bot off | on | status" typed in the chat
+    revoke_commands: bool = True  # delete the command for everyone, where the transport can
+    report_to_self: bool = True  # "#bot status" answers in the owner's "Message yourself" chat
+
+
+class OptOutSettings(BaseModel):
+    """STOP / BAJA: whole-message keywords, matched ignoring case, accents and punctuation."""
+
+    stop_words: list[str] = Field(default_factory=lambda: [
+        "stop", "unsubscribe", "no more messages", "stop messages", "opt out",
+        "baja", "darme de baja", "cancelar suscripcion", "no mas mensajes", "no me escriban"])
+    start_words: list[str] = Field(default_factory=lambda: [
+        "start", "subscribe", "unstop", "alta", "darme de alta", "suscribirme"])
+    stop_reply: str = ("Done: we won't message you again unless you write to us. "
+                       "Reply START to subscribe again. / Listo: no te escribiremos más "
+                       "a menos que nos escribas. Responde ALTA para volver.")
+    start_reply: str = ("Welcome back: you're subscribed again. / "
+                        "¡Listo! Vuelves a recibir nuestros mensajes.")
+
+
+class FollowUpRule(BaseModel):
+    """A lifecycle follow-up: `silent` = `after_hours` after the customer's last message
+    while in `stage` (replaced on every message); `entered` = `after_hours` after the
+    customer entered `stage` (e.g. N days after a purchase)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    stage: Literal["lead", "customer", "active_user", "churned"]
+    when: Literal["silent", "entered"] = "silent"
+    after_hours: float = Field(gt=0, le=180 * 24)
+    reason: str = Field(min_length=3, max_length=1000)
+
+
+class FollowUpSettings(BaseModel):
+    """Proactive follow-ups (issue #5): when they may go out, caps, misfires, rules."""
+
+    enabled: bool = True
+    max_lateness_hours: float = Field(
+        12.0, ge=0, description="a follow-up missed while down runs on start if no later")
+    max_days_ahead: int = Field(180, ge=1, le=3650)
+    on_reply: Literal["drop", "postpone"] = Field(
+        "drop", description="the customer wrote after it was scheduled: drop it, or push it "
+                            "back by the same delay after their last message")
+    max_per_customer: int = Field(2, ge=0, description="proactive messages per customer …")
+    per_customer_days: float = Field(7.0, gt=0, description="… within this many days")
+    max_per_day: int = Field(200, ge=0, description="per business number, per local day")
+    send_hours: str = Field("09:00-20:00", pattern=r"^\d\d:\d\d-\d\d:\d\d$",
+                            description="when the business profile states no hours")
+    spread_minutes: float = Field(
+        20.0, ge=0, le=240, description="moved follow-ups spread over this much after opening")
+    rules: list[FollowUpRule] = Field(default_factory=list)
+    optout: OptOutSettings = OptOutSettings()
+
+    @field_validator("send_hours")
+    @classmethod
+    def _span(cls, v: str) -> str:
+        start, end = v.split("-")
+        if not "00:00" <= start < end <= "23:59" or max(start[3:], end[3:]) > "59":
+            raise ValueError(f"{v!r} must look like 09:00-20:00, start before end")
+        return v
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_rules(cls, v: list[FollowUpRule]) -> list[FollowUpRule]:
+        names = [r.name for r in v]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"two rules are named {name!r}: names must be unique")
+            if name in ("agent", "all"):
+                raise ValueError(f"{name!r} is reserved: pick another rule name")
+        return v
+
+
 class WhatsAppSettings(BaseModel):
     session_file: str = "whatsapp-session.sqlite3"
     pair_phone: str | None = None
@@ -106,6 +272,13 @@ class Settings(BaseSettings):
     agents: AgentSettings = AgentSettings()
     presenter: PresenterSettings = PresenterSettings()
     whatsapp: WhatsAppSettings = WhatsAppSettings()
+    media: MediaSettings = MediaSettings()
+    access: AccessSettings = AccessSettings()
+    limits: LimitSettings = LimitSettings()
+    takeover: TakeoverSettings = TakeoverSettings()
+    heartbeat_seconds: float = Field(5.0, gt=0, le=300, description="for `wabot status`")
+    memory: MemorySettings = MemorySettings()
+    followups: FollowUpSettings = FollowUpSettings()
 
     @field_validator("database_url")
     @classmethod

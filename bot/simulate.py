@@ -8,6 +8,7 @@ New ops register in OPS.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import uuid
@@ -21,7 +22,7 @@ from bot.app import App
 from bot.clock import VirtualClock
 from bot.gateway.memory import MemoryGateway
 from bot.llm import LLM
-from bot.models import CustomerKey, InboundMessage
+from bot.models import CustomerKey, InboundMessage, MessageKind
 from bot.phones import PhoneError, parse_typed
 from bot.settings import Settings
 
@@ -119,6 +120,37 @@ async def op_restart(run: Run, op: dict[str, Any]) -> None:
 OPS: dict[str, Op] = {"message": op_message, "advance": op_advance, "restart": op_restart}
 
 
+async def op_owner(run: Run, op: dict[str, Any]) -> None:
+    """The owner writes in a customer's chat from the phone (human takeover)."""
+    phone = _phone(op, "to")
+    run.seq += 1
+    await run.gateway.receive(InboundMessage(
+        tenant=run.settings.tenant, phone=phone,
+        msg_id=str(op.get("id") or f"SIM{run.seq:06d}"), timestamp=run.clock.now(),
+        text=_need_str(op, "text"), chat=run.gateway.chat_for(phone), from_owner=True))
+
+
+async def op_voice(run: Run, op: dict[str, Any]) -> None:
+    """A voice note; `audio` is a file (relative to the working directory) to transcribe."""
+    phone = _phone(op, "from")
+    audio = Path(_need_str(op, "audio"))
+    try:
+        data = await asyncio.to_thread(audio.read_bytes)
+    except OSError as exc:
+        raise ValueError(f"audio file {audio}: {exc.strerror}") from None
+    run.seq += 1
+    msg = InboundMessage(
+        tenant=run.settings.tenant, phone=phone,
+        msg_id=str(op.get("id") or f"SIM{run.seq:06d}"), timestamp=run.clock.now(),
+        kind=MessageKind.VOICE, chat=run.gateway.chat_for(phone),
+        push_name=str(op.get("name", "")))
+    run.gateway.media[msg.msg_id] = data
+    await run.gateway.receive(msg)
+
+
+OPS.update(owner=op_owner, voice=op_voice)
+
+
 def parse_line(line_no: int, raw: str, last_at: float) -> dict[str, Any] | None:
     if not raw.strip():
         return None
@@ -184,6 +216,9 @@ async def erase_tenant(settings: Settings) -> int:
             key = CustomerKey(settings.tenant, c.phone)
             await memory.forget(key)
             await customers.forget(key)
+        from bot.followups import erase_tenant_followups
+
+        await asyncio.to_thread(erase_tenant_followups, settings.sql_url, settings.tenant)
         return len(found)
     finally:
         await memory.close()

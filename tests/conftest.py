@@ -9,14 +9,12 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-
 from typing import Any
 
 import pytest
 
 from tests.fakes.netguard import network_guard  # noqa: F401  (autouse fixture)
 from tests.fakes.openai_server import openai_server  # noqa: F401  (fixture)
-
 
 
 def _import_neonize_quietly() -> None:

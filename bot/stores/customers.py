@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
+from bot.clock import Clock, SystemClock
 from bot.models import CustomerKey, InboundMessage, MessageKind, Stage
 from bot.stores.db import Database, UTCDateTime
 
@@ -79,6 +80,21 @@ class JournalEntry(SQLModel, table=True):
     status: str = "received"  # received → answered | ignored | failed
 
 
+class UsageDay(SQLModel, table=True):
+    """What one customer cost on one UTC day: the daily token cap and `wabot status`."""
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (UniqueConstraint("tenant", "day", "phone"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(max_length=64)
+    day: str = Field(max_length=10)  # YYYY-MM-DD, UTC
+    phone: str = Field(max_length=20)
+    msgs_out: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Contact:
     """What the transport told us about who wrote."""
@@ -94,11 +110,17 @@ def _insert(db: Database, table: Table) -> Any:
 
 CUSTOMERS = cast(Table, Customer.__table__)  # type: ignore[attr-defined]
 JOURNAL = cast(Table, JournalEntry.__table__)  # type: ignore[attr-defined]
+USAGE = cast(Table, UsageDay.__table__)  # type: ignore[attr-defined]
+
+
+def utc_day(at: datetime) -> str:
+    return at.astimezone(UTC).date().isoformat()
 
 
 class CustomerStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
+        self.clock: Clock = clock or SystemClock()  # which day usage counts towards
 
     def _mine(self, key: CustomerKey) -> ColumnElement[bool]:
         return and_(CUSTOMERS.c.tenant == key.tenant, CUSTOMERS.c.phone == key.phone)
@@ -163,6 +185,27 @@ class CustomerStore:
         if at is not None:
             values["last_contact"] = at
         await self._update(key, **values)
+        if msgs_out or tokens_in or tokens_out:
+            await self._add_daily(key, utc_day(at or self.clock.now()), msgs_out=msgs_out,
+                                  tokens_in=tokens_in, tokens_out=tokens_out)
+
+    async def _add_daily(self, key: CustomerKey, day: str, **counts: int) -> None:
+        stmt = _insert(self.db, USAGE).values(tenant=key.tenant, day=day, phone=key.phone,
+                                              **counts)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["tenant", "day", "phone"],
+            set_={name: USAGE.c[name] + stmt.excluded[name] for name in counts})
+        await self._write(stmt)
+
+    async def usage_on(self, key: CustomerKey, day: str) -> UsageDay:
+        """The customer's usage on `day` (YYYY-MM-DD, UTC); zeros when nothing was used."""
+        stmt = select(USAGE).where(USAGE.c.tenant == key.tenant, USAGE.c.day == day,
+                                   USAGE.c.phone == key.phone)
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(stmt)).mappings().first()
+        if row is None:
+            return UsageDay(tenant=key.tenant, day=day, phone=key.phone)
+        return UsageDay.model_validate(dict(row))
 
     async def set_stage(self, key: CustomerKey, stage: Stage) -> bool:
         return await self._update(key, stage=stage.value)
@@ -186,6 +229,8 @@ class CustomerStore:
             await conn.execute(delete(CUSTOMERS).where(self._mine(key)))
             await conn.execute(delete(JOURNAL).where(
                 JOURNAL.c.tenant == key.tenant, JOURNAL.c.phone == key.phone))
+            await conn.execute(delete(USAGE).where(
+                USAGE.c.tenant == key.tenant, USAGE.c.phone == key.phone))
 
     # --- the inbound journal -------------------------------------------------------------
 

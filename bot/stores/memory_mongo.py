@@ -95,6 +95,8 @@ _DEFAULTS: dict[str, Any] = {"summary": "", "summarized_upto": 0, "facts": {}, "
 
 def mask_url(url: str) -> str:
     """The URL with its password replaced, fit for logs and error messages."""
+    # Greedy up to the last '@': a password typed with a raw '@' or '/' (an invalid URL, the
+    # very case that ends up in an error message) is still hidden whole.
     return re.sub(r"://([^:/@]*):.*@", r"://\1:***@", url)
 
 

@@ -1,8 +1,8 @@
 """Agent memory in SQL tables (SQLite by default, PostgreSQL by URL), on the shared `Database`.
 
-Every write is one statement per row (`INSERT … ON CONFLICT`), so concurrent turns, follow-ups
-and owner messages for one customer never lose or duplicate anything: SQLite serializes
-writers, PostgreSQL resolves the conflict on the unique index.
+Every write is a single atomic statement (`INSERT … ON CONFLICT`, merging in the database),
+so concurrent turns, follow-ups and owner messages for one customer never lose or duplicate
+anything: SQLite serializes writers, PostgreSQL resolves the conflict on the unique index.
 """
 
 from __future__ import annotations
@@ -268,5 +268,6 @@ class SqlMemoryStore(MemoryStore):
 
     async def forget(self, key: CustomerKey) -> None:
         async with self._db.engine.begin() as conn:
+            await self._lock_customer(conn, key)  # an append in flight lands before, not after
             for table in TABLES:
                 await conn.execute(delete(table).where(_customer(table, key)))
