@@ -57,6 +57,10 @@ class Notifier:
         """A one-line status shown by `systemctl status`."""
         return self.notify(STATUS=text)
 
+    def report(self, text: str) -> None:
+        """`status` as a plain callback (for components that take `Callable[[str], None]`)."""
+        self.status(text)
+
     def stopping(self) -> bool:
         """Shutdown has begun (before the grace period for turns in flight)."""
         return self.notify(STOPPING=1)

@@ -244,8 +244,10 @@ class WhatsAppSettings(BaseModel):
     session_file: str = "whatsapp-session.sqlite3"
     pair_phone: str | None = None
     call_timeout: float = Field(20.0, gt=0)
-    probe_host: str = "web.whatsapp.com"
-    probe_port: int = 443
+    probe_host: str = "web.whatsapp.com"  # probed before neonize's Go layer may connect
+    probe_port: int = Field(443, ge=1, le=65535)
+    backoff_initial: float = Field(2.0, gt=0)  # seconds between connection attempts, doubling
+    backoff_cap: float = Field(300.0, gt=0)
 
 
 class Settings(BaseSettings):
