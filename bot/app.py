@@ -1,8 +1,9 @@
 """The composition root: builds every part from Settings and owns start/stop order.
 
-Start: stores → LLM → agents → presenter → inbox → gateway → recovery → background tasks.
-Stop, in reverse: stop accepting → finish turns in flight (bounded grace) → background tasks →
-gateway → LLM → stores last.
+Start: stores → LLM → agents → presenter → inbox → gateway → recovery → follow-ups →
+background tasks.
+Stop, in reverse: stop firing follow-ups and accepting → finish turns in flight (bounded
+grace) → the follow-up scheduler → background tasks → gateway → LLM → stores last.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def build_memory(settings: Settings, db: Database) -> MemoryStore:
 class App:
     def __init__(self, settings: Settings, gateway: Gateway, *, clock: Clock | None = None,
                  llm: LLM | None = None, business: Business | None = None,
-                 on_agent_event: EventSink | None = None) -> None:
+                 on_agent_event: EventSink | None = None, heartbeat: bool = True) -> None:
         self.settings = settings
         self.gateway = gateway
         self.clock = clock or SystemClock()
@@ -121,13 +122,16 @@ class App:
         self.limiter = RateLimiter(self.customers, self.presenter, self.clock, s.limits,
                                    self.inbox.has_pending)
         # Who may talk (access) → STOP/START (opt-out, never rate limited) → is a human
-        # handling the chat (takeover) → how much
-        # (limits) → kinds with a fixed outcome (media). The limiter must stay the last
-        # filter that awaits anything: it counts the turn a message is about to start.
+        # handling the chat (takeover) → how much (limits) → kinds with a fixed outcome
+        # (media). The limiter must stay the last filter that awaits anything when it lets
+        # a message through: it counts the turn the message is about to start.
         self.inbox.filters += [Access(s.access), self.optout, self.takeover, self.limiter,
                                self.media.filter]
         self.inbox.hold = self.takeover.hold
-        self.monitor = Monitor(self.db, s.tenant, self.clock, s.heartbeat_seconds, self._live)
+        # The daemon publishes its heartbeat for `wabot status`; `chat` and `simulate` must
+        # not pose as the daemon of their tenant.
+        self.monitor = Monitor(self.db, s.tenant, self.clock, s.heartbeat_seconds,
+                               self._live) if heartbeat else None
         self.background: set[asyncio.Task[None]] = set()
         self._started = False
 
@@ -157,7 +161,8 @@ class App:
     async def start(self) -> None:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
         await self.db.create_all()
-        await self.monitor.start()
+        if self.monitor is not None:
+            await self.monitor.start()
         await self.memory.start()
         self.gateway.on_message(self._on_inbound)
         await self.gateway.start()
@@ -165,7 +170,8 @@ class App:
         if self.followups is not None:
             await self.followups.start()
         self.spawn(self.registry.run_sweeper(self.settings.agents.sweep_seconds), "sweeper")
-        self.spawn(self.monitor.run(), "heartbeat")
+        if self.monitor is not None:
+            self.spawn(self.monitor.run(), "heartbeat")
         m = self.settings.memory
         if m.churn_after_days > 0:
             self.spawn(run_churn_sweep(self.customers, self.memory, self.clock,
@@ -196,7 +202,8 @@ class App:
         await self.gateway.stop()
         await self.llm.close()
         await self.memory.close()
-        await self.monitor.stop()
+        if self.monitor is not None:
+            await self.monitor.stop()
         await self.db.close()
         logger.info("wabot stopped")
 

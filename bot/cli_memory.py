@@ -52,9 +52,12 @@ def holders(settings: Settings, stores: Stores) -> list[Holder]:
 
 @asynccontextmanager
 async def open_stores(settings: Settings, *, erasing: bool = False) -> AsyncIterator[Stores]:
-    from bot.app import build_memory
+    from bot.app import build_memory  # every table wabot has is declared by now
+    from bot.gateway.login import prepare_state_dir
     from bot.privacy import erase_for_real
 
+    if settings.database_url is None:
+        prepare_state_dir(settings.state_dir)  # owner-only, as the daemon makes it
     db = Database(settings.sql_url)
     if erasing:
         erase_for_real(db)
@@ -68,7 +71,7 @@ async def open_stores(settings: Settings, *, erasing: bool = False) -> AsyncIter
         await db.close()
 
 
-def run(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
+def _run(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
     """Run a command's work; an unreachable database is a message, not a traceback."""
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -146,7 +149,7 @@ def history(
             shown = await s.memory.recent(key, last or max(total, 1))
             return await s.customers.get(key), total, shown
 
-    customer, total, shown = run(settings, work())
+    customer, total, shown = _run(settings, work())
     if customer is None and not total:
         raise fail(f"no customer {key.phone} in tenant {key.tenant}", EXIT_NOT_FOUND)
     name = customer.name if customer and customer.name else "(no name)"
@@ -192,7 +195,7 @@ def customers(
         async with open_stores(settings) as s:
             return await s.customers.all(settings.tenant, stage=stage, limit=limit)
 
-    found = run(settings, work())
+    found = _run(settings, work())
     if not found:
         typer.echo("no customers" + (f" in stage {stage.value}" if stage else ""))
         return
@@ -225,7 +228,7 @@ def export(
             data["exported_at"] = datetime.now(UTC).isoformat()
         return data
 
-    data = run(settings, work())
+    data = _run(settings, work())
     if data is None:
         raise fail(f"nothing is held on {key.phone} in tenant {key.tenant}", EXIT_NOT_FOUND)
     text = json.dumps(data, ensure_ascii=False, indent=2)
@@ -242,21 +245,24 @@ def forget(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
     = False,
 ) -> None:
-    """Erase a customer everywhere: record, history, summary, facts, journal, follow-ups."""
+    """Erase everything held on a customer, in every store (asks first)."""
     from bot.privacy import checkpoint, forget_customer, journal_lines
 
     settings = settings_or_exit()
     key = customer_key(settings, phone)
 
-    async def count() -> tuple[bool, int, int]:
+    async def count() -> tuple[bool, int, int, list[str]]:
         async with open_stores(settings) as s:
             found = await s.customers.get(key) is not None
-            return found, await s.memory.count(key), len(await journal_lines(s.customers, key))
+            return (found, await s.memory.count(key),
+                    len(await journal_lines(s.customers, key)),
+                    [h.name for h in holders(settings, s)])
 
-    found, messages, journaled = run(settings, count())
+    found, messages, journaled, others = _run(settings, count())
     if not yes:
         what = (f"{key.phone}: the customer record, {messages} messages of history, the "
-                f"summary and facts, {journaled} journal lines and any scheduled follow-ups"
+                f"summary and facts, {journaled} journal lines"
+                + "".join(f", their {name}" for name in others)
                 if found or messages or journaled else
                 f"{key.phone} (nothing found; erase any leftovers anyway)")
         typer.confirm(f"Erase everything held on {what}? This cannot be undone", abort=True)
@@ -267,7 +273,7 @@ def forget(
             await forget_customer(key, s.customers, s.memory, extra)
             return await checkpoint(s.db)
 
-    clean = run(settings, work())
+    clean = _run(settings, work())
     typer.echo(f"forgot {key.phone}: {messages} messages, {journaled} journal lines")
     if not clean:
         typer.echo("note: the daemon has the database open; the erased rows leave the "

@@ -71,18 +71,18 @@ async def churn_silent(customers: CustomerStore, memory: MemoryStore, tenant: st
                 .where(c.tenant == tenant, c.stage != Stage.CHURNED.value, silent < cutoff,
                        c.id > last_id)
                 .order_by(c.id).limit(SWEEP_PAGE))
-        async with customers.db.engine.connect() as conn:
+        async with customers.db.connect() as conn:
             rows = (await conn.execute(page)).all()
         for row in rows:
             key = CustomerKey(tenant, row.phone)
-            async with customers.db.engine.begin() as conn:
+            async with customers.db.begin() as conn:
                 done = await conn.execute(
                     update(CUSTOMERS).where(c.id == row.id, c.stage == row.stage, silent < cutoff)
                     .values(stage=Stage.CHURNED.value))
             if not done.rowcount:
                 continue
             days = int((now - row.since).total_seconds() // 86400)
-            reason = f"silent for {days} days"
+            reason = f"silent for {days} day{'' if days == 1 else 's'}"
             await memory.add_stage_change(key, StageChange(Stage(row.stage), Stage.CHURNED,
                                                            reason, now))
             logger.bind(customer=mask(row.phone)).info("customer marked churned: {}", reason)

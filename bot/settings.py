@@ -210,9 +210,9 @@ class FollowUpSettings(BaseModel):
     on_reply: Literal["drop", "postpone"] = Field(
         "drop", description="the customer wrote after it was scheduled: drop it, or push it "
                             "back by the same delay after their last message")
-    max_per_customer: int = Field(2, ge=0, description="proactive messages per customer …")
+    max_per_customer: int = Field(2, ge=1, description="proactive messages per customer …")
     per_customer_days: float = Field(7.0, gt=0, description="… within this many days")
-    max_per_day: int = Field(200, ge=0, description="per business number, per local day")
+    max_per_day: int = Field(200, ge=1, description="per business number, per local day")
     send_hours: str = Field("09:00-20:00", pattern=r"^\d\d:\d\d-\d\d:\d\d$",
                             description="when the business profile states no hours")
     spread_minutes: float = Field(

@@ -62,7 +62,7 @@ class Run:
     async def start_app(self) -> App:
         llm = self.llm_factory() if self.llm_factory else None
         app = App(self.settings, self.gateway, clock=self.clock, llm=llm,
-                  on_agent_event=self.on_agent)
+                  on_agent_event=self.on_agent, heartbeat=False)
         app.presenter.listeners.append(self.on_sent)
         await app.start()
         self.app = app

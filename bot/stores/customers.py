@@ -126,12 +126,12 @@ class CustomerStore:
         return and_(CUSTOMERS.c.tenant == key.tenant, CUSTOMERS.c.phone == key.phone)
 
     async def _select(self, stmt: Select[Any]) -> list[Customer]:
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [Customer.model_validate(dict(r)) for r in rows]
 
     async def _write(self, stmt: Executable) -> int:
-        async with self.db.engine.begin() as conn:
+        async with self.db.begin() as conn:
             result = await conn.execute(stmt)
         return int(getattr(result, "rowcount", 0) or 0)
 
@@ -161,7 +161,7 @@ class CustomerStore:
             if values[col]:
                 changes[col] = stmt.excluded[col]
         stmt = stmt.on_conflict_do_update(index_elements=["tenant", "phone"], set_=changes)
-        async with self.db.engine.begin() as conn:
+        async with self.db.begin() as conn:
             await conn.execute(stmt)
             row = (await conn.execute(select(CUSTOMERS).where(self._mine(key)))).mappings().one()
         return Customer.model_validate(dict(row))
@@ -201,7 +201,7 @@ class CustomerStore:
         """The customer's usage on `day` (YYYY-MM-DD, UTC); zeros when nothing was used."""
         stmt = select(USAGE).where(USAGE.c.tenant == key.tenant, USAGE.c.day == day,
                                    USAGE.c.phone == key.phone)
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             row = (await conn.execute(stmt)).mappings().first()
         if row is None:
             return UsageDay(tenant=key.tenant, day=day, phone=key.phone)
@@ -225,7 +225,7 @@ class CustomerStore:
 
     async def forget(self, key: CustomerKey) -> None:
         """Erase the customer and every journal line of theirs."""
-        async with self.db.engine.begin() as conn:
+        async with self.db.begin() as conn:
             await conn.execute(delete(CUSTOMERS).where(self._mine(key)))
             await conn.execute(delete(JOURNAL).where(
                 JOURNAL.c.tenant == key.tenant, JOURNAL.c.phone == key.phone))
@@ -254,7 +254,7 @@ class CustomerStore:
         stmt = (select(JOURNAL)
                 .where(JOURNAL.c.tenant == tenant, JOURNAL.c.status == "received")
                 .order_by(JOURNAL.c.id))
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [
             InboundMessage(tenant=r["tenant"], phone=r["phone"], msg_id=r["msg_id"],
@@ -269,5 +269,5 @@ class CustomerStore:
             JOURNAL.c.tenant == tenant, JOURNAL.c.received_at >= since)
         if status:
             stmt = stmt.where(JOURNAL.c.status == status)
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return int((await conn.execute(stmt)).scalar_one())

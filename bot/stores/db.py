@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, event
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -81,6 +84,7 @@ class Database:
             engine_kw.setdefault("max_overflow", 20)
             engine_kw.setdefault("pool_pre_ping", True)
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_kw)
+        self._write_lock = asyncio.Lock() if is_sqlite else None
         if is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
@@ -90,6 +94,22 @@ class Database:
 
     def session(self) -> AsyncSession:
         return AsyncSession(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction. SQLite allows one writer at a time: concurrent writers would
+        wait in SQLite's busy handler, which sleeps in steps up to 100 ms, so in-process
+        writers queue on a lock instead (readers are not blocked: WAL)."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    def connect(self) -> AsyncConnection:
+        """A connection for reads (and for statements that commit themselves)."""
+        return self.engine.connect()
 
     async def create_all(self) -> None:
         async with self.engine.begin() as conn:

@@ -161,7 +161,7 @@ class SqlMemoryStore(MemoryStore):
         return (sqlite if self._db.is_sqlite else postgresql).insert(table)
 
     async def start(self) -> None:
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.run_sync(SQLModel.metadata.create_all, tables=TABLES)
 
     async def close(self) -> None:
@@ -169,7 +169,7 @@ class SqlMemoryStore(MemoryStore):
 
     async def append(self, key: CustomerKey, messages: list[MemoryMessage]) -> list[MemoryMessage]:
         stored: list[MemoryMessage] = []
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin() as conn:
             await self._lock_customer(conn, key)
             for m in messages:
                 line = replace(m, text=scrub(m.text))
@@ -205,17 +205,17 @@ class SqlMemoryStore(MemoryStore):
         return [_message(r) for r in rows]
 
     async def _rows(self, stmt: Select[Any]) -> list[Any]:
-        async with self._db.engine.connect() as conn:
+        async with self._db.connect() as conn:
             return list((await conn.execute(stmt)).all())
 
     async def count(self, key: CustomerKey, after_seq: int = 0) -> int:
         stmt = (select(func.count()).select_from(MESSAGES)
                 .where(_customer(MESSAGES, key), MESSAGES.c.id > after_seq))
-        async with self._db.engine.connect() as conn:
+        async with self._db.connect() as conn:
             return int((await conn.execute(stmt)).scalar_one())
 
     async def profile(self, key: CustomerKey) -> Profile:
-        async with self._db.engine.connect() as conn:
+        async with self._db.connect() as conn:
             row = (await conn.execute(select(PROFILES).where(_customer(PROFILES, key)))).first()
             stages = (await conn.execute(select(STAGES).where(_customer(STAGES, key))
                                          .order_by(STAGES.c.id))).all()
@@ -239,7 +239,7 @@ class SqlMemoryStore(MemoryStore):
             set_={"summary": stmt.excluded.summary,
                   "summarized_upto": stmt.excluded.summarized_upto, "updated_at": now},
             where=PROFILES.c.summarized_upto <= stmt.excluded.summarized_upto)
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(stmt)
 
     async def merge_facts(self, key: CustomerKey, facts: list[Fact]) -> None:
@@ -256,18 +256,18 @@ class SqlMemoryStore(MemoryStore):
                   else PROFILES.c.facts.op("||")(stmt.excluded.facts))
         stmt = stmt.on_conflict_do_update(index_elements=[PROFILES.c.tenant, PROFILES.c.phone],
                                           set_={"facts": merged, "updated_at": now})
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(stmt)
 
     async def add_stage_change(self, key: CustomerKey, change: StageChange) -> None:
         values = {"tenant": key.tenant, "phone": key.phone, "reason": scrub(change.reason),
                   "from_stage": change.from_stage.value if change.from_stage else None,
                   "to_stage": change.to_stage.value, "at": change.at}
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(STAGES.insert().values(**values))
 
     async def forget(self, key: CustomerKey) -> None:
-        async with self._db.engine.begin() as conn:
+        async with self._db.begin() as conn:
             await self._lock_customer(conn, key)  # an append in flight lands before, not after
             for table in TABLES:
                 await conn.execute(delete(table).where(_customer(table, key)))

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import gc
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ from bot.business import DEFAULT_BUSINESS  # noqa: E402
 from bot.gateway.memory import MemoryGateway  # noqa: E402
 from bot.models import CustomerKey, InboundMessage  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
+
+INSIGHTS = False  # --insights: also run the background insight call after every turn
 
 
 def rss_bytes() -> int:
@@ -53,7 +54,7 @@ def make_app(base_url: str, db_url: str, state: Path, tenant: str, concurrency: 
         llm={"base_url": base_url, "api_key": "bench", "max_retries": 0, "timeout": 30},
         presenter={"enabled": False}, inbox={"debounce_seconds": 0,
                                              "max_concurrent_turns": concurrency},
-        log_level="WARNING")
+        memory={"insights": INSIGHTS}, log_level="WARNING")
     return App(settings, MemoryGateway(), business=DEFAULT_BUSINESS)
 
 
@@ -177,14 +178,19 @@ async def main() -> None:
     ap.add_argument("--latency", type=float, default=0.2)
     ap.add_argument("--concurrency", type=int, default=256)
     ap.add_argument("--database-url", default="")
+    ap.add_argument("--insights", action="store_true",
+                    help="keep background insight extraction on (an extra LLM call per turn)")
     args = ap.parse_args()
+    global INSIGHTS
+    INSIGHTS = args.insights
     proc, base_url = start_fake_llm(args.latency)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             state = Path(tmp)
             db_url = args.database_url or f"sqlite:///{state / 'bench.db'}"
             print(f"database: {db_url.split('@')[-1]}  fake LLM latency: {args.latency * 1000:.0f} ms"
-                  f"  concurrency: {args.concurrency}  cpus: {os.cpu_count()}")
+                  f"  concurrency: {args.concurrency}  cpus: {os.cpu_count()}"
+                  f"  insights: {'on' if INSIGHTS else 'off'}")
             for n in args.customers:
                 await throughput(base_url, db_url, state, n, args.concurrency)
             await sequential_overhead(base_url, db_url, state, 1200)
