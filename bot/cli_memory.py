@@ -42,12 +42,11 @@ class Stores:
 
 
 def holders(settings: Settings, stores: Stores) -> list[Holder]:
-    """Other places holding customer data, for `export` and `forget`.
+    """Other places holding customer data, for `export` and `forget`: the follow-up job
+    store (pending jobs and the sent log), which works without a running scheduler."""
+    from bot.followups import privacy_holder
 
-    Follow-ups register here: `Holder("followups", export=…, forget=…)`, erasing the
-    customer's scheduled jobs (`followup:<customer>:*`) from the job store.
-    """
-    return []
+    return [privacy_holder(settings.sql_url, stores.db)]
 
 
 @asynccontextmanager

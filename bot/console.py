@@ -15,7 +15,7 @@ PROMPT = "you> "
 
 async def run_chat(settings: Settings, phone: str, name: str = "") -> None:
     gateway = MemoryGateway()
-    app = App(settings, gateway)
+    app = App(settings, gateway, heartbeat=False)  # not the daemon: `status` must not see it
     agent_name = app.business.name
 
     def show(out: object) -> None:

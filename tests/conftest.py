@@ -66,3 +66,25 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def tenant() -> str:
     """A tenant id unique to this test, so tests sharing PostgreSQL never see each other."""
     return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_postgres_job_tables() -> Iterator[None]:
+    """Each App on the shared PostgreSQL makes a follow-up job table for its test tenant;
+    drop them when the session ends so the test database does not grow without bound."""
+    yield
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        return
+    from sqlalchemy import create_engine, inspect, text
+
+    from bot.stores.db import sync_url
+
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.begin() as conn:
+            for name in inspect(conn).get_table_names():
+                if name.startswith("followup_jobs_t"):
+                    conn.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
+    finally:
+        engine.dispose()

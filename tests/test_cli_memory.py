@@ -11,6 +11,7 @@ import random
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,9 @@ async def seed(settings, server: FakeOpenAI, s: Seeded) -> None:
         await p.say(s.phone, "te hago 10% de descuento", from_owner=True)
         await p.settle()
         await p.app.keeper.idle()
+        await p.app.followups.schedule(key, "agent", f"ask whether {s.secret} likes the leash",
+                                       p.clock.now() + timedelta(days=3))
+        assert await p.app.followups.pending()
         profile = await p.app.memory.profile(key)
         assert s.secret in profile.summary and profile.facts["dog_name"].value == s.secret
 
