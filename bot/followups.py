@@ -472,7 +472,7 @@ class FollowUpScheduler:
     async def on_inbound(self, key: CustomerKey) -> None:
         """After a customer's turn: drop what their message made stale, refresh the rules
         ("silent for 24 h" counts from their last message), start the stage rules."""
-        customer = await self.customers.get(key)
+        customer = await self.customers.get(key, max_age=2.0)  # the turn just touched it
         if customer is None or customer.opted_out:
             return
         now = self.clock.now()

@@ -241,11 +241,12 @@ class Inbox:
                              else self.presenter.gateway.chat_for(key.phone))
                 reply = await agent.handle([], contact, self.clock.now(),
                                            instruction=item.instruction, kind=item.kind)
-                if reply.failed or not reply.text:
-                    return False
-                sent = await self.presenter.deliver(chat_addr, reply.text, kind=item.kind)
-                await self.customers.add_usage(key, msgs_out=sent)
-                return True
+                sent = 0
+                if not reply.failed and reply.text:
+                    sent = await self.presenter.deliver(chat_addr, reply.text, kind=item.kind)
+                await self.customers.add_usage(key, msgs_out=sent, tokens_in=reply.tokens_in,
+                                               tokens_out=reply.tokens_out)
+                return sent > 0
         except Exception:
             log.exception("{} turn failed", item.kind)
             self.failures += 1
@@ -265,11 +266,13 @@ class Inbox:
                 reply = await agent.handle(lines, contact, self.clock.now())
                 if reply.failed:
                     status = "failed"
+                sent = 0
                 if reply.text and self.hold is not None and await self.hold(key):
                     status = Fed.PAUSED.value
                 elif reply.text:
                     sent = await self.presenter.deliver(chat_addr, reply.text)
-                    await self.customers.add_usage(key, msgs_out=sent)
+                await self.customers.add_usage(key, msgs_out=sent, tokens_in=reply.tokens_in,
+                                               tokens_out=reply.tokens_out)
             self.turns += 1
         except GatewayError as exc:
             status = "failed"

@@ -106,7 +106,9 @@ class Takeover:
 
     async def hold(self, key: CustomerKey) -> bool:
         """True when the chat was paused while its turn ran: the reply must not go out."""
-        if not is_paused(await self.customers.get(key), self.clock.now()):
+        # The filter read the row fresh when the turn began; pauses set in this process
+        # refresh it, so a row a couple of seconds old is enough here.
+        if not is_paused(await self.customers.get(key, max_age=2.0), self.clock.now()):
             return False
         logger.bind(customer=mask(key.phone)).info("reply held back: the owner took over")
         await self._note(key, NOTE_HELD)

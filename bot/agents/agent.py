@@ -14,6 +14,7 @@ from bot.agents.tools import ToolBox, TurnContext
 from bot.business import Business
 from bot.llm import LLM, Completion, LLMError
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
+from bot.phones import mask
 from bot.stores.customers import Contact, Customer, CustomerStore
 from bot.stores.memory_base import MemoryStore, Profile, estimate_tokens
 
@@ -85,30 +86,35 @@ class CustomerAgent:
 
     async def handle(self, lines: list[Turn], contact: Contact, now: datetime,
                      instruction: str = "", kind: str = "chat") -> Reply:
-        """Answer a turn. Inbound lines are stored before the model is asked, so a crash
-        mid-turn loses nothing; the reply is stored before it is delivered."""
+        """Answer a turn; both sides are stored together once the model has answered.
+
+        Nothing is lost on a crash mid-turn: the inbound messages are in the journal first
+        and are replayed after restart (their ids make the replay idempotent). The caller
+        records usage (`Reply.tokens_*`) with what it delivered, in one write.
+        """
         deps = self.deps
         inbound = sum(1 for t in lines if t.msg_id)
         self.customer = await deps.customers.touch(self.key, contact, now, inbound=inbound)
-        if lines:
-            await self.remember(Role.CUSTOMER, lines)
-        self.profile = await deps.memory.profile(self.key)
-        messages = await self._prompt(now, instruction)
+        said = [MemoryMessage(Role.CUSTOMER, t.text, t.at, msg_id=t.msg_id) for t in lines]
+        self.profile = await deps.memory.profile(self.key, with_stages=False)
+        messages = await self._prompt(now, instruction, said)
         try:
             completion = await self._complete(messages, now)
         except LLMError as exc:
-            logger.bind(customer=self.key.phone).warning("turn failed: {}", exc)
+            logger.bind(customer=mask(self.key.phone)).warning("turn failed: {}", exc)
+            if said:
+                await deps.memory.append(self.key, said)
             return Reply(deps.failure_reply, failed=True)
         text = completion.text
-        if text:
-            await deps.memory.append(self.key, [MemoryMessage(Role.AGENT, text, now, kind=kind)])
-        await deps.customers.add_usage(self.key, tokens_in=completion.tokens_in,
-                                       tokens_out=completion.tokens_out)
+        answer = [MemoryMessage(Role.AGENT, text, now, kind=kind)] if text else []
+        if said or answer:
+            await deps.memory.append(self.key, said + answer)
         if deps.after_turn is not None:
             deps.after_turn(self.key)
         return Reply(text, tokens_in=completion.tokens_in, tokens_out=completion.tokens_out)
 
-    async def _prompt(self, now: datetime, instruction: str) -> list[dict[str, Any]]:
+    async def _prompt(self, now: datetime, instruction: str,
+                      said: list[MemoryMessage]) -> list[dict[str, Any]]:
         b = self.deps.budget
         business_text = prompt.business_block(self.deps.business, now)
         customer_text = prompt.customer_block(
@@ -116,9 +122,12 @@ class CustomerAgent:
             b.facts, b.summary)
         fixed = estimate_tokens(business_text + prompt.RULES + customer_text + instruction)
         history_budget = max(200, min(b.history, b.context - fixed - 200))
+        new = sum(estimate_tokens(m.text) for m in said)
         window = await self.deps.memory.window(
-            self.key, history_budget, after_seq=self.profile.summarized_upto)
-        return prompt.build(business_text, customer_text, window, instruction)
+            self.key, max(0, history_budget - new), after_seq=self.profile.summarized_upto)
+        replayed = {m.msg_id for m in said if m.msg_id}  # stored before a crash, asked again
+        window = [m for m in window if not m.msg_id or m.msg_id not in replayed]
+        return prompt.build(business_text, customer_text, window + said, instruction)
 
     async def _complete(self, messages: list[dict[str, Any]], now: datetime) -> Completion:
         """Call the model, running tool calls for up to MAX_TOOL_ROUNDS rounds."""

@@ -6,6 +6,8 @@ so concurrent turns never lose an update.
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -118,9 +120,22 @@ def utc_day(at: datetime) -> str:
 
 
 class CustomerStore:
+    RECENT = 4096  # customers whose last read is kept for `get(max_age=…)`
+
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
         self.clock: Clock = clock or SystemClock()  # which day usage counts towards
+        # A turn asks for the same customer several times within milliseconds (filters,
+        # the hold check, follow-up rules); callers that can live with a second-old row say
+        # so with `max_age`, and writes through this store refresh or drop the entry.
+        self._recent: OrderedDict[CustomerKey, tuple[float, Customer]] = OrderedDict()
+
+    def _remember(self, key: CustomerKey, customer: Customer) -> Customer:
+        self._recent[key] = (time.monotonic(), customer)
+        self._recent.move_to_end(key)
+        if len(self._recent) > self.RECENT:
+            self._recent.popitem(last=False)
+        return customer.model_copy()
 
     def _mine(self, key: CustomerKey) -> ColumnElement[bool]:
         return and_(CUSTOMERS.c.tenant == key.tenant, CUSTOMERS.c.phone == key.phone)
@@ -135,9 +150,17 @@ class CustomerStore:
             result = await conn.execute(stmt)
         return int(getattr(result, "rowcount", 0) or 0)
 
-    async def get(self, key: CustomerKey) -> Customer | None:
+    async def get(self, key: CustomerKey, *, max_age: float = 0.0) -> Customer | None:
+        """The customer's row; with `max_age`, a copy read at most that many seconds ago
+        (in this process) may be returned instead of a database round trip."""
+        hit = self._recent.get(key) if max_age > 0 else None
+        if hit is not None and time.monotonic() - hit[0] <= max_age:
+            return hit[1].model_copy()
         found = await self._select(select(CUSTOMERS).where(self._mine(key)))
-        return found[0] if found else None
+        if not found:
+            self._recent.pop(key, None)
+            return None
+        return self._remember(key, found[0])
 
     async def touch(self, key: CustomerKey, contact: Contact, at: datetime,
                     inbound: int = 0) -> Customer:
@@ -162,9 +185,8 @@ class CustomerStore:
                 changes[col] = stmt.excluded[col]
         stmt = stmt.on_conflict_do_update(index_elements=["tenant", "phone"], set_=changes)
         async with self.db.begin() as conn:
-            await conn.execute(stmt)
-            row = (await conn.execute(select(CUSTOMERS).where(self._mine(key)))).mappings().one()
-        return Customer.model_validate(dict(row))
+            row = (await conn.execute(stmt.returning(*CUSTOMERS.c))).mappings().one()
+        return self._remember(key, Customer.model_validate(dict(row)))
 
     async def find_by_lid(self, tenant: str, lid: str) -> Customer | None:
         found = await self._select(select(CUSTOMERS).where(
@@ -172,6 +194,7 @@ class CustomerStore:
         return found[0] if found else None
 
     async def _update(self, key: CustomerKey, **values: Any) -> bool:
+        self._recent.pop(key, None)
         return bool(await self._write(update(CUSTOMERS).where(self._mine(key)).values(**values)))
 
     async def add_usage(self, key: CustomerKey, *, msgs_out: int = 0, tokens_in: int = 0,
@@ -184,18 +207,21 @@ class CustomerStore:
         }
         if at is not None:
             values["last_contact"] = at
-        await self._update(key, **values)
-        if msgs_out or tokens_in or tokens_out:
-            await self._add_daily(key, utc_day(at or self.clock.now()), msgs_out=msgs_out,
-                                  tokens_in=tokens_in, tokens_out=tokens_out)
+        self._recent.pop(key, None)
+        async with self.db.begin() as conn:  # one transaction: the two never disagree
+            await conn.execute(update(CUSTOMERS).where(self._mine(key)).values(**values))
+            if msgs_out or tokens_in or tokens_out:
+                await conn.execute(self._add_daily(
+                    key, utc_day(at or self.clock.now()), msgs_out=msgs_out,
+                    tokens_in=tokens_in, tokens_out=tokens_out))
 
-    async def _add_daily(self, key: CustomerKey, day: str, **counts: int) -> None:
+    def _add_daily(self, key: CustomerKey, day: str, **counts: int) -> Executable:
         stmt = _insert(self.db, USAGE).values(tenant=key.tenant, day=day, phone=key.phone,
                                               **counts)
-        stmt = stmt.on_conflict_do_update(
+        upsert: Executable = stmt.on_conflict_do_update(
             index_elements=["tenant", "day", "phone"],
             set_={name: USAGE.c[name] + stmt.excluded[name] for name in counts})
-        await self._write(stmt)
+        return upsert
 
     async def usage_on(self, key: CustomerKey, day: str) -> UsageDay:
         """The customer's usage on `day` (YYYY-MM-DD, UTC); zeros when nothing was used."""
@@ -225,6 +251,7 @@ class CustomerStore:
 
     async def forget(self, key: CustomerKey) -> None:
         """Erase the customer and every journal line of theirs."""
+        self._recent.pop(key, None)
         async with self.db.begin() as conn:
             await conn.execute(delete(CUSTOMERS).where(self._mine(key)))
             await conn.execute(delete(JOURNAL).where(

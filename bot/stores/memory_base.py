@@ -92,7 +92,9 @@ class MemoryStore(ABC):
     async def count(self, key: CustomerKey, after_seq: int = 0) -> int: ...
 
     @abstractmethod
-    async def profile(self, key: CustomerKey) -> Profile: ...
+    async def profile(self, key: CustomerKey, *, with_stages: bool = True) -> Profile:
+        """Summary, facts and (unless `with_stages` is False: a turn does not need them)
+        the stage history."""
 
     @abstractmethod
     async def save_summary(self, key: CustomerKey, summary: str, upto_seq: int) -> None:

@@ -244,7 +244,7 @@ class MongoMemoryStore(MemoryStore):
     async def count(self, key: CustomerKey, after_seq: int = 0) -> int:
         return await MemoryMessageDoc.find(self._after(key, after_seq)).count()
 
-    async def profile(self, key: CustomerKey) -> Profile:
+    async def profile(self, key: CustomerKey, *, with_stages: bool = True) -> Profile:
         doc = await AgentMemory.find_one(_customer(key))
         if doc is None:
             return Profile()
@@ -252,7 +252,7 @@ class MongoMemoryStore(MemoryStore):
                              _as_utc(f.updated_at) if f.updated_at else None)
                  for f in doc.facts.values()}
         stages = [StageChange(Stage(s.from_stage) if s.from_stage else None, Stage(s.to_stage),
-                              s.reason, _as_utc(s.at)) for s in doc.stages]
+                              s.reason, _as_utc(s.at)) for s in doc.stages] if with_stages else []
         return Profile(doc.summary, doc.summarized_upto, facts, stages)
 
     async def save_summary(self, key: CustomerKey, summary: str, upto_seq: int) -> None:

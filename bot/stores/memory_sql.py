@@ -214,11 +214,11 @@ class SqlMemoryStore(MemoryStore):
         async with self._db.connect() as conn:
             return int((await conn.execute(stmt)).scalar_one())
 
-    async def profile(self, key: CustomerKey) -> Profile:
+    async def profile(self, key: CustomerKey, *, with_stages: bool = True) -> Profile:
         async with self._db.connect() as conn:
             row = (await conn.execute(select(PROFILES).where(_customer(PROFILES, key)))).first()
             stages = (await conn.execute(select(STAGES).where(_customer(STAGES, key))
-                                         .order_by(STAGES.c.id))).all()
+                                         .order_by(STAGES.c.id))).all() if with_stages else []
         prof = Profile(stages=[
             StageChange(Stage(s.from_stage) if s.from_stage else None, Stage(s.to_stage),
                         s.reason, s.at) for s in stages])

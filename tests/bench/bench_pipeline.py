@@ -128,10 +128,10 @@ async def sequential_overhead(base_url: str, db_url: str, state: Path, n: int) -
     timing = Timing(app)
     for i in range(n):
         phone = f"+1666{i % 200:07d}"  # 200 customers, so most turns hit a cached agent
-        timing.expected = len(timing.done) + 1
-        timing.finished.clear()
         timing.done.pop(phone, None)
         timing.llm.pop(phone, None)
+        timing.expected = len(timing.done) + 1
+        timing.finished.clear()
         timing.fed[phone] = time.perf_counter()
         await app.inbox.feed(InboundMessage(
             tenant=tenant, phone=phone, msg_id=f"S{i}", timestamp=app.clock.now(),
