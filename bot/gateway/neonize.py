@@ -353,6 +353,7 @@ class GoClient(Protocol):
     async def download_any(self, message: Any) -> bytes: ...
     async def get_pn_from_lid(self, jid: Any) -> Any: ...
     async def get_me(self) -> Any: ...
+    async def revoke_message(self, chat: Any, sender: Any, message_id: str) -> Any: ...
     async def PairPhone(
         self, phone: str, show_push_notification: bool, client_name: Any = ...
     ) -> str: ...
@@ -840,6 +841,14 @@ class NeonizeGateway(Gateway):
         while len(self._sent_ids) > SENT_IDS_KEPT:
             self._sent_ids.popitem(last=False)
         return msg_id
+
+    async def revoke(self, chat: str, msg_id: str) -> None:
+        """Delete a message for everyone: the owner's `#bot` commands typed on the business
+        phone. They were sent from our own number, so we are the sender."""
+        client = self._live_client("delete a message")
+        me = await self._call("reading our own WhatsApp id", client.get_me())
+        await self._call(f"deleting a message in {mask_address(chat)}",
+                         client.revoke_message(parse_jid(chat), me.JID, msg_id))
 
     async def mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None:
         if not msg_ids:

@@ -144,6 +144,10 @@ class StandInClient:
         await self._record("get_me")
         return Device(JID=jid(self.me_user), PushName="Tienda")
 
+    async def revoke_message(self, chat: JID, sender: JID, message_id: str) -> SendResponse:
+        await self._record("revoke_message", chat, sender, message_id)
+        return SendResponse(ID=f"OUT{next(self._ids)}")
+
     async def PairPhone(
         self, phone: str, show_push_notification: bool, client_name: Any = None
     ) -> str:

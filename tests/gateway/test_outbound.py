@@ -50,6 +50,18 @@ async def test_send_text_sends_a_plain_conversation_and_returns_the_id(
     assert message == Message(conversation="¡Claro! La tenemos en M @5215500000000")
 
 
+async def test_revoke_deletes_our_own_message_for_everyone(
+    connected: tuple[NeonizeGateway, StandInClient],
+) -> None:
+    gateway, client = connected
+
+    await gateway.revoke(CHAT, "3EB0OWNERCMD")
+
+    [((chat, sender, msg_id), _)] = client.called("revoke_message")
+    assert (chat, msg_id) == (jid(CUSTOMER), "3EB0OWNERCMD")
+    assert sender == jid(client.me_user)  # the owner typed it on the business phone
+
+
 async def test_what_we_sent_comes_back_as_an_echo_and_is_dropped(
     connected: tuple[NeonizeGateway, StandInClient],
 ) -> None:
