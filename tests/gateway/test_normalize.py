@@ -26,13 +26,8 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     VideoMessage,
 )
 
-from bot.gateway.neonize import (
-    Dropped,
-    DropReason,
-    NeonizeGateway,
-    NormalizeContext,
-    normalize_event,
-)
+from bot.gateway.neonize import NeonizeGateway
+from bot.gateway.normalize import Dropped, DropReason, NormalizeContext, normalize_event
 from bot.models import InboundMessage, MessageKind
 from tests.gateway.builders import (
     BUSINESS,

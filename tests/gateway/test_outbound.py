@@ -11,7 +11,8 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ImageMessage, Message
 from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ReceiptType
 
 from bot.gateway.base import GatewayError
-from bot.gateway.neonize import SENT_IDS_KEPT, Dropped, DropReason, NeonizeGateway
+from bot.gateway.neonize import SENT_IDS_KEPT, NeonizeGateway
+from bot.gateway.normalize import Dropped, DropReason
 from bot.models import InboundMessage
 from tests.gateway.builders import (
     BUSINESS,
