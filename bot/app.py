@@ -153,6 +153,10 @@ class App:
             logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).exception(
                 "inbound message could not be queued")
 
+    async def _recover_when(self, connected: asyncio.Event) -> None:
+        await connected.wait()
+        await self.inbox.recover()
+
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self.background.add(task)
@@ -166,7 +170,13 @@ class App:
         await self.memory.start()
         self.gateway.on_message(self._on_inbound)
         await self.gateway.start()
-        await self.inbox.recover()
+        connected = getattr(self.gateway, "connected", None)
+        if isinstance(connected, asyncio.Event):
+            # WhatsApp connects in the background and refuses sends until it has: answer
+            # what the journal holds once replies can go out.
+            self.spawn(self._recover_when(connected), "recover")
+        else:
+            await self.inbox.recover()
         if self.followups is not None:
             await self.followups.start()
         self.spawn(self.registry.run_sweeper(self.settings.agents.sweep_seconds), "sweeper")

@@ -106,6 +106,7 @@ class Inbox:
         self._accepting = True
         self._flush = asyncio.Event()
         self.filters: list[Filter] = []
+        self._live: set[str] | None = set()  # ids fed before `recover` ran
         self.hold: Hold | None = None
         self.after_inbound: list[AfterInbound] = []
         self.tasks: set[asyncio.Task[None]] = set()
@@ -123,6 +124,8 @@ class Inbox:
         if not await self.customers.journal_add(msg):
             logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).debug("duplicate dropped")
             return Fed.DUPLICATE
+        if self._live is not None:
+            self._live.add(msg.msg_id)
         return await self._route(msg)
 
     async def _route(self, msg: InboundMessage) -> Fed:
@@ -183,8 +186,14 @@ class Inbox:
         return await item.done
 
     async def recover(self) -> int:
-        """Queue journaled messages that were never answered (the daemon stopped mid-turn)."""
-        pending = await self.customers.journal_pending(self.tenant)
+        """Queue journaled messages that were never answered (the daemon stopped mid-turn).
+
+        Call it once the transport can send. Messages that arrived live in the meantime are
+        already queued: they are skipped here, so nothing is answered twice.
+        """
+        live, self._live = self._live or set(), None
+        pending = [m for m in await self.customers.journal_pending(self.tenant)
+                   if m.msg_id not in live]
         for msg in pending:
             await self._route(msg)
         if pending:
