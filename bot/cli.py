@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from loguru import logger
 
 from bot.settings import Settings, SettingsError, load_settings
 
+T = TypeVar("T")
 EXIT_CONFIG = 78  # misconfiguration or operator action needed: systemd must not hot-loop
 
 app = typer.Typer(
@@ -64,6 +66,18 @@ def settings_or_exit(**overrides: object) -> Settings:
 def fail(message: str, code: int = EXIT_CONFIG) -> typer.Exit:
     typer.echo(f"wabot: {message}", err=True)
     return typer.Exit(code)
+
+
+def run_configured(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; a business profile or database URL that cannot be used
+    ends it with the message and exit 78, not a traceback."""
+    from bot.business import BusinessError
+    from bot.stores.db import DatabaseError
+
+    try:
+        return asyncio.run(coro)
+    except (BusinessError, DatabaseError) as exc:
+        raise fail(str(exc)) from None
 
 
 PairOpt = Annotated[str | None, typer.Option(
@@ -142,7 +156,7 @@ def chat(
         settings.inbox.debounce_seconds = 0
     from bot.console import run_chat
 
-    asyncio.run(run_chat(settings, phone, name))
+    run_configured(run_chat(settings, phone, name))
 
 
 @app.command()
@@ -172,7 +186,7 @@ def simulate(
     if started.tzinfo is None:
         started = started.replace(tzinfo=UTC)
     try:
-        asyncio.run(run_file(settings, scenario, out, started, keep=keep))
+        run_configured(run_file(settings, scenario, out, started, keep=keep))
     except ScenarioError as exc:
         raise fail(f"{scenario}: {exc}", 2) from None
 

@@ -18,11 +18,13 @@ from typing import Any, Protocol
 from loguru import logger
 
 from bot.app import App
+from bot.business import BusinessError
 from bot.clock import SystemClock
 from bot.gateway.base import Gateway
 from bot.phones import mask
 from bot.sdnotify import Notifier, watchdog_loop
 from bot.settings import Settings
+from bot.stores.db import DatabaseError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -106,7 +108,12 @@ async def serve(app: App, gateway: DaemonGateway, notifier: Notifier,
     notifier.status("starting")
     reason: ExitReason | None = None
     try:
-        await app.start()
+        try:
+            await app.start()
+        except Exception as exc:  # a store down at boot: systemd retries after RestartSec
+            logger.opt(exception=exc).error("could not start: {}", exc)
+            notifier.status(f"start failed: {exc}")
+            return EXIT_FAILED
         tasks.append(asyncio.create_task(_announce_ready(gateway, notifier)))
         stopping = asyncio.create_task(stop.wait())
         waits: set[asyncio.Future[Any]] = {stopping, gateway.finished}
@@ -128,12 +135,16 @@ async def serve(app: App, gateway: DaemonGateway, notifier: Notifier,
 
 async def run_daemon(settings: Settings, notifier: Notifier,
                      gateway: Gateway | None = None) -> int:
-    gateway = gateway or neonize_gateway(settings, notifier)
+    try:
+        app = App(settings, gateway or neonize_gateway(settings, notifier))
+    except (BusinessError, DatabaseError, ValueError) as exc:
+        logger.error("cannot start: {}", exc)
+        notifier.status(f"misconfigured: {exc}")
+        return EXIT_OPERATOR
     stop = asyncio.Event()
     restore = install_signals(stop)
     try:
-        app = App(settings, gateway)
-        return await serve(app, gateway, notifier, stop)  # type: ignore[arg-type]
+        return await serve(app, app.gateway, notifier, stop)  # type: ignore[arg-type]
     finally:
         restore()
 

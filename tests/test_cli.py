@@ -95,3 +95,13 @@ def test_help_lists_the_commands():
     assert result.exit_code == 0
     for command in ("chat", "simulate"):
         assert command in result.output
+
+
+@pytest.mark.parametrize("command", [["run"], ["chat", "--as", "+5215512345678"]])
+def test_a_missing_business_profile_is_a_clear_startup_error(env, tmp_path, command):
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", *command], input="", capture_output=True, text=True,
+        timeout=60, env={**os.environ, **env, "WABOT_BUSINESS_FILE": str(tmp_path / "nope.yaml")})
+    assert result.returncode == 78, result.stderr
+    assert "business profile" in result.stderr and "nope.yaml does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
