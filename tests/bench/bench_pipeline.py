@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from bot.business import DEFAULT_BUSINESS  # noqa: E402
 from bot.gateway.memory import MemoryGateway  # noqa: E402
 from bot.models import CustomerKey, InboundMessage  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
+from bot.stores.customers import Contact  # noqa: E402
+from bot.stores.memory_base import Fact  # noqa: E402
 
 INSIGHTS = False  # --insights: also run the background insight call after every turn
 
@@ -106,16 +109,17 @@ async def throughput(base_url: str, db_url: str, state: Path, n: int, concurrenc
     timing = Timing(app)
     timing.expected = n
     phones = [f"+1555{i:07d}" for i in range(n)]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for i, phone in enumerate(phones):
         timing.fed[phone] = time.perf_counter()
         await app.inbox.feed(InboundMessage(
             tenant=tenant, phone=phone, msg_id=f"B{i}", timestamp=app.clock.now(),
             text=f"hello from {phone}", chat=app.gateway.chat_for(phone)))
     await asyncio.wait_for(timing.finished.wait(), timeout=600)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     over = timing.overhead_ms()
     print(f"throughput  customers={n:>6}  {n / elapsed:8.1f} msg/s  ({elapsed:.1f} s)  "
+          f"CPU {cpu / n * 1000:.1f} ms/msg  "
           f"overhead under load p50={pct(over, .5):.2f} ms p99={pct(over, .99):.2f} ms")
     await app.stop()
 
@@ -147,21 +151,32 @@ async def sequential_overhead(base_url: str, db_url: str, state: Path, n: int) -
 
 
 async def agent_memory(base_url: str, db_url: str, state: Path, n: int) -> None:
+    """Agents of real customers: a stored customer row, a rolling summary and facts."""
     tenant = f"mem-{int(time.time())}"
     app = make_app(base_url, db_url, state, tenant, 1)
     await app.start()
     keys = [CustomerKey(tenant, f"+1777{i:07d}") for i in range(n)]
+    summary = ("Ana asked about the blue sneaker in size 24, compared it with the loafer, "
+               "said she would decide after payday and prefers evening messages. ") * 6
+    for key in keys:
+        await app.customers.touch(key, Contact(name="Ana María"), app.clock.now(), inbound=1)
+        await app.memory.save_summary(key, summary, 40)
+        await app.memory.merge_facts(key, [Fact(f"fact_{j}", f"value number {j} for this customer")
+                                           for j in range(8)])
     async with app.registry.use(keys[0]):
         pass
     gc.collect()
-    before = rss_bytes()
+    tracemalloc.start()
+    before, traced0 = rss_bytes(), tracemalloc.get_traced_memory()[0]
     for key in keys[1:]:
         async with app.registry.use(key):
             pass
     gc.collect()
-    after = rss_bytes()
-    print(f"memory per cached idle agent: {(after - before) / (n - 1):.0f} bytes RSS "
-          f"({n - 1} agents, {(after - before) / 1e6:.1f} MB)")
+    after, traced1 = rss_bytes(), tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    print(f"memory per cached idle agent ({n - 1} agents with a {len(summary)}-char summary "
+          f"and 8 facts): {(traced1 - traced0) / (n - 1):.0f} bytes traced by tracemalloc, "
+          f"{(after - before) / (n - 1):.0f} bytes RSS delta")
     hits = 200_000
     t0 = time.perf_counter()
     for i in range(hits):
