@@ -17,7 +17,7 @@ import pytest
 from bot.daemon import EXIT_OK, EXIT_OPERATOR, serve
 from bot.gateway.memory import MemoryGateway
 from bot.sdnotify import Notifier
-from tests.fakes.pipeline import BUSINESS, make_settings
+from tests.fakes.pipeline import BUSINESS, eventually, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,13 +96,6 @@ def test_run_offline_retries_with_backoff_and_stops_cleanly_on_sigterm(
     assert "+52" not in "".join(lines)  # nothing unmasked leaked either
 
 
-async def until(condition, within: float = 10.0) -> None:
-    """Poll a condition while the daemon does real I/O; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
 
 class ConnectingGateway(MemoryGateway):
     """The in-memory gateway with the daemon's connection signals."""
@@ -132,12 +125,12 @@ async def test_ready_is_sent_only_once_connected(tmp_path, notify_socket, openai
     stop = asyncio.Event()
     app = App(settings, gateway, business=BUSINESS)
     task = asyncio.create_task(serve(app, gateway, Notifier(path), stop))
-    await until(lambda: app._started)
+    await eventually(lambda: app._started)
     assert "READY=1\n" not in drain(sock)
     gateway.connected_as = "+5215512345678"
     gateway.connected.set()
     got: list[str] = []
-    await until(lambda: got.extend(drain(sock)) or "READY=1\n" in got)
+    await eventually(lambda: got.extend(drain(sock)) or "READY=1\n" in got)
     assert "STATUS=connected as +52155****5678\n" in got
     stop.set()
     assert await asyncio.wait_for(task, 10) == EXIT_OK
@@ -153,7 +146,7 @@ async def test_a_logged_out_gateway_exits_78_so_systemd_does_not_hot_loop(
     gateway = ConnectingGateway()
     app = App(settings, gateway, business=BUSINESS)
     task = asyncio.create_task(serve(app, gateway, Notifier(path), asyncio.Event()))
-    await until(lambda: gateway.started)
+    await eventually(lambda: gateway.started)
     gateway.finished.set_result(Reason(needs_operator=True))
     assert await asyncio.wait_for(task, 10) == EXIT_OPERATOR
     assert "STOPPING=1\n" in drain(sock)

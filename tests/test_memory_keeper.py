@@ -24,7 +24,7 @@ from bot.models import CustomerKey, MemoryMessage, Role
 from bot.settings import MemorySettings
 from bot.stores.memory_base import Fact
 from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.pipeline import START, Pipeline, make_settings, pipeline
+from tests.fakes.pipeline import START, Pipeline, eventually, make_settings, pipeline
 
 ANA = "+5215512345678"
 BOB = "+14155550123"
@@ -72,13 +72,6 @@ async def turn(p: Pipeline, phone: str, text: str) -> None:
     await p.settle()
     await p.app.keeper.idle()
 
-
-async def eventually(condition, within: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 # --- a fake model that summarizes and extracts like a careful one would -------------------

@@ -15,7 +15,7 @@ from bot.gateway.memory import MemoryGateway
 from bot.inbox import Fed
 from bot.models import CustomerKey, MemoryMessage, Role
 from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.pipeline import START, make_settings, pipeline
+from tests.fakes.pipeline import START, eventually, make_settings, pipeline
 
 ANA = "+5215512345678"
 BOB = "+14155550123"
@@ -126,14 +126,6 @@ async def test_a_burst_becomes_one_turn(settings, openai_server):
         assert user_texts(requests[0]) == ["hi", "I want", "the blue one"]
         assert p.texts_to(ANA) == ["OK: the blue one"]
 
-
-async def eventually(condition, within: float = 5.0) -> None:
-    """Poll a condition while real I/O (the fake server) completes; fail after `within` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_messages_of_one_chat_are_handled_in_order(instant, openai_server):

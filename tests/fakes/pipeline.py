@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,6 +86,16 @@ async def pipeline(settings: Settings, *, clock: VirtualClock | None = None,
     finally:
         await p.settle()
         await p.app.stop()
+
+
+async def eventually(condition: Callable[[], object], within: float = 5.0) -> None:
+    """Poll a condition while real I/O (databases, the fake server) completes; fail after
+    `within` seconds. For waiting on work outside the virtual clock's reach."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
 
 
 def later(seconds: float) -> datetime:

@@ -4,10 +4,8 @@ target, and captured log records."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import io
 import socket
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,33 +13,10 @@ from typing import Any
 import pytest
 from loguru import logger
 
-
-def _import_neonize_quietly() -> None:
-    """Import neonize without failing whichever test happens to run first.
-
-    `import neonize` runs `os.popen("uname -a").read()` and drops the pipe
-    (neonize/utils/platform.py:39). Under `-W error` the Popen and pipe finalizers raise
-    ResourceWarning, which pytest's unraisable hook would pin on the next test. Swallowing
-    exactly those, during exactly this import, keeps every other warning an error.
-    """
-    hook = sys.unraisablehook
-
-    def ignore_popen_leak(unraisable: Any) -> None:
-        if not isinstance(unraisable.exc_value, ResourceWarning):
-            hook(unraisable)
-
-    sys.unraisablehook = ignore_popen_leak
-    try:
-        importlib.import_module("neonize")
-    finally:
-        sys.unraisablehook = hook
-
-
-_import_neonize_quietly()
-
-from bot.clock import VirtualClock  # noqa: E402
-from bot.gateway.neonize import NeonizeGateway  # noqa: E402
-from tests.gateway.builders import StandInClient, StandInFactory  # noqa: E402
+# neonize is imported quietly by tests/conftest.py before this module loads.
+from bot.clock import VirtualClock
+from bot.gateway.neonize import NeonizeGateway
+from tests.gateway.builders import StandInClient, StandInFactory
 
 TENANT = "tienda"
 
