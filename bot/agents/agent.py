@@ -149,7 +149,7 @@ class CustomerAgent:
                                  for c in completion.tool_calls]})
             for call in completion.tool_calls:
                 result = await deps.tools.run(ctx, call.name, call.arguments)
-                logger.bind(customer=self.key.phone).debug(
+                logger.bind(customer=mask(self.key.phone)).debug(
                     "tool {} → {}", call.name, result[:200])
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
         if self.customer is not None and ctx.stage is not self.stage:

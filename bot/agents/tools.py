@@ -13,6 +13,7 @@ from loguru import logger
 
 from bot.lifecycle import transition_error
 from bot.models import CustomerKey, Stage
+from bot.phones import mask
 from bot.stores.customers import CustomerStore
 from bot.stores.memory_base import Fact, MemoryStore, StageChange
 
@@ -65,7 +66,7 @@ class ToolBox:
         except (KeyError, TypeError, ValueError) as exc:
             return json.dumps({"error": f"bad arguments for {name}: {exc}"})
         except Exception:
-            logger.bind(customer=ctx.key.phone).exception("tool {} failed", name)
+            logger.bind(customer=mask(ctx.key.phone)).exception("tool {} failed", name)
             return json.dumps({"error": f"{name} failed; carry on without it"})
 
 
