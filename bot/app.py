@@ -163,7 +163,8 @@ class App:
         task.add_done_callback(self.background.discard)
 
     async def start(self) -> None:
-        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        # The state directory holds the WhatsApp login keys and the conversations.
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         await self.db.create_all()
         if self.monitor is not None:
             await self.monitor.start()

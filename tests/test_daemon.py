@@ -79,6 +79,7 @@ def test_run_offline_retries_with_backoff_and_stops_cleanly_on_sigterm(
         assert len(delays) == 4, "".join(lines)
         assert delays == sorted(delays) and delays[0] >= 1 and max(delays) <= 5  # capped
         assert not (tmp_path / "state" / "whatsapp-session.sqlite3").exists()  # Go untouched
+        assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700  # it holds login keys
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=15)

@@ -77,7 +77,8 @@ class Database:
         if is_sqlite:
             db_path = make_url(self.url).database
             if db_path and db_path != ":memory:":
-                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+                # customer conversations live here: not for other users
+                Path(db_path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             engine_kw.setdefault("connect_args", {"timeout": 30})
         else:
             engine_kw.setdefault("pool_size", 10)
