@@ -14,6 +14,8 @@ from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # "never", for sorting and defaults
+
 
 class Clock(Protocol):
     def now(self) -> datetime:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from loguru import logger
 
 from bot.agents.agent import Turn
 from bot.agents.registry import AgentRegistry
-from bot.clock import Clock
+from bot.clock import EPOCH, Clock
 from bot.gateway.base import GatewayError
 from bot.models import CustomerKey, InboundMessage, MessageKind, Role
 from bot.phones import mask
@@ -43,7 +43,6 @@ class Fed(StrEnum):
     AUTO_REPLIED = "auto_replied"  # a configured fixed reply, no model call
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -77,6 +76,12 @@ KIND_NOTES = {
     MessageKind.POLL: "[the customer sent a poll]",
 }
 UNANSWERED_KINDS = {MessageKind.REACTION, MessageKind.OTHER}
+
+
+def describe_kind(msg: InboundMessage, notes: dict[MessageKind, str] = KIND_NOTES) -> str:
+    """What arrived, in words the agent can read, with the caption or details appended."""
+    note = notes.get(msg.kind, f"[the customer sent a {msg.kind.value} message]")
+    return f"{note} {msg.text}".strip() if msg.text else note
 
 Describer = Callable[[InboundMessage], Awaitable[str]]
 # A filter sees every new inbound message (after journal and dedupe, before queueing) and
@@ -303,8 +308,7 @@ class Inbox:
             return msg.text
         if self._describe is not None:
             return await self._describe(msg)
-        note = KIND_NOTES.get(msg.kind, f"[the customer sent a {msg.kind.value} message]")
-        return f"{note} {msg.text}".strip() if msg.text else note
+        return describe_kind(msg)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -312,10 +316,6 @@ class Inbox:
         """Stop accepting turns (messages are still journaled) and end debounce waits."""
         self._accepting = False
         self._flush.set()
-
-    @property
-    def busy(self) -> bool:
-        return bool(self.tasks)
 
     async def drain(self, within: float) -> bool:
         """Wait for turns in flight; True when all finished inside `within` seconds."""

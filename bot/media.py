@@ -17,7 +17,7 @@ import base64
 from loguru import logger
 
 from bot.gateway.base import GatewayError
-from bot.inbox import KIND_NOTES, UNANSWERED_KINDS, Fed
+from bot.inbox import KIND_NOTES, UNANSWERED_KINDS, Fed, describe_kind
 from bot.llm import LLM, LLMError
 from bot.models import InboundMessage, MemoryMessage, MessageKind, Role
 from bot.phones import mask
@@ -44,8 +44,7 @@ AUDIO_KINDS = {MessageKind.VOICE, MessageKind.AUDIO}
 
 def note_for(msg: InboundMessage) -> str:
     """What arrived, in words, without downloading anything (caption or details appended)."""
-    note = NOTES.get(msg.kind, f"[the customer sent a {msg.kind.value} message]")
-    return f"{note} {msg.text}".strip() if msg.text else note
+    return describe_kind(msg, NOTES)
 
 
 async def remember_inbound(customers: CustomerStore, memory: MemoryStore, msg: InboundMessage,

@@ -3,15 +3,14 @@ kept inside a fixed token budget however long the relationship."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from bot.business import Business
+from bot.clock import EPOCH
 from bot.lifecycle import STAGE_MEANING
 from bot.models import MemoryMessage, Role, Stage
 from bot.stores.memory_base import Fact, Profile, estimate_tokens
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 RULES = """\
 How you write:

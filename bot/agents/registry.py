@@ -123,6 +123,3 @@ class AgentRegistry:
                 self.sweep()
             except Exception:  # a sweep bug must not stop future sweeps
                 logger.exception("agent sweep failed")
-
-    def clear(self) -> None:
-        self._slots.clear()

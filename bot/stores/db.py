@@ -14,7 +14,6 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -64,10 +63,6 @@ def sync_url(url: str) -> str:
     return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
 
 
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
-
-
 class Database:
     """Owns the engine. Tables are SQLModel tables imported before `create_all`."""
 
@@ -92,9 +87,6 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
-
-    def session(self) -> AsyncSession:
-        return AsyncSession(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:

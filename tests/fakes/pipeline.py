@@ -6,7 +6,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,3 @@ async def eventually(condition: Callable[[], object], within: float = 5.0) -> No
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
 
-
-def later(seconds: float) -> datetime:
-    return START + timedelta(seconds=seconds)
