@@ -196,9 +196,11 @@ class Inbox:
         Call it once the transport can send. Messages that arrived live in the meantime are
         already queued: they are skipped here, so nothing is answered twice.
         """
+        # Read first, stop recording live ids after: a message journaled while the SELECT
+        # runs is in the live set (already queued), so it is never routed a second time.
+        journaled = await self.customers.journal_pending(self.tenant)
         live, self._live = self._live or set(), None
-        pending = [m for m in await self.customers.journal_pending(self.tenant)
-                   if m.msg_id not in live]
+        pending = [m for m in journaled if m.msg_id not in live]
         for msg in pending:
             await self._route(msg)
         if pending:
