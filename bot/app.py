@@ -146,6 +146,13 @@ class App:
                     agents_cached=len(self.registry), turns=self.inbox.turns,
                     failures=self.inbox.failures)
 
+    async def _phone_for_lid(self, lid: str) -> str | None:
+        """A LID WhatsApp's own map forgot, from the customers we stored it for."""
+        customer = await self.customers.find_by_lid(self.settings.tenant, lid)
+        if customer is None or not customer.phone.startswith("+"):
+            return None
+        return customer.phone.removeprefix("+")
+
     async def _on_inbound(self, msg: InboundMessage) -> None:
         try:
             await self.inbox.feed(msg)
@@ -170,6 +177,7 @@ class App:
             await self.monitor.start()
         await self.memory.start()
         self.gateway.on_message(self._on_inbound)
+        self.gateway.lid_directory = self._phone_for_lid
         await self.gateway.start()
         connected = getattr(self.gateway, "connected", None)
         if isinstance(connected, asyncio.Event):
