@@ -26,6 +26,8 @@ from bot.business import DEFAULT_BUSINESS, Business, load_business
 from bot.clock import Clock, SystemClock
 from bot.followups import FollowUpScheduler
 from bot.gateway.base import Gateway
+from bot.knowledge.library import Library, index_for, keep_in_sync
+from bot.knowledge.tools import knowledge_tools
 from bot.llm import LLM
 from bot.models import CustomerKey, InboundMessage
 from bot.ops.status import Live, Monitor
@@ -74,6 +76,20 @@ def build_memory(settings: Settings, db: Database) -> MemoryStore:
     return SqlMemoryStore(db)
 
 
+def build_library(settings: Settings, db: Database, clock: Clock, llm: LLM,
+                  business: Business | None) -> Library:
+    """The tenant's knowledge. The catalog is re-read from the business profile at each
+    sync (what `wabot catalog import` wrote), unless a profile was given in code."""
+    from bot.knowledge.embeddings import Embedder
+
+    k = settings.knowledge
+    products = ((lambda: business.products) if business is not None
+                else (lambda: load_business_for(settings).products))
+    embedder = Embedder(llm.client, k.embeddings_model) if k.embeddings_model else None
+    return Library(index_for(db), settings.tenant, products, k.dir, clock,
+                   chunk_chars=k.chunk_chars, embedder=embedder)
+
+
 class App:
     def __init__(self, settings: Settings, gateway: Gateway, *, clock: Clock | None = None,
                  llm: LLM | None = None, business: Business | None = None,
@@ -118,6 +134,16 @@ class App:
             for tool in self.followups.tools():
                 self.deps.tools.add(tool)
             self.inbox.after_inbound.append(self.followups.on_inbound)
+        # ── knowledge: catalog and document search, media sends ──
+        self.reindex = asyncio.Event()  # set by SIGHUP: re-index changed sources
+        self.library = build_library(settings, self.db, self.clock, self.llm,
+                                     business) if s.knowledge.enabled else None
+        if self.library is not None:
+            for tool in knowledge_tools(self.library, gateway, s.knowledge.results,
+                                        s.knowledge.max_media_bytes):
+                self.deps.tools.add(tool)
+            self.deps.budget.featured = s.knowledge.featured_tokens
+        # ── end knowledge ──
         self.takeover = Takeover(self.customers, self.memory, gateway, self.clock, s.takeover)
         self.limiter = RateLimiter(self.customers, self.presenter, self.clock, s.limits,
                                    self.inbox.has_pending)
@@ -169,6 +195,9 @@ class App:
         if self.monitor is not None:
             await self.monitor.start()
         await self.memory.start()
+        if self.library is not None:
+            await self.library.start()
+            self.spawn(keep_in_sync(self.library, self.reindex), "knowledge")
         self.gateway.on_message(self._on_inbound)
         await self.gateway.start()
         connected = getattr(self.gateway, "connected", None)

@@ -223,6 +223,9 @@ async def erase_tenant(settings: Settings) -> int:
         from bot.followups import erase_tenant_followups
 
         await asyncio.to_thread(erase_tenant_followups, settings.sql_url, settings.tenant)
+        from bot.knowledge.library import index_for
+
+        await index_for(db).forget_tenant(settings.tenant)  # the run's copy of the catalog
         return len(found)
     finally:
         await memory.close()
