@@ -225,7 +225,9 @@ async def erase_tenant(settings: Settings) -> int:
         await asyncio.to_thread(erase_tenant_followups, settings.sql_url, settings.tenant)
         from bot.knowledge.library import index_for
 
-        await index_for(db).forget_tenant(settings.tenant)  # the run's copy of the catalog
+        index = index_for(db)  # the run's copy of the catalog
+        await index.start()
+        await index.forget_tenant(settings.tenant)
         return len(found)
     finally:
         await memory.close()
