@@ -26,7 +26,7 @@ from bot.business import DEFAULT_BUSINESS, Business, load_business
 from bot.clock import Clock, SystemClock
 from bot.followups import FollowUpScheduler
 from bot.gateway.base import Gateway
-from bot.knowledge.library import Library, index_for, keep_in_sync
+from bot.knowledge.library import Library, index_for, log_report, reindex_on
 from bot.knowledge.tools import knowledge_tools
 from bot.llm import LLM
 from bot.models import CustomerKey, InboundMessage
@@ -196,8 +196,11 @@ class App:
             await self.monitor.start()
         await self.memory.start()
         if self.library is not None:
+            # Before the gateway: the first answers already search an up-to-date index
+            # (only changed sources are re-read, so a restart costs a digest per file).
             await self.library.start()
-            self.spawn(keep_in_sync(self.library, self.reindex), "knowledge")
+            log_report(await self.library.sync())
+            self.spawn(reindex_on(self.library, self.reindex), "knowledge")
         self.gateway.on_message(self._on_inbound)
         await self.gateway.start()
         connected = getattr(self.gateway, "connected", None)
@@ -234,6 +237,8 @@ class App:
         if self.followups is not None:
             await self.followups.stop()
         await self.keeper.stop()
+        if self.library is not None:
+            await self.library.idle()  # never cancel a re-index inside its transaction
         for task in list(self.background):
             task.cancel()
         for task in list(self.background):

@@ -58,7 +58,8 @@ def reindex(
 def search(
     query: Annotated[str, typer.Argument(help="What a customer might ask about.")],
     scope: Annotated[str, typer.Option(help="products, documents or all.")] = "all",
-    limit: Annotated[int, typer.Option(min=1, max=20, help="Results to show.")] = 0,
+    limit: Annotated[int | None, typer.Option(
+        min=1, max=20, help="Results to show (default: knowledge.results).")] = None,
     raw: Annotated[bool, typer.Option("--json", help="Print the tool's JSON as the agent "
                                                      "receives it.")] = False,
 ) -> None:

@@ -144,6 +144,11 @@ class Library:
         hits = await self.index.search(self.tenant, ref, [PRODUCT], 1)
         return hits[0] if hits else None
 
+    async def idle(self) -> None:
+        """Wait for a sync under way to finish (before the database closes)."""
+        async with self._lock:
+            return
+
     def document_path(self, source: str) -> Path | None:
         """A document file by its indexed name; only files inside the knowledge folder."""
         return document_files(self.folder).get(source.strip())
@@ -160,13 +165,16 @@ def index_for(db: Database) -> KnowledgeIndex:
     return PostgresKnowledgeIndex(db)
 
 
-async def keep_in_sync(library: Library, reindex: asyncio.Event) -> None:
-    """Index what changed now, then again whenever `reindex` is set (SIGHUP)."""
+def log_report(report: SyncReport) -> None:
+    for error in report.errors:
+        logger.warning("knowledge: {}", error)
+    if report.indexed or report.removed:
+        logger.info("knowledge: {}", report.summary())
+
+
+async def reindex_on(library: Library, reindex: asyncio.Event) -> None:
+    """Re-index what changed whenever `reindex` is set (SIGHUP)."""
     while True:
-        report = await library.sync()
-        for error in report.errors:
-            logger.warning("knowledge: {}", error)
-        if report.indexed or report.removed:
-            logger.info("knowledge: {}", report.summary())
         await reindex.wait()
         reindex.clear()
+        log_report(await library.sync())

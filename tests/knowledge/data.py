@@ -48,8 +48,9 @@ FILLER_TOPICS = ["horarios de la tienda física", "programa de puntos", "cuidado
                  "eventos y talleres"]
 
 
-def documents(folder: Path, n: int, pages: int = 1) -> list[Path]:
-    """`n` Markdown documents (the returns policy among them), each `pages` sections long."""
+def documents(folder: Path, n: int, pages: int = 1, sentences: int = 12) -> list[Path]:
+    """`n` Markdown documents (the returns policy among them), each `pages` sections of
+    `sentences` sentences (40 make a printed page, about 3,000 characters)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / "politica-devoluciones.md"]
     paths[0].write_text(RETURNS_DOC, encoding="utf-8")
@@ -59,7 +60,7 @@ def documents(folder: Path, n: int, pages: int = 1) -> list[Path]:
         sections = "\n\n".join(
             f"## {topic.capitalize()} {i}.{s}\n\n"
             + " ".join(f"Sobre {topic}: la opción {rng.randint(1, 99)} aplica a clientes "
-                       f"registrados del grupo {rng.randint(1, 9)}." for _ in range(12))
+                       f"registrados del grupo {rng.randint(1, 9)}." for _ in range(sentences))
             for s in range(pages))
         path = folder / f"doc-{i:03d}.md"
         path.write_text(f"# {topic.capitalize()}\n\n{sections}\n", encoding="utf-8")
