@@ -126,3 +126,31 @@ async def test_sighup_reindexes_what_changed_while_running(
         restore()
         await library.index.forget_tenant(tenant)
         await shop.stop()
+
+
+def test_simulate_shows_media_sends_and_erases_its_copy_of_the_knowledge(
+        shop_dir: Path, tenant: str, openai_server: FakeOpenAI) -> None:
+    import json
+
+    from sqlalchemy import create_engine, func, select
+
+    from bot.knowledge.index_base import ITEMS
+    from bot.stores.db import sync_url
+
+    scenario = shop_dir / "s.jsonl"
+    scenario.write_text(json.dumps({"at": 0, "op": "message", "from": "+5215512345678",
+                                    "text": "¿me mandas la política?"}) + "\n"
+                        + json.dumps({"at": 60, "op": "advance"}) + "\n")
+    openai_server.tool_call("send_media", {"document": "devoluciones.md", "caption": "Aquí"})
+    out = shop_dir / "out.jsonl"
+    result = wabot("simulate", str(scenario), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {"to": "+5215512345678", "media": "document", "text": "devoluciones.md: Aquí"} in [
+        {k: r[k] for k in ("to", "media", "text") if k in r} for r in records]
+    engine = create_engine(sync_url(os.environ["WABOT_DATABASE_URL"]))
+    with engine.connect() as conn:
+        left = conn.execute(select(func.count()).select_from(ITEMS).where(
+            ITEMS.c.tenant.startswith(tenant + "-sim-"))).scalar_one()
+    engine.dispose()
+    assert left == 0
