@@ -252,6 +252,14 @@ class KnowledgeSettings(BaseModel):
     chunk_chars: int = Field(1200, ge=200, le=8000)
     embeddings_model: str | None = None  # set: semantic search through /v1/embeddings too
     max_media_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+
+    @field_validator("dir")
+    @classmethod
+    def _a_folder(cls, v: Path) -> Path:
+        if v.exists() and not v.is_dir():
+            raise ValueError(f"{v} is a file: point it at a folder of Markdown, text and "
+                             "PDF files (it may be missing: then only the catalog is searched)")
+        return v
 # ── end knowledge ───────────────────────────────────────────────────────────────────────
 
 

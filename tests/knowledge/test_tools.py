@@ -147,3 +147,13 @@ def test_featured_products_come_first_within_the_budget() -> None:
     assert f"…and {500 - len(listed)} more products: call search_knowledge" in block
     everything = business_block(business, NOW)  # no search tool: the whole list, as before
     assert everything.count("\n- ") == 500
+
+
+def test_a_file_given_as_the_knowledge_folder_fails_at_start(tmp_path: Path) -> None:
+    from bot.settings import SettingsError, load_settings
+
+    (tmp_path / "notes.md").write_text("x")
+    with pytest.raises(SettingsError, match=r"knowledge\.dir: Value error, .*notes\.md is a "
+                                            r"file.*WABOT_KNOWLEDGE__DIR"):
+        load_settings(None, knowledge={"dir": str(tmp_path / "notes.md")})
+    assert load_settings(None, knowledge={"dir": str(tmp_path / "missing")}).knowledge.dir
