@@ -32,6 +32,7 @@ _SELECT = "SELECT id, kind, source, position, title, body, facts, "
 class PostgresKnowledgeIndex(SqlKnowledgeIndex):
     name = "postgresql-fts"
     trigram = False
+    trigram_extension = "pg_trgm"
 
     async def _start_fulltext(self) -> None:
         async with self.db.begin() as conn:
@@ -43,9 +44,11 @@ class PostgresKnowledgeIndex(SqlKnowledgeIndex):
         try:
             async with self.db.begin() as conn:
                 have = (await conn.execute(text(
-                    "SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'"))).first()
+                    "SELECT 1 FROM pg_extension WHERE extname = :name"),
+                    {"name": self.trigram_extension})).first()
                 if have is None:
-                    await conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+                    await conn.execute(text(
+                        f'CREATE EXTENSION IF NOT EXISTS "{self.trigram_extension}"'))
                 await conn.execute(text(_TRGM_INDEX))
             return True
         except DBAPIError as exc:

@@ -140,3 +140,38 @@ def test_catalog_digest_changes_with_any_product() -> None:
     a, _ = catalog(SHOP)
     b, _ = catalog([*SHOP[:-1], SHOP[-1].model_copy(update={"stock": 1})])
     assert a != b and a == catalog(list(SHOP))[0]
+
+
+async def test_a_misspelled_word_matches_by_trigram_where_pg_trgm_is_available(
+        index: KnowledgeIndex, tenant: str) -> None:
+    await library(index, tenant, SHOP).sync()
+    found = await names(index, tenant, "walet")
+    if getattr(index, "trigram", False):
+        assert found[:1] == ["Leather Wallet"]
+    else:  # SQLite, or PostgreSQL without pg_trgm: keywords and prefixes only
+        assert found == [] and (index.name == "sqlite-fts5" or index.notes)
+
+
+@pytest.mark.postgres
+async def test_without_pg_trgm_postgres_says_so_and_keyword_search_works(
+        tenant: str) -> None:
+    from bot.knowledge.index_postgres import PostgresKnowledgeIndex
+    from bot.stores.db import Database
+    from tests.conftest import _postgres_url
+
+    class NoTrigram(PostgresKnowledgeIndex):
+        trigram_extension = "pg_trgm_not_installed_here"
+
+    db = Database(_postgres_url())
+    index = NoTrigram(db)
+    try:
+        await index.start()
+        assert index.trigram is False
+        [note] = index.notes
+        assert "pg_trgm is not available" in note and "CREATE EXTENSION pg_trgm" in note
+        await library(index, tenant, SHOP).sync()
+        assert await names(index, tenant, "zapatos rojos") == ["Zapato Rojo Clásico"]
+        assert await names(index, tenant, "walet") == []
+    finally:
+        await index.forget_tenant(tenant)
+        await db.close()
