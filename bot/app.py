@@ -9,7 +9,7 @@ grace) → the follow-up scheduler → background tasks → gateway → LLM → 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
@@ -22,7 +22,7 @@ from bot.agents.lifecycle import run_churn_sweep
 from bot.agents.memory_keeper import MemoryKeeper
 from bot.agents.registry import AgentRegistry, EventSink
 from bot.agents.tools import default_tools
-from bot.business import DEFAULT_BUSINESS, Business, load_business
+from bot.business import DEFAULT_BUSINESS, Business, Product, load_business
 from bot.clock import Clock, SystemClock
 from bot.followups import FollowUpScheduler
 from bot.gateway.base import Gateway
@@ -77,7 +77,8 @@ def build_memory(settings: Settings, db: Database) -> MemoryStore:
 
 
 def build_library(settings: Settings, db: Database, clock: Clock, llm: LLM,
-                  business: Business | None) -> Library:
+                  business: Business | None,
+                  on_catalog: Callable[[list[Product]], None] | None = None) -> Library:
     """The tenant's knowledge. The catalog is re-read from the business profile at each
     sync (what `wabot catalog import` wrote), unless a profile was given in code."""
     from bot.knowledge.embeddings import Embedder
@@ -87,7 +88,7 @@ def build_library(settings: Settings, db: Database, clock: Clock, llm: LLM,
                 else (lambda: load_business_for(settings).products))
     embedder = Embedder(llm.client, k.embeddings_model) if k.embeddings_model else None
     return Library(index_for(db), settings.tenant, products, k.dir, clock,
-                   chunk_chars=k.chunk_chars, embedder=embedder)
+                   chunk_chars=k.chunk_chars, embedder=embedder, on_catalog=on_catalog)
 
 
 class App:
@@ -136,8 +137,8 @@ class App:
             self.inbox.after_inbound.append(self.followups.on_inbound)
         # ── knowledge: catalog and document search, media sends ──
         self.reindex = asyncio.Event()  # set by SIGHUP: re-index changed sources
-        self.library = build_library(settings, self.db, self.clock, self.llm,
-                                     business) if s.knowledge.enabled else None
+        self.library = build_library(settings, self.db, self.clock, self.llm, business,
+                                     self._new_catalog) if s.knowledge.enabled else None
         if self.library is not None:
             for tool in knowledge_tools(self.library, gateway, s.knowledge.results,
                                         s.knowledge.max_media_bytes):
@@ -160,6 +161,12 @@ class App:
                                self._live) if heartbeat else None
         self.background: set[asyncio.Task[None]] = set()
         self._started = False
+
+    def _new_catalog(self, products: list[Product]) -> None:
+        """The products a re-index read (an import, then SIGHUP): the prompt's featured
+        list follows, so it never quotes a price the search no longer has."""
+        if products != self.deps.business.products:
+            self.deps.business = self.deps.business.model_copy(update={"products": products})
 
     async def _load_agent(self, key: CustomerKey) -> tuple[CustomerAgent, bool]:
         customer = await self.customers.get(key)

@@ -51,7 +51,8 @@ class SyncReport:
 class Library:
     def __init__(self, index: KnowledgeIndex, tenant: str, products: Catalog,
                  folder: Path | None, clock: Clock, *, chunk_chars: int = 1200,
-                 embedder: Embedder | None = None) -> None:
+                 embedder: Embedder | None = None,
+                 on_catalog: Callable[[list[Product]], None] | None = None) -> None:
         self.index = index
         self.tenant = tenant
         self.products = products
@@ -59,6 +60,7 @@ class Library:
         self.clock = clock
         self.chunk_chars = chunk_chars
         self.embedder = embedder
+        self.on_catalog = on_catalog  # told the products each sync read (the prompt's list)
         self._lock = asyncio.Lock()  # one sync at a time (start and SIGHUP may overlap)
 
     async def start(self) -> None:
@@ -73,11 +75,14 @@ class Library:
         report = SyncReport()
         known = await self.index.sources(self.tenant)
         try:
-            digest, docs = catalog(self.products())
+            products = list(self.products())
         except BusinessError as exc:  # a broken profile on SIGHUP: the last catalog stays
             report.errors.append(f"catalog: {exc}")
         else:
+            digest, docs = catalog(products)
             await self._put(CATALOG, PRODUCT, digest, docs, known, full, report)
+            if self.on_catalog is not None:
+                self.on_catalog(products)
         files = document_files(self.folder)
         for rel, path in files.items():
             try:

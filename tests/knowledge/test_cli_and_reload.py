@@ -100,7 +100,10 @@ async def test_sighup_reindexes_what_changed_while_running(
         db_url: str, tmp_path: Path, tenant: str, openai_server: FakeOpenAI) -> None:
     folder = tmp_path / "knowledge"
     folder.mkdir()
-    settings = make_settings(db_url, tmp_path, openai_server, tenant,
+    profile = tmp_path / "business.yaml"
+    shoes = [{"name": "Zapato Rojo", "price": 100}]
+    profile.write_text(yaml.safe_dump({"name": "Tienda", "products": shoes}))
+    settings = make_settings(db_url, tmp_path, openai_server, tenant, business_file=profile,
                              knowledge={"dir": str(folder)})
     clock = VirtualClock(START)
     shop = App(settings, MemoryGateway(clock), clock=clock, heartbeat=False)
@@ -113,6 +116,9 @@ async def test_sighup_reindexes_what_changed_while_running(
         await library.sync()
         assert await library.search("envio gratis", [DOCUMENT]) == []
         (folder / "envios.md").write_text("# Envíos\n\nEnvío gratis desde 999 MXN.\n")
+        # what a catalog import writes: a new product, a new price
+        shoes = [{"name": "Zapato Rojo", "price": 120}, {"name": "Bota Nueva", "price": 900}]
+        profile.write_text(yaml.safe_dump({"name": "Tienda", "products": shoes}))
         os.kill(os.getpid(), signal.SIGHUP)
 
         # The re-index runs in the daemon's background task: poll the database for it.
@@ -122,6 +128,11 @@ async def test_sighup_reindexes_what_changed_while_running(
             assert loop.time() < deadline, "SIGHUP did not re-index the new file"
             await asyncio.sleep(0.02)
         assert not stop.is_set()
+        [boot] = await library.search("botas nuevas")
+        assert (boot.title, boot.facts["price"]) == ("Bota Nueva", 900)
+        # the prompt's product list follows the re-indexed catalog
+        assert [(p.name, p.price) for p in shop.deps.business.products] == [
+            ("Zapato Rojo", 120), ("Bota Nueva", 900)]
     finally:
         restore()
         await library.index.forget_tenant(tenant)
