@@ -209,8 +209,7 @@ class MongoMemoryStore(MemoryStore):
     async def start(self) -> None:
         if self._client is not None:
             return
-        other = MongoMemoryStore._open
-        if other is not None:
+        if MongoMemoryStore._open is not None:
             raise RuntimeError(
                 "a MongoDB memory store is already open in this process (Beanie binds its "
                 "documents to one database per process): close it before starting another")
