@@ -18,6 +18,7 @@ from typing import Any
 from loguru import logger
 
 from bot.agents.agent import AgentDeps, Budget, CustomerAgent
+from bot.agents.lifecycle import run_churn_sweep
 from bot.agents.memory_keeper import MemoryKeeper
 from bot.agents.registry import AgentRegistry, EventSink
 from bot.agents.tools import default_tools
@@ -25,21 +26,20 @@ from bot.business import DEFAULT_BUSINESS, Business, load_business
 from bot.clock import Clock, SystemClock
 from bot.followups import FollowUpScheduler
 from bot.gateway.base import Gateway
-from bot.inbox import Inbox
-from bot.lifecycle import run_churn_sweep
-from bot.limits import Access, RateLimiter
 from bot.llm import LLM
-from bot.media import Media
 from bot.models import CustomerKey, InboundMessage
-from bot.optout import OptOut
+from bot.ops.status import Live, Monitor
 from bot.phones import mask
-from bot.presenter import Presenter
+from bot.pipeline.inbox import Inbox
+from bot.pipeline.limits import Access, RateLimiter
+from bot.pipeline.media import Media
+from bot.pipeline.optout import OptOut
+from bot.pipeline.presenter import Presenter
+from bot.pipeline.takeover import Takeover
 from bot.settings import Settings
-from bot.status import Live, Monitor
 from bot.stores.customers import CustomerStore
 from bot.stores.db import Database
 from bot.stores.memory_base import MemoryStore
-from bot.takeover import Takeover
 
 
 def load_business_for(settings: Settings) -> Business:

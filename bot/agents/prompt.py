@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.agents.lifecycle import STAGE_MEANING
 from bot.business import Business
 from bot.clock import EPOCH
-from bot.lifecycle import STAGE_MEANING
 from bot.models import MemoryMessage, Role, Stage
 from bot.stores.memory_base import Fact, Profile, estimate_tokens
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from loguru import logger
 
-from bot.lifecycle import transition_error
+from bot.agents.lifecycle import transition_error
 from bot.models import CustomerKey, Stage
 from bot.phones import mask
 from bot.stores.customers import CustomerStore

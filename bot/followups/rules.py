@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
+from bot.followups.ports import Scheduling
 from bot.followups.store import AGENT
 from bot.models import CustomerKey, Stage
 from bot.settings import FollowUpRule
 
-if TYPE_CHECKING:
-    from bot.followups.scheduler import FollowUpScheduler
-
 
 class RuleRefresh:
-    def __init__(self, followups: FollowUpScheduler) -> None:
+    def __init__(self, followups: Scheduling) -> None:
         self.followups = followups
 
     async def on_inbound(self, key: CustomerKey) -> None:

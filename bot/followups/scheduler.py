@@ -32,9 +32,9 @@ from bot.followups.policy import Policy
 from bot.followups.rules import RuleRefresh
 from bot.followups.store import AGENT, SENT, FollowUp, JobTable, job_id
 from bot.followups.tools import FollowUpTools
-from bot.inbox import Inbox
 from bot.models import CustomerKey
 from bot.phones import mask
+from bot.pipeline.inbox import Inbox
 from bot.settings import FollowUpRule, FollowUpSettings
 from bot.stores.customers import CustomerStore
 from bot.stores.memory_base import MemoryStore

@@ -21,8 +21,8 @@ from sqlmodel import Field, SQLModel
 
 from bot.models import CustomerKey
 from bot.phones import mask
-from bot.privacy import Holder
 from bot.stores.db import Database, UTCDateTime, sync_url
+from bot.stores.privacy import Holder
 
 AGENT = "agent"  # the kind of the follow-up the agent schedules; rules use their name
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.business import Business
-from bot.optout import plain
+from bot.pipeline.optout import plain
 
 SLOT_SEARCH_DAYS = 14  # no sending hours in two weeks: the follow-up is dropped
 

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.agents.tools import Tool, TurnContext
+from bot.followups.ports import Scheduling
 from bot.followups.store import AGENT
 from bot.followups.timing import parse_when
 
-if TYPE_CHECKING:
-    from bot.followups.scheduler import FollowUpScheduler
-
 
 class FollowUpTools:
-    def __init__(self, followups: FollowUpScheduler) -> None:
+    def __init__(self, followups: Scheduling) -> None:
         self.followups = followups
 
     def tools(self) -> list[Tool]:

@@ -69,7 +69,7 @@ async def test_backoff_jitter_stays_within_ten_percent_and_under_the_cap(
 ) -> None:
     gateway = make_gateway(backoff_initial=2, backoff_cap=300, rng=random.Random(7))
 
-    delays = [gateway._delay(attempt) for attempt in range(12)]
+    delays = [gateway.connection.probe.delay(attempt) for attempt in range(12)]
 
     for attempt, delay in enumerate(delays):
         base = min(300, 2 * 2**attempt)
@@ -364,13 +364,13 @@ async def test_handlers_register_on_a_real_neonize_client(
     gateway = make_gateway()
     client = NewAClient(str(tmp_path / "s.sqlite3"), uuid="wabot-test-registration")
 
-    gateway._register(client)
+    gateway.connection._register(client)
 
     registered = client.event.list_func
     assert registered[EVENT_TO_INT[MessageEv]] == gateway._on_message
-    assert registered[EVENT_TO_INT[LoggedOutEv]] == gateway._on_logged_out
+    assert registered[EVENT_TO_INT[LoggedOutEv]] == gateway.connection._on_logged_out
     assert len(registered) == 11
-    assert client.event._qr == gateway._on_qr
+    assert client.event._qr == gateway.connection.linking.on_qr
 
 
 async def test_real_neonize_dispatch_runs_the_guarded_handler(
@@ -383,7 +383,7 @@ async def test_real_neonize_dispatch_runs_the_guarded_handler(
     gateway, stand_in = running
     await stand_in.fire(ConnectedEv, ConnectedEv(status=True))
     client = NewAClient(str(tmp_path / "s.sqlite3"), uuid="wabot-test-dispatch")
-    gateway._register(client)
+    gateway.connection._register(client)
     monkeypatch.setattr(neonize_events, "event_global_loop", asyncio.get_running_loop())
     logged = asyncio.Event()
     sink = logger.add(lambda message: logged.set(), level="ERROR")

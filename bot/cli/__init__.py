@@ -1,0 +1,38 @@
+"""`wabot` — the command line. The only place that reads the environment and builds Settings.
+
+The Typer app and what every command shares live in `common`; each command area is a module
+of its own that registers its commands on that app when imported here.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from loguru import logger
+
+from bot.cli.common import app
+
+# Each import registers its area's commands; `wabot --help` lists them in this order.
+# isort: off
+from bot.cli import daemon, chat, simulate  # noqa: F401
+from bot.cli import admin, memory, followups  # noqa: F401
+# isort: on
+
+__all__ = ["app", "main"]
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from importlib.metadata import version as v
+
+    typer.echo(v("wabot"))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        logger.info("interrupted")
+        sys.exit(130)

@@ -1,0 +1,160 @@
+"""`wabot pause | resume | status | doctor`: the owner steering the daemon from a shell.
+
+`pause` and `resume` write the shared SQL database: they work whether or not the daemon
+runs, and a running daemon reads the pause with the next message of that chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from bot.cli.common import app, fail, settings_or_exit, state
+from bot.models import CustomerKey
+from bot.settings import Settings
+
+EXIT_BAD_INPUT = 2
+EXIT_NOT_RUNNING = 3  # as `systemctl status` for a stopped unit
+EXIT_UNAVAILABLE = 69
+T = TypeVar("T")
+
+PhoneArg = Annotated[str, typer.Argument(help="The customer's number, E.164 (+52 1 55 …).",
+                                         show_default=False)]
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `30m`, `2h`, `1d`, `1h30m` → a timedelta; ValueError otherwise."""
+    compact = text.strip().lower().replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"{text!r} is not a duration: write 30m, 2h, 1d or 1h30m")
+    seconds = sum(float(n) * _UNIT[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError("the duration must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def _key(settings: Settings, phone: str) -> CustomerKey:
+    from bot.phones import PhoneError, parse_typed
+
+    try:
+        return CustomerKey(settings.tenant, parse_typed(phone))
+    except PhoneError as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run the command's work; an unreachable database is a message, not a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return asyncio.run(work)
+    except (SQLAlchemyError, OSError) as exc:
+        raise fail(f"the database could not be used: {type(exc).__name__}: {exc}",
+                   EXIT_UNAVAILABLE) from None
+
+
+async def set_pause(settings: Settings, key: CustomerKey, until: datetime | None) -> bool:
+    """Pause (`until` set) or resume (None) a chat in the configured database."""
+    import bot.ops.status  # noqa: F401  (its table is created with the others)
+    from bot.gateway.login import prepare_state_dir
+    from bot.pipeline.takeover import pause, resume
+    from bot.stores.customers import CustomerStore
+    from bot.stores.db import Database
+
+    if settings.database_url is None:
+        prepare_state_dir(settings.state_dir)
+    db = Database(settings.sql_url)
+    try:
+        await db.create_all()
+        customers = CustomerStore(db)
+        if until is None:
+            return await resume(customers, key)
+        await pause(customers, key, until, datetime.now(UTC))
+        return True
+    finally:
+        await db.close()
+
+
+@app.command("pause")
+def pause_command(
+    phone: PhoneArg,
+    for_: Annotated[str | None, typer.Option(
+        "--for", help="How long: 30m, 2h, 1d, 1h30m. Default: until `wabot resume`.",
+        show_default=False)] = None,
+) -> None:
+    """Stop the agent answering one customer (you answer from the phone)."""
+    from bot.pipeline.takeover import FOREVER
+
+    settings = settings_or_exit()
+    key = _key(settings, phone)
+    try:
+        until = datetime.now(UTC) + parse_duration(for_) if for_ else FOREVER
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    _run(set_pause(settings, key, until))
+    when = "until `wabot resume`" if until >= FOREVER else f"until {until:%Y-%m-%d %H:%M} UTC"
+    typer.echo(f"paused {key.phone} {when}: the agent does not answer this chat "
+               "(a running daemon sees it with the next message)")
+
+
+@app.command("resume")
+def resume_command(phone: PhoneArg) -> None:
+    """Let the agent answer a paused customer again (from their next message)."""
+    settings = settings_or_exit()
+    key = _key(settings, phone)
+    if not _run(set_pause(settings, key, None)):
+        raise fail(f"{key.phone} is not a customer of tenant {settings.tenant}", 1)
+    typer.echo(f"resumed {key.phone}: the agent answers their next message")
+
+
+async def _status(settings: Settings) -> Any:
+    from bot.ops.status import read_status
+    from bot.stores.db import Database
+
+    db = Database(settings.sql_url)
+    try:
+        return await read_status(db, settings, datetime.now(UTC))
+    finally:
+        await db.close()
+
+
+@app.command("status")
+def status_command(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Is the daemon running, as which number, and what it did today. Exit 3: not running."""
+    from bot.ops.status import format_status, status_json
+
+    settings = settings_or_exit()
+    report = _run(_status(settings))
+    typer.echo(json.dumps(status_json(report)) if as_json else format_status(report))
+    if not report.running:
+        raise typer.Exit(EXIT_NOT_RUNNING)
+
+
+@app.command("doctor")
+def doctor_command(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each server.")] = 10.0,
+) -> None:
+    """Check the configuration, files, databases, LLM endpoint and WhatsApp session."""
+    from bot.ops.doctor import check_config, diagnose, report
+    from bot.ops.logs import setup_logging
+
+    setup_logging(level="ERROR", environ=os.environ)  # the checklist is the output
+    settings, first = check_config(state.config)
+    checks = [first]
+    if settings is not None:
+        checks += asyncio.run(diagnose(settings, timeout))
+    typer.echo(report(checks))
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)

@@ -1,0 +1,80 @@
+"""`wabot chat`: the owner plays a customer in the terminal, through the whole pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+
+from bot.app import App
+from bot.cli.common import app as cli
+from bot.cli.common import fail, run_configured, settings_or_exit
+from bot.gateway.memory import MemoryGateway
+from bot.models import InboundMessage
+from bot.settings import Settings
+
+PROMPT = "you> "
+
+
+async def run_chat(settings: Settings, phone: str, name: str = "") -> None:
+    gateway = MemoryGateway()
+    app = App(settings, gateway, heartbeat=False)  # not the daemon: `status` must not see it
+    agent_name = app.business.name
+
+    def show(out: object) -> None:
+        action = getattr(out, "action", "")
+        if action == "text":
+            print(f"\r{agent_name}> {getattr(out, 'text', '')}")
+        elif action == "composing":
+            print(f"\r({agent_name} is typing…)", end="", flush=True)
+
+    gateway.listeners.append(show)
+    await app.start()
+    print(f"Chatting with {agent_name} as {phone}. Ctrl-D or /quit to leave.")
+    n = 0
+    try:
+        while True:
+            line = await asyncio.to_thread(_read_line)
+            if line is None or line.strip() == "/quit":
+                break
+            if not line.strip():
+                continue
+            n += 1
+            await gateway.receive(InboundMessage(
+                tenant=settings.tenant, phone=phone, msg_id=f"CHAT{int(app.clock.now().timestamp())}-{n}",
+                timestamp=app.clock.now(), text=line.rstrip("\n"),
+                chat=gateway.chat_for(phone), push_name=name))
+    finally:
+        await app.inbox.drain(settings.stop_grace_seconds + 60)
+        await app.stop()
+
+
+def _read_line() -> str | None:
+    try:
+        return input(PROMPT)
+    except EOFError:
+        return None
+    finally:
+        sys.stdout.flush()
+
+
+@cli.command()
+def chat(
+    as_phone: Annotated[str, typer.Option("--as", help="The customer number to play, E.164.")],
+    name: Annotated[str, typer.Option(help="The customer's name as WhatsApp would show it.")] = "",
+    fast: Annotated[bool, typer.Option(help="Skip the human-like delays.")] = False,
+) -> None:
+    """Talk to your own agent in the terminal, as a customer, through the whole pipeline."""
+    from bot.phones import PhoneError, parse_typed
+
+    try:
+        phone = parse_typed(as_phone)
+    except PhoneError as exc:
+        raise fail(str(exc), 2) from None
+    settings = settings_or_exit()
+    if fast:
+        settings.presenter.enabled = False
+        settings.inbox.debounce_seconds = 0
+    run_configured(run_chat(settings, phone, name))

@@ -1,0 +1,77 @@
+"""What every command shares: the Typer app, global options, Settings and the exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from bot.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+EXIT_CONFIG = 78  # misconfiguration or operator action needed: systemd must not hot-loop
+
+app = typer.Typer(
+    name="wabot",
+    help="A WhatsApp daemon that gives every customer a permanent AI agent of their own.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", "-c", help="TOML settings file (default: $WABOT_CONFIG, else config/wabot.toml).",
+    show_default=False)]
+
+
+class _State:
+    config: Path | None = None
+    log_json: bool = False
+    verbose: bool = False
+
+
+state = _State()
+
+
+@app.callback()
+def main_options(
+    config: ConfigOpt = None,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    state.config, state.log_json, state.verbose = config, log_json, verbose
+
+
+def settings_or_exit(**overrides: object) -> Settings:
+    """Settings and logging, or a message that says what to fix (exit 78)."""
+    try:
+        settings = load_settings(state.config, **overrides)
+    except SettingsError as exc:
+        typer.echo(f"wabot: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    from bot.ops.logs import setup_logging
+
+    level = "DEBUG" if state.verbose else settings.log_level
+    setup_logging(level=level, json=state.log_json or settings.log_json, environ=os.environ)
+    return settings
+
+
+def fail(message: str, code: int = EXIT_CONFIG) -> typer.Exit:
+    typer.echo(f"wabot: {message}", err=True)
+    return typer.Exit(code)
+
+
+def run_configured(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; a business profile or database URL that cannot be used
+    ends it with the message and exit 78, not a traceback."""
+    from bot.business import BusinessError
+    from bot.stores.db import DatabaseError
+
+    try:
+        return asyncio.run(coro)
+    except (BusinessError, DatabaseError) as exc:
+        raise fail(str(exc)) from None

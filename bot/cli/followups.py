@@ -1,0 +1,116 @@
+"""`wabot followups`: list pending proactive follow-ups, cancel one.
+
+Works on the job table directly (the daemon may be running: it reads the table when a job
+is due, so a cancelled follow-up never fires).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, tzinfo
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from bot.cli.common import app, fail, settings_or_exit
+from bot.settings import Settings
+
+EXIT_NOT_FOUND = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 69
+
+followups_app = typer.Typer(help="Pending proactive follow-ups: list (default) and cancel.",
+                            no_args_is_help=False)
+app.add_typer(followups_app, name="followups")
+
+if TYPE_CHECKING:  # imported when used: other commands need not load APScheduler
+    from bot.followups import JobTable
+
+
+@contextmanager
+def job_table(settings: Settings) -> Iterator[JobTable]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.followups import JobTable
+
+    table = JobTable(settings.sql_url, settings.tenant)
+    try:
+        yield table
+    except SQLAlchemyError as exc:
+        raise fail(f"the database could not be used: {type(exc).__name__}: {exc}",
+                   EXIT_UNAVAILABLE) from None
+    finally:
+        table.close()
+
+
+def _zone(settings: Settings) -> tzinfo:
+    """The business's timezone, what the owner reads times in; UTC when it has none."""
+    from bot.app import load_business_for
+    from bot.business import BusinessError
+
+    try:
+        return load_business_for(settings).tz
+    except (BusinessError, OSError):
+        return UTC
+
+
+def _phone(text: str) -> str:
+    from bot.phones import PhoneError, parse_typed
+
+    try:
+        return parse_typed(text)
+    except PhoneError as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
+
+
+@followups_app.callback(invoke_without_command=True)
+def followups(
+    ctx: typer.Context,
+    customer: Annotated[str | None, typer.Option(
+        "--customer", help="Only this customer's, E.164 (+52 1 55 …).")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List pending follow-ups, soonest first: when, who, why."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = settings_or_exit()
+    phone = _phone(customer) if customer else None
+    zone = _zone(settings)
+    with job_table(settings) as table:
+        found = table.pending(phone, limit) if table.exists() else []
+        total = table.count() if table.exists() and phone is None else len(found)
+    for fu in found:
+        at = (fu.run_at or fu.due_at).astimezone(zone)
+        if as_json:
+            typer.echo(json.dumps({"id": fu.job_id, "at": at.isoformat(), "to": fu.phone,
+                                   "kind": fu.kind, "why": fu.reason}, ensure_ascii=False))
+        else:
+            typer.echo(f"{at:%a %Y-%m-%d %H:%M}  {fu.phone:<16} {fu.kind:<14} {fu.reason}\n"
+                       f"    id: {fu.job_id}")
+    if not as_json:
+        shown = f" (showing {len(found)})" if total > len(found) else ""
+        typer.echo(f"{total} pending follow-up(s){shown}; times in {zone}", err=True)
+
+
+@followups_app.command("cancel")
+def cancel(
+    job: Annotated[str, typer.Argument(
+        help="An id as `wabot followups` shows it, or +E164 for all of a customer's.",
+        show_default=False)],
+) -> None:
+    """Cancel a pending follow-up."""
+    settings = settings_or_exit()
+    with job_table(settings) as table:
+        if not table.exists():
+            raise fail("no follow-up was ever scheduled here", EXIT_NOT_FOUND)
+        if job.startswith("followup:"):
+            ids = [job]
+        else:
+            ids = [fu.job_id for fu in table.pending(_phone(job))]
+        removed = table.remove(ids)
+    if not removed:
+        raise fail(f"no pending follow-up {job}", EXIT_NOT_FOUND)
+    typer.echo(f"cancelled {removed} follow-up(s)")

@@ -1,0 +1,279 @@
+"""`wabot` commands for the memory area: history, customers, export, forget.
+
+They work on the configured stores directly (the daemon may be running: SQLite is in WAL
+mode, PostgreSQL and MongoDB are shared), never through the WhatsApp transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from bot.cli.common import app, fail, settings_or_exit
+from bot.models import CustomerKey, MemoryMessage, Stage
+from bot.settings import Settings
+from bot.stores.customers import Customer, CustomerStore
+from bot.stores.db import Database
+from bot.stores.memory_base import MemoryStore
+from bot.stores.privacy import Holder
+
+EXIT_NOT_FOUND = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: a database could not be reached
+
+PhoneArg = Annotated[str, typer.Argument(help="The customer's number, E.164 (+52 1 55 …).",
+                                         show_default=False)]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    db: Database
+    customers: CustomerStore
+    memory: MemoryStore
+
+
+def holders(settings: Settings, stores: Stores) -> list[Holder]:
+    """Other places holding customer data, for `export` and `forget`: the follow-up job
+    store (pending jobs and the sent log), which works without a running scheduler."""
+    from bot.followups import privacy_holder
+
+    return [privacy_holder(settings.sql_url, stores.db)]
+
+
+@asynccontextmanager
+async def open_stores(settings: Settings, *, erasing: bool = False) -> AsyncIterator[Stores]:
+    from bot.app import build_memory  # every table wabot has is declared by now
+    from bot.gateway.login import prepare_state_dir
+    from bot.stores.privacy import erase_for_real
+
+    if settings.database_url is None:
+        prepare_state_dir(settings.state_dir)  # owner-only, as the daemon makes it
+    db = Database(settings.sql_url)
+    if erasing:
+        erase_for_real(db)
+    memory = build_memory(settings, db)
+    try:
+        await db.create_all()
+        await memory.start()
+        yield Stores(db, CustomerStore(db), memory)
+    finally:
+        await memory.close()
+        await db.close()
+
+
+def _run(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
+    """Run a command's work; an unreachable database is a message, not a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    unreachable: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
+    if settings.mongodb_url is not None:
+        from bot.stores.memory_mongo import MemoryBackendUnavailable
+
+        unreachable = (*unreachable, MemoryBackendUnavailable)
+    try:
+        return asyncio.run(work)
+    except unreachable as exc:
+        raise fail(f"the database could not be used: {type(exc).__name__}: {exc}",
+                   EXIT_UNAVAILABLE) from None
+
+
+def customer_key(settings: Settings, phone: str) -> CustomerKey:
+    from bot.phones import PhoneError, parse_typed
+
+    try:
+        return CustomerKey(settings.tenant, parse_typed(phone))
+    except PhoneError as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
+
+
+def local_zone(settings: Settings) -> tzinfo:
+    """The business's timezone (what the owner reads times in); UTC when it has none."""
+    from bot.app import load_business_for
+    from bot.business import BusinessError
+
+    try:
+        return load_business_for(settings).tz
+    except (BusinessError, OSError):
+        return UTC
+
+
+def when(at: datetime | None, zone: tzinfo) -> str:
+    return at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if at else "-"
+
+
+# --- history -------------------------------------------------------------------------------
+
+
+def who(m: MemoryMessage) -> str:
+    if m.kind == "followup":
+        return f"{m.role.value} (follow-up)"
+    return m.role.value
+
+
+def transcript(messages: Sequence[MemoryMessage], zone: tzinfo) -> list[str]:
+    """One block per message: time, who, text; continuation lines indented under the text."""
+    width = max((len(who(m)) for m in messages), default=0)
+    lines: list[str] = []
+    for m in messages:
+        head = f"{when(m.at, zone)}  {who(m):<{width}}  "
+        body = m.text.splitlines() or [""]
+        lines.append(head + body[0])
+        lines.extend(" " * len(head) + rest for rest in body[1:])
+    return lines
+
+
+@app.command()
+def history(
+    phone: PhoneArg,
+    last: Annotated[int, typer.Option("--last", "-n", min=0,
+                                      help="Show the last N messages (0: all).")] = 200,
+) -> None:
+    """Print a customer's conversation: times, who wrote (customer, agent, owner, note), text."""
+    settings = settings_or_exit()
+    key = customer_key(settings, phone)
+    zone = local_zone(settings)
+
+    async def work() -> tuple[Customer | None, int, list[MemoryMessage]]:
+        async with open_stores(settings) as s:
+            total = await s.memory.count(key)
+            shown = await s.memory.recent(key, last or max(total, 1))
+            return await s.customers.get(key), total, shown
+
+    customer, total, shown = _run(settings, work())
+    if customer is None and not total:
+        raise fail(f"no customer {key.phone} in tenant {key.tenant}", EXIT_NOT_FOUND)
+    name = customer.name if customer and customer.name else "(no name)"
+    stage = customer.stage if customer else "-"
+    more = f", the last {len(shown)} shown" if len(shown) < total else ""
+    typer.echo(f"{key.phone} · {name} · {stage} · {total} messages{more} · times in {zone}")
+    typer.echo("")
+    for line in transcript(shown, zone):
+        typer.echo(line)
+
+
+# --- customers -----------------------------------------------------------------------------
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [fmt.format(*header).rstrip(), *(fmt.format(*r).rstrip() for r in rows)]
+
+
+def customer_row(c: Customer, zone: tzinfo, now: datetime) -> list[str]:
+    flags = []
+    if c.opted_out:
+        flags.append("opted out")
+    if c.paused_until is not None and c.paused_until > now:
+        flags.append(f"paused until {when(c.paused_until, zone)}")
+    return [c.phone, c.name or "-", c.stage, when(c.last_inbound, zone), str(c.msgs_in),
+            str(c.msgs_out), ", ".join(flags)]
+
+
+@app.command()
+def customers(
+    stage: Annotated[Stage | None, typer.Option(help="Only customers in this stage.",
+                                                case_sensitive=False)] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, most recent first.")]
+    = 1000,
+) -> None:
+    """List customers, most recently in contact first."""
+    settings = settings_or_exit()
+    zone = local_zone(settings)
+
+    async def work() -> list[Customer]:
+        async with open_stores(settings) as s:
+            return await s.customers.all(settings.tenant, stage=stage, limit=limit)
+
+    found = _run(settings, work())
+    if not found:
+        typer.echo("no customers" + (f" in stage {stage.value}" if stage else ""))
+        return
+    now = datetime.now(UTC)
+    header = ["PHONE", "NAME", "STAGE", "LAST MESSAGE", "IN", "OUT", "FLAGS"]
+    for line in table(header, [customer_row(c, zone, now) for c in found]):
+        typer.echo(line)
+    typer.echo(f"\n{len(found)} customer{'s' if len(found) != 1 else ''} · times in {zone}")
+
+
+# --- export and forget ---------------------------------------------------------------------
+
+
+@app.command()
+def export(
+    phone: PhoneArg,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the JSON here "
+                                             "instead of stdout.")] = None,
+) -> None:
+    """Print, as JSON, everything wabot holds on a customer (a data-access request)."""
+    from bot.stores.privacy import export_customer
+
+    settings = settings_or_exit()
+    key = customer_key(settings, phone)
+
+    async def work() -> dict[str, Any] | None:
+        async with open_stores(settings) as s:
+            data = await export_customer(key, s.customers, s.memory, holders(settings, s))
+        if data is not None:
+            data["exported_at"] = datetime.now(UTC).isoformat()
+        return data
+
+    data = _run(settings, work())
+    if data is None:
+        raise fail(f"nothing is held on {key.phone} in tenant {key.tenant}", EXIT_NOT_FOUND)
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        typer.echo(f"wrote {out}", err=True)
+
+
+@app.command()
+def forget(
+    phone: PhoneArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+    = False,
+) -> None:
+    """Erase everything held on a customer, in every store (asks first)."""
+    from bot.stores.privacy import checkpoint, forget_customer, journal_lines
+
+    settings = settings_or_exit()
+    key = customer_key(settings, phone)
+
+    async def count() -> tuple[bool, int, int, list[str]]:
+        async with open_stores(settings) as s:
+            found = await s.customers.get(key) is not None
+            return (found, await s.memory.count(key),
+                    len(await journal_lines(s.customers, key)),
+                    [h.name for h in holders(settings, s)])
+
+    found, messages, journaled, others = _run(settings, count())
+    if not yes:
+        what = (f"{key.phone}: the customer record, {messages} messages of history, the "
+                f"summary and facts, {journaled} journal lines"
+                + "".join(f", their {name}" for name in others)
+                if found or messages or journaled else
+                f"{key.phone} (nothing found; erase any leftovers anyway)")
+        typer.confirm(f"Erase everything held on {what}? This cannot be undone", abort=True)
+
+    async def work() -> bool:
+        async with open_stores(settings, erasing=True) as s:
+            extra = [h.forget for h in holders(settings, s)]
+            await forget_customer(key, s.customers, s.memory, extra)
+            return await checkpoint(s.db)
+
+    clean = _run(settings, work())
+    typer.echo(f"forgot {key.phone}: {messages} messages, {journaled} journal lines")
+    if not clean:
+        typer.echo("note: the daemon has the database open; the erased rows leave the "
+                   "SQLite write-ahead log at its next checkpoint", err=True)

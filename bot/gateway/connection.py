@@ -1,0 +1,392 @@
+"""The WhatsApp Web connection: connect, probe, back off, log in, reconnect, give up.
+
+`Connection` owns neonize's Go client and its lifecycle; `NeonizeGateway` composes it and
+does the sending and receiving. What the Go layer does to us is in `goclient`; reaching
+WhatsApp before Go may try is `probe`; the QR and pair-code login is `linking`.
+
+It is longer than most modules on purpose: it is one state machine (the live client, the
+restart future, the exit reason), and each connection event's handler reads and moves that
+same state, so splitting the handlers off would only spread it across files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from loguru import logger
+from neonize.aioze.events import (
+    ClientOutdatedEv,
+    ConnectedEv,
+    ConnectFailureEv,
+    DisconnectedEv,
+    KeepAliveRestoredEv,
+    KeepAliveTimeoutEv,
+    LoggedOutEv,
+    MessageEv,
+    PairStatusEv,
+    StreamReplacedEv,
+    TemporaryBanEv,
+)
+from neonize.proto.Neonize_pb2 import ConnectFailureReason, TemporaryBan
+
+from bot.clock import Clock
+from bot.gateway import login
+from bot.gateway.base import GatewayError
+from bot.gateway.goclient import (
+    ClientFactory,
+    EventHandler,
+    GoClient,
+    call_go,
+    enum_name,
+    guarded,
+    new_neonize_client,
+)
+from bot.gateway.linking import Linking
+from bot.gateway.probe import Probe
+from bot.phones import PhoneError, from_whatsapp, mask
+
+T = TypeVar("T")
+
+
+class GatewayExit(StrEnum):
+    """Why the gateway gave up for good; `needs_operator` ones want a human (exit 78)."""
+
+    LOGGED_OUT = "logged_out"
+    STREAM_REPLACED = "stream_replaced"
+    CLIENT_OUTDATED = "client_outdated"
+    LOGIN_TIMEOUT = "login_timeout"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def needs_operator(self) -> bool:
+        return self not in (GatewayExit.FAILED, GatewayExit.STOPPED)
+
+
+class Connection:
+    """One linked device's connection to WhatsApp, kept up in a background task.
+
+    `start()` returns at once. Watch `connected` (an `asyncio.Event`), `connected_as` (our
+    number, E.164), `status` (one line, as systemd's STATUS shows it) and `finished`, a
+    future resolved with a `GatewayExit` when the connection has given up for good.
+    `client` is the live Go client, or None. Messages go to `on_message`.
+    """
+
+    def __init__(
+        self,
+        tenant: str,
+        state_dir: Path,
+        clock: Clock,
+        *,
+        on_message: EventHandler,
+        session_name: str = "whatsapp-session.sqlite3",
+        pair_phone: str | None = None,
+        call_timeout: float = 20.0,
+        probe_address: tuple[str, int] = ("web.whatsapp.com", 443),
+        probe_timeout: float = 10.0,
+        backoff_initial: float = 2.0,
+        backoff_cap: float = 300.0,
+        backoff_jitter: float = 0.1,
+        login_timeout: float = 75.0,
+        on_status: Callable[[str], None] | None = None,
+        client_factory: ClientFactory = new_neonize_client,
+        console: TextIO | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.tenant = tenant
+        self.state_dir = state_dir
+        self.session_path = state_dir / session_name
+        self.qr_png_path = state_dir / login.QR_PNG_NAME
+        self.connected = asyncio.Event()
+        self.connected_as: str | None = None
+        self.status = "not started"
+        self.probe = Probe(clock, probe_address, probe_timeout,
+                           (backoff_initial, backoff_cap, backoff_jitter),
+                           rng or random.Random(), lambda line: self.report(line, log=False))
+        self._clock = clock
+        self._on_message = on_message
+        self._call_timeout = call_timeout
+        self._on_status = on_status
+        self._factory = client_factory
+        self._console = console
+        self._client: GoClient | None = None
+        self._go_task: asyncio.Future[Any] | None = None
+        self._restart: asyncio.Future[float] | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._finished: asyncio.Future[GatewayExit] | None = None
+        self._exit: GatewayExit | None = None
+        self._generation = 0
+        self._failures = 0
+        self.linking = Linking(self, clock, pair_phone, login_timeout)
+
+    @property
+    def client(self) -> GoClient | None:
+        return self._client
+
+    def is_current(self, client: GoClient | None) -> bool:
+        """Whether an event comes from the live client, not one being or already stopped."""
+        return client is self._client and self._exit is None
+
+    # ── lifecycle ──────────────────────────────────────────────────────────────────────
+
+    @property
+    def finished(self) -> asyncio.Future[GatewayExit]:
+        if self._finished is None:
+            self._finished = asyncio.get_running_loop().create_future()
+        return self._finished
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The background connection task (for tests and diagnostics)."""
+        return self._runner
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            return
+        if self._exit is not None:
+            raise GatewayError(f"this gateway has finished ({self._exit}): make a new one")
+        _ = self.finished  # bind it to the running loop now
+        login.prepare_state_dir(self.state_dir)
+        self._runner = asyncio.create_task(self._run(), name=f"whatsapp:{self.tenant}")
+
+    async def stop(self) -> None:
+        self._exit = self._exit or GatewayExit.STOPPED
+        await self._shutdown()
+        if not self.finished.done():
+            self.finished.set_result(self._exit)
+
+    async def _run(self) -> None:
+        delay = 0.0
+        try:
+            while True:
+                if delay > 0:
+                    self.report(f"offline: reconnecting in {delay:.0f} s")
+                    await self._clock.sleep(delay)
+                await self.probe.wait_until_reachable()
+                delay = await self._connect_once()
+        except Exception as exc:
+            logger.opt(exception=True).error("the WhatsApp connection task failed")
+            await self._finish(GatewayExit.FAILED, f"the WhatsApp connection failed: {exc}")
+
+    async def _connect_once(self) -> float:
+        """Hand over to Go until a restart is wanted; returns the wait before reconnecting."""
+        stored = login.prepare_session_file(self.session_path)
+        self._generation += 1
+        # A fresh uuid per client: NewAClient's finalizer calls Go's Stop(uuid), which would
+        # otherwise stop the client that replaced it.
+        client = self._factory(str(self.session_path), f"wabot-{self.tenant}-{self._generation}")
+        self._register(client)
+        self._restart = asyncio.get_running_loop().create_future()
+        self._client = client
+        self.report(
+            "connecting to WhatsApp" + ("" if stored else " (no session yet: login follows)")
+        )
+        try:
+            self._go_task = await client.connect()
+            self._go_task.add_done_callback(self._on_go_exit)
+            return await self._restart
+        finally:
+            await self._close_client()
+
+    def _register(self, client: GoClient) -> None:
+        # Only event types registered before connect() are forwarded by Go.
+        handlers: dict[type[Any], EventHandler] = {
+            MessageEv: self._on_message,
+            ConnectedEv: self._on_connected,
+            DisconnectedEv: self._on_disconnected,
+            LoggedOutEv: self._on_logged_out,
+            StreamReplacedEv: self._on_stream_replaced,
+            ClientOutdatedEv: self._on_client_outdated,
+            TemporaryBanEv: self._on_temporary_ban,
+            ConnectFailureEv: self._on_connect_failure,
+            KeepAliveTimeoutEv: self._on_keepalive_timeout,
+            KeepAliveRestoredEv: self._on_keepalive_restored,
+            PairStatusEv: self.linking.on_pair_status,
+        }
+        for event_type, handler in handlers.items():
+            client.event(event_type)(handler)
+        client.qr(self.linking.on_qr)
+
+    def _request_restart(self, delay: float) -> None:
+        if self._restart is not None and not self._restart.done():
+            self._restart.set_result(delay)
+
+    def _on_go_exit(self, task: asyncio.Future[Any]) -> None:
+        error = None if task.cancelled() else task.exception()
+        if task is not self._go_task:
+            return  # we stopped it
+        detail = f": {error}" if error else ""
+        self.spawn(self._finish(GatewayExit.FAILED, f"the WhatsApp client stopped{detail}"))
+
+    async def _close_client(self) -> None:
+        client, go_task = self._client, self._go_task
+        self._client = self._go_task = None
+        self.connected.clear()
+        self.linking.stop_watchdog()
+        login.remove_file(self.qr_png_path)
+        if client is None:
+            return
+        try:
+            await asyncio.wait_for(client.stop(), self._call_timeout)
+        except Exception as exc:
+            logger.warning("stopping the WhatsApp client failed: {}", exc)
+        if go_task is not None and not go_task.done():
+            # Cancelling makes neonize call Go's Stop once more, then returns.
+            _, pending = await asyncio.wait({go_task}, timeout=self._call_timeout)
+            for leftover in pending:
+                leftover.cancel()
+
+    async def _finish(self, exit: GatewayExit, message: str) -> None:
+        if self._exit is not None:
+            return
+        self._exit = exit
+        logger.bind(exit=exit.value).error(message)
+        self.report(message, log=False)
+        await self._shutdown()
+        if exit is GatewayExit.LOGGED_OUT:
+            for path in login.remove_session_files(self.session_path):
+                logger.info("removed the stale WhatsApp session {}", path)
+        if not self.finished.done():
+            self.finished.set_result(exit)
+
+    async def _shutdown(self) -> None:
+        current = asyncio.current_task()
+        for task in [self._runner, *self._tasks]:
+            self._cancel(task)
+        if self._runner is not None and self._runner is not current:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        await self._close_client()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @staticmethod
+    def _cancel(task: asyncio.Task[None] | None) -> None:
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def report(self, line: str, log: bool = True) -> None:
+        self.status = line
+        if log:
+            logger.info(line)
+        if self._on_status is not None:
+            try:
+                self._on_status(line)
+            except Exception:
+                logger.opt(exception=True).warning("the status callback failed")
+
+    def show(self, text: str) -> None:
+        # Plain lines, flushed: journald records them as they are.
+        out = self._console or sys.stdout
+        out.write(text)
+        out.flush()
+
+    # ── connection events ──────────────────────────────────────────────────────────────
+
+    @guarded("ConnectedEv")
+    async def _on_connected(self, client: GoClient, ev: Any) -> None:
+        if not self.is_current(client):
+            return
+        self.linking.stop_watchdog()
+        self._failures = 0
+        self.connected.set()
+        login.secure_session_files(self.session_path)
+        login.remove_file(self.qr_png_path)
+        try:
+            me = await self.call("reading our own number", client.get_me())
+            self.connected_as = from_whatsapp(me.JID.User) if me.JID.User else None
+        except (GatewayError, PhoneError) as exc:
+            logger.warning("connected, but could not read our own number: {}", exc)
+        who = mask(self.connected_as) if self.connected_as else "an unknown number"
+        self.report(f"connected as {who}")
+
+    @guarded("DisconnectedEv")
+    async def _on_disconnected(self, client: GoClient, ev: Any) -> None:
+        if not self.is_current(client):
+            return
+        self.connected.clear()
+        self.report("offline: WhatsApp disconnected, reconnecting")
+
+    @guarded("LoggedOutEv")
+    async def _on_logged_out(self, client: GoClient, ev: Any) -> None:
+        reason = enum_name(ConnectFailureReason, ev.Reason)
+        await self._finish(
+            GatewayExit.LOGGED_OUT,
+            f"WhatsApp logged this device out ({reason}): run `wabot login` to scan a new QR",
+        )
+
+    @guarded("StreamReplacedEv")
+    async def _on_stream_replaced(self, client: GoClient, ev: Any) -> None:
+        await self._finish(
+            GatewayExit.STREAM_REPLACED,
+            "the number was opened in another WhatsApp Web session/instance: stopping",
+        )
+
+    @guarded("ClientOutdatedEv")
+    async def _on_client_outdated(self, client: GoClient, ev: Any) -> None:
+        await self._finish(
+            GatewayExit.CLIENT_OUTDATED,
+            "WhatsApp rejected this client version as outdated: upgrade neonize",
+        )
+
+    @guarded("TemporaryBanEv")
+    async def _on_temporary_ban(self, client: GoClient, ev: Any) -> None:
+        if not self.is_current(client):
+            return
+        # whatsmeow does not reconnect after a ban; we do once it has expired.
+        expire = max(0, int(ev.Expire))  # seconds (goneonize encodes Expire.Seconds())
+        until = self._clock.now() + timedelta(seconds=expire)
+        reason = enum_name(TemporaryBan.TempBanReason, ev.Code)
+        logger.bind(ban_reason=reason, expire_s=expire).error(
+            "WhatsApp temporarily banned this number ({}) until {:%Y-%m-%d %H:%M} UTC;"
+            " reconnecting after that",
+            reason,
+            until,
+        )
+        self.report(f"temporarily banned by WhatsApp until {until:%Y-%m-%d %H:%M} UTC", log=False)
+        self._request_restart(expire + self.probe.backoff[0] if expire else self.probe.backoff[1])
+
+    @guarded("ConnectFailureEv")
+    async def _on_connect_failure(self, client: GoClient, ev: Any) -> None:
+        if not self.is_current(client):
+            return
+        # whatsmeow only emits this for failures it will not retry itself.
+        delay = self.probe.delay(self._failures)
+        self._failures += 1
+        logger.warning(
+            "WhatsApp refused the connection ({}: {}); reconnecting in {:.0f} s",
+            enum_name(ConnectFailureReason, ev.Reason),
+            ev.Message or "no message",
+            delay,
+        )
+        self._request_restart(delay)
+
+    @guarded("KeepAliveTimeoutEv")
+    async def _on_keepalive_timeout(self, client: GoClient, ev: Any) -> None:
+        logger.warning("WhatsApp keep-alive timed out ({} in a row)", ev.ErrorCount)
+
+    @guarded("KeepAliveRestoredEv")
+    async def _on_keepalive_restored(self, client: GoClient, ev: Any) -> None:
+        logger.info("WhatsApp keep-alive restored")
+
+    async def login_timed_out(self) -> None:
+        await self._finish(
+            GatewayExit.LOGIN_TIMEOUT,
+            "nobody linked the device before the QR codes ran out: run `wabot login` again",
+        )
+
+    async def call(self, what: str, call: Awaitable[T]) -> T:
+        return await call_go(what, call, self._call_timeout)

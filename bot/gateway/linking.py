@@ -1,0 +1,98 @@
+"""Linking the device: the QR codes, the pair code and the login watchdog.
+
+Go calls the QR callback on every refresh (60 s, then 20 s each); when the codes run out it
+closes the socket and says nothing more to Python, hence the watchdog. The file helpers
+(session file, QR PNG, pair-code text) are in `login`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Coroutine
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from loguru import logger
+from neonize.proto.Neonize_pb2 import PairStatus
+from neonize.utils.enum import ClientName
+
+from bot.clock import Clock
+from bot.gateway import login
+from bot.gateway.base import GatewayError
+from bot.gateway.goclient import GoClient, guarded
+from bot.phones import from_whatsapp, mask
+
+T = TypeVar("T")
+
+
+class LinkHost(Protocol):
+    """What linking needs of the connection it serves."""
+
+    connected: asyncio.Event
+    qr_png_path: Path
+
+    def is_current(self, client: GoClient | None) -> bool: ...
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]: ...
+    def report(self, line: str, log: bool = True) -> None: ...
+    def show(self, text: str) -> None: ...
+    async def call(self, what: str, call: Awaitable[T]) -> T: ...
+    async def login_timed_out(self) -> None: ...
+
+
+class Linking:
+    def __init__(self, host: LinkHost, clock: Clock, pair_phone: str | None,
+                 timeout: float) -> None:
+        self._host = host
+        self._clock = clock
+        self._pair_phone = pair_phone
+        self._timeout = timeout
+        self._watchdog: asyncio.Task[None] | None = None
+        self._pair_requested = False
+        self._pair_code: str | None = None
+
+    def stop_watchdog(self) -> None:
+        if self._watchdog is not None and self._watchdog is not asyncio.current_task():
+            self._watchdog.cancel()
+
+    @guarded("QR")
+    async def on_qr(self, client: GoClient, data: bytes) -> None:
+        host = self._host
+        if not host.is_current(client):
+            return
+        self.stop_watchdog()
+        self._watchdog = host.spawn(self._login_watchdog())
+        login.write_qr_png(data, host.qr_png_path)
+        if self._pair_phone and not self._pair_requested:
+            # whatsmeow wants the first QR event before PairPhone (neonize#57, #192).
+            self._pair_requested = True
+            await self._request_pair_code(client, self._pair_phone)
+        if self._pair_code is None:
+            host.show(login.qr_terminal_text(data))
+            host.report(f"waiting for QR scan (see journalctl or {host.qr_png_path})")
+
+    @guarded("PairStatusEv")
+    async def on_pair_status(self, client: GoClient, ev: Any) -> None:
+        if ev.Status == PairStatus.SUCCESS:
+            number = mask(from_whatsapp(ev.ID.User)) if ev.ID.User else "an unknown number"
+            logger.info("linked to WhatsApp as {} ({})", number, ev.Platform or "?")
+        else:
+            logger.error("linking to WhatsApp failed: {}", ev.Error or "no reason given")
+
+    async def _request_pair_code(self, client: GoClient, phone: str) -> None:
+        try:
+            code = await self._host.call(
+                "requesting a pair code",
+                client.PairPhone(phone.removeprefix("+"), True, client_name=ClientName.LINUX),
+            )
+        except GatewayError as exc:
+            logger.error("no pair code ({}): scan the QR code instead", exc)
+            return
+        self._pair_code = login.format_pair_code(code)
+        self._host.show(login.pair_code_instructions(code, mask(phone)))
+        self._host.report(
+            f"waiting for pair code {self._pair_code} to be entered on {mask(phone)}")
+
+    async def _login_watchdog(self) -> None:
+        await self._clock.sleep(self._timeout)
+        if not self._host.connected.is_set():
+            await self._host.login_timed_out()

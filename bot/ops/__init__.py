@@ -1,0 +1,1 @@
+"""Operating the daemon: its lifecycle under systemd, logs, status and diagnosis."""

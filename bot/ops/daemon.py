@@ -1,0 +1,176 @@
+"""`wabot run` and `wabot login`: the daemon's life under systemd.
+
+Signals only set an event. The first SIGTERM/SIGINT stops gracefully (App.stop: stop
+accepting, finish turns within the grace period, close in reverse order); a second one forces
+exit. READY is sent only when WhatsApp is connected; STATUS lines say what the daemon is waiting
+for; the watchdog is pinged from the event loop, so a wedged loop gets the daemon restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any, Protocol
+
+from loguru import logger
+
+from bot.app import App
+from bot.business import BusinessError
+from bot.clock import SystemClock
+from bot.gateway.base import Gateway
+from bot.ops.sdnotify import Notifier, watchdog_loop
+from bot.phones import mask
+from bot.settings import Settings
+from bot.stores.db import DatabaseError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_OPERATOR = 78  # logged out, number opened elsewhere, misconfigured: RestartPreventExitStatus
+
+
+class ExitReason(Protocol):
+    @property
+    def needs_operator(self) -> bool: ...
+
+
+class DaemonGateway(Protocol):
+    """What the daemon needs beyond the Gateway seam: connection state and a final word."""
+
+    connected: asyncio.Event
+    connected_as: str | None
+
+    @property
+    def finished(self) -> asyncio.Future[ExitReason]: ...
+
+
+def neonize_gateway(settings: Settings, notifier: Notifier) -> Gateway:
+    from bot.gateway.neonize import NeonizeGateway
+
+    w = settings.whatsapp
+    return NeonizeGateway(
+        settings.tenant, settings.state_dir, SystemClock(), session_name=w.session_file,
+        pair_phone=w.pair_phone, allow_groups=settings.inbox.allow_groups,
+        call_timeout=w.call_timeout, probe_address=(w.probe_host, w.probe_port),
+        backoff_initial=w.backoff_initial, backoff_cap=w.backoff_cap,
+        on_status=notifier.report)
+
+
+def install_signals(stop: asyncio.Event) -> Callable[[], None]:
+    """First signal: graceful stop. Second: leave now (systemd's KillMode=mixed follows)."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            logger.warning("second {} received: exiting without waiting",
+                           signal.Signals(signum).name)
+            os._exit(EXIT_FAILED)
+        logger.info("{} received: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+    def restore() -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+    return restore
+
+
+def exit_code(reason: ExitReason | None) -> int:
+    if reason is None:
+        return EXIT_OK
+    if reason.needs_operator:
+        return EXIT_OPERATOR
+    return EXIT_FAILED if str(reason) == "failed" else EXIT_OK
+
+
+async def _announce_ready(gateway: DaemonGateway, notifier: Notifier) -> None:
+    """READY=1 once WhatsApp is connected; STATUS says as whom. Later reconnections are
+    the gateway's business (it reports them through STATUS lines)."""
+    await gateway.connected.wait()
+    who = mask(gateway.connected_as) if gateway.connected_as else "the business number"
+    notifier.ready()
+    notifier.status(f"connected as {who}")
+    logger.info("connected to WhatsApp as {}", who)
+
+
+async def serve(app: App, gateway: DaemonGateway, notifier: Notifier,
+                stop: asyncio.Event) -> int:
+    """Run until a stop signal or the gateway gives up; returns the process exit code."""
+    tasks: list[asyncio.Task[None]] = []
+    interval = notifier.watchdog_interval()
+    if interval:
+        tasks.append(asyncio.create_task(watchdog_loop(notifier, interval)))
+    notifier.status("starting")
+    reason: ExitReason | None = None
+    try:
+        try:
+            await app.start()
+        except Exception as exc:  # a store down at boot: systemd retries after RestartSec
+            logger.opt(exception=exc).error("could not start: {}", exc)
+            notifier.status(f"start failed: {exc}")
+            return EXIT_FAILED
+        tasks.append(asyncio.create_task(_announce_ready(gateway, notifier)))
+        stopping = asyncio.create_task(stop.wait())
+        waits: set[asyncio.Future[Any]] = {stopping, gateway.finished}
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if gateway.finished in done:
+            reason = gateway.finished.result()
+            logger.warning("WhatsApp connection ended: {}", reason)
+    finally:
+        notifier.stopping()
+        notifier.status("stopping")
+        await app.stop()
+        for task in tasks:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+    return exit_code(reason)
+
+
+async def run_daemon(settings: Settings, notifier: Notifier,
+                     gateway: Gateway | None = None) -> int:
+    try:
+        app = App(settings, gateway or neonize_gateway(settings, notifier))
+    except (BusinessError, DatabaseError, ValueError) as exc:
+        logger.error("cannot start: {}", exc)
+        notifier.status(f"misconfigured: {exc}")
+        return EXIT_OPERATOR
+    stop = asyncio.Event()
+    restore = install_signals(stop)
+    try:
+        return await serve(app, app.gateway, notifier, stop)  # type: ignore[arg-type]
+    finally:
+        restore()
+
+
+async def login(settings: Settings, notifier: Notifier) -> int:
+    """Link this WhatsApp number (QR or pair code), then exit: 0 linked, 78 not linked."""
+    gateway = neonize_gateway(settings, notifier)
+    stop = asyncio.Event()
+    restore = install_signals(stop)
+    gw: DaemonGateway = gateway  # type: ignore[assignment]
+    try:
+        await gateway.start()
+        connected = asyncio.create_task(gw.connected.wait())
+        stopping = asyncio.create_task(stop.wait())
+        waits: set[asyncio.Future[Any]] = {connected, stopping, gw.finished}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in (connected, stopping):
+            task.cancel()
+        if gw.connected.is_set():
+            who = mask(gw.connected_as) if gw.connected_as else "this device"
+            print(f"Linked: wabot is logged in as {who}. Start the daemon with `wabot run`.")
+            return EXIT_OK
+        if gw.finished.done():
+            print(f"Not linked: {gw.finished.result()}. Run `wabot login` again.")
+            return EXIT_OPERATOR
+        return EXIT_FAILED
+    finally:
+        await gateway.stop()
+        restore()

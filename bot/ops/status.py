@@ -1,0 +1,288 @@
+"""`wabot status`: the daemon publishes a heartbeat row, the CLI reads it with today's numbers.
+
+The heartbeat lives in the SQL database (one row per tenant), so `status` works from any
+machine that shares a PostgreSQL database with the daemon, and with the embedded SQLite file.
+The daemon rewrites its row every `heartbeat_seconds`; "running" means a fresh row that was
+not marked stopped. The row also carries the last error the daemon logged (an ERROR
+anywhere, or a WARNING from the turn path: a model timeout, a failed download).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from loguru import logger
+from sqlalchemy import Table, and_, func, inspect, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import Field, SQLModel
+
+from bot.clock import Clock
+from bot.settings import Settings
+from bot.stores.customers import CUSTOMERS, JOURNAL, USAGE, utc_day
+from bot.stores.db import Database, UTCDateTime
+
+STALE_BEATS = 3  # missed heartbeats before the daemon counts as not running
+ERROR_CHARS = 300
+# Warnings from these modules are turn failures the owner should see in `status`.
+TURN_PATH = ("bot.agents", "bot.pipeline.inbox", "bot.llm", "bot.pipeline.media", "bot.pipeline.presenter", "bot.gateway")
+
+
+class Heartbeat(SQLModel, table=True):
+    __tablename__ = "heartbeats"
+
+    tenant: str = Field(primary_key=True, max_length=64)
+    pid: int = 0
+    host: str = ""
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    beat_at: datetime = Field(sa_type=UTCDateTime)
+    stopped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    connected_as: str = ""
+    agents_cached: int = 0
+    turns: int = 0
+    failures: int = 0
+    last_error: str = ""
+    last_error_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+HEARTBEATS = cast(Table, Heartbeat.__table__)  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class Live:
+    """What the running daemon reports about itself at each beat."""
+
+    connected_as: str = ""
+    agents_cached: int = 0
+    turns: int = 0
+    failures: int = 0
+
+
+class Monitor:
+    """Writes the heartbeat and remembers the last error the process logged."""
+
+    def __init__(self, db: Database, tenant: str, clock: Clock, interval: float,
+                 probe: Callable[[], Live]) -> None:
+        self.db = db
+        self.tenant = tenant
+        self.clock = clock
+        self.interval = interval
+        self.probe = probe
+        self.started_at = clock.now()
+        self.last_error = ""
+        self.last_error_at: datetime | None = None
+        self._sink: int | None = None
+
+    def _capture(self, message: Any) -> None:
+        record = message.record
+        text = record["message"]
+        if record["exception"] is not None and record["exception"].type is not None:
+            text += f" ({record['exception'].type.__name__}: {record['exception'].value})"
+        self.last_error = text[:ERROR_CHARS]
+        self.last_error_at = self.clock.now()
+
+    @staticmethod
+    def _wanted(record: Any) -> bool:
+        if record["level"].no >= logger.level("ERROR").no:
+            return True
+        return bool(record["name"] and record["name"].startswith(TURN_PATH))
+
+    async def start(self) -> None:
+        self._sink = logger.add(self._capture, level="WARNING", filter=self._wanted,
+                                format="{message}", catch=True)
+        other = await read_heartbeat(self.db, self.tenant)
+        now = self.clock.now()
+        if (other and other.stopped_at is None and other.pid != os.getpid()
+                and now - other.beat_at < timedelta(seconds=STALE_BEATS * self.interval)):
+            logger.warning("another wabot seems to be running for tenant {} (pid {} on {}): "
+                           "two daemons on one number answer twice", self.tenant, other.pid,
+                           other.host)
+        await self.beat()
+
+    async def beat(self, stopped: bool = False) -> None:
+        live = self.probe()
+        now = self.clock.now()
+        values: dict[str, Any] = {
+            "pid": os.getpid(), "host": socket.gethostname(), "started_at": self.started_at,
+            "beat_at": now, "stopped_at": now if stopped else None,
+            "connected_as": live.connected_as, "agents_cached": live.agents_cached,
+            "turns": live.turns, "failures": live.failures,
+            "last_error": self.last_error, "last_error_at": self.last_error_at,
+        }
+        insert = sqlite.insert if self.db.is_sqlite else postgresql.insert
+        stmt = insert(HEARTBEATS).values(tenant=self.tenant, **values)
+        stmt = stmt.on_conflict_do_update(index_elements=["tenant"], set_=values)
+        async with self.db.begin() as conn:
+            await conn.execute(stmt)
+
+    async def run(self) -> None:
+        while True:
+            await self.clock.sleep(self.interval)
+            try:
+                await self.beat()
+            except Exception as exc:  # the database may be down for a moment: try again
+                logger.debug("heartbeat not written: {}", exc)
+
+    async def stop(self) -> None:
+        if self._sink is not None:
+            with suppress(ValueError):  # logging was set up again meanwhile (the CLI)
+                logger.remove(self._sink)
+            self._sink = None
+        try:
+            await self.beat(stopped=True)
+        except Exception as exc:
+            logger.warning("could not record the stop in the heartbeat: {}", exc)
+
+
+async def read_heartbeat(db: Database, tenant: str) -> Heartbeat | None:
+    async with db.connect() as conn:
+        if not await _has_table(conn, "heartbeats"):
+            return None
+        row = (await conn.execute(select(HEARTBEATS).where(
+            HEARTBEATS.c.tenant == tenant))).mappings().first()
+    return Heartbeat.model_validate(dict(row)) if row else None
+
+
+async def _tables(conn: AsyncConnection) -> set[str]:
+    return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+
+
+async def _has_table(conn: AsyncConnection, name: str) -> bool:
+    return await conn.run_sync(lambda sync: inspect(sync).has_table(name))
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Status:
+    tenant: str
+    now: datetime
+    heartbeat: Heartbeat | None
+    running: bool
+    messages_in: int = 0
+    messages_out: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    followups: int | None = None  # None: no follow-up table for this tenant
+    paused: int = 0
+
+
+def followup_table(tenant: str) -> str:
+    """The tenant's APScheduler job table (bot.followups names it)."""
+    try:
+        from bot.followups import job_table_name
+    except ImportError:  # a build without follow-ups
+        return "followup_jobs_" + re.sub(r"[^a-z0-9_]", "_", tenant.lower())
+    return job_table_name(tenant)
+
+
+async def read_status(db: Database, settings: Settings, now: datetime) -> Status:
+    tenant = settings.tenant
+    beat = await read_heartbeat(db, tenant)
+    fresh = timedelta(seconds=STALE_BEATS * settings.heartbeat_seconds)
+    running = bool(beat and beat.stopped_at is None and now - beat.beat_at <= fresh)
+    status = Status(tenant, now, beat, running)
+    midnight = datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), UTC)
+    async with db.connect() as conn:
+        tables = await _tables(conn)
+        if "journal" in tables:
+            status.messages_in = int((await conn.execute(
+                select(func.count()).select_from(JOURNAL).where(
+                    JOURNAL.c.tenant == tenant, JOURNAL.c.received_at >= midnight,
+                    JOURNAL.c.from_owner.is_(False)))).scalar_one())
+        if "usage_daily" in tables:
+            row = (await conn.execute(select(
+                func.coalesce(func.sum(USAGE.c.msgs_out), 0),
+                func.coalesce(func.sum(USAGE.c.tokens_in), 0),
+                func.coalesce(func.sum(USAGE.c.tokens_out), 0)).where(
+                    USAGE.c.tenant == tenant, USAGE.c.day == utc_day(now)))).one()
+            status.messages_out, status.tokens_in, status.tokens_out = map(int, row)
+        if "customers" in tables:
+            status.paused = int((await conn.execute(
+                select(func.count()).select_from(CUSTOMERS).where(and_(
+                    CUSTOMERS.c.tenant == tenant, CUSTOMERS.c.paused_until > now)))).scalar_one())
+        jobs = followup_table(tenant)
+        if jobs in tables:
+            status.followups = int((await conn.execute(
+                text(f'SELECT count(*) FROM "{jobs}"'))).scalar_one())
+    price = settings.llm
+    status.cost = (status.tokens_in * price.price_in_per_million
+                   + status.tokens_out * price.price_out_per_million) / 1_000_000
+    return status
+
+
+def _ago(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 86400} days"
+
+
+def _when(at: datetime) -> str:
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def format_status(s: Status) -> str:
+    beat = s.heartbeat
+    if beat is None:
+        daemon = "not running (it never started for this tenant, or uses another database)"
+    elif s.running:
+        daemon = (f"running · pid {beat.pid} on {beat.host} · up {_ago(s.now - beat.started_at)}"
+                  f" · heartbeat {_ago(s.now - beat.beat_at)} ago")
+    elif beat.stopped_at is not None:
+        daemon = f"stopped at {_when(beat.stopped_at)} ({_ago(s.now - beat.stopped_at)} ago)"
+    else:
+        daemon = (f"not running: last heartbeat {_when(beat.beat_at)} "
+                  f"({_ago(s.now - beat.beat_at)} ago; it crashed or was killed)")
+    whatsapp = "—"
+    if beat is not None and s.running:
+        whatsapp = f"connected as {beat.connected_as}" if beat.connected_as else "not connected"
+    tokens = s.tokens_in + s.tokens_out
+    lines = [
+        f"wabot status · tenant {s.tenant}",
+        f"daemon        {daemon}",
+        f"whatsapp      {whatsapp}",
+        f"agents        {beat.agents_cached if beat and s.running else 0} cached",
+        f"today (UTC)   {s.messages_in} messages in · {s.messages_out} out",
+        f"follow-ups    {'n/a' if s.followups is None else f'{s.followups} pending'}",
+        f"paused chats  {s.paused}",
+        f"LLM today     {tokens:,} tokens ({s.tokens_in:,} in / {s.tokens_out:,} out)"
+        f" ≈ ${s.cost:.4f}",
+    ]
+    if beat is not None and beat.last_error:
+        at = _when(beat.last_error_at) if beat.last_error_at else "?"
+        lines.append(f"last error    {at}: {beat.last_error}")
+    else:
+        lines.append("last error    none")
+    return "\n".join(lines)
+
+
+def status_json(s: Status) -> dict[str, Any]:
+    beat = s.heartbeat
+    return {
+        "tenant": s.tenant, "running": s.running,
+        "pid": beat.pid if beat else None, "host": beat.host if beat else None,
+        "started_at": beat.started_at.isoformat() if beat else None,
+        "heartbeat_at": beat.beat_at.isoformat() if beat else None,
+        "connected_as": beat.connected_as if beat and s.running else None,
+        "agents_cached": beat.agents_cached if beat and s.running else 0,
+        "messages_in_today": s.messages_in, "messages_out_today": s.messages_out,
+        "tokens_in_today": s.tokens_in, "tokens_out_today": s.tokens_out,
+        "cost_today_usd": round(s.cost, 6), "followups_pending": s.followups,
+        "paused_chats": s.paused,
+        "last_error": beat.last_error if beat and beat.last_error else None,
+        "last_error_at": beat.last_error_at.isoformat() if beat and beat.last_error_at else None,
+    }

@@ -1,0 +1,325 @@
+"""The router: journal first, dedupe, filter, debounce bursts, one turn at a time per chat.
+
+`feed(message)` is the single entry for inbound messages — the gateway calls it, and so do
+tests and `wabot simulate`. Each chat gets a worker task while it has work: it waits for the
+burst to end (debounce), then runs one turn for everything that arrived, in order. Chats run
+concurrently up to a bound. The worker and its state disappear when the chat goes quiet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from loguru import logger
+
+from bot.agents.agent import Turn
+from bot.agents.registry import AgentRegistry
+from bot.clock import EPOCH, Clock
+from bot.gateway.base import GatewayError
+from bot.models import CustomerKey, InboundMessage, MessageKind, Role
+from bot.phones import mask
+from bot.pipeline.presenter import Presenter
+from bot.settings import InboxSettings
+from bot.stores.customers import Contact, CustomerStore
+
+
+class Fed(StrEnum):
+    """What `feed` did with a message."""
+
+    QUEUED = "queued"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+    OWNER = "owner"
+    DEFERRED = "deferred"  # journaled while stopping: answered after the next start
+    FILTERED = "filtered"  # a filter took it (paused chat, opt-out, deny list, rate limit…)
+    DENIED = "denied"  # access lists: no agent, no model call, no reply
+    RATE_LIMITED = "rate_limited"  # over the customer's per-minute or daily cap
+    PAUSED = "paused"  # the owner took the chat over: kept in history, not answered
+    COMMAND = "command"  # an owner command typed in the chat ("#bot off")
+    AUTO_REPLIED = "auto_replied"  # a configured fixed reply, no model call
+
+
+
+
+@dataclass(slots=True)
+class Proactive:
+    """A turn the agent starts itself (a follow-up): `instruction` says why."""
+
+    instruction: str
+    kind: str
+    done: asyncio.Future[bool]
+
+
+@dataclass(slots=True)
+class _Chat:
+    pending: list[InboundMessage] = field(default_factory=list)
+    proactive: list[Proactive] = field(default_factory=list)
+    first_at: datetime = EPOCH
+    last_at: datetime = EPOCH
+    worker: asyncio.Task[None] | None = None
+
+
+# What the agent reads for messages it cannot see (later features transcribe/describe them).
+KIND_NOTES = {
+    MessageKind.VOICE: "[the customer sent a voice note, which you cannot listen to]",
+    MessageKind.AUDIO: "[the customer sent an audio file, which you cannot listen to]",
+    MessageKind.IMAGE: "[the customer sent an image, which you cannot see]",
+    MessageKind.VIDEO: "[the customer sent a video, which you cannot watch]",
+    MessageKind.DOCUMENT: "[the customer sent a document, which you cannot open]",
+    MessageKind.STICKER: "[the customer sent a sticker]",
+    MessageKind.LOCATION: "[the customer shared a location]",
+    MessageKind.CONTACT: "[the customer shared a contact card]",
+    MessageKind.POLL: "[the customer sent a poll]",
+}
+UNANSWERED_KINDS = {MessageKind.REACTION, MessageKind.OTHER}
+
+
+def describe_kind(msg: InboundMessage, notes: dict[MessageKind, str] = KIND_NOTES) -> str:
+    """What arrived, in words the agent can read, with the caption or details appended."""
+    note = notes.get(msg.kind, f"[the customer sent a {msg.kind.value} message]")
+    return f"{note} {msg.text}".strip() if msg.text else note
+
+Describer = Callable[[InboundMessage], Awaitable[str]]
+# A filter sees every new inbound message (after journal and dedupe, before queueing) and
+# returns None to let it through, or what happened to it: the journal records that outcome.
+Filter = Callable[[InboundMessage], Awaitable["Fed | None"]]
+# Asked after the model answered and before the reply goes out: True holds the reply back
+# (the owner took the chat over while the turn was running).
+Hold = Callable[[CustomerKey], Awaitable[bool]]
+# Called after every customer turn (answered or not), inside the chat's worker: follow-up
+# rules count "silent for 24 h" from the customer's last message.
+AfterInbound = Callable[[CustomerKey], Awaitable[None]]
+
+
+class Inbox:
+    def __init__(self, tenant: str, customers: CustomerStore, registry: AgentRegistry,
+                 presenter: Presenter, clock: Clock, settings: InboxSettings,
+                 describe: Describer | None = None) -> None:
+        self.tenant = tenant
+        self.customers = customers
+        self.registry = registry
+        self.presenter = presenter
+        self.clock = clock
+        self.s = settings
+        self._describe = describe
+        self._chats: dict[CustomerKey, _Chat] = {}
+        self._slots = asyncio.Semaphore(settings.max_concurrent_turns)
+        self._accepting = True
+        self._flush = asyncio.Event()
+        self.filters: list[Filter] = []
+        self._live: set[str] | None = set()  # ids fed before `recover` ran
+        self.hold: Hold | None = None
+        self.after_inbound: list[AfterInbound] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.turns = 0
+        self.failures = 0
+
+    # --- entry -------------------------------------------------------------------------
+
+    async def feed(self, msg: InboundMessage) -> Fed:
+        """Journal, dedupe, filter and queue one inbound message."""
+        if msg.tenant != self.tenant:
+            raise ValueError(f"message for tenant {msg.tenant!r} fed to {self.tenant!r}")
+        if len(msg.text) > self.s.max_text_chars:
+            msg.text = msg.text[: self.s.max_text_chars] + " …[message truncated]"
+        if not await self.customers.journal_add(msg):
+            logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).debug("duplicate dropped")
+            return Fed.DUPLICATE
+        if self._live is not None:
+            self._live.add(msg.msg_id)
+        return await self._route(msg)
+
+    async def _route(self, msg: InboundMessage) -> Fed:
+        log = logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id)
+        for check in self.filters:
+            outcome = await check(msg)
+            if outcome is not None:
+                log.info("message {} by a filter", outcome.value)
+                await self.customers.journal_mark(self.tenant, [msg.msg_id], outcome.value)
+                return outcome
+        if msg.from_owner:
+            await self._record_owner(msg)
+            return Fed.OWNER
+        if msg.kind in UNANSWERED_KINDS or (msg.kind is MessageKind.TEXT and not msg.text.strip()):
+            log.info("ignored {} message with nothing to answer", msg.kind.value)
+            await self.customers.journal_mark(self.tenant, [msg.msg_id], "ignored")
+            return Fed.IGNORED
+        if not self._accepting:
+            log.info("stopping: message journaled, it will be answered after restart")
+            return Fed.DEFERRED
+        self._enqueue(msg)
+        return Fed.QUEUED
+
+    async def _record_owner(self, msg: InboundMessage) -> None:
+        """The owner typed in this chat from the phone: the agent must know what was said."""
+        async with self.registry.use(msg.key) as agent:
+            await agent.remember(Role.OWNER, [Turn(msg.text, msg.msg_id, msg.timestamp)],
+                                 kind="owner")
+        await self.customers.journal_mark(self.tenant, [msg.msg_id], "owner")
+
+    def _enqueue(self, msg: InboundMessage) -> None:
+        chat = self._chats.setdefault(msg.key, _Chat())
+        now = self.clock.now()
+        if not chat.pending:
+            chat.first_at = now
+        chat.last_at = now
+        chat.pending.append(msg)
+        self._wake(msg.key, chat)
+
+    def _wake(self, key: CustomerKey, chat: _Chat) -> None:
+        if chat.worker is None:
+            chat.worker = asyncio.create_task(self._work(key, chat))
+            self.tasks.add(chat.worker)
+            chat.worker.add_done_callback(self.tasks.discard)
+
+    async def proactive(self, key: CustomerKey, instruction: str, kind: str = "followup") -> bool:
+        """Run a turn the agent starts itself, in order with the chat's other turns.
+
+        Returns True when a message was delivered. The caller checks whether it should be
+        sent at all (opt-out, pause, caps) before calling.
+        """
+        if not self._accepting:
+            return False
+        chat = self._chats.setdefault(key, _Chat())
+        item = Proactive(instruction, kind, asyncio.get_running_loop().create_future())
+        chat.proactive.append(item)
+        self._wake(key, chat)
+        return await item.done
+
+    async def recover(self) -> int:
+        """Queue journaled messages that were never answered (the daemon stopped mid-turn).
+
+        Call it once the transport can send. Messages that arrived live in the meantime are
+        already queued: they are skipped here, so nothing is answered twice.
+        """
+        live, self._live = self._live or set(), None
+        pending = [m for m in await self.customers.journal_pending(self.tenant)
+                   if m.msg_id not in live]
+        for msg in pending:
+            await self._route(msg)
+        if pending:
+            logger.info("recovering {} unanswered message(s) from the journal", len(pending))
+        return len(pending)
+
+    def has_pending(self, key: CustomerKey) -> bool:
+        """Whether a message of this chat is waiting for a turn that has not started yet
+        (a new message joins that turn instead of starting one)."""
+        chat = self._chats.get(key)
+        return bool(chat and chat.pending)
+
+    # --- the per-chat worker -----------------------------------------------------------
+
+    async def _debounce(self, chat: _Chat) -> None:
+        """Wait until the burst is over: `debounce` quiet seconds, at most `debounce_max`."""
+        while not self._flush.is_set():
+            until = min(chat.last_at + timedelta(seconds=self.s.debounce_seconds),
+                        chat.first_at + timedelta(seconds=self.s.debounce_max_seconds))
+            left = (until - self.clock.now()).total_seconds()
+            if left <= 0:
+                return
+            await self.clock.sleep(left)
+
+    async def _work(self, key: CustomerKey, chat: _Chat) -> None:
+        try:
+            while chat.pending or chat.proactive:
+                if chat.pending:
+                    await self._debounce(chat)
+                    batch, chat.pending = chat.pending, []
+                    async with self._slots:
+                        await self._turn(key, batch)
+                elif chat.proactive:
+                    item = chat.proactive.pop(0)
+                    async with self._slots:
+                        sent = await self._proactive_turn(key, item)
+                    item.done.set_result(sent)
+        finally:
+            chat.worker = None
+            for item in chat.proactive:
+                if not item.done.done():
+                    item.done.set_result(False)
+            if not chat.pending and not chat.proactive:
+                self._chats.pop(key, None)
+
+    async def _proactive_turn(self, key: CustomerKey, item: Proactive) -> bool:
+        log = logger.bind(customer=mask(key.phone))
+        try:
+            async with self.registry.use(key) as agent:
+                customer = agent.customer
+                contact = Contact(name=customer.name, wa_jid=customer.wa_jid,
+                                  lid=customer.lid) if customer else Contact()
+                chat_addr = (customer.wa_jid if customer and customer.wa_jid
+                             else self.presenter.gateway.chat_for(key.phone))
+                reply = await agent.handle([], contact, self.clock.now(),
+                                           instruction=item.instruction, kind=item.kind)
+                sent = 0
+                if not reply.failed and reply.text:
+                    sent = await self.presenter.deliver(chat_addr, reply.text, kind=item.kind)
+                await self.customers.add_usage(key, msgs_out=sent, tokens_in=reply.tokens_in,
+                                               tokens_out=reply.tokens_out)
+                return sent > 0
+        except Exception:
+            log.exception("{} turn failed", item.kind)
+            self.failures += 1
+            return False
+
+    async def _turn(self, key: CustomerKey, batch: list[InboundMessage]) -> None:
+        ids = [m.msg_id for m in batch]
+        last = batch[-1]
+        chat_addr = last.chat or self.presenter.gateway.chat_for(key.phone)
+        log = logger.bind(customer=mask(key.phone), msg_id=last.msg_id)
+        status = "answered"
+        try:
+            lines = [Turn(await self._text_of(m), m.msg_id, m.timestamp) for m in batch]
+            contact = Contact(name=last.push_name, wa_jid=last.chat, lid=last.lid)
+            async with self.registry.use(key) as agent:
+                await self.presenter.mark_read(chat_addr, ids)
+                reply = await agent.handle(lines, contact, self.clock.now())
+                if reply.failed:
+                    status = "failed"
+                sent = 0
+                if reply.text and self.hold is not None and await self.hold(key):
+                    status = Fed.PAUSED.value
+                elif reply.text:
+                    sent = await self.presenter.deliver(chat_addr, reply.text)
+                await self.customers.add_usage(key, msgs_out=sent, tokens_in=reply.tokens_in,
+                                               tokens_out=reply.tokens_out)
+            self.turns += 1
+        except GatewayError as exc:
+            status = "failed"
+            log.error("reply could not be delivered: {}", exc)
+        except Exception:
+            status = "failed"
+            log.exception("turn failed")
+        if status == "failed":
+            self.failures += 1
+        await self.customers.journal_mark(self.tenant, ids, status)
+        for hook in self.after_inbound:
+            try:
+                await hook(key)
+            except Exception:
+                log.exception("after-turn hook failed")
+
+    async def _text_of(self, msg: InboundMessage) -> str:
+        if msg.kind is MessageKind.TEXT:
+            return msg.text
+        if self._describe is not None:
+            return await self._describe(msg)
+        return describe_kind(msg)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop accepting turns (messages are still journaled) and end debounce waits."""
+        self._accepting = False
+        self._flush.set()
+
+    async def drain(self, within: float) -> bool:
+        """Wait for turns in flight; True when all finished inside `within` seconds."""
+        pending = await self.clock.wait(set(self.tasks), within)
+        for task in pending:
+            task.cancel()
+        return not pending

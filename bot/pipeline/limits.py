@@ -1,0 +1,136 @@
+"""Who is answered, and how much: allow/deny lists and per-customer caps.
+
+Both are inbox filters, so they act after the message is journaled and before anything
+costs money: a denied or capped message creates no agent, calls no model, and is journaled
+`denied` / `rate_limited` (not added to the customer's history: a flood must not fill it).
+
+Per customer (all in-process, on the injected clock, except the daily tokens):
+- `messages_per_minute` messages taken in any 60 s;
+- `turns_per_minute` turns started in any 60 s. A message that joins a turn still waiting
+  in the debounce window is free; one that would start a new turn counts. So the model is
+  called for at most `turns_per_minute` turns a minute (each turn is at most
+  MAX_TOOL_ROUNDS + 1 completions), whatever the flood;
+- `daily_tokens` model tokens a UTC day (`usage_daily`, so restarts do not reset it). It is
+  checked before a turn, so the turn that crosses it finishes.
+Over a cap, the customer gets one polite notice (at most one per `notice_every_minutes`,
+and the daily one once a day), sent at once without a model call.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from loguru import logger
+
+from bot.clock import Clock
+from bot.models import CustomerKey, InboundMessage
+from bot.phones import mask
+from bot.pipeline.inbox import UNANSWERED_KINDS, Fed
+from bot.pipeline.media import send_now
+from bot.pipeline.presenter import Presenter
+from bot.settings import AccessSettings, LimitSettings
+from bot.stores.customers import CustomerStore, utc_day
+
+WINDOW = timedelta(minutes=1)
+PRUNE_EVERY = 1000  # calls between sweeps of quiet customers' windows
+
+
+class Access:
+    """The allow and deny lists (E.164). Owner messages always pass."""
+
+    def __init__(self, settings: AccessSettings) -> None:
+        self.allow = frozenset(settings.allow)
+        self.deny = frozenset(settings.deny)
+
+    def allowed(self, phone: str) -> bool:
+        if phone in self.deny:
+            return False
+        return not self.allow or phone in self.allow
+
+    async def __call__(self, msg: InboundMessage) -> Fed | None:
+        if msg.from_owner or self.allowed(msg.phone):
+            return None
+        logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).debug("denied by access lists")
+        return Fed.DENIED
+
+
+@dataclass(slots=True)
+class _Window:
+    messages: deque[datetime] = field(default_factory=deque)
+    turns: deque[datetime] = field(default_factory=deque)
+    noticed_at: datetime | None = None
+    budget_noticed_on: str = ""
+
+    def trim(self, since: datetime) -> None:
+        for q in (self.messages, self.turns):
+            while q and q[0] <= since:
+                q.popleft()
+
+
+class RateLimiter:
+    """Must be the last filter that awaits: between its check of `has_pending` and the
+    message being queued nothing may run, or a new turn could start uncounted."""
+
+    def __init__(self, customers: CustomerStore, presenter: Presenter, clock: Clock,
+                 settings: LimitSettings, has_pending: Callable[[CustomerKey], bool]) -> None:
+        self.customers = customers
+        self.presenter = presenter
+        self.clock = clock
+        self.s = settings
+        self.has_pending = has_pending
+        self._windows: dict[CustomerKey, _Window] = {}
+        self._calls = 0
+
+    async def __call__(self, msg: InboundMessage) -> Fed | None:
+        if msg.from_owner or msg.kind in UNANSWERED_KINDS:
+            return None
+        now = self.clock.now()
+        self._prune(now)
+        window = self._windows.setdefault(msg.key, _Window())
+        window.trim(now - WINDOW)
+        if len(window.messages) >= self.s.messages_per_minute:
+            return await self._limited(msg, window, now, "messages per minute")
+        if self.s.daily_tokens:
+            day = utc_day(now)
+            used = await self.customers.usage_on(msg.key, day)
+            if used.tokens_in + used.tokens_out >= self.s.daily_tokens:
+                return await self._over_budget(msg, window, day)
+        new_turn = not self.has_pending(msg.key)  # nothing awaits from here to the queue
+        if new_turn and len(window.turns) >= self.s.turns_per_minute:
+            return await self._limited(msg, window, now, "turns per minute")
+        window.messages.append(now)
+        if new_turn:
+            window.turns.append(now)
+        return None
+
+    async def _limited(self, msg: InboundMessage, window: _Window, now: datetime,
+                       which: str) -> Fed:
+        logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).info("over the {} cap", which)
+        quiet = timedelta(minutes=self.s.notice_every_minutes)
+        if window.noticed_at is None or now - window.noticed_at >= quiet:
+            window.noticed_at = now
+            await send_now(self.presenter, self.customers, msg, self.s.notice, "notice")
+        return Fed.RATE_LIMITED
+
+    async def _over_budget(self, msg: InboundMessage, window: _Window, day: str) -> Fed:
+        logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).info(
+            "over the daily budget of {} tokens", self.s.daily_tokens)
+        if window.budget_noticed_on != day:
+            window.budget_noticed_on = day
+            await send_now(self.presenter, self.customers, msg, self.s.budget_notice, "notice")
+        return Fed.RATE_LIMITED
+
+    def _prune(self, now: datetime) -> None:
+        """Forget customers quiet for longer than the window and the notice period."""
+        self._calls += 1
+        if self._calls % PRUNE_EVERY:
+            return
+        quiet = now - max(WINDOW, timedelta(minutes=self.s.notice_every_minutes))
+        for key in [k for k, w in self._windows.items()
+                    if not (w.messages and w.messages[-1] > quiet)
+                    and not (w.noticed_at and w.noticed_at > quiet)
+                    and w.budget_noticed_on != utc_day(now)]:
+            del self._windows[key]
