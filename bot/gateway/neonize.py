@@ -20,7 +20,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ReceiptType
 
 from bot.clock import Clock
-from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered
+from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered, OutboundMedia
 from bot.gateway.connection import Connection, GatewayExit
 from bot.gateway.goclient import (
     ClientFactory,
@@ -249,12 +249,38 @@ class NeonizeGateway(Gateway):
             self._sent_ids.popitem(last=False)
         return msg_id
 
+    async def send_media(self, chat: str, media: OutboundMedia) -> str:
+        """neonize's builders upload the bytes (and make an image's thumbnail); the built
+        message goes through `send_message` like text."""
+        if not self.connected.is_set():
+            raise GatewayError("cannot send media: not connected to WhatsApp")
+        async with self.connection.gate.use("send media") as client:
+            where = mask_address(chat)
+            caption = media.caption or None
+            if media.kind == "image":
+                built = client.build_image_message(media.data, caption=caption)
+            else:
+                built = client.build_document_message(
+                    media.data, caption=caption, title=media.filename, filename=media.filename,
+                    mimetype=media.mimetype)
+            message = await self._call(f"uploading a {media.kind} for {where}", built,
+                                       self._download_timeout)
+            response = await self._call(f"sending a {media.kind} to {where}",
+                                        client.send_message(parse_jid(chat), message))
+        msg_id = str(response.ID)
+        if not msg_id:
+            raise GatewayError(f"sending a {media.kind} to {where} returned no message id")
+        self._sent_ids[msg_id] = None
+        while len(self._sent_ids) > SENT_IDS_KEPT:
+            self._sent_ids.popitem(last=False)
+        return msg_id
+
     async def revoke(self, chat: str, msg_id: str) -> None:
         """Delete a message for everyone: the owner's `#bot` commands typed on the business
         phone. They were sent from our own number, so we are the sender."""
         me = await self.go_call("read our own WhatsApp id", lambda c: c.get_me())
         await self.go_call(f"delete a message in {mask_address(chat)}",
-                       lambda c: c.revoke_message(parse_jid(chat), me.JID, msg_id))
+                           lambda c: c.revoke_message(parse_jid(chat), me.JID, msg_id))
 
     async def mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None:
         if not msg_ids:
