@@ -23,6 +23,7 @@ from bot.gateway.base import GatewayError
 from bot.models import CustomerKey, InboundMessage, MessageKind, Role
 from bot.phones import mask
 from bot.pipeline.presenter import Presenter
+from bot.pipeline.slots import TurnSlots
 from bot.settings import InboxSettings
 from bot.stores.customers import Contact, CustomerStore
 
@@ -107,7 +108,7 @@ class Inbox:
         self.s = settings
         self._describe = describe
         self._chats: dict[CustomerKey, _Chat] = {}
-        self._slots = asyncio.Semaphore(settings.max_concurrent_turns)
+        self._slots = TurnSlots(settings.max_concurrent_turns, clock)
         self._accepting = True
         self._flush = asyncio.Event()
         self.filters: list[Filter] = []
@@ -229,11 +230,11 @@ class Inbox:
                 if chat.pending:
                     await self._debounce(chat)
                     batch, chat.pending = chat.pending, []
-                    async with self._slots:
+                    async with self._slots.hold():
                         await self._turn(key, batch)
                 elif chat.proactive:
                     item = chat.proactive.pop(0)
-                    async with self._slots:
+                    async with self._slots.hold():
                         sent = await self._proactive_turn(key, item)
                     item.done.set_result(sent)
         finally:
