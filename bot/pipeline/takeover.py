@@ -111,8 +111,11 @@ class Takeover:
         if not is_paused(await self.customers.get(key, max_age=2.0), self.clock.now()):
             return False
         logger.bind(customer=mask(key.phone)).info("reply held back: the owner took over")
-        await self._note(key, NOTE_HELD)
         return True
+
+    async def held(self, key: CustomerKey) -> None:
+        """After a held-back reply was stored: say so in history, right below it."""
+        await self._note(key, NOTE_HELD)
 
     # --- owner messages ------------------------------------------------------------------
 

@@ -156,6 +156,10 @@ class SqlMemoryStore(MemoryStore):
     def __init__(self, db: Database) -> None:
         self._db = db  # shared with the customer store: never disposed here
 
+    @property
+    def database(self) -> Database:
+        return self._db
+
     def _insert(self, table: Any) -> Any:
         # The dialect's own INSERT is the only one that speaks ON CONFLICT.
         return (sqlite if self._db.is_sqlite else postgresql).insert(table)
