@@ -124,9 +124,9 @@ async def main() -> None:
         for r in rows:
             rate = float(r["turns"]) / float(r["wall"])
             cpu = float(r["cpu"]) / float(r["turns"])
-            print(f"{r['name']}: {rate / (float(best['turns']) / float(best['wall'])):.1f}x "
-                  f"the best peer's turns/s ({best['name']}), "
-                  f"{best_cpu / cpu:.1f}x less CPU per turn than the leanest peer")
+            print(f"{r['name']}: {rate / (float(best['turns']) / float(best['wall'])):.2f}x "
+                  f"the best peer's turns/s ({best['name']}); CPU per turn "
+                  f"{cpu / best_cpu:.2f}x the leanest peer's")
 
 
 if __name__ == "__main__":
