@@ -20,7 +20,7 @@ from bot.models import CustomerKey, MemoryMessage
 from bot.stores.customers import Contact, utc_day
 from bot.stores.db import Database
 from bot.stores.memory_base import MemoryStore
-from bot.stores.memory_sql import SqlMemoryStore, scrub
+from bot.stores.memory_sql import INSERT_LINE, SqlMemoryStore, insert_lines, line_params, scrub
 from bot.stores.sqlite_writer import sqlite_time
 
 
@@ -61,10 +61,7 @@ USAGE_SQL = (
     " msgs_out = usage_daily.msgs_out + excluded.msgs_out,"
     " tokens_in = usage_daily.tokens_in + excluded.tokens_in,"
     " tokens_out = usage_daily.tokens_out + excluded.tokens_out")
-MESSAGE_SQL = (
-    "INSERT INTO memory_messages (tenant, phone, role, text, at, kind, msg_id)"
-    " VALUES (:tenant, :phone, :role, :text, :at, :kind, :msg_id)"
-    " ON CONFLICT DO NOTHING RETURNING id")
+MESSAGE_SQL = INSERT_LINE
 JOURNAL_ONE = "UPDATE journal SET status = :status WHERE tenant = :tenant AND msg_id = :msg_id"
 JOURNAL_PG = "UPDATE journal SET status = :status WHERE tenant = :tenant AND msg_id = ANY(:ids)"
 LOCK_PG = "SELECT pg_advisory_xact_lock(hashtext(:k))"  # as SqlMemoryStore.append
@@ -72,11 +69,6 @@ LOCK_PG = "SELECT pg_advisory_xact_lock(hashtext(:k))"  # as SqlMemoryStore.appe
 _PG = {name: text(sql) for name, sql in (
     ("customer", CUSTOMER_SQL), ("usage", USAGE_SQL), ("message", MESSAGE_SQL),
     ("journal", JOURNAL_PG), ("journal_one", JOURNAL_ONE), ("lock", LOCK_PG))}
-
-
-def _message_params(key: CustomerKey, m: MemoryMessage) -> dict[str, Any]:
-    return {"tenant": key.tenant, "phone": key.phone, "role": m.role.value,
-            "text": scrub(m.text), "at": m.at, "kind": m.kind, "msg_id": m.msg_id or None}
 
 
 class TurnWriter:
@@ -110,7 +102,7 @@ class TurnWriter:
             if lines and not self._db.is_sqlite:
                 await conn.execute(_PG["lock"], {"k": f"wabot-memory:{key}"})
             for m in lines:
-                seq = (await conn.execute(_PG["message"], _message_params(key, m))).scalar()
+                seq = (await conn.execute(_PG["message"], line_params(key, m))).scalar()
                 if seq is not None:
                     stored.append(replace(m, text=scrub(m.text), seq=int(seq)))
             await conn.execute(_PG["customer"], {**params, "at": rec.at})
@@ -131,13 +123,7 @@ class TurnWriter:
 def _sqlite_turn(cur: sqlite3.Cursor, rec: TurnRecord,
                  lines: list[MemoryMessage]) -> list[MemoryMessage]:
     key, params = rec.key, _p(rec.key, rec)
-    stored: list[MemoryMessage] = []
-    for m in lines:
-        p = _message_params(key, m)
-        p["at"] = sqlite_time(m.at)
-        row = cur.execute(MESSAGE_SQL, p).fetchone()
-        if row is not None:
-            stored.append(replace(m, text=p["text"], seq=int(row[0])))
+    stored = insert_lines(cur, key, lines)
     cur.execute(CUSTOMER_SQL, {**params, "at": sqlite_time(rec.at)})
     if rec.msgs_out or rec.tokens_in or rec.tokens_out:
         cur.execute(USAGE_SQL, params)
