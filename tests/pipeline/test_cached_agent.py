@@ -41,8 +41,14 @@ class Statements:
             self.all.append(sql)
 
     async def attach(self, app: Any) -> None:
-        engine = app.db.engine.sync_engine
+        self.watch(app.db.engine.sync_engine)
+        if app.followups is not None:  # the follow-up job store has an engine of its own
+            self.watch(app.followups.table.store.engine)
+        raw = app.db.raw_writer
+        if raw is not None:
+            await raw.run(lambda cur: cur.connection.set_trace_callback(self._trace))
 
+    def watch(self, engine: Any) -> None:
         @event.listens_for(engine, "before_cursor_execute")
         def execute(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
             self._record(self.engine_tx.setdefault(id(conn), []), sql)
@@ -54,10 +60,6 @@ class Statements:
         @event.listens_for(engine, "rollback")
         def rollback(conn: Any) -> None:
             self.engine_tx.pop(id(conn), None)
-
-        raw = app.db.raw_writer
-        if raw is not None:
-            await raw.run(lambda cur: cur.connection.set_trace_callback(self._trace))
 
     def _trace(self, sql: str) -> None:
         if sql.startswith("BEGIN"):
@@ -91,7 +93,9 @@ def settings(db_url: str, tmp_path: Path, openai_server: FakeOpenAI, tenant: str
                          followups={"enabled": False})
 
 
-async def test_a_warm_turn_reads_nothing_and_writes_once(settings, openai_server):
+async def test_a_warm_turn_reads_nothing_and_writes_once(db_url, tmp_path, openai_server,
+                                                         tenant):
+    settings = make_settings(db_url, tmp_path, openai_server, tenant, memory=QUIET)
     async with pipeline(settings) as p:
         await p.say(ANA, "hola", push_name="Ana")
         await p.settle()  # the first turn loads (and creates) the agent
