@@ -52,7 +52,8 @@ async def measure(name: str, customers: int, turns: int,
 
 
 async def wabot(url: str, label: str, customers: int, turns: int) -> list[Row]:
-    db = Database(url)
+    # 300 customers at once queue for PostgreSQL's 30 pooled connections: let them wait.
+    db = Database(url) if url.startswith("sqlite") else Database(url, pool_timeout=600)
     await db.create_all()
     store = SqlMemoryStore(db)
     await store.start()
