@@ -21,6 +21,7 @@ from bot.agents.agent import AgentDeps, Budget, CustomerAgent
 from bot.agents.lifecycle import run_churn_sweep
 from bot.agents.memory_keeper import MemoryKeeper
 from bot.agents.registry import AgentRegistry, EventSink
+from bot.agents.state import WINDOW_PAGE, CacheSync, fit_window
 from bot.agents.tools import default_tools
 from bot.business import DEFAULT_BUSINESS, Business, Product, load_business
 from bot.clock import Clock, SystemClock
@@ -42,6 +43,8 @@ from bot.settings import Settings
 from bot.stores.customers import CustomerStore
 from bot.stores.db import Database
 from bot.stores.memory_base import MemoryStore
+from bot.stores.memory_observed import ObservedMemory
+from bot.stores.stamps import ChangeStamps
 
 
 def load_business_for(settings: Settings) -> Business:
@@ -102,7 +105,7 @@ class App:
         self.llm = llm or build_llm(settings)
         self.db = Database(settings.sql_url)
         self.customers = CustomerStore(self.db, clock=self.clock)
-        self.memory = build_memory(settings, self.db)
+        self.memory = ObservedMemory(build_memory(settings, self.db))
         s = settings
         self.deps = AgentDeps(
             customers=self.customers, memory=self.memory, llm=self.llm, tools=default_tools(),
@@ -119,7 +122,15 @@ class App:
         self.deps.after_turn = self.keeper.schedule
         self.registry = AgentRegistry(
             self._load_agent, self.clock, idle_seconds=s.agents.idle_evict_minutes * 60,
-            max_agents=s.agents.max_cached_agents, on_event=on_agent_event)
+            max_agents=s.agents.max_cached_agents, on_event=on_agent_event,
+            stamps=ChangeStamps(s.state_dir, s.tenant))
+        # The cached agents are the cache: every write in this process reaches them.
+        sync = CacheSync(self.registry.peek, self.registry.drop, self.deps.budget.history)
+        self.customers.listeners.append(sync.customer_changed)
+        self.customers.resident = self.registry.resident_customer
+        self.memory.listeners.append(sync)
+        self.keeper.known_unsummarized = sync.unsummarized
+        self.registry.on_stamped = self.customers.uncache
         self.presenter = Presenter(gateway, self.clock, s.presenter)
         self.media = Media(self.llm, self.customers, self.memory, self.presenter, s.media)
         self.inbox = Inbox(s.tenant, self.customers, self.registry, self.presenter,
@@ -155,6 +166,7 @@ class App:
         self.inbox.filters += [Access(s.access), self.optout, self.takeover, self.limiter,
                                self.media.filter]
         self.inbox.hold = self.takeover.hold
+        self.inbox.after_hold = self.takeover.held
         # The daemon publishes its heartbeat for `wabot status`; `chat` and `simulate` must
         # not pose as the daemon of their tenant.
         self.monitor = Monitor(self.db, s.tenant, self.clock, s.heartbeat_seconds,
@@ -169,9 +181,14 @@ class App:
             self.deps.business = self.deps.business.model_copy(update={"products": products})
 
     async def _load_agent(self, key: CustomerKey) -> tuple[CustomerAgent, bool]:
-        customer = await self.customers.get(key)
-        profile = await self.memory.profile(key)
-        return CustomerAgent(key, self.deps, customer, profile), customer is None
+        # The filters read the row a moment ago (change stamps clear that copy).
+        customer = await self.customers.get(key, max_age=2.0)
+        profile = await self.memory.profile(key, with_stages=False)
+        rows = await self.memory.recent(key, WINDOW_PAGE, profile.summarized_upto)
+        window = fit_window(rows, self.deps.budget.history)
+        complete = len(rows) < WINDOW_PAGE and len(window) == len(rows)
+        agent = CustomerAgent(key, self.deps, customer, profile, window, complete)
+        return agent, customer is None
 
     def _live(self) -> Live:
         own = getattr(self.gateway, "connected_as", None)  # the WhatsApp gateway knows it
@@ -264,6 +281,7 @@ class App:
         await self.memory.close()
         if self.monitor is not None:
             await self.monitor.stop()
+        await self.customers.close()
         await self.db.close()
         logger.info("wabot stopped")
 
