@@ -22,6 +22,7 @@ from bot.agents.lifecycle import run_churn_sweep
 from bot.agents.memory_keeper import MemoryKeeper
 from bot.agents.registry import AgentRegistry, EventSink
 from bot.agents.tools import default_tools
+from bot.alerts import OwnerAlerts
 from bot.business import DEFAULT_BUSINESS, Business, load_business
 from bot.clock import Clock, SystemClock
 from bot.followups import FollowUpScheduler
@@ -29,8 +30,8 @@ from bot.gateway.base import Gateway
 from bot.llm import LLM
 from bot.models import CustomerKey, InboundMessage
 from bot.ops.status import Live, Monitor
-from bot.phones import mask
 from bot.pipeline.inbox import Inbox
+from bot.pipeline.intake import Intake
 from bot.pipeline.limits import Access, RateLimiter
 from bot.pipeline.media import Media
 from bot.pipeline.optout import OptOut
@@ -128,6 +129,9 @@ class App:
         self.inbox.filters += [Access(s.access), self.optout, self.takeover, self.limiter,
                                self.media.filter]
         self.inbox.hold = self.takeover.hold
+        self.alerts = OwnerAlerts(gateway, self.clock)
+        self.intake = Intake(self.inbox.feed, self.clock, self.alerts,
+                             spill=s.state_dir / "held-inbound.jsonl")
         # The daemon publishes its heartbeat for `wabot status`; `chat` and `simulate` must
         # not pose as the daemon of their tenant.
         self.monitor = Monitor(self.db, s.tenant, self.clock, s.heartbeat_seconds,
@@ -147,14 +151,16 @@ class App:
                     failures=self.inbox.failures)
 
     async def _on_inbound(self, msg: InboundMessage) -> None:
-        try:
-            await self.inbox.feed(msg)
-        except Exception:  # the transport must never see (and lose) our exceptions
-            logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).exception(
-                "inbound message could not be queued")
+        # A failed journal write is retried with backoff and the message held meanwhile.
+        await self.intake(msg)
 
     async def _recover_when(self, connected: asyncio.Event) -> None:
         await connected.wait()
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """Messages held at the last stop, then journaled ones never answered."""
+        await self.intake.restore()
         await self.inbox.recover()
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -177,7 +183,7 @@ class App:
             # what the journal holds once replies can go out.
             self.spawn(self._recover_when(connected), "recover")
         else:
-            await self.inbox.recover()
+            await self._catch_up()
         if self.followups is not None:
             await self.followups.start()
         self.spawn(self.registry.run_sweeper(self.settings.agents.sweep_seconds), "sweeper")
@@ -198,6 +204,7 @@ class App:
         if self.followups is not None:
             self.followups.close()  # due follow-ups wait in the store for the next start
         self.inbox.close()
+        await self.intake.stop(self.settings.stop_grace_seconds)
         if not await self.inbox.drain(self.settings.stop_grace_seconds):
             logger.warning("turns still running after {} s were cancelled; their messages "
                            "stay in the journal and are answered after restart",

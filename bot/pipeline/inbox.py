@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from loguru import logger
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.agents.agent import Turn
 from bot.agents.registry import AgentRegistry
@@ -43,6 +44,8 @@ class Fed(StrEnum):
     AUTO_REPLIED = "auto_replied"  # a configured fixed reply, no model call
 
 
+class JournalUnavailable(RuntimeError):
+    """The journal write failed (database locked, failing over): nothing was recorded."""
 
 
 @dataclass(slots=True)
@@ -126,7 +129,11 @@ class Inbox:
             raise ValueError(f"message for tenant {msg.tenant!r} fed to {self.tenant!r}")
         if len(msg.text) > self.s.max_text_chars:
             msg.text = msg.text[: self.s.max_text_chars] + " …[message truncated]"
-        if not await self.customers.journal_add(msg):
+        try:
+            added = await self.customers.journal_add(msg)
+        except (SQLAlchemyError, OSError) as exc:  # the intake holds it and retries
+            raise JournalUnavailable(str(exc.__class__.__name__)) from exc
+        if not added:
             logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).debug("duplicate dropped")
             return Fed.DUPLICATE
         if self._live is not None:
