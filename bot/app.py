@@ -121,7 +121,8 @@ class App:
             self.inbox.after_inbound.append(self.followups.on_inbound)
         self.takeover = Takeover(self.customers, self.memory, gateway, self.clock, s.takeover)
         self.limiter = RateLimiter(self.customers, self.presenter, self.clock, s.limits,
-                                   self.inbox.has_pending)
+                                   self.inbox.has_pending, self.inbox.enqueue,
+                                   self.inbox.tasks)
         # Who may talk (access) → STOP/START (opt-out, never rate limited) → is a human
         # handling the chat (takeover) → how much (limits) → kinds with a fixed outcome
         # (media). The limiter must stay the last filter that awaits anything when it lets

@@ -39,6 +39,7 @@ class Fed(StrEnum):
     FILTERED = "filtered"  # a filter took it (paused chat, opt-out, deny list, rate limit…)
     DENIED = "denied"  # access lists: no agent, no model call, no reply
     RATE_LIMITED = "rate_limited"  # over the customer's per-minute or daily cap
+    HELD = "held"  # over the turns cap: joins the next turn the cap allows
     PAUSED = "paused"  # the owner took the chat over: kept in history, not answered
     COMMAND = "command"  # an owner command typed in the chat ("#bot off")
     AUTO_REPLIED = "auto_replied"  # a configured fixed reply, no model call
@@ -167,6 +168,11 @@ class Inbox:
             await agent.remember(Role.OWNER, [Turn(msg.text, msg.msg_id, msg.timestamp)],
                                  kind="owner")
         await self.customers.journal_mark(self.tenant, [msg.msg_id], "owner")
+
+    def enqueue(self, msg: InboundMessage) -> None:
+        """Queue a journaled message a filter held back (it joins the chat's next turn)."""
+        if self._accepting:  # stopping: it stays `held` in the journal for the next start
+            self._enqueue(msg)
 
     def _enqueue(self, msg: InboundMessage) -> None:
         chat = self._chats.setdefault(msg.key, _Chat())
