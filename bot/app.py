@@ -119,10 +119,11 @@ class App:
             for tool in self.followups.tools():
                 self.deps.tools.add(tool)
             self.inbox.after_inbound.append(self.followups.on_inbound)
+        self.alerts = OwnerAlerts(gateway, self.clock)
         self.takeover = Takeover(self.customers, self.memory, gateway, self.clock, s.takeover)
         self.limiter = RateLimiter(self.customers, self.presenter, self.clock, s.limits,
                                    self.inbox.has_pending, self.inbox.enqueue,
-                                   self.inbox.tasks)
+                                   self.inbox.tasks, self.alerts)
         # Who may talk (access) → STOP/START (opt-out, never rate limited) → is a human
         # handling the chat (takeover) → how much (limits) → kinds with a fixed outcome
         # (media). The limiter must stay the last filter that awaits anything when it lets
@@ -130,7 +131,6 @@ class App:
         self.inbox.filters += [Access(s.access), self.optout, self.takeover, self.limiter,
                                self.media.filter]
         self.inbox.hold = self.takeover.hold
-        self.alerts = OwnerAlerts(gateway, self.clock)
         self.intake = Intake(self.inbox.feed, self.clock, self.alerts,
                              spill=s.state_dir / "held-inbound.jsonl")
         # The daemon publishes its heartbeat for `wabot status`; `chat` and `simulate` must

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 
 from loguru import logger
 
+from bot.alerts import AlertOwner
 from bot.clock import Clock
 from bot.models import CustomerKey, InboundMessage
 from bot.phones import mask
@@ -82,7 +83,8 @@ class RateLimiter:
     def __init__(self, customers: CustomerStore, presenter: Presenter, clock: Clock,
                  settings: LimitSettings, has_pending: Callable[[CustomerKey], bool],
                  enqueue: Callable[[InboundMessage], None] | None = None,
-                 tasks: set[asyncio.Task[None]] | None = None) -> None:
+                 tasks: set[asyncio.Task[None]] | None = None,
+                 alert: AlertOwner | None = None) -> None:
         self.customers = customers
         self.presenter = presenter
         self.clock = clock
@@ -90,6 +92,7 @@ class RateLimiter:
         self.has_pending = has_pending
         self.enqueue = enqueue  # None: over the turns cap is dropped like a flood
         self.tasks = tasks if tasks is not None else set()
+        self.alert = alert
         self._windows: dict[CustomerKey, _Window] = {}
         self._calls = 0
 
@@ -158,6 +161,11 @@ class RateLimiter:
         if window.budget_noticed_on != day:
             window.budget_noticed_on = day
             await send_now(self.presenter, self.customers, msg, self.s.budget_notice, "notice")
+            if self.alert is not None:  # the owner decides: answer in person, raise the cap
+                await self.alert(f"daily-cap:{msg.phone}",
+                                 f"{msg.phone} reached the daily limit of "
+                                 f"{self.s.daily_tokens} tokens and is not answered by the "
+                                 f"agent until tomorrow (UTC)")
         return Fed.RATE_LIMITED
 
     def _prune(self, now: datetime) -> None:
