@@ -23,3 +23,13 @@ async def test_a_failing_statement_does_not_show_its_parameters(db_url):
         assert "hidden due to hide_parameters" in str(caught.value)
     finally:
         await db.close()
+
+
+@pytest.mark.parametrize("typed", ["+52 55 1234 5678", "4111 1111 1111 1111", "55 1234 5678"])
+def test_digit_runs_broken_by_spaces_are_masked(typed):
+    from bot.ops.logs import mask_text
+
+    masked = mask_text(f"customer wrote: {typed} thanks")
+    assert typed not in masked
+    assert "1234 5678" not in masked and "1111 1111" not in masked
+    assert mask_text(masked) == masked  # idempotent
