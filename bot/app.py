@@ -23,6 +23,7 @@ from bot.agents.memory_keeper import MemoryKeeper
 from bot.agents.registry import AgentRegistry, EventSink
 from bot.agents.state import WINDOW_PAGE, CacheSync, fit_window
 from bot.agents.tools import default_tools
+from bot.alerts import OwnerAlerts
 from bot.business import DEFAULT_BUSINESS, Business, Product, load_business
 from bot.clock import Clock, SystemClock
 from bot.followups import FollowUpScheduler
@@ -32,8 +33,8 @@ from bot.knowledge.tools import knowledge_tools
 from bot.llm import LLM
 from bot.models import CustomerKey, InboundMessage
 from bot.ops.status import Live, Monitor
-from bot.phones import mask
 from bot.pipeline.inbox import Inbox
+from bot.pipeline.intake import Intake
 from bot.pipeline.limits import Access, RateLimiter
 from bot.pipeline.media import Media
 from bot.pipeline.optout import OptOut
@@ -146,6 +147,7 @@ class App:
             for tool in self.followups.tools():
                 self.deps.tools.add(tool)
             self.inbox.after_inbound.append(self.followups.on_inbound)
+        self.alerts = OwnerAlerts(gateway, self.clock)
         # ── knowledge: catalog and document search, media sends ──
         self.reindex = asyncio.Event()  # set by SIGHUP: re-index changed sources
         self.library = build_library(settings, self.db, self.clock, self.llm, business,
@@ -158,7 +160,8 @@ class App:
         # ── end knowledge ──
         self.takeover = Takeover(self.customers, self.memory, gateway, self.clock, s.takeover)
         self.limiter = RateLimiter(self.customers, self.presenter, self.clock, s.limits,
-                                   self.inbox.has_pending)
+                                   self.inbox.has_pending, self.inbox.enqueue,
+                                   self.inbox.tasks, self.alerts)
         # Who may talk (access) → STOP/START (opt-out, never rate limited) → is a human
         # handling the chat (takeover) → how much (limits) → kinds with a fixed outcome
         # (media). The limiter must stay the last filter that awaits anything when it lets
@@ -167,6 +170,8 @@ class App:
                                self.media.filter]
         self.inbox.hold = self.takeover.hold
         self.inbox.after_hold = self.takeover.held
+        self.intake = Intake(self.inbox.feed, self.clock, self.alerts,
+                             spill=s.state_dir / "held-inbound.jsonl")
         # The daemon publishes its heartbeat for `wabot status`; `chat` and `simulate` must
         # not pose as the daemon of their tenant.
         self.monitor = Monitor(self.db, s.tenant, self.clock, s.heartbeat_seconds,
@@ -204,14 +209,16 @@ class App:
         return customer.phone.removeprefix("+")
 
     async def _on_inbound(self, msg: InboundMessage) -> None:
-        try:
-            await self.inbox.feed(msg)
-        except Exception:  # the transport must never see (and lose) our exceptions
-            logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).exception(
-                "inbound message could not be queued")
+        # A failed journal write is retried with backoff and the message held meanwhile.
+        await self.intake(msg)
 
     async def _recover_when(self, connected: asyncio.Event) -> None:
         await connected.wait()
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """Messages held at the last stop, then journaled ones never answered."""
+        await self.intake.restore()
         await self.inbox.recover()
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -241,7 +248,7 @@ class App:
             # what the journal holds once replies can go out.
             self.spawn(self._recover_when(connected), "recover")
         else:
-            await self.inbox.recover()
+            await self._catch_up()
         if self.followups is not None:
             await self.followups.start()
         self.spawn(self.registry.run_sweeper(self.settings.agents.sweep_seconds), "sweeper")
@@ -262,6 +269,7 @@ class App:
         if self.followups is not None:
             self.followups.close()  # due follow-ups wait in the store for the next start
         self.inbox.close()
+        await self.intake.stop(self.settings.stop_grace_seconds)
         if not await self.inbox.drain(self.settings.stop_grace_seconds):
             logger.warning("turns still running after {} s were cancelled; their messages "
                            "stay in the journal and are answered after restart",

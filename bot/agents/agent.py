@@ -184,6 +184,8 @@ class CustomerAgent(CachedState):
                 logger.bind(customer=mask(self.key.phone)).debug(
                     "tool {} → {}", call.name, result[:200])
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+        if not completion.text:  # still calling tools after the last round: no answer
+            raise LLMError("the model gave no answer after its tool calls")
         if self.customer is not None and ctx.stage is not self.stage:
             self.customer.stage = ctx.stage.value
         completion.tokens_in, completion.tokens_out = total_in, total_out

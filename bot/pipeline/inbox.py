@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from loguru import logger
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.agents.agent import Turn
 from bot.agents.registry import AgentRegistry
@@ -39,11 +40,14 @@ class Fed(StrEnum):
     FILTERED = "filtered"  # a filter took it (paused chat, opt-out, deny list, rate limit…)
     DENIED = "denied"  # access lists: no agent, no model call, no reply
     RATE_LIMITED = "rate_limited"  # over the customer's per-minute or daily cap
+    HELD = "held"  # over the turns cap: joins the next turn the cap allows
     PAUSED = "paused"  # the owner took the chat over: kept in history, not answered
     COMMAND = "command"  # an owner command typed in the chat ("#bot off")
     AUTO_REPLIED = "auto_replied"  # a configured fixed reply, no model call
 
 
+class JournalUnavailable(RuntimeError):
+    """The journal write failed (database locked, failing over): nothing was recorded."""
 
 
 @dataclass(slots=True)
@@ -129,7 +133,11 @@ class Inbox:
             raise ValueError(f"message for tenant {msg.tenant!r} fed to {self.tenant!r}")
         if len(msg.text) > self.s.max_text_chars:
             msg.text = msg.text[: self.s.max_text_chars] + " …[message truncated]"
-        if not await self.customers.journal_add(msg):
+        try:
+            added = await self.customers.journal_add(msg)
+        except (SQLAlchemyError, OSError) as exc:  # the intake holds it and retries
+            raise JournalUnavailable(str(exc.__class__.__name__)) from exc
+        if not added:
             logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).debug("duplicate dropped")
             return Fed.DUPLICATE
         if self._live is not None:
@@ -163,6 +171,11 @@ class Inbox:
             await agent.remember(Role.OWNER, [Turn(msg.text, msg.msg_id, msg.timestamp)],
                                  kind="owner")
         await self.customers.journal_mark(self.tenant, [msg.msg_id], "owner")
+
+    def enqueue(self, msg: InboundMessage) -> None:
+        """Queue a journaled message a filter held back (it joins the chat's next turn)."""
+        if self._accepting:  # stopping: it stays `held` in the journal for the next start
+            self._enqueue(msg)
 
     def _enqueue(self, msg: InboundMessage) -> None:
         chat = self._chats.setdefault(msg.key, _Chat())

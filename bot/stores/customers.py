@@ -346,7 +346,8 @@ class CustomerStore:
     async def journal_pending(self, tenant: str) -> list[InboundMessage]:
         """Journaled messages never answered (the daemon stopped mid-turn), oldest first."""
         stmt = (select(JOURNAL)
-                .where(JOURNAL.c.tenant == tenant, JOURNAL.c.status == "received")
+                .where(JOURNAL.c.tenant == tenant,
+                       JOURNAL.c.status.in_(("received", "held")))
                 .order_by(JOURNAL.c.id))
         async with self.db.connect() as conn:
             rows = (await conn.execute(stmt)).mappings().all()

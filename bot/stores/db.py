@@ -81,6 +81,9 @@ class Database:
             engine_kw.setdefault("pool_size", 10)
             engine_kw.setdefault("max_overflow", 20)
             engine_kw.setdefault("pool_pre_ping", True)
+        # Database errors otherwise print the statement's parameters: customers' texts,
+        # names and numbers would reach the log.
+        engine_kw.setdefault("hide_parameters", True)
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_kw)
         self._write_lock = asyncio.Lock() if is_sqlite else None
         self._raw: SqliteWriter | None = None
