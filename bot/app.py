@@ -9,24 +9,28 @@ grace) → the follow-up scheduler → background tasks → gateway → LLM → 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from contextlib import suppress
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from bot.agents.agent import AgentDeps, Budget, CustomerAgent
+from bot.agents.agent import AgentDeps, Budget, CustomerAgent, Reply
 from bot.agents.lifecycle import run_churn_sweep
 from bot.agents.memory_keeper import MemoryKeeper
 from bot.agents.registry import AgentRegistry, EventSink
 from bot.agents.tools import default_tools
 from bot.business import DEFAULT_BUSINESS, Business, load_business
 from bot.clock import Clock, SystemClock
+from bot.events.alerts import Alerts
+from bot.events.hub import Events
+from bot.events.outbox import Outbox
 from bot.followups import FollowUpScheduler
 from bot.gateway.base import Gateway
-from bot.llm import LLM
+from bot.llm import LLM, CallLog
 from bot.models import CustomerKey, InboundMessage
 from bot.ops.status import Live, Monitor
 from bot.phones import mask
@@ -40,6 +44,11 @@ from bot.settings import Settings
 from bot.stores.customers import CustomerStore
 from bot.stores.db import Database
 from bot.stores.memory_base import MemoryStore
+from bot.stores.runs import RunStore
+from bot.web.console import Console
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 
 def load_business_for(settings: Settings) -> Business:
@@ -77,7 +86,11 @@ def build_memory(settings: Settings, db: Database) -> MemoryStore:
 class App:
     def __init__(self, settings: Settings, gateway: Gateway, *, clock: Clock | None = None,
                  llm: LLM | None = None, business: Business | None = None,
-                 on_agent_event: EventSink | None = None, heartbeat: bool = True) -> None:
+                 on_agent_event: EventSink | None = None, heartbeat: bool = True,
+                 serve_http: bool = False, extra_routers: Sequence[APIRouter] = ()) -> None:
+        """`serve_http`: run the console (`wabot run` does; tests and `chat` do not).
+        `extra_routers`: mounted on the console's server as they are (a transport's
+        webhook receiver, e.g. at `/webhooks/whatsapp`); see `bot.web.server`."""
         self.settings = settings
         self.gateway = gateway
         self.clock = clock or SystemClock()
@@ -102,7 +115,8 @@ class App:
         self.deps.after_turn = self.keeper.schedule
         self.registry = AgentRegistry(
             self._load_agent, self.clock, idle_seconds=s.agents.idle_evict_minutes * 60,
-            max_agents=s.agents.max_cached_agents, on_event=on_agent_event)
+            max_agents=s.agents.max_cached_agents, on_event=self._agent_event)
+        self._on_agent_event = on_agent_event
         self.presenter = Presenter(gateway, self.clock, s.presenter)
         self.media = Media(self.llm, self.customers, self.memory, self.presenter, s.media)
         self.inbox = Inbox(s.tenant, self.customers, self.registry, self.presenter,
@@ -134,6 +148,136 @@ class App:
                                self._live) if heartbeat else None
         self.background: set[asyncio.Task[None]] = set()
         self._started = False
+        self._wire_console(serve_http, extra_routers)
+
+    # --- the owner's console: run log, events, webhooks, alerts, metrics, HTTP -------------
+
+    def _wire_console(self, serve_http: bool, extra_routers: Sequence[APIRouter]) -> None:
+        from bot.web.metrics import Metrics
+
+        s = self.settings
+        self.runs = RunStore(self.db)
+        self.events = Events()
+        self.metrics = Metrics(s.llm.price_in_per_million, s.llm.price_out_per_million)
+        self.outbox = Outbox(self.db, s.tenant, s.webhooks, self.clock)
+        self.events.listeners += [self.metrics.on_event, self.outbox.listen]
+        self.alerts = Alerts(s.alerts, self.events, self.gateway, self.clock)
+        if s.alerts.ask_human_tool:
+            self.deps.tools.add(self.alerts.tool())
+        self.deps.on_run = self._on_run
+        self.presenter.listeners.append(self._on_sent)
+        self.inbox.on_failed.append(self._on_failed)
+        self.limiter.on_cap = lambda key: self.alerts.fire(
+            "daily_cap", f"{key.phone} reached the daily limit of "
+            f"{s.limits.daily_tokens:,} tokens: the agent is silent until tomorrow (UTC)",
+            key.phone)
+        self.customers.on_change.append(self._on_customer_change)
+        self.console = Console(
+            settings=s, clock=self.clock, gateway=self.gateway, customers=self.customers,
+            memory=self.memory, runs=self.runs, events=self.events, alerts=self.alerts,
+            outbox=self.outbox, metrics=self.metrics, followups=self.followups,
+            live=self._live)
+        self.web = None
+        if serve_http and s.http.enabled:
+            from bot.web.auth import Auth, ensure_token
+            from bot.web.server import WebServer
+
+            auth = Auth(ensure_token(s), s.http.session_hours * 3600,
+                        s.http.failed_auth_per_minute)
+            self.web = WebServer(self.console, auth, s.http, extra_routers=extra_routers)
+
+    def _agent_event(self, event: str, key: CustomerKey) -> None:
+        if event == "agent_created":
+            self.events.emit("customer.created", {"phone": key.phone})
+        if self._on_agent_event is not None:
+            self._on_agent_event(event, key)
+
+    async def _on_run(self, key: CustomerKey, at: datetime, kind: str, calls: CallLog,
+                      reply: Reply, seconds: float) -> None:
+        self.metrics.on_run(calls.calls, seconds)
+        if self.settings.runs.enabled and calls.calls:
+            await self.runs.add(key, at, kind, calls, reply.text, reply.failed, seconds)
+
+    def _on_sent(self, chat: str, text: str, kind: str) -> None:
+        data = {"chat": chat, "kind": kind, "text": text}
+        self.events.emit("message.sent", data)
+        if kind == "followup":
+            self.events.emit("followup.sent", data)
+
+    def _on_failed(self, key: CustomerKey) -> None:
+        self.events.emit("turn.failed", {"phone": key.phone})
+        self.alerts.fire("turn_failed", f"a turn for {key.phone} failed: the customer got "
+                         "the fallback reply or none (see the log)", key.phone)
+
+    def _on_customer_change(self, key: CustomerKey, field: str, value: Any) -> None:
+        if field == "stage":
+            self.events.emit("customer.stage_changed", {"phone": key.phone, "stage": value})
+        elif field == "opted_out" and value:
+            self.events.emit("customer.opted_out", {"phone": key.phone})
+
+    def _on_finished(self, done: asyncio.Future[Any]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        reason = done.result()
+        if getattr(reason, "needs_operator", False):
+            status = getattr(self.gateway, "status", "") or str(reason)
+            self.alerts.fire("whatsapp_" + str(getattr(reason, "value", reason)), str(status))
+
+    async def _watch_connection(self) -> None:
+        """`connection.changed` for every new STATUS line of the transport."""
+        last = None
+        while True:
+            status = getattr(self.gateway, "status", None)
+            if isinstance(status, str) and status != last:
+                last = status
+                self.events.emit("connection.changed", {"status": status})
+            await self.clock.sleep(1.0)
+
+    async def _check_crash(self) -> None:
+        """Alert when the previous run of this tenant ended without a clean stop."""
+        import os
+
+        from bot.ops.status import STALE_BEATS, read_heartbeat
+
+        beat = await read_heartbeat(self.db, self.settings.tenant)
+        if beat is None or beat.stopped_at is not None or beat.pid == os.getpid():
+            return
+        stale = timedelta(seconds=STALE_BEATS * self.settings.heartbeat_seconds)
+        if self.clock.now() - beat.beat_at >= stale:
+            self.alerts.fire("restarted_after_crash",
+                             f"wabot restarted after a crash: the previous run (pid {beat.pid} "
+                             f"on {beat.host}) stopped without shutting down")
+
+    async def _prune_runs(self) -> None:
+        days = self.settings.runs.retention_days
+        while True:
+            try:
+                gone = await self.runs.prune(self.settings.tenant,
+                                             self.clock.now() - timedelta(days=days))
+                if gone:
+                    logger.info("run log: {} runs older than {} days removed", gone, days)
+            except Exception as exc:
+                logger.warning("run log pruning failed: {}", exc)
+            await self.clock.sleep(3600)
+
+    async def _start_console(self) -> None:
+        if self.monitor is not None:
+            await self._check_crash()
+        finished = getattr(self.gateway, "finished", None)
+        if isinstance(finished, asyncio.Future):
+            finished.add_done_callback(self._on_finished)
+        if self.web is not None:
+            await self.web.start()
+        self.spawn(self.outbox.run(), "webhooks")
+        self.spawn(self._prune_runs(), "run-log-retention")
+        if isinstance(getattr(self.gateway, "status", None), str):
+            self.spawn(self._watch_connection(), "connection-watch")
+
+    async def _stop_console(self) -> None:
+        await self.alerts.drain()
+        await self.outbox.close()
+
+    # --- end of the console ---------------------------------------------------------------
 
     async def _load_agent(self, key: CustomerKey) -> tuple[CustomerAgent, bool]:
         customer = await self.customers.get(key)
@@ -148,7 +292,11 @@ class App:
 
     async def _on_inbound(self, msg: InboundMessage) -> None:
         try:
-            await self.inbox.feed(msg)
+            outcome = await self.inbox.feed(msg)
+            if outcome.value != "duplicate":
+                self.events.emit("message.received", {
+                    "phone": msg.phone, "msg_id": msg.msg_id, "kind": msg.kind.value,
+                    "text": msg.text, "from_owner": msg.from_owner, "outcome": outcome.value})
         except Exception:  # the transport must never see (and lose) our exceptions
             logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).exception(
                 "inbound message could not be queued")
@@ -169,6 +317,7 @@ class App:
         if self.monitor is not None:
             await self.monitor.start()
         await self.memory.start()
+        await self._start_console()  # before WhatsApp: the page says why it is not connected
         self.gateway.on_message(self._on_inbound)
         await self.gateway.start()
         connected = getattr(self.gateway, "connected", None)
@@ -195,6 +344,8 @@ class App:
         if not self._started:
             return
         self._started = False
+        if self.web is not None:
+            await self.web.stop()
         if self.followups is not None:
             self.followups.close()  # due follow-ups wait in the store for the next start
         self.inbox.close()
@@ -210,6 +361,7 @@ class App:
         for task in list(self.background):
             with suppress(asyncio.CancelledError):
                 await task
+        await self._stop_console()
         await self.gateway.stop()
         await self.llm.close()
         await self.memory.close()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,13 +13,15 @@ from loguru import logger
 from bot.agents import prompt
 from bot.agents.tools import ToolBox, TurnContext
 from bot.business import Business
-from bot.llm import LLM, Completion, LLMError
+from bot.llm import CALL_LOG, LLM, CallLog, Completion, LLMError
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
 from bot.phones import mask
 from bot.stores.customers import Contact, Customer, CustomerStore
 from bot.stores.memory_base import MemoryStore, Profile, estimate_tokens
 
 MAX_TOOL_ROUNDS = 3
+# The run log: (customer, turn time, kind, the turn's model calls, its reply, seconds taken).
+RunSink = Callable[[CustomerKey, datetime, str, CallLog, "Reply", float], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -43,6 +46,7 @@ class AgentDeps:
     budget: Budget = field(default_factory=Budget)
     failure_reply: str = "Sorry, I'm having trouble answering right now."
     after_turn: Callable[[CustomerKey], None] | None = None  # summaries, insights (background)
+    on_run: RunSink | None = None  # records the turn's model calls ("why did it say that")
 
 
 @dataclass(slots=True)
@@ -98,13 +102,22 @@ class CustomerAgent:
         said = [MemoryMessage(Role.CUSTOMER, t.text, t.at, msg_id=t.msg_id) for t in lines]
         self.profile = await deps.memory.profile(self.key, with_stages=False)
         messages = await self._prompt(now, instruction, said)
+        calls, started = CallLog(), time.perf_counter()
+        scope = CALL_LOG.set(calls)
         try:
             completion = await self._complete(messages, now)
         except LLMError as exc:
             logger.bind(customer=mask(self.key.phone)).warning("turn failed: {}", exc)
             if said:
                 await deps.memory.append(self.key, said)
-            return Reply(deps.failure_reply, failed=True)
+            reply = Reply(deps.failure_reply, failed=True)
+            await self._log_run(now, kind, calls, reply, started)
+            return reply
+        finally:
+            CALL_LOG.reset(scope)
+        await self._log_run(now, kind, calls, Reply(
+            completion.text, tokens_in=completion.tokens_in, tokens_out=completion.tokens_out),
+            started)
         text = completion.text
         answer = [MemoryMessage(Role.AGENT, text, now, kind=kind)] if text else []
         if said or answer:
@@ -112,6 +125,16 @@ class CustomerAgent:
         if deps.after_turn is not None:
             deps.after_turn(self.key)
         return Reply(text, tokens_in=completion.tokens_in, tokens_out=completion.tokens_out)
+
+    async def _log_run(self, now: datetime, kind: str, calls: CallLog, reply: Reply,
+                       started: float) -> None:
+        if self.deps.on_run is None:
+            return
+        try:
+            await self.deps.on_run(self.key, now, kind, calls, reply,
+                                   time.perf_counter() - started)
+        except Exception:  # the run log never costs the customer their answer
+            logger.bind(customer=mask(self.key.phone)).exception("run not recorded")
 
     async def _prompt(self, now: datetime, instruction: str,
                       said: list[MemoryMessage]) -> list[dict[str, Any]]:

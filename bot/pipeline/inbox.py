@@ -114,6 +114,7 @@ class Inbox:
         self._live: set[str] | None = set()  # ids fed before `recover` ran
         self.hold: Hold | None = None
         self.after_inbound: list[AfterInbound] = []
+        self.on_failed: list[Callable[[CustomerKey], None]] = []  # alerts, webhooks
         self.tasks: set[asyncio.Task[None]] = set()
         self.turns = 0
         self.failures = 0
@@ -263,7 +264,7 @@ class Inbox:
                 return sent > 0
         except Exception:
             log.exception("{} turn failed", item.kind)
-            self.failures += 1
+            self._failed(key)
             return False
 
     async def _turn(self, key: CustomerKey, batch: list[InboundMessage]) -> None:
@@ -295,13 +296,21 @@ class Inbox:
             status = "failed"
             log.exception("turn failed")
         if status == "failed":
-            self.failures += 1
+            self._failed(key)
         await self.customers.journal_mark(self.tenant, ids, status)
         for hook in self.after_inbound:
             try:
                 await hook(key)
             except Exception:
                 log.exception("after-turn hook failed")
+
+    def _failed(self, key: CustomerKey) -> None:
+        self.failures += 1
+        for hook in self.on_failed:
+            try:
+                hook(key)
+            except Exception:
+                logger.opt(exception=True).warning("failure hook failed")
 
     async def _text_of(self, msg: InboundMessage) -> str:
         if msg.kind is MessageKind.TEXT:

@@ -83,6 +83,7 @@ class RateLimiter:
         self.has_pending = has_pending
         self._windows: dict[CustomerKey, _Window] = {}
         self._calls = 0
+        self.on_cap: Callable[[CustomerKey], None] | None = None  # once a customer a day
 
     async def __call__(self, msg: InboundMessage) -> Fed | None:
         if msg.from_owner or msg.kind in UNANSWERED_KINDS:
@@ -120,6 +121,8 @@ class RateLimiter:
             "over the daily budget of {} tokens", self.s.daily_tokens)
         if window.budget_noticed_on != day:
             window.budget_noticed_on = day
+            if self.on_cap is not None:
+                self.on_cap(msg.key)
             await send_now(self.presenter, self.customers, msg, self.s.budget_notice, "notice")
         return Fed.RATE_LIMITED
 

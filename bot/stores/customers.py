@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -129,6 +129,8 @@ class CustomerStore:
         # the hold check, follow-up rules); callers that can live with a second-old row say
         # so with `max_age`, and writes through this store refresh or drop the entry.
         self._recent: OrderedDict[CustomerKey, tuple[float, Customer]] = OrderedDict()
+        # (customer, "stage" | "opted_out", new value): webhooks and metrics listen here.
+        self.on_change: list[Callable[[CustomerKey, str, Any], None]] = []
 
     def _remember(self, key: CustomerKey, customer: Customer) -> Customer:
         self._recent[key] = (time.monotonic(), customer)
@@ -234,10 +236,20 @@ class CustomerStore:
         return UsageDay.model_validate(dict(row))
 
     async def set_stage(self, key: CustomerKey, stage: Stage) -> bool:
-        return await self._update(key, stage=stage.value)
+        changed = await self._update(key, stage=stage.value)
+        if changed:
+            self._changed(key, "stage", stage.value)
+        return changed
 
     async def set_opted_out(self, key: CustomerKey, opted_out: bool) -> bool:
-        return await self._update(key, opted_out=opted_out)
+        changed = await self._update(key, opted_out=opted_out)
+        if changed:
+            self._changed(key, "opted_out", opted_out)
+        return changed
+
+    def _changed(self, key: CustomerKey, field: str, value: Any) -> None:
+        for listener in self.on_change:
+            listener(key, field, value)
 
     async def set_paused_until(self, key: CustomerKey, until: datetime | None) -> bool:
         return await self._update(key, paused_until=until)
