@@ -167,6 +167,9 @@ class App:
         self.deps.on_run = self._on_run
         self.presenter.listeners.append(self._on_sent)
         self.inbox.on_failed.append(self._on_failed)
+        self.inbox.on_received.append(lambda msg: self.events.emit("message.received", {
+            "phone": msg.phone, "msg_id": msg.msg_id, "kind": msg.kind.value,
+            "text": msg.text, "from_owner": msg.from_owner}))
         self.limiter.on_cap = lambda key: self.alerts.fire(
             "daily_cap", f"{key.phone} reached the daily limit of "
             f"{s.limits.daily_tokens:,} tokens: the agent is silent until tomorrow (UTC)",
@@ -248,14 +251,19 @@ class App:
                              f"wabot restarted after a crash: the previous run (pid {beat.pid} "
                              f"on {beat.host}) stopped without shutting down")
 
-    async def _prune_runs(self) -> None:
+    async def prune_runs(self) -> int:
+        """Drop runs older than `runs.retention_days`; returns how many."""
         days = self.settings.runs.retention_days
+        gone = await self.runs.prune(self.settings.tenant,
+                                     self.clock.now() - timedelta(days=days))
+        if gone:
+            logger.info("run log: {} runs older than {} days removed", gone, days)
+        return gone
+
+    async def _prune_runs(self) -> None:
         while True:
             try:
-                gone = await self.runs.prune(self.settings.tenant,
-                                             self.clock.now() - timedelta(days=days))
-                if gone:
-                    logger.info("run log: {} runs older than {} days removed", gone, days)
+                await self.prune_runs()
             except Exception as exc:
                 logger.warning("run log pruning failed: {}", exc)
             await self.clock.sleep(3600)
@@ -292,11 +300,7 @@ class App:
 
     async def _on_inbound(self, msg: InboundMessage) -> None:
         try:
-            outcome = await self.inbox.feed(msg)
-            if outcome.value != "duplicate":
-                self.events.emit("message.received", {
-                    "phone": msg.phone, "msg_id": msg.msg_id, "kind": msg.kind.value,
-                    "text": msg.text, "from_owner": msg.from_owner, "outcome": outcome.value})
+            await self.inbox.feed(msg)
         except Exception:  # the transport must never see (and lose) our exceptions
             logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).exception(
                 "inbound message could not be queued")

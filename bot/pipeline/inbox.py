@@ -115,6 +115,7 @@ class Inbox:
         self.hold: Hold | None = None
         self.after_inbound: list[AfterInbound] = []
         self.on_failed: list[Callable[[CustomerKey], None]] = []  # alerts, webhooks
+        self.on_received: list[Callable[[InboundMessage], None]] = []  # journaled, new
         self.tasks: set[asyncio.Task[None]] = set()
         self.turns = 0
         self.failures = 0
@@ -132,6 +133,8 @@ class Inbox:
             return Fed.DUPLICATE
         if self._live is not None:
             self._live.add(msg.msg_id)
+        for hook in self.on_received:
+            hook(msg)
         return await self._route(msg)
 
     async def _route(self, msg: InboundMessage) -> Fed:

@@ -96,7 +96,7 @@ def router() -> APIRouter:
         return _logged_in(auth, next)
 
     @pages.post("/logout")
-    async def logout(request: Request, csrf: CsrfField) -> Response:
+    async def logout(request: Request, csrf: CsrfField = "") -> Response:
         _page(request).check(csrf)
         resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(SESSION_COOKIE)
@@ -156,7 +156,7 @@ def router() -> APIRouter:
                                 status_code=303)
 
     @pages.post("/customers/{phone}/pause")
-    async def pause(request: Request, phone: str, csrf: CsrfField,
+    async def pause(request: Request, phone: str, csrf: CsrfField = "",
                     hours: Annotated[str, Form()] = "") -> Response:
         s = _page(request)
         s.check(csrf)
@@ -165,14 +165,14 @@ def router() -> APIRouter:
         return _back(phone, "Paused: the agent does not answer this chat.")
 
     @pages.post("/customers/{phone}/resume")
-    async def resume(request: Request, phone: str, csrf: CsrfField) -> Response:
+    async def resume(request: Request, phone: str, csrf: CsrfField = "") -> Response:
         s = _page(request)
         s.check(csrf)
         await s.console.resume(phone)
         return _back(phone, "Resumed: the agent answers the next message.")
 
     @pages.post("/customers/{phone}/send")
-    async def send(request: Request, phone: str, csrf: CsrfField,
+    async def send(request: Request, phone: str, csrf: CsrfField = "",
                    text: Annotated[str, Form()] = "") -> Response:
         s = _page(request)
         s.check(csrf)
@@ -183,7 +183,7 @@ def router() -> APIRouter:
         return _back(phone, "Sent as the business; the agent is paused in this chat.")
 
     @pages.post("/followups/{fid}/cancel")
-    async def cancel(request: Request, fid: str, csrf: CsrfField,
+    async def cancel(request: Request, fid: str, csrf: CsrfField = "",
                      phone: Annotated[str, Form()] = "") -> Response:
         s = _page(request)
         s.check(csrf)

@@ -57,25 +57,29 @@ class BodyLimit:
             await self._reject(send)
             return
         seen = 0
-        started = False
+        over = replaced = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise _TooLarge
+                over = True
+                raise _TooLarge  # the framework may turn it into its own error response…
             return message
 
         async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+            nonlocal replaced
+            if not over:
+                await send(message)
+            elif not replaced:  # … which is replaced by the 413
+                replaced = True
+                await self._reject(send)
 
         try:
             await self.app(scope, counted, tracked)
         except _TooLarge:
-            if not started:
+            if not replaced:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
