@@ -39,6 +39,7 @@ class Customer(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("tenant", "phone"),
         Index("ix_customers_lid", "tenant", "lid"),
+        Index("ix_customers_recent", "tenant", "last_contact"),  # the console's list
     )
 
     id: int | None = Field(default=None, primary_key=True)

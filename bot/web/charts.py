@@ -22,7 +22,7 @@ def bars(days: list[dict[str, Any]], field: str, *, width: int = 600, height: in
                    f'height="{h}" fill="{color}"><title>{escape(day)}: {shown}</title></rect>')
     out.append(f'<text x="0" y="{height + 13}" font-size="11">{escape(days[0]["day"]) if days else ""}'
                f'</text><text x="{width}" y="{height + 13}" font-size="11" text-anchor="end">'
-               f'max {top:.4g}</text></svg>')
+               f'max {(f"${top:.4f}" if field == "cost_usd" else f"{top:.0f}")}</text></svg>')
     return "".join(out)
 
 
