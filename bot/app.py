@@ -269,8 +269,6 @@ class App:
             await self.clock.sleep(3600)
 
     async def _start_console(self) -> None:
-        if self.monitor is not None:
-            await self._check_crash()
         finished = getattr(self.gateway, "finished", None)
         if isinstance(finished, asyncio.Future):
             finished.add_done_callback(self._on_finished)
@@ -319,6 +317,7 @@ class App:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         await self.db.create_all()
         if self.monitor is not None:
+            await self._check_crash()  # before our own heartbeat replaces the last run's
             await self.monitor.start()
         await self.memory.start()
         await self._start_console()  # before WhatsApp: the page says why it is not connected
