@@ -90,7 +90,8 @@ class App:
                  serve_http: bool = False, extra_routers: Sequence[APIRouter] = ()) -> None:
         """`serve_http`: run the console (`wabot run` does; tests and `chat` do not).
         `extra_routers`: mounted on the console's server as they are (a transport's
-        webhook receiver, e.g. at `/webhooks/whatsapp`); see `bot.web.server`."""
+        webhook receiver, e.g. at `/webhooks/whatsapp`), as are the FastAPI routers a
+        gateway lists in a `routers` attribute; see `bot.web.server`."""
         self.settings = settings
         self.gateway = gateway
         self.clock = clock or SystemClock()
@@ -187,7 +188,9 @@ class App:
 
             auth = Auth(ensure_token(s), s.http.session_hours * 3600,
                         s.http.failed_auth_per_minute)
-            self.web = WebServer(self.console, auth, s.http, extra_routers=extra_routers)
+            # A transport that receives webhooks (e.g. the Cloud API) offers its routers.
+            routers = [*extra_routers, *getattr(self.gateway, "routers", ())]
+            self.web = WebServer(self.console, auth, s.http, extra_routers=routers)
 
     def _agent_event(self, event: str, key: CustomerKey) -> None:
         if event == "agent_created":

@@ -15,10 +15,12 @@ import httpx
 import pytest
 from fastapi import APIRouter
 
+from bot.clock import VirtualClock
+from bot.gateway.memory import MemoryGateway
 from bot.settings import load_settings
 from bot.web.doctor import check_console
 from bot.web.server import ConsoleError
-from tests.fakes.pipeline import make_settings, pipeline
+from tests.fakes.pipeline import START, make_settings, pipeline
 from tests.web.conftest import TOKEN, client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,10 +33,23 @@ async def test_extra_routers_are_mounted_outside_the_token(console_settings):
     async def verify(challenge: str = "") -> str:
         return challenge
 
-    async with pipeline(console_settings, serve_http=True, extra_routers=[hook]) as p, \
+    other = APIRouter(prefix="/webhooks/other")
+
+    @other.post("")
+    async def receive() -> dict[str, bool]:
+        return {"received": True}
+
+    class RoutingGateway(MemoryGateway):
+        routers = (other,)  # what a webhook-receiving transport offers
+
+    clock = VirtualClock(START)
+    async with pipeline(console_settings, clock=clock, gateway=RoutingGateway(clock),
+                        serve_http=True, extra_routers=[hook]) as p, \
             client(p, token=None) as anon:
         resp = await anon.get("/webhooks/whatsapp", params={"challenge": "42"})
         assert resp.status_code == 200 and resp.json() == "42"
+        assert (await anon.post("/webhooks/other")).json() == {"received": True}
+        assert (await anon.get("/api/v1/status")).status_code == 401  # the API still is not
 
 
 async def test_a_taken_port_fails_the_start_saying_what_to_change(db_url, tmp_path,
