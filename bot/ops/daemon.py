@@ -25,6 +25,7 @@ from bot.ops.sdnotify import Notifier, watchdog_loop
 from bot.phones import mask
 from bot.settings import Settings
 from bot.stores.db import DatabaseError
+from bot.web.server import ConsoleError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -121,6 +122,10 @@ async def serve(app: App, gateway: DaemonGateway, notifier: Notifier,
     try:
         try:
             await app.start()
+        except ConsoleError as exc:  # the console's port is taken: an operator must choose
+            logger.error("cannot start: {}", exc)
+            notifier.status(f"misconfigured: {exc}")
+            return EXIT_OPERATOR
         except Exception as exc:  # a store down at boot: systemd retries after RestartSec
             logger.opt(exception=exc).error("could not start: {}", exc)
             notifier.status(f"start failed: {exc}")
@@ -147,7 +152,8 @@ async def serve(app: App, gateway: DaemonGateway, notifier: Notifier,
 async def run_daemon(settings: Settings, notifier: Notifier,
                      gateway: Gateway | None = None) -> int:
     try:
-        app = App(settings, gateway or neonize_gateway(settings, notifier))
+        app = App(settings, gateway or neonize_gateway(settings, notifier),
+                  serve_http=settings.http.enabled)
     except (BusinessError, DatabaseError, ValueError) as exc:
         logger.error("cannot start: {}", exc)
         notifier.status(f"misconfigured: {exc}")

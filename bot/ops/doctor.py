@@ -247,6 +247,9 @@ async def diagnose(settings: Settings, limit_s: float = 10.0) -> list[Check]:
     checks += await asyncio.gather(check_database(settings, limit_s),
                                    check_mongodb(settings, limit_s),
                                    check_llm(settings, limit_s))
+    from bot.web.doctor import check_console
+
+    checks.append(Check("console", *await check_console(settings, min(limit_s, 3.0))))
     return checks
 
 
