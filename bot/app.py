@@ -27,6 +27,7 @@ from bot.clock import Clock, SystemClock
 from bot.followups import FollowUpScheduler
 from bot.gateway.base import Gateway
 from bot.llm import LLM
+from bot.messages import Canned
 from bot.models import CustomerKey, InboundMessage
 from bot.ops.status import Live, Monitor
 from bot.phones import mask
@@ -74,6 +75,23 @@ def build_memory(settings: Settings, db: Database) -> MemoryStore:
     return SqlMemoryStore(db)
 
 
+def with_canned_texts(settings: Settings, business: Business) -> Settings:
+    """The settings with every fixed message filled in the business's language, unless the
+    owner wrote their own (bot.messages)."""
+    f, lim = settings.followups, settings.limits
+    canned = Canned.resolve(business.language, {
+        "failure_reply": settings.agents.failure_reply, "rate_notice": lim.notice,
+        "budget_notice": lim.budget_notice, "stop_reply": f.optout.stop_reply,
+        "start_reply": f.optout.start_reply})
+    optout = f.optout.model_copy(update={"stop_reply": canned.stop_reply,
+                                         "start_reply": canned.start_reply})
+    return settings.model_copy(update={
+        "agents": settings.agents.model_copy(update={"failure_reply": canned.failure_reply}),
+        "limits": lim.model_copy(update={"notice": canned.rate_notice,
+                                         "budget_notice": canned.budget_notice}),
+        "followups": f.model_copy(update={"optout": optout})})
+
+
 class App:
     def __init__(self, settings: Settings, gateway: Gateway, *, clock: Clock | None = None,
                  llm: LLM | None = None, business: Business | None = None,
@@ -86,7 +104,8 @@ class App:
         self.db = Database(settings.sql_url)
         self.customers = CustomerStore(self.db, clock=self.clock)
         self.memory = build_memory(settings, self.db)
-        s = settings
+        s = settings = with_canned_texts(settings, self.business)
+        self.settings = settings
         self.deps = AgentDeps(
             customers=self.customers, memory=self.memory, llm=self.llm, tools=default_tools(),
             business=self.business,
@@ -119,6 +138,7 @@ class App:
                 self.deps.tools.add(tool)
             self.inbox.after_inbound.append(self.followups.on_inbound)
         self.takeover = Takeover(self.customers, self.memory, gateway, self.clock, s.takeover)
+        self.deps.alert_owner = self.takeover.report_to_owner
         self.limiter = RateLimiter(self.customers, self.presenter, self.clock, s.limits,
                                    self.inbox.has_pending)
         # Who may talk (access) → STOP/START (opt-out, never rate limited) → is a human

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,6 +42,9 @@ class AgentDeps:
     business: Business
     budget: Budget = field(default_factory=Budget)
     failure_reply: str = "Sorry, I'm having trouble answering right now."
+    # Told when a customer got the failure reply, so a person can take over (the owner's
+    # "Message yourself" chat until the owner has another place for alerts).
+    alert_owner: Callable[[str], Awaitable[None]] | None = None
     after_turn: Callable[[CustomerKey], None] | None = None  # summaries, insights (background)
 
 
@@ -102,8 +105,16 @@ class CustomerAgent:
             completion = await self._complete(messages, now)
         except LLMError as exc:
             logger.bind(customer=mask(self.key.phone)).warning("turn failed: {}", exc)
-            if said:
-                await deps.memory.append(self.key, said)
+            if not said:  # a proactive turn: nothing is sent, nobody waits
+                return Reply("", failed=True)
+            # The failure reply is part of the conversation: history and export show it.
+            await deps.memory.append(self.key, [
+                *said, MemoryMessage(Role.AGENT, deps.failure_reply, now, kind="failure")])
+            if deps.alert_owner is not None:
+                await deps.alert_owner(
+                    f"wabot could not answer {self.key.phone} (the model failed: "
+                    f"{str(exc)[:120]}); they got the failure reply. Write to them from "
+                    "the phone.")
             return Reply(deps.failure_reply, failed=True)
         text = completion.text
         answer = [MemoryMessage(Role.AGENT, text, now, kind=kind)] if text else []

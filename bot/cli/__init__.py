@@ -10,7 +10,7 @@ import sys
 
 from loguru import logger
 
-from bot.cli import admin, chat, daemon, followups, memory, simulate  # noqa: F401
+from bot.cli import admin, chat, daemon, followups, init, memory, simulate  # noqa: F401
 from bot.cli.common import app
 
 __all__ = ["app", "main"]

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.business import BusinessError, load_business
+from bot.ops.preflight import api_key_problem
 from bot.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
 from bot.stores.db import Database
 
@@ -186,9 +187,8 @@ async def check_llm(settings: Settings, limit_s: float) -> Check:
     s = settings.llm
     where = s.base_url or "https://api.openai.com/v1"
     key = s.api_key.get_secret_value() if s.api_key else None
-    if key is None and s.base_url is None:
-        return Check("LLM endpoint", False, "no API key for OpenAI",
-                     "set OPENAI_API_KEY (or llm.base_url for a local server)")
+    if (missing := api_key_problem(s)) is not None:
+        return Check("LLM endpoint", False, missing.what, missing.fix)
     client = AsyncOpenAI(api_key=key or "not-needed", base_url=s.base_url, timeout=limit_s,
                          max_retries=0)
     listed: list[str] | None = None

@@ -147,7 +147,7 @@ class Takeover:
         state = pause_text(customer.paused_until if customer else None, now)
         log.info("owner command #bot {}: {}", command, state)
         await self._revoke(msg)
-        await self._report(f"wabot · {msg.phone}: {state}")
+        await self.report_to_owner(f"wabot · {msg.phone}: {state}")
 
     async def _revoke(self, msg: InboundMessage) -> None:
         if not self.s.revoke_commands:
@@ -160,7 +160,7 @@ class Takeover:
         except GatewayError as exc:
             logger.warning("could not delete the owner's command from the chat: {}", exc)
 
-    async def _report(self, text: str) -> None:
+    async def report_to_owner(self, text: str) -> None:
         """To the owner's own "Message yourself" chat, when we know our number."""
         own = getattr(self.gateway, "connected_as", None)  # NeonizeGateway knows it
         if not self.s.report_to_self or not isinstance(own, str) or not own:
