@@ -8,12 +8,26 @@ from __future__ import annotations
 
 import sys
 
+import typer
 from loguru import logger
 
-from bot.cli import admin, chat, daemon, followups, init, memory, simulate  # noqa: F401
 from bot.cli.common import app
 
+# Each import registers its area's commands; `wabot --help` lists them in this order.
+# isort: off
+from bot.cli import init, daemon, chat, simulate  # noqa: F401
+from bot.cli import admin, memory, followups  # noqa: F401
+# isort: on
+
 __all__ = ["app", "main"]
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from importlib.metadata import version as v
+
+    typer.echo(v("wabot"))
 
 
 def main() -> None:

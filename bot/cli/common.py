@@ -75,11 +75,3 @@ def run_configured(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except (BusinessError, DatabaseError) as exc:
         raise fail(str(exc)) from None
-
-
-@app.command()
-def version() -> None:
-    """Print the version."""
-    from importlib.metadata import version as v
-
-    typer.echo(v("wabot"))
