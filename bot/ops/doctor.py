@@ -107,9 +107,9 @@ def check_session(settings: Settings) -> Check:
         return Check("WhatsApp session", True, "kept in PostgreSQL (not inspected)")
     path = settings.state_dir / name
     if not path.is_file() or path.stat().st_size == 0:
-        return Check("WhatsApp session", False, f"no login at {path}",
-                     "run `wabot login` and scan the QR code with the business phone "
-                     "(WhatsApp → Linked devices)")
+        # Not a fault on a new install: the first `wabot run` shows the QR code.
+        return Check("WhatsApp session", True, f"not linked yet ({path}): `wabot run` or "
+                     "`wabot login` shows the QR code to scan (WhatsApp → Linked devices)")
     mode = _mode(path)
     if mode & 0o077:
         return Check("WhatsApp session", False,

@@ -42,7 +42,7 @@ def api_key_problem(llm: LLMSettings) -> Problem | None:
     if llm.api_key is not None or not is_hosted(llm.base_url):
         return None
     where = llm.base_url or "OpenAI"
-    return Problem("llm.api_key", f"no API key for {where}",
+    return Problem("llm.api_key (OPENAI_API_KEY)", f"no API key for {where}",
                    "set OPENAI_API_KEY in the environment or .env (or llm.base_url for a "
                    "local server)")
 
