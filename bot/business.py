@@ -100,10 +100,16 @@ def load_business(path: Path) -> Business:
     try:
         return Business.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{where(e['loc'])}: {e['msg']}" for e in exc.errors())
         raise BusinessError(f"business profile {path} is invalid: {problems}") from None
+
+
+def where(loc: tuple[int | str, ...]) -> str:
+    """`products.0.price` → `products[1].price`: positions as a person counts them."""
+    out = ""
+    for part in loc:
+        out += f"[{part + 1}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out
 
 
 DEFAULT_BUSINESS = Business(

@@ -63,7 +63,8 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
                    EXIT_UNAVAILABLE) from None
 
 
-async def set_pause(settings: Settings, key: CustomerKey, until: datetime | None) -> bool:
+async def set_pause(settings: Settings, key: CustomerKey,
+                    until: datetime | None) -> bool | None:
     """Pause (`until` set) or resume (None) a chat in the configured database."""
     import bot.ops.status  # noqa: F401  (its table is created with the others)
     from bot.gateway.login import prepare_state_dir
@@ -112,8 +113,12 @@ def resume_command(phone: PhoneArg) -> None:
     """Let the agent answer a paused customer again (from their next message)."""
     settings = settings_or_exit()
     key = _key(settings, phone)
-    if not _run(set_pause(settings, key, None)):
+    done = _run(set_pause(settings, key, None))
+    if done is False:
         raise fail(f"{key.phone} is not a customer of tenant {settings.tenant}", 1)
+    if done is None:
+        typer.echo(f"{key.phone} was not paused: the agent already answers them")
+        return
     typer.echo(f"resumed {key.phone}: the agent answers their next message")
 
 

@@ -75,8 +75,14 @@ async def pause(customers: CustomerStore, key: CustomerKey, until: datetime,
     await customers.set_paused_until(key, until)
 
 
-async def resume(customers: CustomerStore, key: CustomerKey) -> bool:
-    """Clear a chat's pause; False when the customer is unknown."""
+async def resume(customers: CustomerStore, key: CustomerKey) -> bool | None:
+    """Clear a chat's pause; False when the customer is unknown, None when it was not
+    paused (nothing to do)."""
+    customer = await customers.get(key)
+    if customer is None:
+        return False
+    if customer.paused_until is None:
+        return None
     return await customers.set_paused_until(key, None)
 
 

@@ -65,6 +65,9 @@ def test_pause_and_resume_with_the_daemon_stopped(env, db_url, tenant):
     result = wabot("resume", ANA)
     assert result.exit_code == 0 and "resumed" in result.output
     assert asyncio.run(paused_until(db_url, tenant, ANA)) is None
+    result = wabot("resume", ANA)
+    assert result.exit_code == 0
+    assert result.output == f"{ANA} was not paused: the agent already answers them\n"
 
 
 def test_pause_and_resume_say_what_is_wrong(env):
