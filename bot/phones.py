@@ -54,7 +54,8 @@ def parse_typed(text: str, default_region: str | None = None) -> str:
 def parse_setting(text: str) -> str:
     """E.164 for a number written in the settings, refused when no customer can ever have it.
 
-    Stricter than `parse_typed`: the number must be a real one (libphonenumber), or one of
+    Stricter than `parse_typed`: the number must have a possible length for its country
+    (libphonenumber; not its ranges, which lag behind new numbers), or be one of
     the legacy forms WhatsApp still delivers (Mexico `+521` + 10 digits, Argentina `+549` +
     10 digits), so an access list or owner number with a digit missing fails at start.
     """
@@ -71,7 +72,7 @@ _LEGACY_MOBILE = ("+521", "+549")  # WhatsApp ids keep the old mobile prefix
 
 def _valid(e164: str) -> bool:
     try:
-        return phonenumbers.is_valid_number(phonenumbers.parse(e164, None))
+        return phonenumbers.is_possible_number(phonenumbers.parse(e164, None))
     except phonenumbers.NumberParseException:
         return False
 

@@ -11,7 +11,7 @@ import sys
 import typer
 from loguru import logger
 
-from bot.cli.common import app
+from bot.cli.common import app, verbose_first
 
 # Each import registers its area's commands; `wabot --help` lists them in this order.
 # isort: off
@@ -32,7 +32,7 @@ def version() -> None:
 
 def main() -> None:
     try:
-        app()
+        app(args=verbose_first(sys.argv[1:]), prog_name="wabot")
     except KeyboardInterrupt:
         logger.info("interrupted")
         sys.exit(130)

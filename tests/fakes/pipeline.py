@@ -42,12 +42,12 @@ class Pipeline:
     """One App plus the means to drive it: feed messages, move time, read what was sent."""
 
     def __init__(self, settings: Settings, clock: VirtualClock, gateway: MemoryGateway,
-                 business: Business = BUSINESS) -> None:
+                 business: Business | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.gateway = gateway
         self.events: list[tuple[str, str]] = []
-        self.app = App(settings, gateway, clock=clock, business=business,
+        self.app = App(settings, gateway, clock=clock, business=business or BUSINESS,
                        on_agent_event=lambda e, k: self.events.append((e, k.phone)))
         self._ids = itertools.count(1)
 
@@ -79,7 +79,7 @@ class Pipeline:
 @asynccontextmanager
 async def pipeline(settings: Settings, *, clock: VirtualClock | None = None,
                    gateway: MemoryGateway | None = None,
-                   business: Business = BUSINESS) -> AsyncIterator[Pipeline]:
+                   business: Business | None = None) -> AsyncIterator[Pipeline]:
     clock = clock or VirtualClock(START)
     p = Pipeline(settings, clock, gateway or MemoryGateway(clock), business)
     await p.app.start()
