@@ -137,7 +137,8 @@ class App:
             for tool in self.followups.tools():
                 self.deps.tools.add(tool)
             self.inbox.after_inbound.append(self.followups.on_inbound)
-        self.takeover = Takeover(self.customers, self.memory, gateway, self.clock, s.takeover)
+        self.takeover = Takeover(self.customers, self.memory, gateway, self.clock, s.takeover,
+                                 self.business.tz)
         self.deps.alert_owner = self.takeover.report_to_owner
         self.limiter = RateLimiter(self.customers, self.presenter, self.clock, s.limits,
                                    self.inbox.has_pending)

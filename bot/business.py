@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -73,8 +73,18 @@ class Business(BaseModel):
             return "not stated"
         return ", ".join(f"{d} {self.hours[d]}" for d in DAYS if d in self.hours)
 
+    def show(self, at: datetime) -> str:
+        """A time as the owner reads it: local to the business, with its abbreviation."""
+        return local_time(at, self.tz)
+
     def local_now(self, now: datetime) -> datetime:
         return now.astimezone(self.tz)
+
+
+def local_time(at: datetime, zone: tzinfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """`2026-01-06 09:00 CST`: every time shown to the owner reads like this."""
+    local = at.astimezone(zone)
+    return f"{local.strftime(fmt)} {local.tzname()}"
 
 
 def _parse_span(span: str) -> tuple[time, time]:

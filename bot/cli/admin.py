@@ -103,7 +103,11 @@ def pause_command(
     except ValueError as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
     _run(set_pause(settings, key, until))
-    when = "until `wabot resume`" if until >= FOREVER else f"until {until:%Y-%m-%d %H:%M} UTC"
+    from bot.business import local_time
+    from bot.cli.memory import local_zone
+
+    when = ("until `wabot resume`" if until >= FOREVER
+            else f"until {local_time(until, local_zone(settings))}")
     typer.echo(f"paused {key.phone} {when}: the agent does not answer this chat "
                "(a running daemon sees it with the next message)")
 
@@ -142,7 +146,10 @@ def status_command(
 
     settings = settings_or_exit()
     report = _run(_status(settings))
-    typer.echo(json.dumps(status_json(report)) if as_json else format_status(report))
+    from bot.cli.memory import local_zone
+
+    typer.echo(json.dumps(status_json(report)) if as_json
+               else format_status(report, local_zone(settings)))
     if not report.running:
         raise typer.Exit(EXIT_NOT_RUNNING)
 

@@ -21,11 +21,12 @@ inbound message, so `wabot pause` from another process takes effect with the nex
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol, runtime_checkable
 
 from loguru import logger
 
+from bot.business import local_time
 from bot.clock import Clock
 from bot.gateway.base import Gateway, GatewayError
 from bot.models import CustomerKey, InboundMessage, MemoryMessage, MessageKind, Role
@@ -57,13 +58,13 @@ def is_paused(customer: Customer | None, now: datetime) -> bool:
     return bool(customer and customer.paused_until and customer.paused_until > now)
 
 
-def pause_text(until: datetime | None, now: datetime) -> str:
-    """How a chat's pause reads for the owner."""
+def pause_text(until: datetime | None, now: datetime, zone: tzinfo = UTC) -> str:
+    """How a chat's pause reads for the owner (in the business's timezone)."""
     if until is None or until <= now:
         return "on: the agent answers"
     if until >= FOREVER:
         return "off: the agent is silent until `#bot on` or `wabot resume`"
-    return f"paused until {until:%Y-%m-%d %H:%M} UTC"
+    return f"paused until {local_time(until, zone)}"
 
 
 async def pause(customers: CustomerStore, key: CustomerKey, until: datetime,
@@ -90,12 +91,13 @@ class Takeover:
     """The inbox filter for owner messages and paused chats, and the pre-delivery hold."""
 
     def __init__(self, customers: CustomerStore, memory: MemoryStore, gateway: Gateway,
-                 clock: Clock, settings: TakeoverSettings) -> None:
+                 clock: Clock, settings: TakeoverSettings, zone: tzinfo = UTC) -> None:
         self.customers = customers
         self.memory = memory
         self.gateway = gateway
         self.clock = clock
         self.s = settings
+        self.zone = zone  # the business's: times in the owner's reports and the logs
 
     async def __call__(self, msg: InboundMessage) -> Fed | None:
         if msg.from_owner:
@@ -137,7 +139,7 @@ class Takeover:
             if current is None or current < until:
                 await pause(self.customers, msg.key, until, now)
                 logger.bind(customer=mask(msg.phone)).info(
-                    "owner wrote in the chat: agent paused until {:%Y-%m-%d %H:%M} UTC", until)
+                    "owner wrote in the chat: agent paused until {}", local_time(until, self.zone))
         return None  # the inbox records the owner's line in the customer's history
 
     async def _command(self, msg: InboundMessage, command: str) -> None:
@@ -150,7 +152,7 @@ class Takeover:
             await resume(self.customers, key)
             await self._note(key, NOTE_ON)
         customer = await self.customers.get(key)
-        state = pause_text(customer.paused_until if customer else None, now)
+        state = pause_text(customer.paused_until if customer else None, now, self.zone)
         log.info("owner command #bot {}: {}", command, state)
         await self._revoke(msg)
         await self.report_to_owner(f"wabot · {msg.phone}: {state}")

@@ -136,3 +136,21 @@ def test_a_bad_line_stops_the_scenario_before_anything_runs(env, tmp_path, opena
     assert result.exit_code == 2
     assert "line 3: '55 1234' has no country code" in result.output
     assert openai_server.chat_requests() == []  # line 1 was never played
+
+
+def test_followups_show_when_it_really_goes_out_in_the_business_time(
+        env, tmp_path, openai_server, monkeypatch):
+    # Monday 21:00 in Mexico City: the 24 h rule falls on Tuesday 21:00, after closing.
+    scenario = write(tmp_path / "s.jsonl",
+                     {"op": "message", "at": 0, "from": ANA, "text": "hola"})
+    result = CliRunner().invoke(app, ["simulate", str(scenario), "--keep",
+                                      "--start", "2026-01-06T03:00:00+00:00"])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("WABOT_TENANT", _sim_tenant(tmp_path))
+    [row] = [json.loads(line) for line in
+             CliRunner().invoke(app, ["followups", "--json"]).stdout.splitlines()]
+    assert row["due"].startswith("2026-01-06T21:00")  # after the reply's few seconds
+    assert row["at"] == "2026-01-07T09:00:00-06:00"  # the opening after it
+    listed = CliRunner().invoke(app, ["followups"])
+    assert listed.stdout.startswith("Wed 2026-01-07 09:00 CST  ")
+    assert "(due 2026-01-06 21:00 CST; sending hours)" in listed.stdout
