@@ -17,10 +17,13 @@ class BusinessError(ValueError):
 
 
 class Product(BaseModel):
-    name: str
-    price: float | None = None
+    name: str = Field(min_length=1)
+    price: float | None = Field(None, ge=0)
     currency: str = ""
     description: str = ""
+    sku: str = ""
+    stock: int | None = Field(None, ge=0)
+    image_url: str = ""
 
 
 class FAQ(BaseModel):

@@ -36,7 +36,8 @@ def business_block(b: Business, now: datetime) -> str:
         for p in b.products:
             price = f" — {p.price:g} {p.currency}".rstrip() if p.price is not None else ""
             desc = f": {p.description}" if p.description else ""
-            lines.append(f"- {p.name}{price}{desc}")
+            sold_out = " (out of stock)" if p.stock == 0 else ""
+            lines.append(f"- {p.name}{price}{sold_out}{desc}")
     if b.faq:
         lines.append("FAQ:")
         lines.extend(f"- Q: {f.q} A: {f.a}" for f in b.faq)

@@ -16,7 +16,7 @@ from bot.cli.common import app, verbose_first
 # Each import registers its area's commands; `wabot --help` lists them in this order.
 # isort: off
 from bot.cli import init, daemon, chat, simulate  # noqa: F401
-from bot.cli import admin, memory, followups  # noqa: F401
+from bot.cli import admin, memory, followups, catalog  # noqa: F401
 # isort: on
 
 __all__ = ["app", "main"]
