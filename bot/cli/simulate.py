@@ -298,8 +298,10 @@ def simulate_command(
         started = datetime.fromisoformat(start) if start else datetime.now(UTC)
     except ValueError:
         raise fail(f"--start {start!r} is not an ISO 8601 time", 2) from None
-    if started.tzinfo is None:
-        started = started.replace(tzinfo=UTC)
+    # The same instant in UTC, as the stores and the daemon keep time: an offset such as
+    # -06:00 is honoured, not carried into day boundaries.
+    started = (started.replace(tzinfo=UTC) if started.tzinfo is None
+               else started.astimezone(UTC))
     try:
         run_configured(run_file(settings, scenario, out, started, keep=keep))
     except ScenarioError as exc:

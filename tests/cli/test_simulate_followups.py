@@ -138,13 +138,14 @@ def test_a_bad_line_stops_the_scenario_before_anything_runs(env, tmp_path, opena
     assert openai_server.chat_requests() == []  # line 1 was never played
 
 
+@pytest.mark.parametrize("start", ["2026-01-06T03:00:00+00:00", "2026-01-05T21:00:00-06:00"])
 def test_followups_show_when_it_really_goes_out_in_the_business_time(
-        env, tmp_path, openai_server, monkeypatch):
+        env, tmp_path, openai_server, monkeypatch, start):
     # Monday 21:00 in Mexico City: the 24 h rule falls on Tuesday 21:00, after closing.
     scenario = write(tmp_path / "s.jsonl",
                      {"op": "message", "at": 0, "from": ANA, "text": "hola"})
     result = CliRunner().invoke(app, ["simulate", str(scenario), "--keep",
-                                      "--start", "2026-01-06T03:00:00+00:00"])
+                                      "--start", start])
     assert result.exit_code == 0, result.output
     monkeypatch.setenv("WABOT_TENANT", _sim_tenant(tmp_path))
     [row] = [json.loads(line) for line in
