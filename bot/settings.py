@@ -30,6 +30,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.settings_explain import explain
+
 DEFAULT_CONFIG = Path("config/wabot.toml")
 _TOML_PATH: ContextVar[Path | None] = ContextVar("wabot_toml_path", default=None)
 
@@ -373,7 +375,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        raise SettingsError(_explain(exc, path)) from None
+        raise SettingsError(explain(exc, path, Settings)) from None
     finally:
         _TOML_PATH.reset(token)
     return _apply_openai_env(settings, {**_dotenv_openai(), **env})
@@ -397,37 +399,3 @@ def _apply_openai_env(settings: Settings, env: Mapping[str, str]) -> Settings:
     if llm.base_url is None and env.get("OPENAI_BASE_URL"):
         llm.base_url = env["OPENAI_BASE_URL"]
     return settings
-
-
-def _explain(exc: ValidationError, path: Path | None) -> str:
-    source = f"the config file {path} or " if path else "the config file or "
-    lines = ["invalid settings:"]
-    for err in exc.errors():
-        loc = [str(p) for p in err["loc"]]
-        field = ".".join(loc)
-        env_name = "WABOT_" + "__".join(p.upper() for p in loc)
-        if err["type"] == "extra_forbidden":
-            lines.append(f"  - {field}: unknown setting{_closest(loc)}; rename or remove it "
-                         f"in {source}{env_name} (environment or .env)")
-            continue
-        given = err.get("input")
-        shown = "" if isinstance(given, dict) or "key" in field or "url" in field else f" (got {given!r})"
-        lines.append(f"  - {field}: {err['msg']}{shown}; fix it in {source}{env_name}")
-    return "\n".join(lines)
-
-
-def _closest(loc: list[str]) -> str:
-    """` (did you mean inbox.debounce_seconds?)` for a misspelled key, looked up in its section."""
-    import difflib
-
-    model: type[BaseModel] = Settings
-    for part in loc[:-1]:
-        field = model.model_fields.get(part)
-        inner = field.annotation if field else None
-        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
-            return ""
-        model = inner
-    match = difflib.get_close_matches(loc[-1].lower(), list(model.model_fields), n=1, cutoff=0.6)
-    if not match:
-        return ""
-    return f" (did you mean {'.'.join([*loc[:-1], match[0]])}?)"
