@@ -30,7 +30,7 @@ HEADERS = {
     "description": ("description", "details", "descripcion", "detalle", "detalles"),
     "sku": ("sku", "code", "productcode", "ref", "reference", "codigo", "referencia"),
     "stock": ("stock", "qty", "quantity", "inventory", "existencias", "cantidad", "inventario"),
-    "image_url": ("image", "imageurl", "imagelink", "picture", "photo", "imagen", "foto",
+    "image": ("image", "imageurl", "imagelink", "picture", "photo", "imagen", "foto",
                   "urlimagen"),
 }
 

@@ -44,7 +44,7 @@ def test_a_dry_run_shows_the_diff_and_writes_nothing(profile, tmp_path):
     assert result.stdout.splitlines() == [
         "+ Canvas slip-on (990 MXN)",
         "~ Classic sneaker: price: 1290.0 → 1390.0, sku: '' → 'SN-1', stock: None → 4, "
-        "image_url: '' → 'https://x.test/sn.jpg'",
+        "image: '' → 'https://x.test/sn.jpg'",
         "1 added, 1 changed, 0 removed, 3 products in all",
         f"dry run: {profile} is unchanged"]
     assert profile.read_text() == PROFILE
