@@ -134,6 +134,11 @@ class App:
                                self._live) if heartbeat else None
         self.background: set[asyncio.Task[None]] = set()
         self._started = False
+        # --- the Cloud API transport: its webhook server and per-message statuses ------
+        from bot.gateway.cloud_server import attach
+
+        self.webhook = attach(gateway, settings, self.customers)
+        # --- end of the Cloud API transport ---------------------------------------------
 
     async def _load_agent(self, key: CustomerKey) -> tuple[CustomerAgent, bool]:
         customer = await self.customers.get(key)
@@ -152,6 +157,8 @@ class App:
         except Exception:  # the transport must never see (and lose) our exceptions
             logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).exception(
                 "inbound message could not be queued")
+            if getattr(self.gateway, "redelivers", False):
+                raise  # the Cloud API webhook answers non-2xx and Meta delivers it again
 
     async def _recover_when(self, connected: asyncio.Event) -> None:
         await connected.wait()
@@ -171,6 +178,8 @@ class App:
         await self.memory.start()
         self.gateway.on_message(self._on_inbound)
         await self.gateway.start()
+        if self.webhook is not None:
+            await self.webhook.start()
         connected = getattr(self.gateway, "connected", None)
         if isinstance(connected, asyncio.Event):
             # WhatsApp connects in the background and refuses sends until it has: answer
@@ -195,6 +204,8 @@ class App:
         if not self._started:
             return
         self._started = False
+        if self.webhook is not None:
+            await self.webhook.stop()  # Meta keeps what arrives meanwhile for redelivery
         if self.followups is not None:
             self.followups.close()  # due follow-ups wait in the store for the next start
         self.inbox.close()

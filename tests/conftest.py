@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.graph_server import graph_server  # noqa: F401  (fixture)
 from tests.fakes.netguard import network_guard  # noqa: F401  (autouse fixture)
 from tests.fakes.openai_server import openai_server  # noqa: F401  (fixture)
 

@@ -58,6 +58,15 @@ def neonize_gateway(settings: Settings, notifier: Notifier) -> Gateway:
         on_status=notifier.report)
 
 
+def transport_gateway(settings: Settings, notifier: Notifier) -> Gateway:
+    """The configured transport: WhatsApp Web (neonize) or Meta's Cloud API."""
+    if settings.whatsapp.transport == "cloud":
+        from bot.gateway.cloud import CloudGateway
+
+        return CloudGateway(settings.tenant, settings.cloud)
+    return neonize_gateway(settings, notifier)
+
+
 def install_signals(stop: asyncio.Event) -> Callable[[], None]:
     """First signal: graceful stop. Second: leave now (systemd's KillMode=mixed follows)."""
     loop = asyncio.get_running_loop()
@@ -136,7 +145,7 @@ async def serve(app: App, gateway: DaemonGateway, notifier: Notifier,
 async def run_daemon(settings: Settings, notifier: Notifier,
                      gateway: Gateway | None = None) -> int:
     try:
-        app = App(settings, gateway or neonize_gateway(settings, notifier))
+        app = App(settings, gateway or transport_gateway(settings, notifier))
     except (BusinessError, DatabaseError, ValueError) as exc:
         logger.error("cannot start: {}", exc)
         notifier.status(f"misconfigured: {exc}")

@@ -1,0 +1,321 @@
+"""The WhatsApp Cloud API transport: Meta's Graph endpoints over httpx.
+
+Inbound messages arrive through the webhook (`cloud_webhook.py`), which hands them to
+`dispatch` and answers Meta only once they are journaled. This module sends: text, read
+receipts with the typing indicator, images and documents, templates. Rate limits and
+server errors are retried with backoff; permanent errors (131047: outside the 24-hour
+window, 131026: undeliverable, a bad token…) are not, and are recorded per message.
+
+The 24-hour rule: a free-form message may go out only within 24 h of the customer's last
+message. Outside it the configured approved template goes instead, or nothing does (a
+logged, recorded skip): never a send that Meta is certain to refuse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from loguru import logger
+
+from bot.clock import Clock, SystemClock
+from bot.gateway.base import Gateway, GatewayError
+from bot.models import CustomerKey, InboundMessage
+from bot.phones import mask
+from bot.settings import CloudSettings
+from bot.stores.customers import CustomerStore
+from bot.stores.outbound import OutboundStore, StatusUpdate
+
+WINDOW = timedelta(hours=24)
+# Graph error codes worth retrying: throttling (4, 80007, 130429), temporary failures
+# (1, 2, 131000, 131016). Everything else is a permanent answer for this message.
+RETRY_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016})
+OUTSIDE_WINDOW = 131047
+
+# (last inbound message time, customer's name) for a customer's number, from the store.
+Lookup = Callable[[str], Awaitable[tuple[datetime | None, str]]]
+
+
+class CloudError(GatewayError):
+    """Meta refused a call; `code` is the Graph error code (0 when there was none)."""
+
+    def __init__(self, message: str, code: int = 0, status: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class OutsideWindow(CloudError):
+    """Skipped: the customer last wrote over 24 h ago and no template is configured."""
+
+
+class ExitReason:
+    """The Cloud transport has no connection that can end; the daemon stops on a signal."""
+
+    needs_operator = False
+
+
+class CloudGateway(Gateway):
+    redelivers = True  # a handler error reaches the webhook: Meta redelivers on non-2xx
+
+    def __init__(self, tenant: str, settings: CloudSettings, clock: Clock | None = None,
+                 client: httpx.AsyncClient | None = None) -> None:
+        super().__init__()
+        self.tenant = tenant
+        self.s = settings
+        self.clock: Clock = clock or SystemClock()
+        self._client = client
+        self._token = settings.access_token.get_secret_value() if settings.access_token else ""
+        self.connected = asyncio.Event()
+        self.connected_as: str | None = None
+        self._finished: asyncio.Future[ExitReason] | None = None
+        self.outbound: OutboundStore | None = None  # set by the App: per-message statuses
+        self.lookup: Lookup | None = None  # set by the App: the window after a restart
+        self._last_in: dict[str, datetime] = {}
+        self._last_id: dict[str, str] = {}
+        self._names: dict[str, str] = {}
+        self._skips = 0
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def finished(self) -> asyncio.Future[ExitReason]:
+        if self._finished is None:
+            self._finished = asyncio.get_running_loop().create_future()
+        return self._finished
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.s.timeout)
+        return self._client
+
+    async def start(self) -> None:
+        self.connected_as = f"Cloud API number {self.s.phone_number_id}"
+        self.connected.set()
+
+    async def stop(self) -> None:
+        self.connected.clear()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def chat_for(self, phone: str) -> str:
+        return phone.removeprefix("+")  # the Cloud API addresses chats by wa_id (digits)
+
+    async def dispatch(self, message: InboundMessage) -> None:
+        phone = message.phone
+        if message.timestamp > self._last_in.get(phone, message.timestamp - WINDOW):
+            self._last_in[phone] = message.timestamp
+            self._last_id[message.chat] = message.msg_id
+        if message.push_name:
+            self._names[phone] = message.push_name
+        await super().dispatch(message)
+
+    async def record_status(self, change: StatusUpdate) -> None:
+        """A status callback: sent, delivered, read or failed, for one outbound message."""
+        if change.status == "failed":
+            logger.bind(customer=mask(change.phone), wamid=change.wamid).warning(
+                "WhatsApp could not deliver a message: {}", change.error or "no reason given")
+        if self.outbound is not None:
+            await self.outbound.apply(change)
+
+    def bind_store(self, customers: CustomerStore, outbound: OutboundStore) -> None:
+        """Per-message statuses go to `outbound`; after a restart the 24-hour window is read
+        from the journal (the customer's latest message) and the customer's name."""
+        self.outbound = outbound
+
+        async def lookup(phone: str) -> tuple[datetime | None, str]:
+            key = CustomerKey(self.tenant, phone)
+            customer = await customers.get(key, max_age=5.0)
+            return await customers.journal_latest(key), customer.name if customer else ""
+
+        self.lookup = lookup
+
+    # --- the Graph API -----------------------------------------------------------------
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+    async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One Graph call with retries on throttling and server errors."""
+        delay = self.s.backoff_initial
+        for attempt in range(self.s.max_retries + 1):
+            try:
+                response = await self.client.request(method, url, headers=self._headers,
+                                                      **kwargs)
+            except httpx.HTTPError as exc:
+                error = CloudError(f"{method} {_path(url)}: {type(exc).__name__}: {exc}")
+            else:
+                if response.status_code < 400:
+                    return response
+                error = _graph_error(method, url, response)
+                if not (response.status_code == 429 or response.status_code >= 500
+                        or error.code in RETRY_CODES):
+                    raise error
+            if attempt == self.s.max_retries:
+                raise error
+            wait = min(self.s.backoff_cap, delay)
+            logger.warning("{}; retrying in {:.1f} s", error, wait)
+            await self.clock.sleep(wait)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    async def _send(self, chat: str, kind: str, payload: dict[str, Any]) -> str:
+        body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": chat,
+                "type": kind, kind: payload}
+        url = f"{self.s.graph_url}/{self.s.phone_number_id}/messages"
+        try:
+            data = (await self._call("POST", url, json=body)).json()
+        except CloudError as exc:
+            await self._record(f"error:{uuid.uuid4().hex}", chat, kind, "failed",
+                               f"{exc.code}: {exc}" if exc.code else str(exc))
+            raise
+        try:
+            wamid = str(data["messages"][0]["id"])
+        except (KeyError, IndexError, TypeError) as exc:
+            raise CloudError(f"send to {mask('+' + chat)}: no message id in {data!r:.200}") from exc
+        await self._record(wamid, chat, kind, "accepted")
+        return wamid
+
+    async def _record(self, wamid: str, chat: str, kind: str, status: str,
+                      error: str = "") -> None:
+        if self.outbound is not None:
+            await self.outbound.record(wamid, "+" + chat, kind, status, self.clock.now(), error)
+
+    # --- the 24-hour window ------------------------------------------------------------
+
+    async def _last_contact(self, phone: str) -> tuple[datetime | None, str]:
+        last, name = self._last_in.get(phone), self._names.get(phone, "")
+        if (last is None or not name) and self.lookup is not None:
+            stored, stored_name = await self.lookup(phone)
+            if stored is not None and (last is None or stored > last):
+                last = stored
+            name = name or stored_name
+        return last, name
+
+    async def window_open(self, phone: str) -> bool:
+        last, _ = await self._last_contact(phone)
+        return last is not None and self.clock.now() - last < WINDOW
+
+    async def _outside_window(self, chat: str, text: str) -> str:
+        phone = "+" + chat
+        log = logger.bind(customer=mask(phone))
+        if not self.s.followup_template:
+            self._skips += 1
+            await self._record(f"skipped:{uuid.uuid4().hex}", chat, "text", "skipped",
+                               "outside the 24-hour window; no cloud.followup_template")
+            log.warning("message skipped: the customer last wrote over 24 h ago and no "
+                        "approved template is configured (cloud.followup_template)")
+            raise OutsideWindow("outside the 24-hour window and no template configured",
+                                OUTSIDE_WINDOW)
+        _, name = await self._last_contact(phone)
+        log.info("outside the 24-hour window: sending template {}", self.s.followup_template)
+        return await self.send_template(chat, self.s.followup_template, self._parameter(
+            text, name))
+
+    def _parameter(self, text: str, name: str) -> list[str]:
+        if self.s.template_parameter == "none":
+            return []
+        value = text if self.s.template_parameter == "text" else (name or "there")
+        # Template parameters may not hold newlines, tabs or runs of spaces.
+        return [re.sub(r"\s+", " ", value).strip()[:1000]]
+
+    # --- sending -----------------------------------------------------------------------
+
+    async def send_text(self, chat: str, text: str) -> str:
+        if not await self.window_open("+" + chat):
+            return await self._outside_window(chat, text)
+        return await self._send(chat, "text", {"body": text, "preview_url": False})
+
+    async def send_template(self, chat: str, name: str, params: list[str]) -> str:
+        template: dict[str, Any] = {"name": name, "language": {"code": self.s.template_language}}
+        if params:
+            template["components"] = [{"type": "body", "parameters": [
+                {"type": "text", "text": p} for p in params]}]
+        return await self._send(chat, "template", template)
+
+    async def send_media(self, chat: str, kind: str, link: str, caption: str = "",
+                         filename: str = "") -> str:
+        """An image or a document by public URL (or a Graph media id)."""
+        if kind not in ("image", "document"):
+            raise CloudError(f"cannot send {kind!r}: use image or document")
+        if not await self.window_open("+" + chat):
+            raise OutsideWindow("media outside the 24-hour window", OUTSIDE_WINDOW)
+        payload: dict[str, Any] = ({"link": link} if link.startswith(("http://", "https://"))
+                                   else {"id": link})
+        if caption:
+            payload["caption"] = caption
+        if filename and kind == "document":
+            payload["filename"] = filename
+        return await self._send(chat, kind, payload)
+
+    async def mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None:
+        if msg_ids:  # reading the newest marks the earlier ones read too
+            await self._status(msg_ids[-1], typing=False)
+
+    async def set_typing(self, chat: str, typing: bool) -> None:
+        # The indicator rides on a read receipt of the customer's last message and ends by
+        # itself when the reply arrives (or after 25 s): there is no "paused".
+        last = self._last_id.get(chat)
+        if typing and last:
+            await self._status(last, typing=True)
+
+    async def _status(self, msg_id: str, typing: bool) -> None:
+        body: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read",
+                                "message_id": msg_id}
+        if typing:
+            body["typing_indicator"] = {"type": "text"}
+        await self._call("POST", f"{self.s.graph_url}/{self.s.phone_number_id}/messages",
+                         json=body)
+
+    async def download(self, message: InboundMessage, max_bytes: int) -> bytes:
+        media_id = message.media
+        if not isinstance(media_id, str) or not media_id:
+            raise CloudError(f"message {message.msg_id} has no media id")
+        meta = (await self._call("GET", f"{self.s.graph_url}/{media_id}")).json()
+        size = int(meta.get("file_size") or 0)
+        if size > max_bytes:
+            raise CloudError(f"media of {size} bytes exceeds the {max_bytes}-byte limit")
+        url = str(meta.get("url") or "")
+        if not url:
+            raise CloudError(f"no download URL for media {media_id}")
+        data = bytearray()
+        async with self.client.stream("GET", url, headers=self._headers) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise _graph_error("GET", url, response)
+            async for chunk in response.aiter_bytes():
+                data += chunk
+                if len(data) > max_bytes:
+                    raise CloudError(f"media exceeds the {max_bytes}-byte limit")
+        return bytes(data)
+
+    async def phone_number(self) -> dict[str, Any]:
+        """The number's details; proves the token (used by `wabot doctor`)."""
+        response = await self._call("GET", f"{self.s.graph_url}/{self.s.phone_number_id}")
+        data: dict[str, Any] = response.json()
+        return data
+
+
+def _path(url: str) -> str:
+    return httpx.URL(url).path
+
+
+def _graph_error(method: str, url: str, response: httpx.Response) -> CloudError:
+    try:
+        error = response.json().get("error") or {}
+    except ValueError:
+        error = {}
+    code = int(error.get("code") or 0) if isinstance(error, dict) else 0
+    text = str(error.get("message") or response.reason_phrase) if isinstance(error, dict) \
+        else response.reason_phrase
+    return CloudError(f"{method} {_path(url)}: HTTP {response.status_code}"
+                      f"{f' error {code}' if code else ''}: {text}"[:400], code,
+                      response.status_code)
