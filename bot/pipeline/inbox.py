@@ -112,6 +112,9 @@ class Inbox:
         self._flush = asyncio.Event()
         self.filters: list[Filter] = []
         self._live: set[str] | None = set()  # ids fed before `recover` ran
+        # Ids recovery routed: a feed whose journal write landed just before recovery read
+        # the journal must not route its message a second time.
+        self._recovered: set[str] = set()
         self.hold: Hold | None = None
         self.after_inbound: list[AfterInbound] = []
         self.tasks: set[asyncio.Task[None]] = set()
@@ -129,6 +132,8 @@ class Inbox:
         if not await self.customers.journal_add(msg):
             logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).debug("duplicate dropped")
             return Fed.DUPLICATE
+        if msg.msg_id in self._recovered:
+            return Fed.QUEUED
         if self._live is not None:
             self._live.add(msg.msg_id)
         return await self._route(msg)
@@ -196,11 +201,15 @@ class Inbox:
         Call it once the transport can send. Messages that arrived live in the meantime are
         already queued: they are skipped here, so nothing is answered twice.
         """
-        live, self._live = self._live or set(), None
-        pending = [m for m in await self.customers.journal_pending(self.tenant)
-                   if m.msg_id not in live]
-        for msg in pending:
+        live = self._live if self._live is not None else set()
+        pending: list[InboundMessage] = []
+        for msg in await self.customers.journal_pending(self.tenant):
+            if msg.msg_id in live:  # checked as each is routed: feeds go on meanwhile
+                continue
+            self._recovered.add(msg.msg_id)
+            pending.append(msg)
             await self._route(msg)
+        self._live = None
         if pending:
             logger.info("recovering {} unanswered message(s) from the journal", len(pending))
         return len(pending)

@@ -190,3 +190,21 @@ def test_the_cloud_transport_without_its_secrets_fails_naming_each_key(
     monkeypatch.setenv("WABOT_CLOUD__ACCESS_TOKEN", "EAAG")
     monkeypatch.setenv("WABOT_CLOUD__APP_SECRET", "s")
     assert load_settings(None).whatsapp.transport == "cloud"
+
+
+def test_wabot_run_on_the_cloud_transport_without_a_token_exits_78_naming_the_key(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    for name in ("WABOT_CLOUD__ACCESS_TOKEN", "WABOT_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WABOT_WHATSAPP__TRANSPORT", "cloud")
+    monkeypatch.setenv("WABOT_CLOUD__PHONE_NUMBER_ID", "106540352242922")
+    monkeypatch.setenv("WABOT_CLOUD__APP_SECRET", "s")
+    monkeypatch.setenv("WABOT_CLOUD__VERIFY_TOKEN", "v")
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 78
+    assert "cloud.access_token" in result.output
+    assert "WABOT_CLOUD__ACCESS_TOKEN" in result.output
