@@ -78,10 +78,13 @@ async def post(client: httpx.AsyncClient, url: str, payload: dict[str, Any],
 
 
 async def deliver(client: httpx.AsyncClient, url: str | Any, payload: dict[str, Any],
-                  retry_every: float = 0.2, give_up: float = 120.0) -> int:
-    """Post until answered 2xx, as Meta does; `url` may be a callable giving the current
-    address (a restarted daemon listens elsewhere). Returns the number of attempts."""
+                  retry_every: float = 0.2, retry_cap: float = 2.0,
+                  give_up: float = 120.0) -> int:
+    """Post until answered 2xx, backing off as Meta does (here from `retry_every`, doubling
+    up to `retry_cap` seconds); `url` may be a callable giving the current address (a
+    restarted daemon listens elsewhere). Returns the number of attempts."""
     deadline = time.monotonic() + give_up
+    wait = retry_every
     for attempt in itertools.count(1):
         target = url() if callable(url) else url
         try:
@@ -91,5 +94,6 @@ async def deliver(client: httpx.AsyncClient, url: str | Any, payload: dict[str, 
             pass
         if time.monotonic() > deadline:
             raise TimeoutError(f"webhook not accepted after {attempt} attempts")
-        await asyncio.sleep(retry_every)
+        await asyncio.sleep(wait)
+        wait = min(retry_cap, wait * 2)
     raise AssertionError("unreachable")
