@@ -79,7 +79,7 @@ class CloudGateway(Gateway):
         self._last_in: dict[str, datetime] = {}
         self._last_id: dict[str, str] = {}
         self._names: dict[str, str] = {}
-        self._skips = 0
+        self._recording: set[asyncio.Task[None]] = set()
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -101,9 +101,15 @@ class CloudGateway(Gateway):
 
     async def stop(self) -> None:
         self.connected.clear()
+        await self.flush()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+    async def flush(self) -> None:
+        """Wait until the status lines of sent messages are written."""
+        while self._recording:
+            await asyncio.gather(*self._recording)
 
     def chat_for(self, phone: str) -> str:
         return phone.removeprefix("+")  # the Cloud API addresses chats by wa_id (digits)
@@ -181,13 +187,22 @@ class CloudGateway(Gateway):
             wamid = str(data["messages"][0]["id"])
         except (KeyError, IndexError, TypeError) as exc:
             raise CloudError(f"send to {mask('+' + chat)}: no message id in {data!r:.200}") from exc
-        await self._record(wamid, chat, kind, "accepted")
+        # Recorded in the background: between Meta accepting a reply and the journal marking
+        # its message answered, a crash means the reply goes out again after the restart,
+        # so nothing else may wait in that window.
+        task = asyncio.create_task(self._record(wamid, chat, kind, "accepted"))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
         return wamid
 
     async def _record(self, wamid: str, chat: str, kind: str, status: str,
                       error: str = "") -> None:
-        if self.outbound is not None:
+        if self.outbound is None:
+            return
+        try:
             await self.outbound.record(wamid, "+" + chat, kind, status, self.clock.now(), error)
+        except Exception:  # the message itself went out; only its status line is missing
+            logger.opt(exception=True).warning("outbound status of {} not recorded", wamid)
 
     # --- the 24-hour window ------------------------------------------------------------
 
@@ -208,7 +223,6 @@ class CloudGateway(Gateway):
         phone = "+" + chat
         log = logger.bind(customer=mask(phone))
         if not self.s.followup_template:
-            self._skips += 1
             await self._record(f"skipped:{uuid.uuid4().hex}", chat, "text", "skipped",
                                "outside the 24-hour window; no cloud.followup_template")
             log.warning("message skipped: the customer last wrote over 24 h ago and no "

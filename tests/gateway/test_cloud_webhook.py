@@ -63,6 +63,7 @@ class Cloud:
     async def settle(self) -> None:
         pending = await self.clock.wait(self.app.inbox.tasks, 3600)
         assert not pending
+        await self.gateway.flush()
 
     async def journal(self) -> dict[str, str]:
         return dict(await self._rows("SELECT msg_id, status FROM journal WHERE tenant = :t"))
