@@ -3,7 +3,7 @@ fake Graph API and the fake OpenAI server (200 ms per completion); customers sen
 webhooks at a steady rate; SIGKILL at random moments, restarted each time.
 
     python -m tests.bench.bench_chaos [--customers 300] [--messages 3] [--kills 5]
-                                      [--rate 30] [--latency 0.2] [--seed 11]
+                                      [--rate 15] [--latency 0.2] [--seed 11]
 
 Prints messages, kills, lost, duplicated, stuck journal lines and p50/p99 time to reply
 (from the first webhook attempt to the reply reaching the Graph API).
@@ -25,7 +25,7 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=300)
     parser.add_argument("--messages", type=int, default=3, help="per customer")
     parser.add_argument("--kills", type=int, default=5)
-    parser.add_argument("--rate", type=float, default=30.0, help="messages per second")
+    parser.add_argument("--rate", type=float, default=15.0, help="messages per second")
     parser.add_argument("--latency", type=float, default=0.2, help="LLM seconds per reply")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
@@ -42,6 +42,8 @@ def main() -> int:
     print(f"webhook retries   {figures.webhook_retries}")
     print(f"time to reply p50 {figures.percentile(50):.2f} s")
     print(f"time to reply p99 {figures.percentile(99):.2f} s")
+    restart = sum(figures.restarts) / max(1, len(figures.restarts))
+    print(f"restart (SIGKILL → listening again) {restart:.1f} s on average")
     print(f"run               {figures.seconds:.1f} s")
     return 0 if figures.lost == 0 and figures.stuck == 0 else 1
 

@@ -11,6 +11,7 @@ Used by `tests/test_chaos.py` (small) and `tests/bench/bench_chaos.py` (the full
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -39,12 +40,13 @@ class Figures:
     messages: int = 0
     kills: int = 0
     answered: int = 0
-    lost: int = 0
+    lost: int = 0  # accepted by the webhook (200) and never answered
     duplicated: int = 0
     stuck: int = 0  # journal lines still "received" after the final, graceful stop
     webhook_retries: int = 0
     latencies: list[float] = field(default_factory=list)
-    twice: list[str] = field(default_factory=list)  # the messages answered more than once
+    twice: list[str] = field(default_factory=list)
+    restarts: list[float] = field(default_factory=list)  # seconds from SIGKILL to listening  # the messages answered more than once
     seconds: float = 0.0
     log: str = ""
 
@@ -59,6 +61,7 @@ class Figures:
                 f"lost {self.lost}, duplicated {self.duplicated}, stuck {self.stuck}, "
                 f"webhook retries {self.webhook_retries}, time to reply p50 "
                 f"{self.percentile(50):.2f} s, p99 {self.percentile(99):.2f} s, "
+                f"restart {sum(self.restarts) / max(1, len(self.restarts)):.1f} s, "
                 f"run {self.seconds:.1f} s")
 
 
@@ -157,7 +160,8 @@ class Replies:
 
 async def run_chaos(workdir: Path, *, customers: int = 300, per_customer: int = 3,
                     kills: int = 5, rate: float = 30.0, llm_latency: float = 0.2,
-                    seed: int = 11, reply_timeout: float = 90.0) -> Figures:
+                    seed: int = 11, reply_timeout: float = 120.0,
+                    drain: float = 60.0) -> Figures:
     rng = random.Random(seed)
     figures = Figures(messages=customers * per_customer)
     loop = asyncio.get_running_loop()
@@ -184,25 +188,31 @@ async def run_chaos(workdir: Path, *, customers: int = 300, per_customer: int = 
                 attempts.append(await meta.deliver(
                     http, lambda: daemon.url,
                     meta.text(wa_id, f"{token} hola", msg_id=f"wamid.C{n}M{k}",
-                              name=f"Cliente {n}"), give_up=reply_timeout))
-                try:
+                              name=f"Cliente {n}"), give_up=600))
+                # A person waits for the answer before writing again; a reply lost for good
+                # shows up below, not as a stalled run.
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(replies.events[token].wait(), reply_timeout)
-                except TimeoutError:
-                    return  # counted as lost below
 
         async def killer() -> None:
             for at in moments:
                 await asyncio.sleep(max(0.0, t0 + at - time.monotonic()))
+                killed = time.monotonic()
                 daemon.kill()
                 figures.kills += 1
                 daemon.start()
                 await daemon.ready()
+                figures.restarts.append(time.monotonic() - killed)
 
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         async with httpx.AsyncClient(timeout=10, limits=limits) as http:
             try:
                 await asyncio.gather(killer(), *(customer(n, http) for n in range(customers)))
-                # A reply answered twice may arrive after the sender moved on.
+                # Give the last replies (and any second answer) time to arrive.
+                deadline = time.monotonic() + drain
+                while time.monotonic() < deadline and not all(
+                        replies.events[t].is_set() for t in sent_at):
+                    await asyncio.sleep(0.1)
                 await asyncio.sleep(1.0)
             finally:
                 code = daemon.stop()
@@ -220,7 +230,7 @@ async def run_chaos(workdir: Path, *, customers: int = 300, per_customer: int = 
             if len(seen) > 1:
                 figures.twice.append(token)
             figures.latencies.append(seen[0] - first)
-        figures.lost += figures.messages - len(sent_at)
+        assert len(sent_at) == figures.messages, "a webhook was never accepted"
         figures.webhook_retries = sum(attempts) - len(attempts)
         db = sqlite3.connect(workdir / "state" / "wabot.db")
         try:
