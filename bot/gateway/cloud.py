@@ -14,10 +14,12 @@ logged, recorded skip): never a send that Meta is certain to refuse.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,6 +34,8 @@ from bot.stores.customers import CustomerStore
 from bot.stores.outbound import OutboundStore, StatusUpdate
 
 WINDOW = timedelta(hours=24)
+ANSWERED_FILE = "cloud-answered.log"
+ANSWERED_MAX_BYTES = 1 << 20
 # Graph error codes worth retrying: throttling (4, 80007, 130429), temporary failures
 # (1, 2, 131000, 131016). Everything else is a permanent answer for this message.
 RETRY_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016})
@@ -80,6 +84,10 @@ class CloudGateway(Gateway):
         self._last_id: dict[str, str] = {}
         self._names: dict[str, str] = {}
         self._recording: set[asyncio.Task[None]] = set()
+        self._customers: CustomerStore | None = None
+        self._answered_path: Path | None = None
+        self._answered_fd: int | None = None
+        self._answering: dict[str, list[str]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -96,12 +104,15 @@ class CloudGateway(Gateway):
         return self._client
 
     async def start(self) -> None:
-        self.connected_as = f"Cloud API number {self.s.phone_number_id}"
-        self.connected.set()
+        await self._settle_answered()
+        self.connected.set()  # webhooks carry the messages; nothing to connect to
 
     async def stop(self) -> None:
         self.connected.clear()
         await self.flush()
+        if self._answered_fd is not None:
+            os.close(self._answered_fd)
+            self._answered_fd = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -131,10 +142,14 @@ class CloudGateway(Gateway):
         if self.outbound is not None:
             await self.outbound.apply(change)
 
-    def bind_store(self, customers: CustomerStore, outbound: OutboundStore) -> None:
+    def bind_store(self, customers: CustomerStore, outbound: OutboundStore,
+                   state_dir: Path | None = None) -> None:
         """Per-message statuses go to `outbound`; after a restart the 24-hour window is read
-        from the journal (the customer's latest message) and the customer's name."""
+        from the journal (the customer's latest message) and the customer's name; answered
+        messages are noted in `state_dir` the moment Meta accepts their reply."""
         self.outbound = outbound
+        self._customers = customers
+        self._answered_path = state_dir / ANSWERED_FILE if state_dir is not None else None
 
         async def lookup(phone: str) -> tuple[datetime | None, str]:
             key = CustomerKey(self.tenant, phone)
@@ -142,6 +157,33 @@ class CloudGateway(Gateway):
             return await customers.journal_latest(key), customer.name if customer else ""
 
         self.lookup = lookup
+
+    # --- answered the moment Meta accepts ----------------------------------------------
+    # The journal marks a message answered a few database writes after its reply went out;
+    # a crash in between would answer it again after the restart. So the ids a reply answers
+    # (the turn's read receipt named them) are appended to a file as soon as Meta accepts
+    # the reply — one write(2), no queue — and applied to the journal before recovery. What
+    # remains is the send whose answer was not read yet: Meta has no idempotency key.
+
+    async def _settle_answered(self) -> None:
+        path = self._answered_path
+        if path is None or self._answered_fd is not None:
+            return
+        ids = (path.read_text(encoding="utf-8").split() if path.is_file() else [])
+        if ids and self._customers is not None:
+            await self._customers.journal_mark(self.tenant, ids, "answered")
+            logger.info("{} message(s) answered just before the last stop marked answered",
+                        len(ids))
+        self._answered_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
+                                    0o600)
+
+    def _note_answered(self, chat: str) -> None:
+        ids = self._answering.pop(chat, None)
+        if not ids or self._answered_fd is None:
+            return
+        if os.fstat(self._answered_fd).st_size > ANSWERED_MAX_BYTES:
+            os.ftruncate(self._answered_fd, 0)  # older lines are long since in the journal
+        os.write(self._answered_fd, ("\n".join(ids) + "\n").encode())
 
     # --- the Graph API -----------------------------------------------------------------
 
@@ -244,9 +286,16 @@ class CloudGateway(Gateway):
     # --- sending -----------------------------------------------------------------------
 
     async def send_text(self, chat: str, text: str) -> str:
-        if not await self.window_open("+" + chat):
-            return await self._outside_window(chat, text)
-        return await self._send(chat, "text", {"body": text, "preview_url": False})
+        try:
+            if not await self.window_open("+" + chat):
+                wamid = await self._outside_window(chat, text)
+            else:
+                wamid = await self._send(chat, "text", {"body": text, "preview_url": False})
+        except GatewayError:
+            self._answering.pop(chat, None)
+            raise
+        self._note_answered(chat)
+        return wamid
 
     async def send_template(self, chat: str, name: str, params: list[str]) -> str:
         template: dict[str, Any] = {"name": name, "language": {"code": self.s.template_language}}
@@ -271,6 +320,7 @@ class CloudGateway(Gateway):
         return await self._send(chat, kind, payload)
 
     async def mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None:
+        self._answering[chat] = list(msg_ids)  # the turn's reply answers these
         if msg_ids:  # reading the newest marks the earlier ones read too
             await self._status(msg_ids[-1], typing=False)
 

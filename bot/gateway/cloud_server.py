@@ -67,7 +67,8 @@ def attach(gateway: Gateway, settings: Settings, customers: CustomerStore) -> We
     any other transport)."""
     if not isinstance(gateway, CloudGateway):
         return None
-    gateway.bind_store(customers, OutboundStore(customers.db, settings.tenant))
+    gateway.bind_store(customers, OutboundStore(customers.db, settings.tenant),
+                       settings.state_dir)
     c = settings.cloud
     return WebhookServer(webhook_router(gateway), c.listen_host, c.listen_port,
                          settings.state_dir / "webhook-address")

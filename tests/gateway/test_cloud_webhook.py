@@ -14,7 +14,7 @@ import pytest
 from bot.app import App
 from bot.clock import VirtualClock
 from bot.gateway.cloud import CloudGateway
-from bot.models import CustomerKey
+from bot.models import CustomerKey, InboundMessage
 from bot.settings import Settings
 from bot.stores.outbound import OutboundStore
 from tests.fakes import meta_webhooks as meta
@@ -258,3 +258,25 @@ async def test_the_window_survives_a_restart_through_the_journal(
     await cloud.clock.advance(24 * 3600)
     assert not await fresh.window_open(PHONE)
     await fresh.stop()
+
+
+async def test_a_reply_accepted_by_meta_just_before_a_crash_is_not_sent_again(
+        cloud: Cloud, tmp_path: Path) -> None:
+    """The journal is marked a few writes after the send; the ids noted on Meta's
+    acceptance close that gap for the restart."""
+    await cloud.post(meta.text(WA, "hola", msg_id="wamid.K1", at=T0))
+    await cloud.settle()
+    await cloud.app.customers.journal_mark(cloud.tenant, ["wamid.K1"], "received")  # as if
+    # the process had died between the send and the journal write
+    await cloud.app.customers.journal_add(_inbound(cloud.tenant, "wamid.K2"))  # never answered
+    restarted = CloudGateway(cloud.tenant, cloud.gateway.s, cloud.clock)
+    restarted.bind_store(cloud.app.customers, OutboundStore(cloud.app.db, cloud.tenant),
+                         tmp_path)
+    await restarted.start()
+    pending = await cloud.app.customers.journal_pending(cloud.tenant)
+    assert [m.msg_id for m in pending] == ["wamid.K2"]  # recovery answers only this one
+    await restarted.stop()
+
+
+def _inbound(tenant: str, msg_id: str) -> InboundMessage:
+    return InboundMessage(tenant, PHONE, msg_id, START, "¿sigue ahí?", chat=WA)
