@@ -172,8 +172,8 @@ class CloudGateway(Gateway):
         ids = (path.read_text(encoding="utf-8").split() if path.is_file() else [])
         if ids and self._customers is not None:
             await self._customers.journal_mark(self.tenant, ids, "answered")
-            logger.info("{} message(s) answered just before the last stop marked answered",
-                        len(ids))
+            logger.info("journal brought up to date with {} answered-message note(s) from "
+                        "before the restart", len(ids))
         self._answered_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
                                     0o600)
 
