@@ -36,6 +36,7 @@ from bot.stores.outbound import OutboundStore, StatusUpdate
 WINDOW = timedelta(hours=24)
 ANSWERED_FILE = "cloud-answered.log"
 ANSWERED_MAX_BYTES = 1 << 20
+REMEMBERED_CHATS = 20_000  # beyond this, chats whose 24-hour window closed are forgotten
 # Graph error codes worth retrying: throttling (4, 80007, 130429), temporary failures
 # (1, 2, 131000, 131016). Everything else is a permanent answer for this message.
 RETRY_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016})
@@ -132,7 +133,18 @@ class CloudGateway(Gateway):
             self._last_id[message.chat] = message.msg_id
         if message.push_name:
             self._names[phone] = message.push_name
+        if len(self._last_in) > REMEMBERED_CHATS:
+            self._forget_closed_windows()
         await super().dispatch(message)
+
+    def _forget_closed_windows(self) -> None:
+        """Chats whose window closed are read from the store again when needed."""
+        cutoff = self.clock.now() - WINDOW
+        for phone in [p for p, at in self._last_in.items() if at < cutoff]:
+            del self._last_in[phone]
+            self._names.pop(phone, None)
+            self._last_id.pop(self.chat_for(phone), None)
+            self._answering.pop(self.chat_for(phone), None)
 
     async def record_status(self, change: StatusUpdate) -> None:
         """A status callback: sent, delivered, read or failed, for one outbound message."""

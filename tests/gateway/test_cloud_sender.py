@@ -208,3 +208,18 @@ def test_wabot_run_on_the_cloud_transport_without_a_token_exits_78_naming_the_ke
     assert result.exit_code == 78
     assert "cloud.access_token" in result.output
     assert "WABOT_CLOUD__ACCESS_TOKEN" in result.output
+
+
+async def test_chats_whose_window_closed_are_forgotten_when_many_are_remembered(
+        sender: tuple[CloudGateway, StepClock], monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.gateway.cloud as cloud
+
+    gateway, clock = sender
+    monkeypatch.setattr(cloud, "REMEMBERED_CHATS", 2)
+    await gateway.dispatch(InboundMessage("t", "+5215500000001", "a", START, "x",
+                                          chat="5215500000001"))
+    clock.at = START + timedelta(hours=25)
+    await gateway.dispatch(InboundMessage("t", "+5215500000002", "b", clock.at, "x",
+                                          chat="5215500000002"))
+    assert set(gateway._last_in) == {"+5215500000002"}
+    assert await gateway.window_open("+5215500000002")
