@@ -1,10 +1,9 @@
 """The WhatsApp Cloud API transport: Meta's Graph endpoints over httpx.
 
 Inbound messages arrive through the webhook (`cloud_webhook.py`), which hands them to
-`dispatch` and answers Meta only once they are journaled. This module sends: text, read
-receipts with the typing indicator, images and documents, templates. Rate limits and
-server errors are retried with backoff; permanent errors (131047: outside the 24-hour
-window, 131026: undeliverable, a bad token…) are not, and are recorded per message.
+`dispatch` and answers Meta only once they are journaled. This module sends (through
+`graph.py`, which retries what is worth retrying): text, read receipts with the typing
+indicator, images and documents, templates; each send's fate is recorded per message.
 
 The 24-hour rule: a free-form message may go out only within 24 h of the customer's last
 message. Outside it the configured approved template goes instead, or nothing does (a
@@ -27,6 +26,7 @@ from loguru import logger
 
 from bot.clock import Clock, SystemClock
 from bot.gateway.base import Gateway, GatewayError
+from bot.gateway.graph import CloudError, GraphAPI
 from bot.models import CustomerKey, InboundMessage
 from bot.phones import mask
 from bot.settings import CloudSettings
@@ -37,22 +37,10 @@ WINDOW = timedelta(hours=24)
 ANSWERED_FILE = "cloud-answered.log"
 ANSWERED_MAX_BYTES = 1 << 20
 REMEMBERED_CHATS = 20_000  # beyond this, chats whose 24-hour window closed are forgotten
-# Graph error codes worth retrying: throttling (4, 80007, 130429), temporary failures
-# (1, 2, 131000, 131016). Everything else is a permanent answer for this message.
-RETRY_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016})
 OUTSIDE_WINDOW = 131047
 
 # (last inbound message time, customer's name) for a customer's number, from the store.
 Lookup = Callable[[str], Awaitable[tuple[datetime | None, str]]]
-
-
-class CloudError(GatewayError):
-    """Meta refused a call; `code` is the Graph error code (0 when there was none)."""
-
-    def __init__(self, message: str, code: int = 0, status: int = 0) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
 
 
 class OutsideWindow(CloudError):
@@ -74,8 +62,7 @@ class CloudGateway(Gateway):
         self.tenant = tenant
         self.s = settings
         self.clock: Clock = clock or SystemClock()
-        self._client = client
-        self._token = settings.access_token.get_secret_value() if settings.access_token else ""
+        self.graph = GraphAPI(settings, self.clock, client)
         self.connected = asyncio.Event()
         self.connected_as: str | None = None
         self._finished: asyncio.Future[ExitReason] | None = None
@@ -98,12 +85,6 @@ class CloudGateway(Gateway):
             self._finished = asyncio.get_running_loop().create_future()
         return self._finished
 
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.s.timeout)
-        return self._client
-
     async def start(self) -> None:
         await self._settle_answered()
         self.connected.set()  # webhooks carry the messages; nothing to connect to
@@ -114,9 +95,7 @@ class CloudGateway(Gateway):
         if self._answered_fd is not None:
             os.close(self._answered_fd)
             self._answered_fd = None
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.graph.close()
 
     async def flush(self) -> None:
         """Wait until the status lines of sent messages are written."""
@@ -197,50 +176,15 @@ class CloudGateway(Gateway):
             os.ftruncate(self._answered_fd, 0)  # older lines are long since in the journal
         os.write(self._answered_fd, ("\n".join(ids) + "\n").encode())
 
-    # --- the Graph API -----------------------------------------------------------------
-
-    @property
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token}"}
-
-    async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """One Graph call with retries on throttling and server errors."""
-        delay = self.s.backoff_initial
-        for attempt in range(self.s.max_retries + 1):
-            try:
-                response = await self.client.request(method, url, headers=self._headers,
-                                                      **kwargs)
-            except httpx.HTTPError as exc:
-                error = CloudError(f"{method} {_path(url)}: {type(exc).__name__}: {exc}")
-            else:
-                if response.status_code < 400:
-                    return response
-                error = _graph_error(method, url, response)
-                if not (response.status_code == 429 or response.status_code >= 500
-                        or error.code in RETRY_CODES):
-                    raise error
-            if attempt == self.s.max_retries:
-                raise error
-            wait = min(self.s.backoff_cap, delay)
-            logger.warning("{}; retrying in {:.1f} s", error, wait)
-            await self.clock.sleep(wait)
-            delay *= 2
-        raise AssertionError("unreachable")
+    # --- sending through the Graph API ------------------------------------------------
 
     async def _send(self, chat: str, kind: str, payload: dict[str, Any]) -> str:
-        body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": chat,
-                "type": kind, kind: payload}
-        url = f"{self.s.graph_url}/{self.s.phone_number_id}/messages"
         try:
-            data = (await self._call("POST", url, json=body)).json()
+            wamid = await self.graph.send(chat, kind, payload)
         except CloudError as exc:
             await self._record(f"error:{uuid.uuid4().hex}", chat, kind, "failed",
                                f"{exc.code}: {exc}" if exc.code else str(exc))
             raise
-        try:
-            wamid = str(data["messages"][0]["id"])
-        except (KeyError, IndexError, TypeError) as exc:
-            raise CloudError(f"send to {mask('+' + chat)}: no message id in {data!r:.200}") from exc
         # Recorded in the background: between Meta accepting a reply and the journal marking
         # its message answered, a crash means the reply goes out again after the restart,
         # so nothing else may wait in that window.
@@ -348,50 +292,14 @@ class CloudGateway(Gateway):
                                 "message_id": msg_id}
         if typing:
             body["typing_indicator"] = {"type": "text"}
-        await self._call("POST", f"{self.s.graph_url}/{self.s.phone_number_id}/messages",
-                         json=body)
+        await self.graph.call("POST", self.graph.messages_url, json=body)
 
     async def download(self, message: InboundMessage, max_bytes: int) -> bytes:
         media_id = message.media
         if not isinstance(media_id, str) or not media_id:
             raise CloudError(f"message {message.msg_id} has no media id")
-        meta = (await self._call("GET", f"{self.s.graph_url}/{media_id}")).json()
-        size = int(meta.get("file_size") or 0)
-        if size > max_bytes:
-            raise CloudError(f"media of {size} bytes exceeds the {max_bytes}-byte limit")
-        url = str(meta.get("url") or "")
-        if not url:
-            raise CloudError(f"no download URL for media {media_id}")
-        data = bytearray()
-        async with self.client.stream("GET", url, headers=self._headers) as response:
-            if response.status_code >= 400:
-                await response.aread()
-                raise _graph_error("GET", url, response)
-            async for chunk in response.aiter_bytes():
-                data += chunk
-                if len(data) > max_bytes:
-                    raise CloudError(f"media exceeds the {max_bytes}-byte limit")
-        return bytes(data)
+        return await self.graph.download(media_id, max_bytes)
 
     async def phone_number(self) -> dict[str, Any]:
         """The number's details; proves the token (used by `wabot doctor`)."""
-        response = await self._call("GET", f"{self.s.graph_url}/{self.s.phone_number_id}")
-        data: dict[str, Any] = response.json()
-        return data
-
-
-def _path(url: str) -> str:
-    return httpx.URL(url).path
-
-
-def _graph_error(method: str, url: str, response: httpx.Response) -> CloudError:
-    try:
-        error = response.json().get("error") or {}
-    except ValueError:
-        error = {}
-    code = int(error.get("code") or 0) if isinstance(error, dict) else 0
-    text = str(error.get("message") or response.reason_phrase) if isinstance(error, dict) \
-        else response.reason_phrase
-    return CloudError(f"{method} {_path(url)}: HTTP {response.status_code}"
-                      f"{f' error {code}' if code else ''}: {text}"[:400], code,
-                      response.status_code)
+        return await self.graph.phone_number()

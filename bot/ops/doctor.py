@@ -20,8 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.business import BusinessError, load_business
-from bot.gateway.cloud import CloudError, CloudGateway
+from bot.gateway.cloud import CloudGateway
 from bot.gateway.cloud_webhook import PATH
+from bot.gateway.graph import CloudError
 from bot.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
 from bot.stores.db import Database
 

@@ -8,8 +8,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bot.gateway.cloud import CloudError, CloudGateway
+from bot.gateway.cloud import CloudGateway
 from bot.gateway.cloud_events import parse
+from bot.gateway.graph import CloudError
 from bot.models import InboundMessage, MessageKind
 from bot.settings import CloudSettings, SettingsError, load_settings
 from tests.fakes import meta_webhooks as meta
