@@ -280,3 +280,10 @@ async def test_a_reply_accepted_by_meta_just_before_a_crash_is_not_sent_again(
 
 def _inbound(tenant: str, msg_id: str) -> InboundMessage:
     return InboundMessage(tenant, PHONE, msg_id, START, "¿sigue ahí?", chat=WA)
+
+
+async def test_a_body_too_large_for_meta_is_refused_before_it_is_read_whole(
+        cloud: Cloud) -> None:
+    huge = meta.text(WA, "x" * (2 << 20), at=T0)
+    assert await cloud.post(huge) == 413
+    assert await cloud.journal() == {}
