@@ -9,7 +9,7 @@ grace) → the follow-up scheduler → background tasks → gateway → LLM → 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
@@ -22,10 +22,12 @@ from bot.agents.lifecycle import run_churn_sweep
 from bot.agents.memory_keeper import MemoryKeeper
 from bot.agents.registry import AgentRegistry, EventSink
 from bot.agents.tools import default_tools
-from bot.business import DEFAULT_BUSINESS, Business, load_business
+from bot.business import DEFAULT_BUSINESS, Business, Product, load_business
 from bot.clock import Clock, SystemClock
 from bot.followups import FollowUpScheduler
 from bot.gateway.base import Gateway
+from bot.knowledge.library import Library, index_for, log_report, reindex_on
+from bot.knowledge.tools import knowledge_tools
 from bot.llm import LLM
 from bot.models import CustomerKey, InboundMessage
 from bot.ops.status import Live, Monitor
@@ -74,6 +76,21 @@ def build_memory(settings: Settings, db: Database) -> MemoryStore:
     return SqlMemoryStore(db)
 
 
+def build_library(settings: Settings, db: Database, clock: Clock, llm: LLM,
+                  business: Business | None,
+                  on_catalog: Callable[[list[Product]], None] | None = None) -> Library:
+    """The tenant's knowledge. The catalog is re-read from the business profile at each
+    sync (what `wabot catalog import` wrote), unless a profile was given in code."""
+    from bot.knowledge.embeddings import Embedder
+
+    k = settings.knowledge
+    products = ((lambda: business.products) if business is not None
+                else (lambda: load_business_for(settings).products))
+    embedder = Embedder(llm.client, k.embeddings_model) if k.embeddings_model else None
+    return Library(index_for(db), settings.tenant, products, k.dir, clock,
+                   chunk_chars=k.chunk_chars, embedder=embedder, on_catalog=on_catalog)
+
+
 class App:
     def __init__(self, settings: Settings, gateway: Gateway, *, clock: Clock | None = None,
                  llm: LLM | None = None, business: Business | None = None,
@@ -118,6 +135,16 @@ class App:
             for tool in self.followups.tools():
                 self.deps.tools.add(tool)
             self.inbox.after_inbound.append(self.followups.on_inbound)
+        # ── knowledge: catalog and document search, media sends ──
+        self.reindex = asyncio.Event()  # set by SIGHUP: re-index changed sources
+        self.library = build_library(settings, self.db, self.clock, self.llm, business,
+                                     self._new_catalog) if s.knowledge.enabled else None
+        if self.library is not None:
+            for tool in knowledge_tools(self.library, gateway, s.knowledge.results,
+                                        s.knowledge.max_media_bytes):
+                self.deps.tools.add(tool)
+            self.deps.budget.featured = s.knowledge.featured_tokens
+        # ── end knowledge ──
         self.takeover = Takeover(self.customers, self.memory, gateway, self.clock, s.takeover)
         self.limiter = RateLimiter(self.customers, self.presenter, self.clock, s.limits,
                                    self.inbox.has_pending)
@@ -139,6 +166,12 @@ class App:
 
         self.webhook = attach(gateway, settings, self.customers)
         # --- end of the Cloud API transport ---------------------------------------------
+
+    def _new_catalog(self, products: list[Product]) -> None:
+        """The products a re-index read (an import, then SIGHUP): the prompt's featured
+        list follows, so it never quotes a price the search no longer has."""
+        if products != self.deps.business.products:
+            self.deps.business = self.deps.business.model_copy(update={"products": products})
 
     async def _load_agent(self, key: CustomerKey) -> tuple[CustomerAgent, bool]:
         customer = await self.customers.get(key)
@@ -176,6 +209,12 @@ class App:
         if self.monitor is not None:
             await self.monitor.start()
         await self.memory.start()
+        if self.library is not None:
+            # Before the gateway: the first answers already search an up-to-date index
+            # (only changed sources are re-read, so a restart costs a digest per file).
+            await self.library.start()
+            log_report(await self.library.sync())
+            self.spawn(reindex_on(self.library, self.reindex), "knowledge")
         self.gateway.on_message(self._on_inbound)
         await self.gateway.start()
         if self.webhook is not None:
@@ -216,6 +255,8 @@ class App:
         if self.followups is not None:
             await self.followups.stop()
         await self.keeper.stop()
+        if self.library is not None:
+            await self.library.idle()  # never cancel a re-index inside its transaction
         for task in list(self.background):
             task.cancel()
         for task in list(self.background):

@@ -21,6 +21,11 @@ class Product(BaseModel):
     price: float | None = None
     currency: str = ""
     description: str = ""
+    sku: str = ""
+    stock: int | None = None  # None: not tracked; 0: out of stock
+    variants: list[str] = Field(default_factory=list)  # "red / 38", "blue / 40"
+    image: str = ""  # an https URL, or a file path (relative to the knowledge folder)
+    featured: bool = False  # listed in every prompt first (within the featured budget)
 
 
 class FAQ(BaseModel):

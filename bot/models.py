@@ -91,7 +91,7 @@ class MemoryMessage:
 class Outbound:
     """What the gateway was asked to do, as the in-memory gateway records it."""
 
-    action: str  # "text" | "read" | "composing" | "paused"
+    action: str  # "text" | "image" | "document" | "read" | "composing" | "paused"
     chat: str
     text: str = ""
     at: datetime | None = None

@@ -240,6 +240,29 @@ class FollowUpSettings(BaseModel):
         return v
 
 
+# ── knowledge (catalog and documents the agents search) ─────────────────────────────────
+class KnowledgeSettings(BaseModel):
+    """The catalog (business profile) and the documents in `dir` the agents search."""
+
+    enabled: bool = True
+    dir: Path = Path("knowledge")  # Markdown, text and PDF files; product pictures
+    featured_tokens: int = Field(
+        600, ge=0, description="the prompt's share for featured products; the rest is searched")
+    results: int = Field(5, ge=1, le=20, description="results per search")
+    chunk_chars: int = Field(1200, ge=200, le=8000)
+    embeddings_model: str | None = None  # set: semantic search through /v1/embeddings too
+    max_media_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+
+    @field_validator("dir")
+    @classmethod
+    def _a_folder(cls, v: Path) -> Path:
+        if v.exists() and not v.is_dir():
+            raise ValueError(f"{v} is a file: point it at a folder of Markdown, text and "
+                             "PDF files (it may be missing: then only the catalog is searched)")
+        return v
+# ── end knowledge ───────────────────────────────────────────────────────────────────────
+
+
 class WhatsAppSettings(BaseModel):
     transport: Literal["web", "cloud"] = "web"  # web: WhatsApp Web (neonize); cloud: Meta's API
     session_file: str = "whatsapp-session.sqlite3"
@@ -310,6 +333,7 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(5.0, gt=0, le=300, description="for `wabot status`")
     memory: MemorySettings = MemorySettings()
     followups: FollowUpSettings = FollowUpSettings()
+    knowledge: KnowledgeSettings = KnowledgeSettings()
 
     @field_validator("database_url")
     @classmethod

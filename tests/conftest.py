@@ -42,6 +42,7 @@ _import_neonize_quietly()
 
 POSTGRES_ENV = "WABOT_TEST_POSTGRES_URL"
 MONGODB_ENV = "WABOT_TEST_MONGODB_URL"
+MONGODB_REQUIRED_ENV = "WABOT_TEST_MONGODB_REQUIRED"  # "1": no MongoDB server fails, not skips
 
 
 def _postgres_url() -> str:
@@ -49,6 +50,27 @@ def _postgres_url() -> str:
     if not url:
         pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests need a server URL")
     return url
+
+
+@pytest.fixture(scope="session")
+def mongodb_url() -> Iterator[str]:
+    """A MongoDB server URL: WABOT_TEST_MONGODB_URL when set, else a SecantusDB server started
+    for this test run (`pip install SecantusDB==0.7.0b3`), else the test skips — or fails,
+    when WABOT_TEST_MONGODB_REQUIRED=1 (as in CI). Each test uses a database of its own."""
+    url = os.environ.get(MONGODB_ENV, "")
+    if url:
+        yield url
+        return
+    from tests.fakes import mongo_server
+
+    if not mongo_server.available():
+        why = (f"{MONGODB_ENV} is not set and SecantusDB is not installed "
+               f"({mongo_server.INSTALL}): the MongoDB tests need a server")
+        if os.environ.get(MONGODB_REQUIRED_ENV) == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    with mongo_server.mongo_server() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -124,7 +124,18 @@ async def test_streaming_is_refused(client: AsyncOpenAI) -> None:
 
 async def test_unknown_endpoint_is_not_found(client: AsyncOpenAI) -> None:
     with pytest.raises(openai.NotFoundError, match="Unknown request URL"):
-        await client.embeddings.create(model="text-embedding-3-small", input="hi")
+        await client.moderations.create(input="hi")
+
+
+async def test_embeddings_answer_one_vector_per_input_in_order(
+    openai_server: FakeOpenAI, client: AsyncOpenAI
+) -> None:
+    openai_server.embed = lambda text: [float(len(text)), 1.0]
+    resp = await client.embeddings.create(model="embed-small", input=["a", "abc"])
+    assert [d.embedding for d in resp.data] == [[1.0, 1.0], [3.0, 1.0]]
+    openai_server.embeddings_error = Error(503, "embeddings down")
+    with pytest.raises(openai.InternalServerError, match="embeddings down"):
+        await client.embeddings.create(model="embed-small", input="a")
 
 
 async def test_hang_beyond_the_client_timeout_times_out(

@@ -29,6 +29,7 @@ class Budget:
     history: int = 2500
     facts: int = 600
     summary: int = 800
+    featured: int | None = None  # products listed in the prompt; None: all (no search tool)
 
 
 @dataclass(slots=True)
@@ -116,7 +117,7 @@ class CustomerAgent:
     async def _prompt(self, now: datetime, instruction: str,
                       said: list[MemoryMessage]) -> list[dict[str, Any]]:
         b = self.deps.budget
-        business_text = prompt.business_block(self.deps.business, now)
+        business_text = prompt.business_block(self.deps.business, now, b.featured)
         customer_text = prompt.customer_block(
             self.customer.name if self.customer else "", self.stage, self.profile,
             b.facts, b.summary)

@@ -26,7 +26,7 @@ from bot.cli.common import fail, run_configured, settings_or_exit
 from bot.clock import VirtualClock
 from bot.gateway.memory import MemoryGateway
 from bot.llm import LLM
-from bot.models import CustomerKey, InboundMessage, MessageKind
+from bot.models import CustomerKey, InboundMessage, MessageKind, Outbound
 from bot.phones import PhoneError, parse_typed
 from bot.settings import Settings
 
@@ -62,6 +62,12 @@ class Run:
 
     def on_sent(self, chat: str, text: str, kind: str) -> None:
         self.emit({"to": "+" + chat.split("@", 1)[0], "text": text, "kind": kind})
+
+    def on_gateway(self, out: Outbound) -> None:
+        """Pictures and documents the agent sent (text goes through the presenter)."""
+        if out.action in ("image", "document"):
+            self.emit({"to": "+" + out.chat.split("@", 1)[0], "media": out.action,
+                       "text": out.text})
 
     async def start_app(self) -> App:
         llm = self.llm_factory() if self.llm_factory else None
@@ -181,6 +187,7 @@ async def simulate(settings: Settings, lines: Iterable[str], out: TextIO, *,
     clock = VirtualClock(start)
     run = Run(settings=settings, out=out, clock=clock, gateway=MemoryGateway(clock),
               start=start, llm_factory=llm_factory)
+    run.gateway.listeners.append(run.on_gateway)
     await run.start_app()
     try:
         last_at = 0.0
@@ -223,6 +230,11 @@ async def erase_tenant(settings: Settings) -> int:
         from bot.followups import erase_tenant_followups
 
         await asyncio.to_thread(erase_tenant_followups, settings.sql_url, settings.tenant)
+        from bot.knowledge.library import index_for
+
+        index = index_for(db)  # the run's copy of the catalog
+        await index.start()
+        await index.forget_tenant(settings.tenant)
         return len(found)
     finally:
         await memory.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
 
 from bot.models import InboundMessage
 
@@ -12,6 +14,17 @@ InboundHandler = Callable[[InboundMessage], Awaitable[None]]
 
 class GatewayError(RuntimeError):
     """A transport call failed or timed out; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMedia:
+    """A picture or a document to send, already read and size-checked by the caller."""
+
+    kind: Literal["image", "document"]
+    data: bytes
+    mimetype: str  # "image/jpeg", "application/pdf", …
+    filename: str  # shown to the customer for documents
+    caption: str = ""
 
 
 class Gateway(ABC):
@@ -51,6 +64,27 @@ class Gateway(ABC):
     @abstractmethod
     async def set_typing(self, chat: str, typing: bool) -> None:
         """Composing presence on (True) or paused (False)."""
+
+    async def send_media(self, chat: str, media: OutboundMedia) -> str:
+        """Send an image (shown inline) or a document (a file with its name), with the
+        caption under it; returns the transport's message id.
+
+        Callers bound the size before calling (`knowledge.max_media_bytes`). Transports
+        map `kind` to their own message types (WhatsApp Web: image/document messages; the
+        Cloud API: `image`/`document` media messages) and raise `GatewayError` on failure.
+        The default raises: a transport without media support says so, never drops it.
+        """
+        raise GatewayError(f"{type(self).__name__} cannot send media")
+
+    async def send_image(self, chat: str, data: bytes, mimetype: str, caption: str = "",
+                         filename: str = "image") -> str:
+        return await self.send_media(chat, OutboundMedia("image", data, mimetype, filename,
+                                                         caption))
+
+    async def send_document(self, chat: str, data: bytes, mimetype: str, filename: str,
+                            caption: str = "") -> str:
+        return await self.send_media(chat, OutboundMedia("document", data, mimetype,
+                                                         filename, caption))
 
     def chat_for(self, phone: str) -> str:
         """The transport address of a customer's chat, from their E.164 number."""

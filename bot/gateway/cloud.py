@@ -25,7 +25,7 @@ import httpx
 from loguru import logger
 
 from bot.clock import Clock, SystemClock
-from bot.gateway.base import Gateway, GatewayError
+from bot.gateway.base import Gateway, GatewayError, OutboundMedia
 from bot.gateway.graph import CloudError, GraphAPI
 from bot.models import CustomerKey, InboundMessage
 from bot.phones import mask
@@ -260,15 +260,22 @@ class CloudGateway(Gateway):
                 {"type": "text", "text": p} for p in params]}]
         return await self._send(chat, "template", template)
 
-    async def send_media(self, chat: str, kind: str, link: str, caption: str = "",
-                         filename: str = "") -> str:
-        """An image or a document by public URL (or a Graph media id)."""
+    async def send_media(self, chat: str, media: OutboundMedia) -> str:
+        """An image or a document: uploaded to `/{phone_number_id}/media`, then sent by
+        its media id with the caption (and the file name for documents)."""
+        if not await self.window_open("+" + chat):
+            raise OutsideWindow(f"{media.kind} outside the 24-hour window", OUTSIDE_WINDOW)
+        media_id = await self.graph.upload(media.data, media.mimetype, media.filename)
+        return await self.send_media_ref(chat, media.kind, media_id, media.caption,
+                                         media.filename)
+
+    async def send_media_ref(self, chat: str, kind: str, ref: str, caption: str = "",
+                             filename: str = "") -> str:
+        """An image or a document by public https URL or by an uploaded media id."""
         if kind not in ("image", "document"):
             raise CloudError(f"cannot send {kind!r}: use image or document")
-        if not await self.window_open("+" + chat):
-            raise OutsideWindow("media outside the 24-hour window", OUTSIDE_WINDOW)
-        payload: dict[str, Any] = ({"link": link} if link.startswith(("http://", "https://"))
-                                   else {"id": link})
+        payload: dict[str, Any] = ({"link": ref} if ref.startswith(("http://", "https://"))
+                                   else {"id": ref})
         if caption:
             payload["caption"] = caption
         if filename and kind == "document":

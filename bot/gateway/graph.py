@@ -91,6 +91,17 @@ class GraphAPI:
         except (KeyError, IndexError, TypeError) as exc:
             raise CloudError(f"send to {mask('+' + to)}: no message id in {data!r:.200}") from exc
 
+    async def upload(self, data: bytes, mimetype: str, filename: str) -> str:
+        """Upload a file for sending; returns its media id (kept by Meta for 30 days)."""
+        response = await self.call(
+            "POST", f"{self.s.graph_url}/{self.s.phone_number_id}/media",
+            data={"messaging_product": "whatsapp", "type": mimetype},
+            files={"file": (filename or "file", data, mimetype)})
+        media_id = str(response.json().get("id") or "")
+        if not media_id:
+            raise CloudError(f"upload of {filename!r}: no media id in the answer")
+        return media_id
+
     async def download(self, media_id: str, max_bytes: int) -> bytes:
         """A media file: its URL from `GET /{media_id}`, then the bytes, both with the token."""
         meta = (await self.call("GET", f"{self.s.graph_url}/{media_id}")).json()

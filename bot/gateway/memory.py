@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Callable
 
 from bot.clock import Clock, SystemClock
-from bot.gateway.base import Gateway, GatewayError
+from bot.gateway.base import Gateway, GatewayError, OutboundMedia
 from bot.models import InboundMessage, Outbound
 
 
@@ -18,6 +18,7 @@ class MemoryGateway(Gateway):
         self.clock = clock or SystemClock()
         self.sent: list[Outbound] = []
         self.media: dict[str, bytes] = {}
+        self.media_sent: list[tuple[str, OutboundMedia]] = []  # (chat, media), in order
         self.fail_sends = False
         self.listeners: list[Callable[[Outbound], None]] = []
         self._ids = itertools.count(1)
@@ -41,6 +42,14 @@ class MemoryGateway(Gateway):
         if self.fail_sends:
             raise GatewayError(f"send to {chat} failed (test switch)")
         self._record(Outbound("text", chat, text, self.clock.now()))
+        return f"OUT{next(self._ids)}"
+
+    async def send_media(self, chat: str, media: OutboundMedia) -> str:
+        if self.fail_sends:
+            raise GatewayError(f"send to {chat} failed (test switch)")
+        self.media_sent.append((chat, media))
+        self._record(Outbound(media.kind, chat, f"{media.filename}: {media.caption}".rstrip(
+            ": "), self.clock.now()))
         return f"OUT{next(self._ids)}"
 
     async def mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None:

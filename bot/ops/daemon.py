@@ -67,8 +67,10 @@ def transport_gateway(settings: Settings, notifier: Notifier) -> Gateway:
     return neonize_gateway(settings, notifier)
 
 
-def install_signals(stop: asyncio.Event) -> Callable[[], None]:
-    """First signal: graceful stop. Second: leave now (systemd's KillMode=mixed follows)."""
+def install_signals(stop: asyncio.Event,
+                    reload: asyncio.Event | None = None) -> Callable[[], None]:
+    """First signal: graceful stop. Second: leave now (systemd's KillMode=mixed follows).
+    SIGHUP sets `reload` (re-index the knowledge that changed), when given."""
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:
@@ -81,12 +83,21 @@ def install_signals(stop: asyncio.Event) -> Callable[[], None]:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    if reload is not None:
+        loop.add_signal_handler(signal.SIGHUP, _on_hangup, reload)
 
     def restore() -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        if reload is not None:
+            loop.remove_signal_handler(signal.SIGHUP)
 
     return restore
+
+
+def _on_hangup(reload: asyncio.Event) -> None:
+    logger.info("SIGHUP received: re-indexing the knowledge that changed")
+    reload.set()
 
 
 def exit_code(reason: ExitReason | None) -> int:
@@ -151,7 +162,7 @@ async def run_daemon(settings: Settings, notifier: Notifier,
         notifier.status(f"misconfigured: {exc}")
         return EXIT_OPERATOR
     stop = asyncio.Event()
-    restore = install_signals(stop)
+    restore = install_signals(stop, app.reindex)
     try:
         return await serve(app, app.gateway, notifier, stop)  # type: ignore[arg-type]
     finally:

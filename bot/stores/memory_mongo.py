@@ -6,17 +6,28 @@ Every write is a single atomic update or insert guarded by a unique index; nothi
 changed in Python and written back.
 
 Beanie binds document classes to one database per process (`init_beanie` sets class-level
-collections), so a process runs one `MongoMemoryStore` at a time.
+collections), so a process runs one `MongoMemoryStore` at a time: starting a second one while
+the first is open is refused.
+
+Seqs are reserved with `$inc` on the customer's document, then the lines are inserted. Appends
+for one customer are serialized in the process (every append comes from the daemon), so a
+reader never sees a later batch before an earlier one. Seqs are never handed out twice: if a
+seq is found taken (a `wabot forget` in another process raced an append and reset the
+counter) the counter moves past the highest stored seq and the batch is inserted again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from beanie import Document, UpdateResponse, init_beanie
+from bson import ObjectId
 from pydantic import BaseModel, Field
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.errors import (
@@ -31,6 +42,8 @@ from bot.models import CustomerKey, MemoryMessage, Stage
 from bot.stores.memory_base import ROLES, Fact, MemoryStore, Profile, StageChange
 
 MSG_ID_INDEX = "customer_msg_id"
+SEQ_INDEX = "customer_seq"
+INDEX_CONFLICT = {85, 86}  # IndexOptionsConflict, IndexKeySpecsConflict
 MAX_STAGES = 1000  # a runaway loop must not bloat the document that also allocates seqs
 _CUSTOMER = [("tenant", ASCENDING), ("phone", ASCENDING)]
 
@@ -80,11 +93,19 @@ class MemoryMessageDoc(Document):
     class Settings:
         name = "memory_messages"
         indexes: ClassVar[list[IndexModel]] = [
-            IndexModel([*_CUSTOMER, ("seq", ASCENDING)], unique=True, name="customer_seq"),
+            IndexModel([*_CUSTOMER, ("seq", ASCENDING)], unique=True, name=SEQ_INDEX),
             # Partial indexes cannot say `$ne: ""`; `$gt: ""` matches every non-empty string.
             IndexModel([*_CUSTOMER, ("msg_id", ASCENDING)], unique=True, name=MSG_ID_INDEX,
                        partialFilterExpression={"msg_id": {"$gt": ""}}),
         ]
+
+
+class ProfileView(BaseModel):
+    """The customer's document without its stages (a turn does not need them)."""
+
+    summary: str = ""
+    summarized_upto: int = 0
+    facts: dict[str, FactDoc] = Field(default_factory=dict)
 
 
 # What a customer's document holds before anything is known; `$setOnInsert` writes the
@@ -130,17 +151,45 @@ def _message(doc: MemoryMessageDoc) -> MemoryMessage:
                          msg_id=doc.msg_id, seq=doc.seq)
 
 
-def _duplicates(exc: BulkWriteError) -> set[int]:
-    """Positions refused only because their msg_id is already stored; re-raise anything else."""
-    errors = exc.details.get("writeErrors", [])
-    dup = {e["index"] for e in errors if e.get("code") == 11000 and (
-        "msg_id" in e.get("keyPattern", {}) or MSG_ID_INDEX in e.get("errmsg", ""))}
-    if len(dup) != len(errors) or exc.details.get("writeConcernErrors"):
-        raise exc
-    return dup
+def _on_index(error: dict[str, Any], index: str, field: str) -> bool:
+    """Whether a write error is a duplicate key on `index` (named in the message, or its
+    last key field in `keyPattern`)."""
+    return error.get("code") == 11000 and (
+        field in error.get("keyPattern", {}) or index in error.get("errmsg", ""))
+
+
+class _SeqTaken(Exception):
+    """A reserved seq was already stored: the counter is behind the messages."""
+
+
+class _Serial:
+    """One holder at a time per customer; the lock is dropped when nobody holds or wants it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[CustomerKey, tuple[asyncio.Lock, int]] = {}
+
+    def waiting(self, key: CustomerKey) -> int:
+        """How many callers hold or wait for this customer's turn."""
+        return self._locks.get(key, (None, 0))[1]
+
+    @asynccontextmanager
+    async def hold(self, key: CustomerKey) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 class MongoMemoryStore(MemoryStore):
+    _open: ClassVar[MongoMemoryStore | None] = None  # the one started store of this process
+
     def __init__(self, url: str, database: str | None = None, *, max_pool_size: int = 50,
                  server_selection_timeout_ms: int = 5000, connect_timeout_ms: int = 5000,
                  socket_timeout_ms: int = 30000) -> None:
@@ -148,8 +197,9 @@ class MongoMemoryStore(MemoryStore):
         self._database = database  # None: the URL's database, else "wabot"
         self._options = {"maxPoolSize": max_pool_size, "connectTimeoutMS": connect_timeout_ms,
                          "serverSelectionTimeoutMS": server_selection_timeout_ms,
-                         "socketTimeoutMS": socket_timeout_ms}
+                         "socketTimeoutMS": socket_timeout_ms, "appName": "wabot"}
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
+        self.serial = _Serial()  # appends, one at a time per customer
 
     def _client_options(self) -> dict[str, Any]:
         # PyMongo lets keyword options override the URL; here the operator's URL wins.
@@ -159,22 +209,32 @@ class MongoMemoryStore(MemoryStore):
     async def start(self) -> None:
         if self._client is not None:
             return
+        if MongoMemoryStore._open is not None:
+            raise RuntimeError(
+                "a MongoDB memory store is already open in this process (Beanie binds its "
+                "documents to one database per process): close it before starting another")
         where = mask_url(self._url)
         try:
             # tz_aware: without it PyMongo hands back naive datetimes.
-            self._client = AsyncMongoClient(self._url, tz_aware=True, appname="wabot",
-                                            **self._client_options())
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+                self._url, tz_aware=True, **self._client_options())
         except (ConfigurationError, ValueError, TypeError) as exc:
             raise MemoryBackendUnavailable(
                 f"MongoDB URL {where} is invalid: {exc} — check WABOT_MONGODB_URL") from exc
+        MongoMemoryStore._open, self._client = self, client
         try:
             # Ping first: the client connects lazily, so this is where "unreachable" shows.
-            await self._client.admin.command("ping")
-            db = (self._client[self._database] if self._database
-                  else self._client.get_default_database("wabot"))
+            await client.admin.command("ping")
+            db = (client[self._database] if self._database
+                  else client.get_default_database("wabot"))
             await init_beanie(database=db, document_models=[AgentMemory, MemoryMessageDoc])
-        except OperationFailure as exc:  # reached, but said no: credentials, rights, indexes
+        except OperationFailure as exc:  # reached, but said no
             await self.close()
+            if exc.code in INDEX_CONFLICT:
+                raise MemoryBackendUnavailable(
+                    f"MongoDB at {where}: an index wabot needs exists with other keys or "
+                    f"options: {exc} — drop that index (wabot recreates it) or use another "
+                    "database") from exc
             raise MemoryBackendUnavailable(
                 f"MongoDB at {where} refused wabot: {exc} — check the user, its rights and "
                 "the database in WABOT_MONGODB_URL") from exc
@@ -182,10 +242,15 @@ class MongoMemoryStore(MemoryStore):
             await self.close()
             raise MemoryBackendUnavailable(
                 f"MongoDB at {where} is unreachable: {exc} — check WABOT_MONGODB_URL") from exc
+        except BaseException:
+            await self.close()  # anything else (a bug, a cancelled start) must not leak the client
+            raise
 
     async def close(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
+            if MongoMemoryStore._open is self:
+                MongoMemoryStore._open = None
             await client.close()
 
     async def _upsert(self, key: CustomerKey, update: dict[str, Any]) -> AgentMemory:
@@ -209,6 +274,18 @@ class MongoMemoryStore(MemoryStore):
     async def append(self, key: CustomerKey, messages: list[MemoryMessage]) -> list[MemoryMessage]:
         if not messages:
             return []
+        async with self.serial.hold(key):
+            try:
+                return await self._insert(key, messages)
+            except _SeqTaken:
+                await self._catch_up(key)
+            try:
+                return await self._insert(key, messages)
+            except _SeqTaken as again:  # still behind: something else writes seqs; say so
+                raise again.__cause__ or again from None
+
+    async def _insert(self, key: CustomerKey, messages: list[MemoryMessage]) -> list[MemoryMessage]:
+        """Reserve seqs and insert the batch, all or nothing (bar msg_ids already stored)."""
         # One $inc reserves a block of seqs for the batch; a skipped duplicate leaves a gap.
         doc = await self._upsert(key, {"$inc": {"next_seq": len(messages)}})
         first = doc.next_seq - len(messages) + 1
@@ -216,13 +293,32 @@ class MongoMemoryStore(MemoryStore):
                                  role=m.role.value, text=scrub(m.text), at=_bson_time(m.at),
                                  kind=m.kind, msg_id=m.msg_id)
                 for i, m in enumerate(messages)]
-        skipped: set[int] = set()
+        ids = [ObjectId() for _ in docs]
+        rows = [{"_id": i, **d.model_dump(exclude={"id", "revision_id"})}
+                for i, d in zip(ids, docs, strict=True)]
         try:
             # Unordered: a redelivered msg_id is refused alone, the rest still land.
-            await MemoryMessageDoc.insert_many(docs, ordered=False)
+            await MemoryMessageDoc.get_pymongo_collection().insert_many(rows, ordered=False)
         except BulkWriteError as exc:
-            skipped = _duplicates(exc)
-        return [_message(d) for i, d in enumerate(docs) if i not in skipped]
+            errors = exc.details.get("writeErrors", [])
+            skipped = {e["index"] for e in errors if _on_index(e, MSG_ID_INDEX, "msg_id")}
+            if len(skipped) == len(errors) and not exc.details.get("writeConcernErrors"):
+                return [_message(d) for i, d in enumerate(docs) if i not in skipped]
+            # Anything else: take back what landed, so a retry stores every line once.
+            failed = {e["index"] for e in errors}
+            landed = [ids[i] for i in range(len(ids)) if i not in failed]
+            await MemoryMessageDoc.get_pymongo_collection().delete_many({"_id": {"$in": landed}})
+            if all(_on_index(e, SEQ_INDEX, "seq") or _on_index(e, MSG_ID_INDEX, "msg_id")
+                   for e in errors):
+                raise _SeqTaken from exc
+            raise
+        return [_message(d) for d in docs]
+
+    async def _catch_up(self, key: CustomerKey) -> None:
+        """Move the customer's counter past the highest stored seq."""
+        last = await MemoryMessageDoc.find(_customer(key)).sort("-seq").limit(1).to_list()
+        if last:
+            await self._upsert(key, {"$max": {"next_seq": last[0].seq}})
 
     def _after(self, key: CustomerKey, after_seq: int) -> dict[str, Any]:
         return {**_customer(key), "seq": {"$gt": after_seq}}
@@ -245,14 +341,19 @@ class MongoMemoryStore(MemoryStore):
         return await MemoryMessageDoc.find(self._after(key, after_seq)).count()
 
     async def profile(self, key: CustomerKey, *, with_stages: bool = True) -> Profile:
-        doc = await AgentMemory.find_one(_customer(key))
+        doc: AgentMemory | ProfileView | None
+        if with_stages:
+            doc = await AgentMemory.find_one(_customer(key))
+        else:  # projected: up to MAX_STAGES stages stay on the server
+            doc = await AgentMemory.find_one(_customer(key), projection_model=ProfileView)
         if doc is None:
             return Profile()
         facts = {f.key: Fact(f.key, f.value, f.category,
                              _as_utc(f.updated_at) if f.updated_at else None)
                  for f in doc.facts.values()}
         stages = [StageChange(Stage(s.from_stage) if s.from_stage else None, Stage(s.to_stage),
-                              s.reason, _as_utc(s.at)) for s in doc.stages] if with_stages else []
+                              s.reason, _as_utc(s.at))
+                  for s in doc.stages] if isinstance(doc, AgentMemory) else []
         return Profile(doc.summary, doc.summarized_upto, facts, stages)
 
     async def save_summary(self, key: CustomerKey, summary: str, upto_seq: int) -> None:
@@ -279,5 +380,9 @@ class MongoMemoryStore(MemoryStore):
         await self._upsert(key, {"$push": {"stages": {"$each": [stage], "$slice": -MAX_STAGES}}})
 
     async def forget(self, key: CustomerKey) -> None:
-        await MemoryMessageDoc.find(_customer(key)).delete()
+        # Profile (and counter) first, then the lines: an append racing this (from the daemon,
+        # while `wabot forget` runs in another process) either lands before the lines go and
+        # is erased, or after and is kept; a seq it took that a new counter hands out again
+        # is caught by `append` (the counter catches up), so no line is lost either way.
         await AgentMemory.find(_customer(key)).delete()
+        await MemoryMessageDoc.find(_customer(key)).delete()

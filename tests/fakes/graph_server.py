@@ -56,6 +56,7 @@ class FakeGraph:
         self.latency = latency
         self.calls: list[Call] = []
         self.media: dict[str, bytes] = {}
+        self.uploads: dict[str, tuple[str, str]] = {}  # media id → (file name, type)
         self.listeners: list[Callable[[Call], None]] = []
         self._failures: list[Failure] = []
         self._ids = itertools.count(1)
@@ -126,6 +127,25 @@ class FakeGraph:
                              "contacts": [{"input": to, "wa_id": to}],
                              "messages": [{"id": f"wamid.OUT{next(self._ids):06d}"}]})
 
+    async def _upload(self, request: Request) -> Response:
+        async with request.form() as form:
+            upload = form.get("file")
+            fields = {k: v for k, v in form.items() if k != "file"}
+            data = b"" if upload is None or isinstance(upload, str) else await upload.read()
+            name = "" if upload is None or isinstance(upload, str) else upload.filename or ""
+            kind = "" if upload is None or isinstance(upload, str) else upload.content_type
+        with self._lock:
+            self.calls.append(Call(request.method, request.url.path, dict(request.headers),
+                                   fields))
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return _error(401, 190, "Invalid OAuth access token.")
+        if not data:
+            return _error(400, 100, "The parameter file is required.")
+        media_id = f"UP{next(self._ids):06d}"
+        self.media[media_id] = data
+        self.uploads[media_id] = (name, kind or "")
+        return JSONResponse({"id": media_id})
+
     async def _node(self, request: Request) -> Response:
         _, refused = await self._record(request)
         if refused is not None:
@@ -156,6 +176,7 @@ class FakeGraph:
     def start(self) -> Self:
         app = Starlette(routes=[
             Route("/v21.0/{number}/messages", self._messages, methods=["POST"]),
+            Route("/v21.0/{number}/media", self._upload, methods=["POST"]),
             Route("/download/{node}", self._download, methods=["GET"]),
             Route("/v21.0/{node}", self._node, methods=["GET"]),
         ])

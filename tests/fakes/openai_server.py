@@ -152,6 +152,10 @@ class FakeOpenAI:
         self.models = list(models)
         self.transcript = transcript
         self.responder: Responder | None = None
+        # /v1/embeddings: a text → vector function (default: hashed bag of words), or an
+        # Error every embeddings request gets.
+        self.embed: Callable[[str], list[float]] = _hashed_words
+        self.embeddings_error: Error | None = None
         self.requests: list[Recorded] = []
         self.base_url = ""
         self._port = port
@@ -320,6 +324,8 @@ class FakeOpenAI:
                 return await self._chat(body)
             if route == ("POST", "/v1/audio/transcriptions"):
                 return await self._transcription()
+            if route == ("POST", "/v1/embeddings"):
+                return self._embeddings(body)
             if route == ("GET", "/v1/models"):
                 return 200, {"object": "list", "data": [_model(m) for m in self.models]}
         except Exception as exc:  # a responder bug: answer, and raise it from stop()
@@ -381,12 +387,33 @@ class FakeOpenAI:
             "function": {"name": call.name, "arguments": arguments},
         }
 
+    def _embeddings(self, body: Body) -> tuple[int, Body]:
+        if self.embeddings_error is not None:
+            return _error_response(self.embeddings_error)
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return _error_response(Error(400, "input must be a string or a list of strings"))
+        data = [{"object": "embedding", "index": i, "embedding": self.embed(t)}
+                for i, t in enumerate(texts)]
+        tokens = sum(len(t.split()) for t in texts)
+        return 200, {"object": "list", "data": data, "model": body.get("model", ""),
+                     "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
     async def _transcription(self) -> tuple[int, Body]:
         if self.latency:
             await asyncio.sleep(self.latency)
         if isinstance(self.transcript, Error):
             return _error_response(self.transcript)
         return 200, {"text": self.transcript}
+
+
+def _hashed_words(text: str, dims: int = 64) -> list[float]:
+    """A deterministic stand-in for an embedding: words hashed into `dims` buckets."""
+    vector = [0.0] * dims
+    for word in re.findall(r"\w+", text.lower()):
+        vector[sum(word.encode()) % dims] += 1.0
+    return vector
 
 
 # -- the wire ---------------------------------------------------------------------------------

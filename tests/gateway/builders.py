@@ -13,7 +13,7 @@ from typing import Any
 
 from neonize.aioze.events import MessageEv
 from neonize.proto.Neonize_pb2 import JID, Device, MessageInfo, MessageSource, SendResponse
-from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import DocumentMessage, ImageMessage, Message
 
 CUSTOMER = "5215512345678"  # a Mexican mobile in WhatsApp's legacy 521 form
 CUSTOMER_E164 = "+5215512345678"
@@ -123,6 +123,21 @@ class StandInClient:
     async def send_message(self, to: Any, message: Any) -> SendResponse:
         await self._record("send_message", to, message)
         return SendResponse(ID=f"OUT{next(self._ids)}")
+
+    async def build_image_message(self, file: bytes, caption: str | None = None) -> Message:
+        """As neonize's builder, minus the upload: the protobuf it would send."""
+        await self._record("build_image_message", file, caption=caption)
+        return Message(imageMessage=ImageMessage(caption=caption, fileLength=len(file),
+                                                 mimetype="image/png"))
+
+    async def build_document_message(
+            self, file: bytes, caption: str | None = None, title: str | None = None,
+            filename: str | None = None, mimetype: str | None = None) -> Message:
+        await self._record("build_document_message", file, caption=caption, title=title,
+                           filename=filename, mimetype=mimetype)
+        return Message(documentMessage=DocumentMessage(
+            caption=caption, title=title, fileName=filename, mimetype=mimetype,
+            fileLength=len(file)))
 
     async def mark_read(self, *ids: str, chat: Any, sender: Any, receipt: Any) -> None:
         await self._record("mark_read", *ids, chat=chat, sender=sender, receipt=receipt)

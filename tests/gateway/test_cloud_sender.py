@@ -88,18 +88,35 @@ async def test_permanent_errors_are_not_retried(
     assert len(graph_server.sends()) == 1 and clock.slept == []
 
 
-async def test_images_and_documents_go_by_link_with_caption_and_filename(
+async def test_images_and_documents_are_uploaded_then_sent_by_media_id(
         sender: tuple[CloudGateway, StepClock], graph_server: FakeGraph) -> None:
     gateway, _ = sender
-    await gateway.send_media(WA, "image", "https://shop.example/blusa.jpg", caption="Azul")
-    await gateway.send_media(WA, "document", "MEDIA9", caption="Catálogo",
-                             filename="catalogo.pdf")
-    image, document = (c.body for c in graph_server.sends())
-    assert image["image"] == {"link": "https://shop.example/blusa.jpg", "caption": "Azul"}
-    assert document["document"] == {"id": "MEDIA9", "caption": "Catálogo",
+    await gateway.send_image(WA, b"\xff\xd8jpeg", "image/jpeg", caption="Azul",
+                             filename="blusa.jpg")
+    await gateway.send_document(WA, b"%PDF-1.7", "application/pdf", "catalogo.pdf",
+                                caption="Catálogo")
+    await gateway.send_media_ref(WA, "image", "https://shop.example/blusa.jpg")
+    image, document, linked = (c.body for c in graph_server.sends())
+    [(image_id, (image_name, image_type)), (doc_id, (doc_name, _))] = \
+        graph_server.uploads.items()
+    assert graph_server.media[image_id] == b"\xff\xd8jpeg" and image_type == "image/jpeg"
+    assert image_name == "blusa.jpg"
+    assert graph_server.media[doc_id] == b"%PDF-1.7" and doc_name == "catalogo.pdf"
+    assert image["image"] == {"id": image_id, "caption": "Azul"}
+    assert document["document"] == {"id": doc_id, "caption": "Catálogo",
                                     "filename": "catalogo.pdf"}
+    assert linked["image"] == {"link": "https://shop.example/blusa.jpg"}
     with pytest.raises(CloudError):
-        await gateway.send_media(WA, "video", "x")
+        await gateway.send_media_ref(WA, "video", "x")
+
+
+async def test_media_outside_the_window_is_not_uploaded(
+        sender: tuple[CloudGateway, StepClock], graph_server: FakeGraph) -> None:
+    gateway, clock = sender
+    clock.at = START + timedelta(hours=30)
+    with pytest.raises(CloudError, match="24-hour"):
+        await gateway.send_image(WA, b"x", "image/jpeg")
+    assert graph_server.calls == [] and graph_server.uploads == {}
 
 
 async def test_a_customer_never_heard_from_gets_no_free_text(

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +17,7 @@ from bot.clock import VirtualClock
 from bot.gateway.memory import MemoryGateway
 from bot.models import CustomerKey, MemoryMessage, Role
 from bot.pipeline.inbox import Fed
+from tests.conftest import _postgres_url
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.pipeline import START, eventually, make_settings, pipeline
 
@@ -21,9 +25,30 @@ ANA = "+5215512345678"
 BOB = "+14155550123"
 
 
+@pytest.fixture(params=["sqlite", "postgres", pytest.param("mongo", marks=pytest.mark.mongo)])
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    """Where the pipeline keeps its data: SQLite, PostgreSQL, or SQLite with the agents'
+    memory in MongoDB (a database of the test's own, dropped after)."""
+    if request.param == "postgres":
+        yield {"db_url": _postgres_url()}
+        return
+    sqlite = f"sqlite:///{tmp_path / 'wabot.db'}"
+    if request.param == "sqlite":
+        yield {"db_url": sqlite}
+        return
+    from pymongo import AsyncMongoClient
+
+    url = request.getfixturevalue("mongodb_url")
+    name = "wabot_test_" + uuid.uuid4().hex[:12]
+    yield {"db_url": sqlite, "mongodb_url": url, "mongodb_database": name}
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+    await client.drop_database(name)
+    await client.close()
+
+
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path, openai_server: FakeOpenAI, tenant: str):
-    return make_settings(db_url, tmp_path, openai_server, tenant)
+def settings(stores: dict[str, Any], tmp_path: Path, openai_server: FakeOpenAI, tenant: str):
+    return make_settings(**stores, state_dir=tmp_path, server=openai_server, tenant=tenant)
 
 
 def user_texts(body: dict) -> list[str]:
@@ -94,10 +119,10 @@ async def test_idle_agent_is_evicted_and_reloads_with_full_context(settings, ope
 
 
 @pytest.fixture
-def instant(db_url, tmp_path, openai_server, tenant):
+def instant(stores, tmp_path, openai_server, tenant):
     """Settings with no debounce and no presentation delays: turns start at once, so a
     test can hold the model's answer without moving the clock."""
-    return make_settings(db_url, tmp_path, openai_server, tenant,
+    return make_settings(**stores, state_dir=tmp_path, server=openai_server, tenant=tenant,
                          presenter={"enabled": False}, inbox={"debounce_seconds": 0})
 
 

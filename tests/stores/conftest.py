@@ -19,9 +19,6 @@ from bot.stores.memory_sql import TABLES, SqlMemoryStore
 from tests.conftest import MONGODB_ENV, _postgres_url
 from tests.fakes.netguard import is_loopback
 
-MONGO_SKIP = (f"{MONGODB_ENV} is not set: the MongoDB backend needs a reachable server "
-              "(none can be installed on this machine)")
-
 
 def _host(entry: str) -> str:
     """`host`, `host:port` or `[v6]:port` → host."""
@@ -48,7 +45,7 @@ async def memory(request: pytest.FixtureRequest, tmp_path: Path,
     """A started store. Every tenant a test uses starts with `tenant`, so teardown on the
     shared PostgreSQL removes exactly what the test wrote."""
     if request.param == "mongo":
-        async for store in _mongo():
+        async for store in _mongo(request.getfixturevalue("mongodb_url")):
             yield store
         return
     url = f"sqlite:///{tmp_path / 'wabot.db'}" if request.param == "sql-sqlite" else _postgres_url()
@@ -65,10 +62,7 @@ async def memory(request: pytest.FixtureRequest, tmp_path: Path,
         await db.close()
 
 
-async def _mongo() -> AsyncIterator[MemoryStore]:
-    url = os.environ.get(MONGODB_ENV, "")
-    if not url:
-        pytest.skip(MONGO_SKIP)
+async def _mongo(url: str) -> AsyncIterator[MemoryStore]:
     name = "wabot_test_" + uuid.uuid4().hex[:12]  # a database of its own, dropped after
     store = MongoMemoryStore(url, name)
     await store.start()
