@@ -184,6 +184,13 @@ class App:
                     agents_cached=len(self.registry), turns=self.inbox.turns,
                     failures=self.inbox.failures)
 
+    async def _phone_for_lid(self, lid: str) -> str | None:
+        """A LID WhatsApp's own map forgot, from the customers we stored it for."""
+        customer = await self.customers.find_by_lid(self.settings.tenant, lid)
+        if customer is None or not customer.phone.startswith("+"):
+            return None
+        return customer.phone.removeprefix("+")
+
     async def _on_inbound(self, msg: InboundMessage) -> None:
         try:
             await self.inbox.feed(msg)
@@ -216,6 +223,7 @@ class App:
             log_report(await self.library.sync())
             self.spawn(reindex_on(self.library, self.reindex), "knowledge")
         self.gateway.on_message(self._on_inbound)
+        self.gateway.lid_directory = self._phone_for_lid
         await self.gateway.start()
         if self.webhook is not None:
             await self.webhook.start()

@@ -25,6 +25,22 @@ def from_whatsapp(user: str) -> str:
     return "+" + digits
 
 
+LID_PREFIX = "lid:"
+
+
+def lid_customer(lid_user: str) -> str:
+    """The customer key of someone WhatsApp showed us only by LID (`lid:<digits>`).
+
+    Not a phone number on purpose: a LID's digits look like one but are not. The customer
+    is merged into their phone number once it becomes known (`bot.stores.identity`).
+    """
+    return LID_PREFIX + lid_user.split("@", 1)[0].split(":", 1)[0]
+
+
+def is_lid_customer(phone: str) -> bool:
+    return phone.startswith(LID_PREFIX)
+
+
 def parse_typed(text: str, default_region: str | None = None) -> str:
     """E.164 for a number a person typed (`+52 1 55 1234 5678`, `(555) 010-9999`).
 

@@ -10,10 +10,20 @@ from typing import Literal
 from bot.models import InboundMessage
 
 InboundHandler = Callable[[InboundMessage], Awaitable[None]]
+# A LID (`digits@lid`) → the phone JID user our own customer store knows for it, or None.
+LidDirectory = Callable[[str], Awaitable[str | None]]
 
 
 class GatewayError(RuntimeError):
     """A transport call failed or timed out; the message says which and why."""
+
+
+class NotDelivered(GatewayError):
+    """A send that provably never left (not connected): safe to send again later."""
+
+
+class DeliveryUnknown(GatewayError):
+    """A send that timed out: WhatsApp may have it. Never resent blindly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +46,7 @@ class Gateway(ABC):
 
     def __init__(self) -> None:
         self._handler: InboundHandler | None = None
+        self.lid_directory: LidDirectory | None = None
 
     def on_message(self, handler: InboundHandler) -> None:
         """Register the one consumer of inbound messages (the Inbox)."""
@@ -87,7 +98,10 @@ class Gateway(ABC):
                                                          filename, caption))
 
     def chat_for(self, phone: str) -> str:
-        """The transport address of a customer's chat, from their E.164 number."""
+        """The transport address of a customer's chat, from their E.164 number (or the
+        `lid:<digits>` key of a customer known only by LID)."""
+        if phone.startswith("lid:"):
+            return phone.removeprefix("lid:") + "@lid"
         return phone.removeprefix("+") + "@s.whatsapp.net"
 
     async def download(self, message: InboundMessage, max_bytes: int) -> bytes:

@@ -44,6 +44,7 @@ from bot.gateway.goclient import (
     ClientFactory,
     EventHandler,
     GoClient,
+    GoGate,
     call_go,
     enum_name,
     guarded,
@@ -117,7 +118,8 @@ class Connection:
         self._on_status = on_status
         self._factory = client_factory
         self._console = console
-        self._client: GoClient | None = None
+        self.gate = GoGate()
+        self._linked = False  # this client has had its first ConnectedEv
         self._go_task: asyncio.Future[Any] | None = None
         self._restart: asyncio.Future[float] | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -130,11 +132,11 @@ class Connection:
 
     @property
     def client(self) -> GoClient | None:
-        return self._client
+        return self.gate.client
 
     def is_current(self, client: GoClient | None) -> bool:
         """Whether an event comes from the live client, not one being or already stopped."""
-        return client is self._client and self._exit is None
+        return client is not None and client is self.gate.client and self._exit is None
 
     # ── lifecycle ──────────────────────────────────────────────────────────────────────
 
@@ -186,12 +188,16 @@ class Connection:
         client = self._factory(str(self.session_path), f"wabot-{self.tenant}-{self._generation}")
         self._register(client)
         self._restart = asyncio.get_running_loop().create_future()
-        self._client = client
+        self.gate.open(client)
+        self._linked = False
         self.report(
             "connecting to WhatsApp" + ("" if stored else " (no session yet: login follows)")
         )
         try:
-            self._go_task = await client.connect()
+            try:
+                self._go_task = await client.connect()
+            except Exception as exc:
+                return self._connect_failed(exc)
             self._go_task.add_done_callback(self._on_go_exit)
             return await self._restart
         finally:
@@ -224,13 +230,28 @@ class Connection:
         error = None if task.cancelled() else task.exception()
         if task is not self._go_task:
             return  # we stopped it
+        if not self._linked:
+            # neonize 0.5.2 aioze/client.py connect_with_proxy: a failed first connect ends
+            # the connect task with NeonizeError (older builds panicked). Until this client
+            # has connected once, that is the network or WhatsApp, not us: back off, retry,
+            # instead of exiting 1 into systemd's start limit.
+            self._request_restart(self._connect_failed(error))
+            return
         detail = f": {error}" if error else ""
         self.spawn(self._finish(GatewayExit.FAILED, f"the WhatsApp client stopped{detail}"))
 
+    def _connect_failed(self, error: BaseException | None) -> float:
+        delay = self.probe.delay(self._failures)
+        self._failures += 1
+        logger.warning("connecting to WhatsApp failed ({}); retrying in {:.0f} s",
+                       error or "the client stopped", delay)
+        return delay
+
     async def _close_client(self) -> None:
-        client, go_task = self._client, self._go_task
-        self._client = self._go_task = None
+        go_task, self._go_task = self._go_task, None
         self.connected.clear()
+        # Calls in flight on this client finish first: Go would dereference nil otherwise.
+        client = await self.gate.close(self._call_timeout)
         self.linking.stop_watchdog()
         login.remove_file(self.qr_png_path)
         if client is None:
@@ -302,6 +323,7 @@ class Connection:
             return
         self.linking.stop_watchdog()
         self._failures = 0
+        self._linked = True
         self.connected.set()
         login.secure_session_files(self.session_path)
         login.remove_file(self.qr_png_path)
@@ -376,11 +398,20 @@ class Connection:
 
     @guarded("KeepAliveTimeoutEv")
     async def _on_keepalive_timeout(self, client: GoClient, ev: Any) -> None:
+        # whatsmeow keepalive.go keepAliveLoop: after KeepAliveMaxFailTime (3 min) it calls
+        # Disconnect() + autoReconnect, and Disconnect emits no Disconnected event
+        # (client.go Disconnect). The socket is not to be trusted from the first timeout.
         logger.warning("WhatsApp keep-alive timed out ({} in a row)", ev.ErrorCount)
+        if self.is_current(client):
+            self.connected.clear()
+            self.report("offline: WhatsApp keep-alive timed out, reconnecting", log=False)
 
     @guarded("KeepAliveRestoredEv")
     async def _on_keepalive_restored(self, client: GoClient, ev: Any) -> None:
         logger.info("WhatsApp keep-alive restored")
+        if self.is_current(client) and self._linked:
+            self.connected.set()
+            self.report("connected (keep-alive restored)", log=False)
 
     async def login_timed_out(self) -> None:
         await self._finish(

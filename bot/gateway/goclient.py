@@ -5,7 +5,9 @@ Three traits of the Go layer shape the WhatsApp Web transport (see NEONIZE.md):
   (neonize#181, pocketpaw/pocketpaw#159: `panic: failed to dial whatsapp web websocket`),
   so nothing is handed to Go until a plain TCP connect to WhatsApp succeeds (`probe`);
 - any call for a client Go does not know (before connect, after stop) is a nil dereference,
-  another panic, so outgoing calls are refused unless we are connected;
+  another panic (goneonize main.go looks the client up by uuid and calls whatsmeow on it;
+  reproduced: nil pointer in GetPNFromLID, exit 134), so every call goes through `GoGate`:
+  it hands out only the live client and makes teardown wait for calls in flight;
 - exceptions raised in handlers vanish (neonize drops the run_coroutine_threadsafe future),
   so every handler is wrapped by `guarded`.
 """
@@ -13,8 +15,9 @@ Three traits of the Go layer shape the WhatsApp Web transport (see NEONIZE.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar, cast
 
 from loguru import logger
@@ -28,6 +31,7 @@ EventHandler = Callable[[Any, Any], Coroutine[Any, Any, None]]
 class GoClient(Protocol):
     """The part of `neonize.aioze.client.NewAClient` the gateway uses (tests stand in)."""
 
+    me: Any  # neonize aioze/events.py Event.execute sets it (event code 0) before any other
     event: Callable[[type[Any]], Callable[[EventHandler], None]]
     qr: Callable[[EventHandler], None]
 
@@ -44,6 +48,7 @@ class GoClient(Protocol):
     async def get_pn_from_lid(self, jid: Any) -> Any: ...
     async def get_me(self) -> Any: ...
     async def revoke_message(self, chat: Any, sender: Any, message_id: str) -> Any: ...
+    async def send_presence(self, presence: Any) -> None: ...
     async def PairPhone(
         self, phone: str, show_push_notification: bool, client_name: Any = ...
     ) -> str: ...
@@ -80,16 +85,63 @@ def guarded(event: str) -> Callable[[Method], Method]:
     return wrap
 
 
+class GoTimeout(GatewayError):
+    """We stopped waiting; the Go call goes on in its thread (it cannot be cancelled)."""
+
+
 async def call_go(what: str, call: Awaitable[T], limit: float) -> T:
     """Await a Go call within `limit` seconds; every failure becomes a `GatewayError`."""
     try:
         return await asyncio.wait_for(call, limit)
     except TimeoutError as exc:
-        raise GatewayError(f"{what} timed out after {limit:g} s") from exc
+        raise GoTimeout(f"{what} timed out after {limit:g} s") from exc
     except GatewayError:
         raise
     except Exception as exc:
         raise GatewayError(f"{what} failed: {exc}") from exc
+
+
+class GoGate:
+    """Hands out the live Go client, and only while no teardown has begun.
+
+    `open(client)` admits calls for a new client; `close()` refuses new ones and waits
+    (bounded) for those in flight, so `client.stop()` never races a Go call on that client.
+    """
+
+    def __init__(self) -> None:
+        self._client: GoClient | None = None
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def client(self) -> GoClient | None:
+        return self._client
+
+    def open(self, client: GoClient) -> None:
+        self._client = client
+
+    @contextlib.asynccontextmanager
+    async def use(self, what: str) -> AsyncIterator[GoClient]:
+        client = self._client
+        if client is None:
+            raise GatewayError(f"cannot {what}: no live WhatsApp client")
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield client
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def close(self, within: float) -> GoClient | None:
+        """Refuse new calls, wait up to `within` s for calls in flight; the closed client."""
+        client, self._client = self._client, None
+        if self._in_flight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), within)
+        return client
 
 
 def enum_name(enum: Any, value: int) -> str:

@@ -8,7 +8,6 @@ the rules for calling Go are in `bot.gateway.goclient`.
 from __future__ import annotations
 
 import asyncio
-import functools
 import random
 import re
 from collections import OrderedDict
@@ -21,9 +20,16 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ReceiptType
 
 from bot.clock import Clock
-from bot.gateway.base import Gateway, GatewayError, OutboundMedia
+from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered, OutboundMedia
 from bot.gateway.connection import Connection, GatewayExit
-from bot.gateway.goclient import ClientFactory, GoClient, call_go, guarded, new_neonize_client
+from bot.gateway.goclient import (
+    ClientFactory,
+    GoClient,
+    GoTimeout,
+    call_go,
+    guarded,
+    new_neonize_client,
+)
 from bot.gateway.normalize import (
     Dropped,
     DropReason,
@@ -34,12 +40,22 @@ from bot.gateway.normalize import (
     normalize_event,
     parse_jid,
 )
+from bot.gateway.ordered import OrderedEvents
+from bot.gateway.presence import Presence
 from bot.models import InboundMessage
+from bot.phones import is_lid_customer
 
 __all__ = ["GatewayExit", "NeonizeGateway"]
 
 SENT_IDS_KEPT = 1000
 T = TypeVar("T")
+# whatsmeow request.go defaultRequestTimeout (75 s) for the send's answer, and send.go
+# SendMessage's one retryFrame after a disconnect (request.go: WaitForConnection(5 s), then
+# the frame again): a Python timeout shorter than that calls "failed" what may be delivered.
+SEND_TIMEOUT = 2 * 75.0 + 5.0 + 5.0
+# Errors that prove the frame never left: whatsmeow errors.go ErrNotConnected ("websocket
+# not connected", socket.go/request.go sendNode with no socket), ErrNotLoggedIn, and ours.
+_NEVER_LEFT = ("websocket not connected", "doesn't contain a device jid", "not connected to")
 
 # Routine drops (status updates, key distribution, reactions…) stay at DEBUG.
 _DROP_LEVELS = {
@@ -67,6 +83,9 @@ class NeonizeGateway(Gateway):
         pair_phone: str | None = None,
         allow_groups: bool = False,
         call_timeout: float = 20.0,
+        send_timeout: float = SEND_TIMEOUT,
+        connect_wait: float = 30.0,
+        send_attempts: int = 3,
         download_timeout: float = 120.0,
         probe_address: tuple[str, int] = ("web.whatsapp.com", 443),
         probe_timeout: float = 10.0,
@@ -96,8 +115,14 @@ class NeonizeGateway(Gateway):
         self._clock = clock
         self._allow_groups = allow_groups
         self._call_timeout = call_timeout
+        self._send_timeout = send_timeout
+        self._connect_wait = connect_wait
+        self._send_attempts = max(1, send_attempts)
         self._download_timeout = download_timeout
         self._sent_ids: OrderedDict[str, None] = OrderedDict()
+        self._events = OrderedEvents(self._handle_event)
+        self._composing: set[str] = set()
+        self.presence = Presence()
 
     # ── lifecycle: the connection's ────────────────────────────────────────────────────
 
@@ -122,29 +147,58 @@ class NeonizeGateway(Gateway):
         await self.connection.start()
 
     async def stop(self) -> None:
+        # Events already queued were acknowledged by whatsmeow: journal them before leaving.
+        await self._events.drain(self._call_timeout)
         await self.connection.stop()
+        await self._events.drain(self._call_timeout)
 
     # ── inbound ────────────────────────────────────────────────────────────────────────
 
     async def normalize(self, ev: Any, client: GoClient | None = None) -> InboundMessage | Dropped:
+        # `client` (the event's) is deliberately unused for Go calls: it may be stopped.
         ctx = NormalizeContext(
             tenant=self.tenant,
-            resolve_lid=functools.partial(self._resolve_lid, client or self.connection.client),
+            resolve_lid=self._resolve_lid,
             now=self._clock.now(),
             allow_groups=self._allow_groups,
-            own_user=(self.connected_as or "").removeprefix("+"),
+            own_user=self._own_user(client),
             sent_ids=self._sent_ids.keys(),
         )
         return await normalize_event(ev, ctx)
 
-    async def _resolve_lid(self, client: GoClient | None, lid: Any) -> str | None:
-        if client is None:
-            raise GatewayError("no WhatsApp client to look the LID up with")
-        pn = await self._call("LID lookup", client.get_pn_from_lid(lid))
-        return str(pn.User) or None  # whatsmeow answers an empty JID, not an error, if unknown
+    def _own_user(self, client: GoClient | None) -> str:
+        if self.connected_as:
+            return self.connected_as.removeprefix("+")
+        # neonize aioze/events.py Event.execute stores event 0 (the Device) as `client.me`
+        # before any other event reaches a handler; get_me() needs a round trip we may not
+        # have made yet (ConnectedEv and the first messages race).
+        for candidate in (client, self.connection.client):
+            me = getattr(candidate, "me", None)
+            user = str(getattr(getattr(me, "JID", None), "User", "") or "")
+            if user:
+                return user
+        return ""
+
+    async def _resolve_lid(self, lid: Any) -> str | None:
+        """The phone user for a LID: whatsmeow's LID map through the live client only,
+        then our own customer store."""
+        try:
+            async with self.connection.gate.use("look a LID up") as live:
+                pn = await self._call("LID lookup", live.get_pn_from_lid(lid))
+            if pn.User:  # whatsmeow store/sqlstore/lidmap.go: an empty JID when unknown
+                return str(pn.User)
+        except GatewayError as exc:
+            logger.debug("LID lookup in WhatsApp's map failed: {}", exc)
+        if self.lid_directory is not None:
+            return await self.lid_directory(f"{lid.User}@lid")
+        return None
 
     @guarded("MessageEv")
     async def _on_message(self, client: GoClient, ev: Any) -> None:
+        handled = self._events.put(client, ev)  # no await before this: Go's order is kept
+        await handled
+
+    async def _handle_event(self, client: GoClient, ev: Any) -> None:
         result = await self.normalize(ev, client)
         if isinstance(result, Dropped):
             logger.bind(msg_id=ev.Info.ID, reason=result.reason.value).log(
@@ -155,18 +209,38 @@ class NeonizeGateway(Gateway):
                 f": {result.detail}" if result.detail else "",
             )
             return
+        if is_lid_customer(result.phone):
+            logger.bind(msg_id=result.msg_id).warning(
+                "no phone number known for {}: kept and answered under the LID",
+                mask_address(result.lid))
         await self.dispatch(result)
 
     # ── outbound ───────────────────────────────────────────────────────────────────────
 
     async def send_text(self, chat: str, text: str) -> str:
-        client = self._live_client("send a message")
-        # A Message, not a str: neonize turns "@digits" in a str into mentions and looks
-        # up "@…@g.us" patterns over the network.
-        response = await self._call(
-            f"sending to {mask_address(chat)}",
-            client.send_message(parse_jid(chat), Message(conversation=text)),
-        )
+        """Send one text. whatsmeow queues nothing (send.go SendMessage fails at once when
+        the socket is down): wait a bounded time for the connection, and send again only
+        what provably never left. A timeout raises `DeliveryUnknown`, never a resend."""
+        what = f"sending to {mask_address(chat)}"
+        for attempt in range(1, self._send_attempts + 1):
+            await self._wait_connected(what)
+            try:
+                async with self.connection.gate.use("send a message") as client:
+                    # A Message, not a str: neonize turns "@digits" in a str into mentions
+                    # and looks up "@…@g.us" patterns over the network.
+                    response = await call_go(
+                        what, client.send_message(parse_jid(chat), Message(conversation=text)),
+                        self._send_timeout)
+                break
+            except GoTimeout as exc:
+                raise DeliveryUnknown(f"{exc}: WhatsApp may have delivered it") from exc
+            except GatewayError as exc:
+                if not any(m in str(exc).lower() for m in _NEVER_LEFT):
+                    raise
+                if attempt == self._send_attempts:
+                    raise NotDelivered(str(exc)) from exc
+                logger.warning("{} never left ({}); retrying once connected", what, exc)
+                self.connected.clear()
         msg_id = str(response.ID)
         if not msg_id:
             raise GatewayError(f"sending to {mask_address(chat)} returned no message id")
@@ -178,19 +252,21 @@ class NeonizeGateway(Gateway):
     async def send_media(self, chat: str, media: OutboundMedia) -> str:
         """neonize's builders upload the bytes (and make an image's thumbnail); the built
         message goes through `send_message` like text."""
-        client = self._live_client("send media")
-        where = mask_address(chat)
-        caption = media.caption or None
-        if media.kind == "image":
-            built = client.build_image_message(media.data, caption=caption)
-        else:
-            built = client.build_document_message(
-                media.data, caption=caption, title=media.filename, filename=media.filename,
-                mimetype=media.mimetype)
-        message = await self._call(f"uploading a {media.kind} for {where}", built,
-                                   self._download_timeout)
-        response = await self._call(f"sending a {media.kind} to {where}",
-                                    client.send_message(parse_jid(chat), message))
+        if not self.connected.is_set():
+            raise GatewayError("cannot send media: not connected to WhatsApp")
+        async with self.connection.gate.use("send media") as client:
+            where = mask_address(chat)
+            caption = media.caption or None
+            if media.kind == "image":
+                built = client.build_image_message(media.data, caption=caption)
+            else:
+                built = client.build_document_message(
+                    media.data, caption=caption, title=media.filename, filename=media.filename,
+                    mimetype=media.mimetype)
+            message = await self._call(f"uploading a {media.kind} for {where}", built,
+                                       self._download_timeout)
+            response = await self._call(f"sending a {media.kind} to {where}",
+                                        client.send_message(parse_jid(chat), message))
         msg_id = str(response.ID)
         if not msg_id:
             raise GatewayError(f"sending a {media.kind} to {where} returned no message id")
@@ -202,37 +278,38 @@ class NeonizeGateway(Gateway):
     async def revoke(self, chat: str, msg_id: str) -> None:
         """Delete a message for everyone: the owner's `#bot` commands typed on the business
         phone. They were sent from our own number, so we are the sender."""
-        client = self._live_client("delete a message")
-        me = await self._call("reading our own WhatsApp id", client.get_me())
-        await self._call(f"deleting a message in {mask_address(chat)}",
-                         client.revoke_message(parse_jid(chat), me.JID, msg_id))
+        me = await self.go_call("read our own WhatsApp id", lambda c: c.get_me())
+        await self.go_call(f"delete a message in {mask_address(chat)}",
+                           lambda c: c.revoke_message(parse_jid(chat), me.JID, msg_id))
 
     async def mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None:
         if not msg_ids:
             return
-        client = self._live_client("mark messages read")
         chat_jid = parse_jid(chat)
-        await self._call(
-            f"marking {len(msg_ids)} message(s) read in {mask_address(chat)}",
-            client.mark_read(
-                *msg_ids,
-                chat=chat_jid,
-                sender=parse_jid(sender) if sender else chat_jid,
-                receipt=ReceiptType.READ,
-            ),
-        )
+        await self.go_call(
+            f"mark {len(msg_ids)} message(s) read in {mask_address(chat)}",
+            lambda c: c.mark_read(*msg_ids, chat=chat_jid,
+                                  sender=parse_jid(sender) if sender else chat_jid,
+                                  receipt=ReceiptType.READ))
 
     async def set_typing(self, chat: str, typing: bool) -> None:
-        client = self._live_client("show typing")
+        """Composing/paused in one chat, inside "available" … "unavailable" for the reply."""
+        if typing:
+            self._composing.add(chat)
+            await self.presence.available(self)
         state = (
             ChatPresence.CHAT_PRESENCE_COMPOSING if typing else ChatPresence.CHAT_PRESENCE_PAUSED
         )
-        await self._call(
-            f"{'typing' if typing else 'paused'} presence in {mask_address(chat)}",
-            client.send_chat_presence(
-                parse_jid(chat), state, ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT
-            ),
-        )
+        try:
+            await self.go_call(
+                f"show {'typing' if typing else 'paused'} in {mask_address(chat)}",
+                lambda c: c.send_chat_presence(parse_jid(chat), state,
+                                               ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT))
+        finally:
+            if not typing:
+                self._composing.discard(chat)
+                if not self._composing:
+                    await self.presence.unavailable(self)
 
     async def download(self, message: InboundMessage, max_bytes: int) -> bytes:
         media = message.media
@@ -241,22 +318,30 @@ class NeonizeGateway(Gateway):
         declared = declared_length(media)
         if declared > max_bytes:
             raise GatewayError(f"media of {declared} bytes exceeds the {max_bytes}-byte limit")
-        client = self._live_client("download media")
-        data = await self._call(
-            f"downloading the media of {message.msg_id}",
-            client.download_any(media),
-            self._download_timeout,
-        )
+        data = await self.go_call(f"download the media of {message.msg_id}",
+                              lambda c: c.download_any(media), self._download_timeout)
         if len(data) > max_bytes:
             raise GatewayError(f"media of {len(data)} bytes exceeds the {max_bytes}-byte limit")
         return bytes(data)
 
-    def _live_client(self, what: str) -> GoClient:
-        # Also what keeps us from calling Go for a client it no longer has (a panic).
-        client = self.connection.client
-        if client is None or not self.connected.is_set():
+    async def _wait_connected(self, what: str) -> None:
+        if self.connected.is_set():
+            return
+        if self._connect_wait <= 0:
+            raise NotDelivered(f"cannot {what}: not connected to WhatsApp")
+        waiter = asyncio.create_task(self.connected.wait())
+        if await self._clock.wait({waiter}, self._connect_wait):
+            waiter.cancel()
+            raise NotDelivered(f"cannot {what}: not connected to WhatsApp "
+                               f"(waited {self._connect_wait:g} s)")
+
+    async def go_call(self, what: str, call: Callable[[GoClient], Awaitable[T]],
+                  limit_s: float | None = None) -> T:
+        """One Go call on the live client only (see `goclient.GoGate`), while connected."""
+        if not self.connected.is_set():
             raise GatewayError(f"cannot {what}: not connected to WhatsApp")
-        return client
+        async with self.connection.gate.use(what) as client:
+            return await call_go(what, call(client), limit_s or self._call_timeout)
 
     async def _call(self, what: str, call: Awaitable[T], limit_s: float | None = None) -> T:
         return await call_go(what, call, limit_s or self._call_timeout)

@@ -19,7 +19,7 @@ from neonize.utils.jid import build_jid
 
 from bot.gateway.base import GatewayError
 from bot.models import InboundMessage, MessageKind
-from bot.phones import PhoneError, from_whatsapp, mask
+from bot.phones import PhoneError, from_whatsapp, is_lid_customer, lid_customer, mask
 
 PHONE_SERVERS = frozenset({"s.whatsapp.net", "hosted"})
 LID_SERVERS = frozenset({"lid", "hosted.lid"})
@@ -124,6 +124,12 @@ async def normalize_event(ev: Any, ctx: NormalizeContext) -> InboundMessage | Dr
     if source.IsFromMe and phone.removeprefix("+") == ctx.own_user:
         return Dropped(DropReason.SELF_CHAT)
     in_group = chat.Server == "g.us"
+    if in_group:
+        address = jid_str(chat)
+    elif is_lid_customer(phone):
+        address = lid  # answered by LID until the phone number is known
+    else:
+        address = phone.removeprefix("+") + "@s.whatsapp.net"
     return InboundMessage(
         tenant=ctx.tenant,
         phone=phone,
@@ -131,7 +137,7 @@ async def normalize_event(ev: Any, ctx: NormalizeContext) -> InboundMessage | Dr
         timestamp=_timestamp(info.Timestamp, ctx.now),
         text=content.text,
         kind=content.kind,
-        chat=jid_str(chat) if in_group else phone.removeprefix("+") + "@s.whatsapp.net",
+        chat=address,
         push_name="" if source.IsFromMe else info.Pushname,  # from us, it is our own name
         from_owner=source.IsFromMe,
         lid=lid,
@@ -143,6 +149,10 @@ async def normalize_event(ev: Any, ctx: NormalizeContext) -> InboundMessage | Dr
 def _route(source: Any, ctx: NormalizeContext) -> Dropped | None:
     chat = source.Chat
     if chat.Server == "broadcast":
+        if chat.User != "status" and not source.IsFromMe:
+            # whatsmeow types/message.go IsIncomingBroadcast: a broadcast-list message "shows
+            # up in the direct chat with the Sender" — for the customer it is a DM.
+            return None
         return Dropped(DropReason.STATUS if chat.User == "status" else DropReason.BROADCAST)
     if chat.Server == "newsletter":
         return Dropped(DropReason.NEWSLETTER)
@@ -156,7 +166,13 @@ def _route(source: Any, ctx: NormalizeContext) -> Dropped | None:
 
 
 async def _customer(jid: Any, alt: Any, ctx: NormalizeContext) -> tuple[str, str] | Dropped:
-    """(E.164 phone, LID or "") of a party; a LID is mapped, never turned into a customer."""
+    """(E.164 phone, LID or "") of a party.
+
+    A LID is mapped to the phone number (SenderAlt, whatsmeow's LID map, our customer
+    store); when nothing knows it, the message is still kept, under `lid:<digits>`: whatsmeow
+    has already acknowledged it (whatsmeow receipt.go maybeDeferredAck sends the ack at once unless SynchronousAck), so
+    dropping it loses it. A phone-addressed sender's LID comes in SenderAlt: keep it too.
+    """
     user, lid = jid.User, ""
     if jid.Server in LID_SERVERS:
         lid = f"{jid.User}@lid"
@@ -165,11 +181,13 @@ async def _customer(jid: Any, alt: Any, ctx: NormalizeContext) -> tuple[str, str
         else:
             try:
                 user = await ctx.resolve_lid(build_jid(jid.User, "lid")) or ""
-            except Exception as exc:
-                return Dropped(DropReason.UNRESOLVED_LID, f"lookup of {lid} failed: {exc}")
+            except Exception:
+                user = ""
             if not user:
-                return Dropped(DropReason.UNRESOLVED_LID, f"no phone number known for {lid}")
-    elif jid.Server not in PHONE_SERVERS:
+                return lid_customer(jid.User), lid
+    elif jid.Server in PHONE_SERVERS and alt.Server in LID_SERVERS and alt.User:
+        lid = f"{alt.User}@lid"
+    if jid.Server not in PHONE_SERVERS | LID_SERVERS:
         return Dropped(DropReason.UNSUPPORTED_CHAT, f"sender on server {jid.Server!r}")
     try:
         return from_whatsapp(user), lid

@@ -170,7 +170,18 @@ async def run_daemon(settings: Settings, notifier: Notifier,
 
 
 async def login(settings: Settings, notifier: Notifier) -> int:
-    """Link this WhatsApp number (QR or pair code), then exit: 0 linked, 78 not linked."""
+    """Link this WhatsApp number (QR or pair code), then exit: 0 linked, 78 not linked.
+
+    With a session already stored, nothing connects: `login` registers no message handler,
+    and whatsmeow acknowledges every message it receives (receipt.go maybeDeferredAck), so
+    connecting here would lose the customers' messages that arrive meanwhile.
+    """
+    session = settings.state_dir / settings.whatsapp.session_file
+    if session.is_file() and session.stat().st_size > 0:
+        print(f"Already linked: a WhatsApp session exists at {session}; `wabot run` uses it. "
+              "To link another phone, stop the daemon, remove that file and run "
+              "`wabot login` again.")
+        return EXIT_OK
     gateway = neonize_gateway(settings, notifier)
     stop = asyncio.Event()
     restore = install_signals(stop)

@@ -201,6 +201,10 @@ class Inbox:
         Call it once the transport can send. Messages that arrived live in the meantime are
         already queued: they are skipped here, so nothing is answered twice.
         """
+        # The live set keeps recording until every journaled message is routed, and is
+        # checked as each one is: a message fed while the journal is read (or routed) is
+        # queued once, by its feed; one whose feed resumes after recovery routed it is
+        # found in `_recovered` by that feed.
         live = self._live if self._live is not None else set()
         pending: list[InboundMessage] = []
         for msg in await self.customers.journal_pending(self.tenant):

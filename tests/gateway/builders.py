@@ -75,6 +75,8 @@ class StandInClient:
         self.connecting = asyncio.Event()
         self.lids: dict[str, str] = {}  # LID user → phone user
         self.me_user = BUSINESS
+        self.me: Device | None = None  # neonize sets it from Go's event 0 before the others
+        self.gates: dict[str, asyncio.Event] = {}  # a call waits until its gate opens
         self.media = b""
         self.pair_code = "ABCDEFGH"
         self.failures: dict[str, Exception] = {}
@@ -107,6 +109,8 @@ class StandInClient:
             raise self.failures[name]
         if name in self.hangs:
             await asyncio.Event().wait()
+        if name in self.gates:
+            await self.gates[name].wait()
 
     # the calls the gateway makes
     async def connect(self) -> asyncio.Future[None]:
@@ -154,6 +158,9 @@ class StandInClient:
         user = self.lids.get(lid.User, "")
         # whatsmeow answers an empty JID (not an error) for a LID it does not know
         return jid(user) if user else JID(User="", Server="", RawAgent=0, Device=0, Integrator=0)
+
+    async def send_presence(self, presence: Any) -> None:
+        await self._record("send_presence", presence)
 
     async def get_me(self) -> Device:
         await self._record("get_me")

@@ -165,6 +165,7 @@ async def test_go_client_ending_on_its_own_is_a_failure(
 ) -> None:
     gateway, client = running
     assert client.go_task is not None
+    await client.fire(ConnectedEv, ConnectedEv())  # once linked; before, it is retried
 
     client.go_task.set_exception(RuntimeError("Neonize() returned: database is locked"))
 

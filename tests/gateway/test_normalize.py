@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -230,20 +229,20 @@ async def test_lid_sender_mapped_through_sender_alt() -> None:
 
 
 async def test_lid_sender_without_alt_is_looked_up_in_whatsmeow(
-    make_gateway: Callable[..., NeonizeGateway],
+    running: tuple[NeonizeGateway, StandInClient],
 ) -> None:
-    client = StandInClient("session.sqlite3", "uuid")
+    gateway, client = running
     client.lids[CUSTOMER_LID] = CUSTOMER
     ev = event(text("hola"), chat=jid(CUSTOMER_LID, "lid"), sender=jid(CUSTOMER_LID, "lid", 2))
 
-    result = await make_gateway().normalize(ev, client)
+    result = await gateway.normalize(ev, client)
 
     assert result == inbound(text="hola", lid=f"{CUSTOMER_LID}@lid")
     [(args, _)] = client.called("get_pn_from_lid")
     assert (args[0].User, args[0].Server, args[0].Device) == (CUSTOMER_LID, "lid", 0)
 
 
-async def test_unknown_lid_is_dropped_not_invented() -> None:
+async def test_unknown_lid_is_kept_under_the_lid_and_answered_there() -> None:
     async def unknown(lid: Any) -> str | None:
         return None
 
@@ -251,20 +250,19 @@ async def test_unknown_lid_is_dropped_not_invented() -> None:
 
     result = await normalize(ev, resolve_lid=unknown)
 
-    assert result == Dropped(
-        DropReason.UNRESOLVED_LID, f"no phone number known for {CUSTOMER_LID}@lid"
-    )
+    assert isinstance(result, InboundMessage)
+    assert (result.phone, result.chat, result.lid) == (
+        f"lid:{CUSTOMER_LID}", f"{CUSTOMER_LID}@lid", f"{CUSTOMER_LID}@lid")
 
 
-async def test_failing_lid_lookup_is_dropped() -> None:
+async def test_failing_lid_lookup_keeps_the_message_under_the_lid() -> None:
     async def broken(lid: Any) -> str | None:
         raise RuntimeError("store closed")
 
     result = await normalize(event(text(), chat=jid(CUSTOMER_LID, "lid")), resolve_lid=broken)
 
-    assert isinstance(result, Dropped)
-    assert result.reason is DropReason.UNRESOLVED_LID
-    assert "store closed" in result.detail
+    assert isinstance(result, InboundMessage)
+    assert result.phone == f"lid:{CUSTOMER_LID}"
 
 
 # --- the owner typing on the business phone -----------------------------------------------
@@ -329,8 +327,18 @@ async def test_status_update_is_dropped() -> None:
     assert await normalize(ev) == Dropped(DropReason.STATUS)
 
 
-async def test_broadcast_list_is_dropped() -> None:
+async def test_incoming_broadcast_list_message_was_dropped_instead_of_answered_as_a_dm() -> None:
     ev = event(text("promo"), chat=jid("1767600000", "broadcast"), sender=jid(CUSTOMER))
+
+    result = await normalize(ev)
+
+    assert isinstance(result, InboundMessage)
+    assert (result.phone, result.chat) == (CUSTOMER_E164, f"{CUSTOMER}@s.whatsapp.net")
+
+
+async def test_our_own_broadcast_list_message_is_dropped() -> None:
+    ev = event(text("promo"), chat=jid("1767600000", "broadcast"), sender=jid(BUSINESS),
+               from_me=True)
 
     assert await normalize(ev) == Dropped(DropReason.BROADCAST)
 

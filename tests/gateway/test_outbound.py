@@ -10,8 +10,8 @@ from neonize.exc import SendMessageError
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ImageMessage, Message
 from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ReceiptType
 
-from bot.gateway.base import GatewayError
-from bot.gateway.neonize import SENT_IDS_KEPT, NeonizeGateway
+from bot.gateway.base import DeliveryUnknown, GatewayError
+from bot.gateway.neonize import SEND_TIMEOUT, SENT_IDS_KEPT, NeonizeGateway
 from bot.gateway.normalize import Dropped, DropReason
 from bot.models import InboundMessage
 from tests.gateway.builders import (
@@ -139,16 +139,22 @@ async def test_typing_presence(
 async def test_a_call_that_hangs_becomes_a_gateway_error(
     make_gateway: Callable[..., NeonizeGateway], factory: StandInFactory
 ) -> None:
-    gateway = make_gateway(call_timeout=0.05)
+    gateway = make_gateway(send_timeout=0.05)
     await gateway.start()
     client = await factory.next_client()
     await client.fire(ConnectedEv, ConnectedEv(status=True))
     client.hangs.add("send_message")
 
     with pytest.raises(
-        GatewayError, match=r"sending to \+52155\*\*\*\*5678 timed out after 0.05 s"
+        DeliveryUnknown, match=r"sending to \+52155\*\*\*\*5678 timed out after 0.05 s"
     ):
         await gateway.send_text(CHAT, "hola")
+    assert len(client.called("send_message")) == 1  # a timeout is never resent blindly
+
+
+def test_send_timeout_was_shorter_than_whatsmeows_own_bound() -> None:
+    # whatsmeow request.go defaultRequestTimeout = 75 s, plus send.go's one retryFrame.
+    assert SEND_TIMEOUT > 2 * 75
 
 
 async def test_a_failing_call_becomes_a_gateway_error(
@@ -170,6 +176,7 @@ async def test_nothing_reaches_go_before_we_are_connected(
 
     with pytest.raises(GatewayError, match="not connected to WhatsApp"):
         if call == "send":
+            gateway._connect_wait = 0  # a send waits a bounded time for the connection first
             await gateway.send_text(CHAT, "hola")
         elif call == "read":
             await gateway.mark_read(CHAT, ["3EB0A"])
