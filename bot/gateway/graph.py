@@ -3,7 +3,9 @@
 Throttling (HTTP 429, Graph errors 4, 80007, 130429) and server errors (5xx, 1, 2, 131000,
 131016) are retried with doubling backoff on the injected clock; anything else is Meta's
 permanent answer for this call (131047: outside the 24-hour window, 131026: undeliverable,
-190: a bad token) and is raised at once as `CloudError` with the Graph code.
+190: a bad token) and is raised at once as `CloudError` with the Graph code. A connection
+that failed before the request left is retried; a POST whose answer never came (a read
+timeout, a dropped connection) may have reached Meta and raises `DeliveryUnknown`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import httpx
 from loguru import logger
 
 from bot.clock import Clock
-from bot.gateway.base import GatewayError
+from bot.gateway.base import DeliveryUnknown, GatewayError
 from bot.phones import mask
 from bot.settings import CloudSettings
 
@@ -64,7 +66,12 @@ class GraphAPI:
             try:
                 response = await self.client.request(method, url, headers=self._headers,
                                                       **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                error = CloudError(f"{method} {_path(url)}: {type(exc).__name__}: {exc}")
             except httpx.HTTPError as exc:
+                if method != "GET":  # it may have reached Meta: a resend could be a duplicate
+                    raise DeliveryUnknown(f"{method} {_path(url)}: {type(exc).__name__}: "
+                                          f"{exc}; not sent again") from exc
                 error = CloudError(f"{method} {_path(url)}: {type(exc).__name__}: {exc}")
             else:
                 if response.status_code < 400:

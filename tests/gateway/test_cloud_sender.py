@@ -241,3 +241,23 @@ async def test_chats_whose_window_closed_are_forgotten_when_many_are_remembered(
                                           chat="5215500000002"))
     assert set(gateway._last_in) == {"+5215500000002"}
     assert await gateway.window_open("+5215500000002")
+
+
+async def test_a_send_whose_answer_never_came_is_not_sent_again(
+        graph_server: FakeGraph) -> None:
+    from bot.gateway.base import DeliveryUnknown
+
+    clock = StepClock()
+    settings = CloudSettings(phone_number_id=graph_server.phone_number_id,
+                             access_token=graph_server.token, graph_url=graph_server.graph_url,
+                             timeout=0.3, max_retries=4)
+    gateway = CloudGateway("t", settings, clock)  # type: ignore[arg-type]
+    gateway.on_message(lambda m: _noop())
+    await gateway.dispatch(InboundMessage("t", "+" + WA, "wamid.IN1", START, "hola", chat=WA))
+    graph_server.latency = 2.0  # Meta got it, its answer is late
+    try:
+        with pytest.raises(DeliveryUnknown):
+            await gateway.send_text(WA, "hola")
+    finally:
+        await gateway.stop()
+    assert len(graph_server.sends()) == 1 and clock.slept == []
