@@ -21,7 +21,9 @@ from bot.agents.agent import AgentDeps, Budget, CustomerAgent
 from bot.agents.lifecycle import run_churn_sweep
 from bot.agents.memory_keeper import MemoryKeeper
 from bot.agents.registry import AgentRegistry, EventSink
+from bot.agents.state import WINDOW_PAGE, CacheSync, fit_window
 from bot.agents.tools import default_tools
+from bot.alerts import OwnerAlerts
 from bot.business import DEFAULT_BUSINESS, Business, Product, load_business
 from bot.clock import Clock, SystemClock
 from bot.followups import FollowUpScheduler
@@ -31,8 +33,8 @@ from bot.knowledge.tools import knowledge_tools
 from bot.llm import LLM
 from bot.models import CustomerKey, InboundMessage
 from bot.ops.status import Live, Monitor
-from bot.phones import mask
 from bot.pipeline.inbox import Inbox
+from bot.pipeline.intake import Intake
 from bot.pipeline.limits import Access, RateLimiter
 from bot.pipeline.media import Media
 from bot.pipeline.optout import OptOut
@@ -42,6 +44,8 @@ from bot.settings import Settings
 from bot.stores.customers import CustomerStore
 from bot.stores.db import Database
 from bot.stores.memory_base import MemoryStore
+from bot.stores.memory_observed import ObservedMemory
+from bot.stores.stamps import ChangeStamps
 
 
 def load_business_for(settings: Settings) -> Business:
@@ -102,7 +106,7 @@ class App:
         self.llm = llm or build_llm(settings)
         self.db = Database(settings.sql_url)
         self.customers = CustomerStore(self.db, clock=self.clock)
-        self.memory = build_memory(settings, self.db)
+        self.memory = ObservedMemory(build_memory(settings, self.db))
         s = settings
         self.deps = AgentDeps(
             customers=self.customers, memory=self.memory, llm=self.llm, tools=default_tools(),
@@ -119,7 +123,15 @@ class App:
         self.deps.after_turn = self.keeper.schedule
         self.registry = AgentRegistry(
             self._load_agent, self.clock, idle_seconds=s.agents.idle_evict_minutes * 60,
-            max_agents=s.agents.max_cached_agents, on_event=on_agent_event)
+            max_agents=s.agents.max_cached_agents, on_event=on_agent_event,
+            stamps=ChangeStamps(s.state_dir, s.tenant))
+        # The cached agents are the cache: every write in this process reaches them.
+        sync = CacheSync(self.registry.peek, self.registry.drop, self.deps.budget.history)
+        self.customers.listeners.append(sync.customer_changed)
+        self.customers.resident = self.registry.resident_customer
+        self.memory.listeners.append(sync)
+        self.keeper.known_unsummarized = sync.unsummarized
+        self.registry.on_stamped = self.customers.uncache
         self.presenter = Presenter(gateway, self.clock, s.presenter)
         self.media = Media(self.llm, self.customers, self.memory, self.presenter, s.media)
         self.inbox = Inbox(s.tenant, self.customers, self.registry, self.presenter,
@@ -135,6 +147,7 @@ class App:
             for tool in self.followups.tools():
                 self.deps.tools.add(tool)
             self.inbox.after_inbound.append(self.followups.on_inbound)
+        self.alerts = OwnerAlerts(gateway, self.clock)
         # ── knowledge: catalog and document search, media sends ──
         self.reindex = asyncio.Event()  # set by SIGHUP: re-index changed sources
         self.library = build_library(settings, self.db, self.clock, self.llm, business,
@@ -147,7 +160,8 @@ class App:
         # ── end knowledge ──
         self.takeover = Takeover(self.customers, self.memory, gateway, self.clock, s.takeover)
         self.limiter = RateLimiter(self.customers, self.presenter, self.clock, s.limits,
-                                   self.inbox.has_pending)
+                                   self.inbox.has_pending, self.inbox.enqueue,
+                                   self.inbox.tasks, self.alerts)
         # Who may talk (access) → STOP/START (opt-out, never rate limited) → is a human
         # handling the chat (takeover) → how much (limits) → kinds with a fixed outcome
         # (media). The limiter must stay the last filter that awaits anything when it lets
@@ -155,6 +169,9 @@ class App:
         self.inbox.filters += [Access(s.access), self.optout, self.takeover, self.limiter,
                                self.media.filter]
         self.inbox.hold = self.takeover.hold
+        self.inbox.after_hold = self.takeover.held
+        self.intake = Intake(self.inbox.feed, self.clock, self.alerts,
+                             spill=s.state_dir / "held-inbound.jsonl")
         # The daemon publishes its heartbeat for `wabot status`; `chat` and `simulate` must
         # not pose as the daemon of their tenant.
         self.monitor = Monitor(self.db, s.tenant, self.clock, s.heartbeat_seconds,
@@ -174,9 +191,14 @@ class App:
             self.deps.business = self.deps.business.model_copy(update={"products": products})
 
     async def _load_agent(self, key: CustomerKey) -> tuple[CustomerAgent, bool]:
-        customer = await self.customers.get(key)
-        profile = await self.memory.profile(key)
-        return CustomerAgent(key, self.deps, customer, profile), customer is None
+        # The filters read the row a moment ago (change stamps clear that copy).
+        customer = await self.customers.get(key, max_age=2.0)
+        profile = await self.memory.profile(key, with_stages=False)
+        rows = await self.memory.recent(key, WINDOW_PAGE, profile.summarized_upto)
+        window = fit_window(rows, self.deps.budget.history)
+        complete = len(rows) < WINDOW_PAGE and len(window) == len(rows)
+        agent = CustomerAgent(key, self.deps, customer, profile, window, complete)
+        return agent, customer is None
 
     def _live(self) -> Live:
         own = getattr(self.gateway, "connected_as", None)  # the WhatsApp gateway knows it
@@ -192,16 +214,21 @@ class App:
         return customer.phone.removeprefix("+")
 
     async def _on_inbound(self, msg: InboundMessage) -> None:
-        try:
+        if getattr(self.gateway, "redelivers", False):
+            # The Cloud API webhook answers non-2xx when this raises and Meta delivers the
+            # message again: nothing to hold in memory.
             await self.inbox.feed(msg)
-        except Exception:  # the transport must never see (and lose) our exceptions
-            logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).exception(
-                "inbound message could not be queued")
-            if getattr(self.gateway, "redelivers", False):
-                raise  # the Cloud API webhook answers non-2xx and Meta delivers it again
+            return
+        # A failed journal write is retried with backoff and the message held meanwhile.
+        await self.intake(msg)
 
     async def _recover_when(self, connected: asyncio.Event) -> None:
         await connected.wait()
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """Messages held at the last stop, then journaled ones never answered."""
+        await self.intake.restore()
         await self.inbox.recover()
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -233,7 +260,7 @@ class App:
             # what the journal holds once replies can go out.
             self.spawn(self._recover_when(connected), "recover")
         else:
-            await self.inbox.recover()
+            await self._catch_up()
         if self.followups is not None:
             await self.followups.start()
         self.spawn(self.registry.run_sweeper(self.settings.agents.sweep_seconds), "sweeper")
@@ -256,6 +283,7 @@ class App:
         if self.followups is not None:
             self.followups.close()  # due follow-ups wait in the store for the next start
         self.inbox.close()
+        await self.intake.stop(self.settings.stop_grace_seconds)
         if not await self.inbox.drain(self.settings.stop_grace_seconds):
             logger.warning("turns still running after {} s were cancelled; their messages "
                            "stay in the journal and are answered after restart",
@@ -275,6 +303,7 @@ class App:
         await self.memory.close()
         if self.monitor is not None:
             await self.monitor.stop()
+        await self.customers.close()
         await self.db.close()
         logger.info("wabot stopped")
 

@@ -28,6 +28,11 @@ class Clock(Protocol):
         """Wait for tasks to finish within `within` seconds; returns those still pending."""
         ...
 
+    async def queue(self, turn: asyncio.Future[None]) -> None:
+        """Wait for `turn`, which only other clock-driven work can complete (a free slot
+        handed over by a task that is itself sleeping or working)."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
@@ -42,6 +47,9 @@ class SystemClock:
         _, pending = await asyncio.wait(tasks, timeout=within)
         return pending
 
+    async def queue(self, turn: asyncio.Future[None]) -> None:
+        await turn
+
 
 class VirtualClock:
     """A clock that moves only in `advance`/`run_until`, waking sleepers in order."""
@@ -52,6 +60,9 @@ class VirtualClock:
             raise ValueError("VirtualClock needs a timezone-aware start")
         self._heap: list[tuple[datetime, int, asyncio.Future[None], asyncio.Task[Any] | None]] = []
         self._counter = itertools.count()
+        # Tasks waiting in a queue (a turn slot): settled while their turn has not come,
+        # since only the holders of the slots, which settle on their own, can hand one over.
+        self._queued: dict[asyncio.Task[Any], asyncio.Future[None]] = {}
 
     def now(self) -> datetime:
         return self._now
@@ -72,13 +83,30 @@ class VirtualClock:
     def sleeping_tasks(self) -> set[asyncio.Task[Any]]:
         return {t for _, _, f, t in self._heap if t is not None and not f.done()}
 
+    async def queue(self, turn: asyncio.Future[None]) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._queued[task] = turn
+        try:
+            await turn
+        finally:
+            if task is not None:
+                self._queued.pop(task, None)
+
+    def _settled(self, task: asyncio.Task[Any], sleeping: set[asyncio.Task[Any]]) -> bool:
+        if task.done() or task in sleeping:
+            return True
+        turn = self._queued.get(task)
+        return turn is not None and not turn.done()  # handed a slot: it is about to run
+
     def next_deadline(self) -> datetime | None:
         while self._heap and self._heap[0][2].done():
             heapq.heappop(self._heap)
         return self._heap[0][0] if self._heap else None
 
     async def settle(self, tasks: Collection[asyncio.Task[Any]] = ()) -> None:
-        """Wait (in real time) until each task is done or asleep on this clock.
+        """Wait (in real time) until each task is done, asleep on this clock or queued for
+        a slot that no running task will free before time moves.
 
         Work in flight does real I/O (databases, the LLM endpoint), so "nothing more can
         happen until time moves" is observed, not assumed.
@@ -87,7 +115,7 @@ class VirtualClock:
             for _ in range(5):
                 await asyncio.sleep(0)
             sleeping = self.sleeping_tasks()
-            if all(t.done() or t in sleeping for t in list(tasks)):
+            if all(self._settled(t, sleeping) for t in list(tasks)):
                 return
             await asyncio.sleep(0.001)
 

@@ -10,6 +10,7 @@ from typing import Any
 from loguru import logger
 
 from bot.agents import prompt
+from bot.agents.state import CachedState, fit_window
 from bot.agents.tools import ToolBox, TurnContext
 from bot.business import Business
 from bot.llm import LLM, Completion, LLMError
@@ -17,6 +18,8 @@ from bot.models import CustomerKey, MemoryMessage, Role, Stage
 from bot.phones import mask
 from bot.stores.customers import Contact, Customer, CustomerStore
 from bot.stores.memory_base import MemoryStore, Profile, estimate_tokens
+from bot.stores.memory_observed import ObservedMemory
+from bot.stores.turn_writer import TurnRecord, TurnWriter
 
 MAX_TOOL_ROUNDS = 3
 
@@ -44,6 +47,11 @@ class AgentDeps:
     budget: Budget = field(default_factory=Budget)
     failure_reply: str = "Sorry, I'm having trouble answering right now."
     after_turn: Callable[[CustomerKey], None] | None = None  # summaries, insights (background)
+    writer: TurnWriter = field(init=False)
+
+    def __post_init__(self) -> None:
+        inner = self.memory.inner if isinstance(self.memory, ObservedMemory) else self.memory
+        self.writer = TurnWriter(self.customers.db, inner)
 
 
 @dataclass(slots=True)
@@ -61,19 +69,22 @@ class Reply:
     failed: bool = False
     tokens_in: int = 0
     tokens_out: int = 0
+    lines: list[MemoryMessage] = field(default_factory=list)  # to remember: said + answer
+    inbound: int = 0  # customer lines in the turn
 
 
-class CustomerAgent:
-    """Small on purpose: thousands stay cached. History lives in the memory store."""
+class CustomerAgent(CachedState):
+    """Small on purpose: thousands stay cached. The customer row, profile and recent
+    window live here (see `bot.agents.state`); the full history in the memory store."""
 
-    __slots__ = ("customer", "deps", "key", "profile")
+    __slots__ = ("deps", "key")
 
     def __init__(self, key: CustomerKey, deps: AgentDeps, customer: Customer | None,
-                 profile: Profile) -> None:
+                 profile: Profile, window: list[MemoryMessage] | None = None,
+                 complete: bool = False) -> None:
+        super().__init__(customer, profile, window or [], complete)
         self.key = key
         self.deps = deps
-        self.customer = customer
-        self.profile = profile
 
     @property
     def stage(self) -> Stage:
@@ -87,35 +98,56 @@ class CustomerAgent:
 
     async def handle(self, lines: list[Turn], contact: Contact, now: datetime,
                      instruction: str = "", kind: str = "chat") -> Reply:
-        """Answer a turn; both sides are stored together once the model has answered.
+        """Answer a turn from what the agent holds; nothing is written here.
 
-        Nothing is lost on a crash mid-turn: the inbound messages are in the journal first
-        and are replayed after restart (their ids make the replay idempotent). The caller
-        records usage (`Reply.tokens_*`) with what it delivered, in one write.
+        The caller delivers the reply, then `commit`s the turn: both sides, usage and the
+        journal status in one write. Nothing is lost on a crash before that: the inbound
+        messages are in the journal and are replayed after restart (their ids make the
+        replay idempotent).
         """
         deps = self.deps
         inbound = sum(1 for t in lines if t.msg_id)
-        self.customer = await deps.customers.touch(self.key, contact, now, inbound=inbound)
+        if self.customer is None:
+            # First contact: the row must exist before tools (stage, opt-out) touch it.
+            self.customer = await deps.customers.touch(self.key, contact, now)
         said = [MemoryMessage(Role.CUSTOMER, t.text, t.at, msg_id=t.msg_id) for t in lines]
-        self.profile = await deps.memory.profile(self.key, with_stages=False)
-        messages = await self._prompt(now, instruction, said)
+        messages = self._prompt(now, instruction, said)
         try:
             completion = await self._complete(messages, now)
         except LLMError as exc:
             logger.bind(customer=mask(self.key.phone)).warning("turn failed: {}", exc)
-            if said:
-                await deps.memory.append(self.key, said)
-            return Reply(deps.failure_reply, failed=True)
+            return Reply(deps.failure_reply, failed=True, lines=said, inbound=inbound)
         text = completion.text
         answer = [MemoryMessage(Role.AGENT, text, now, kind=kind)] if text else []
-        if said or answer:
-            await deps.memory.append(self.key, said + answer)
-        if deps.after_turn is not None:
-            deps.after_turn(self.key)
-        return Reply(text, tokens_in=completion.tokens_in, tokens_out=completion.tokens_out)
+        return Reply(text, tokens_in=completion.tokens_in, tokens_out=completion.tokens_out,
+                     lines=said + answer, inbound=inbound)
 
-    async def _prompt(self, now: datetime, instruction: str,
-                      said: list[MemoryMessage]) -> list[dict[str, Any]]:
+    async def commit(self, reply: Reply, contact: Contact, now: datetime, *, sent: int = 0,
+                     journal_ids: list[str] | None = None, status: str = "answered") -> None:
+        """The turn's one write; then the cached row and window follow it."""
+        deps = self.deps
+        stored = await deps.writer.write(TurnRecord(
+            self.key, now, contact, reply.inbound, reply.lines, sent, reply.tokens_in,
+            reply.tokens_out, journal_ids or [], status))
+        self.add_stored(stored, deps.budget.history)
+        deps.customers.written(self.key, now, sent, reply.tokens_in, reply.tokens_out)
+        c = self.customer
+        if c is not None:
+            c.last_contact = now
+            if reply.inbound:
+                c.last_inbound = now
+            c.msgs_in += reply.inbound
+            c.msgs_out += sent
+            c.tokens_in += reply.tokens_in
+            c.tokens_out += reply.tokens_out
+            for name in ("name", "wa_jid", "lid"):
+                if getattr(contact, name):
+                    setattr(c, name, getattr(contact, name))
+        if reply.lines and deps.after_turn is not None:
+            deps.after_turn(self.key)
+
+    def _prompt(self, now: datetime, instruction: str,
+                said: list[MemoryMessage]) -> list[dict[str, Any]]:
         b = self.deps.budget
         business_text = prompt.business_block(self.deps.business, now, b.featured)
         customer_text = prompt.customer_block(
@@ -124,8 +156,7 @@ class CustomerAgent:
         fixed = estimate_tokens(business_text + prompt.RULES + customer_text + instruction)
         history_budget = max(200, min(b.history, b.context - fixed - 200))
         new = sum(estimate_tokens(m.text) for m in said)
-        window = await self.deps.memory.window(
-            self.key, max(0, history_budget - new), after_seq=self.profile.summarized_upto)
+        window = fit_window(self.window, max(0, history_budget - new)) if self.window else []
         replayed = {m.msg_id for m in said if m.msg_id}  # stored before a crash, asked again
         window = [m for m in window if not m.msg_id or m.msg_id not in replayed]
         return prompt.build(business_text, customer_text, window + said, instruction)
@@ -153,6 +184,8 @@ class CustomerAgent:
                 logger.bind(customer=mask(self.key.phone)).debug(
                     "tool {} → {}", call.name, result[:200])
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+        if not completion.text:  # still calling tools after the last round: no answer
+            raise LLMError("the model gave no answer after its tool calls")
         if self.customer is not None and ctx.stage is not self.stage:
             self.customer.stage = ctx.stage.value
         completion.tokens_in, completion.tokens_out = total_in, total_out

@@ -18,6 +18,7 @@ import asyncio
 import json
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -111,6 +112,8 @@ class MemoryKeeper:
         self._seen: OrderedDict[CustomerKey, _Seen] = OrderedDict()
         self._slots = asyncio.Semaphore(settings.max_background)
         self._closed = False
+        # Set by the App: a cached agent's complete list of unsummarized messages, if known.
+        self.known_unsummarized: Callable[[CustomerKey], list[MemoryMessage] | None] | None = None
 
     # --- scheduling ----------------------------------------------------------------------
 
@@ -195,6 +198,9 @@ class MemoryKeeper:
     async def summarize(self, key: CustomerKey) -> int:
         """Fold the oldest unsummarized messages into the summary while they exceed the
         threshold, at most `summary_rounds` calls. Returns how many calls were made."""
+        known = self.known_unsummarized(key) if self.known_unsummarized else None
+        if known is not None and self._too_few(known):
+            return 0  # the cached agent holds them all: no query needed to know
         for done in range(self.s.summary_rounds):
             profile = await self.memory.profile(key)
             chunk = await self._chunk(key, profile.summarized_upto)
@@ -207,6 +213,13 @@ class MemoryKeeper:
                 return done + 1
             await self.memory.save_summary(key, text, chunk[-1].seq)
         return self.s.summary_rounds
+
+    def _too_few(self, unsummarized: list[MemoryMessage]) -> bool:
+        """What `_chunk` decides without reading: nothing to fold yet."""
+        pending = len(unsummarized)
+        return pending <= self.s.keep_recent_messages or (
+            pending <= self.s.summarize_after_messages
+            and sum(estimate_tokens(m.text) for m in unsummarized) <= self.budget.history)
 
     async def _chunk(self, key: CustomerKey, upto: int) -> list[MemoryMessage]:
         """The oldest messages to fold now, or [] while the unsummarized part is small."""

@@ -19,23 +19,27 @@ from bot.agents.agent import CustomerAgent
 from bot.clock import Clock
 from bot.models import CustomerKey
 from bot.phones import mask
+from bot.stores.customers import Customer
+from bot.stores.stamps import EVERYONE, ChangeStamps
 
 Loader = Callable[[CustomerKey], Awaitable[tuple[CustomerAgent, bool]]]
 EventSink = Callable[[str, CustomerKey], None]  # ("agent_created" | "agent_loaded" | "agent_evicted", key)
 
 
 class _Slot:
-    __slots__ = ("agent", "busy", "last_used")
+    __slots__ = ("agent", "busy", "last_used", "stale")
 
     def __init__(self, agent: CustomerAgent, now: float) -> None:
         self.agent = agent
         self.busy = 0
         self.last_used = now
+        self.stale = False  # changed elsewhere while in a turn: reloaded once the turn ends
 
 
 class AgentRegistry:
     def __init__(self, loader: Loader, clock: Clock, *, idle_seconds: float = 1800,
-                 max_agents: int = 50_000, on_event: EventSink | None = None) -> None:
+                 max_agents: int = 50_000, on_event: EventSink | None = None,
+                 stamps: ChangeStamps | None = None) -> None:
         self._load = loader
         self._clock = clock
         self.idle_seconds = idle_seconds
@@ -43,6 +47,9 @@ class AgentRegistry:
         self._on_event = on_event
         self._slots: OrderedDict[CustomerKey, _Slot] = OrderedDict()
         self._loading: dict[CustomerKey, asyncio.Future[_Slot]] = {}
+        self._stamps = stamps
+        # Told every phone another process changed (cached or not): other caches drop it.
+        self.on_stamped: Callable[[str], None] | None = None
         self.hits = 0
         self.misses = 0
 
@@ -59,8 +66,48 @@ class AgentRegistry:
         if self._on_event is not None:
             self._on_event(event, key)
 
-    async def _slot(self, key: CustomerKey) -> _Slot:
+    # --- the cache's truth --------------------------------------------------------------
+
+    def _check_stamps(self) -> None:
+        """Drop agents another process changed (one `stat` when nothing changed)."""
+        if self._stamps is None:
+            return
+        for phone in self._stamps.poll():
+            if self.on_stamped is not None:
+                self.on_stamped(phone)
+            if phone == EVERYONE:
+                for key in list(self._slots):
+                    self.drop(key)
+                continue
+            for key in [k for k in self._slots if k.phone == phone]:
+                self.drop(key)
+
+    def peek(self, key: CustomerKey) -> CustomerAgent | None:
+        """The cached agent, if it is cached and current (no load, no use stamp)."""
+        self._check_stamps()
         slot = self._slots.get(key)
+        return slot.agent if slot is not None and not slot.stale else None
+
+    def resident_customer(self, key: CustomerKey) -> Customer | None:
+        agent = self.peek(key)
+        return agent.customer if agent is not None else None
+
+    def drop(self, key: CustomerKey) -> None:
+        """Forget what is cached for `key`: its next use reloads it from the stores."""
+        slot = self._slots.get(key)
+        if slot is None:
+            return
+        if slot.busy:
+            slot.stale = True
+        else:
+            del self._slots[key]
+
+    async def _slot(self, key: CustomerKey) -> _Slot:
+        self._check_stamps()
+        slot = self._slots.get(key)
+        if slot is not None and slot.stale and not slot.busy:
+            del self._slots[key]
+            slot = None
         if slot is not None:
             self.hits += 1
             self._slots.move_to_end(key)
@@ -95,6 +142,8 @@ class AgentRegistry:
         finally:
             slot.busy -= 1
             slot.last_used = self._now()
+            if slot.stale and not slot.busy and self._slots.get(key) is slot:
+                del self._slots[key]
 
     def _evict(self, key: CustomerKey) -> None:
         del self._slots[key]

@@ -70,6 +70,7 @@ async def set_pause(settings: Settings, key: CustomerKey, until: datetime | None
     from bot.pipeline.takeover import pause, resume
     from bot.stores.customers import CustomerStore
     from bot.stores.db import Database
+    from bot.stores.stamps import mark_changed
 
     if settings.database_url is None:
         prepare_state_dir(settings.state_dir)
@@ -78,11 +79,15 @@ async def set_pause(settings: Settings, key: CustomerKey, until: datetime | None
         await db.create_all()
         customers = CustomerStore(db)
         if until is None:
-            return await resume(customers, key)
-        await pause(customers, key, until, datetime.now(UTC))
-        return True
+            changed = await resume(customers, key)
+        else:
+            await pause(customers, key, until, datetime.now(UTC))
+            changed = True
     finally:
         await db.close()
+    if changed:  # the running daemon's cached agent reloads before its next reply
+        mark_changed(settings.state_dir, key)
+    return changed
 
 
 @app.command("pause")

@@ -246,6 +246,7 @@ def forget(
 ) -> None:
     """Erase everything held on a customer, in every store (asks first)."""
     from bot.stores.privacy import checkpoint, forget_customer, journal_lines
+    from bot.stores.stamps import mark_changed
 
     settings = settings_or_exit()
     key = customer_key(settings, phone)
@@ -273,6 +274,7 @@ def forget(
             return await checkpoint(s.db)
 
     clean = _run(settings, work())
+    mark_changed(settings.state_dir, key)  # a running daemon drops its cached agent
     typer.echo(f"forgot {key.phone}: {messages} messages, {journaled} journal lines")
     if not clean:
         typer.echo("note: the daemon has the database open; the erased rows leave the "

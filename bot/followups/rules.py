@@ -35,7 +35,8 @@ class RuleRefresh:
                  and f.s.on_reply == "drop"]
         stale += [pending[r.name].job_id for r in f.rules.values()
                   if r.name in pending and r.when == "silent" and r.stage != customer.stage]
-        await asyncio.to_thread(f.remove_ids, stale)
+        if stale:
+            await asyncio.to_thread(f.remove_ids, stale)
         for rule in f.rules.values():
             if rule.stage != customer.stage:
                 continue

@@ -65,6 +65,9 @@ async def run_followup(tenant: str, phone: str, kind: str, reason: str, schedule
     await asyncio.shield(scheduler.track(scheduler.fire(fu), "followup-fire"))
 
 
+NONE_PENDING_MAX = 100_000
+
+
 class FollowUpScheduler:
     def __init__(self, tenant: str, sql_url: str, settings: FollowUpSettings, *,
                  customers: CustomerStore, memory: MemoryStore, inbox: Inbox,
@@ -87,6 +90,10 @@ class FollowUpScheduler:
             job_defaults={"misfire_grace_time": max(1, int(self.grace.total_seconds())),
                           "coalesce": True, "max_instances": 1})
         self._refresh = RuleRefresh(self)  # the config's rules, after every inbound turn
+        # Customers known to have no pending job (jobs are only added through `put`, in this
+        # process: one daemon per tenant), so a turn does not look them up again.
+        self._none_pending: set[str] = set()
+        self._puts = 0  # a lookup that raced a `put` is not remembered
         self.outcomes: Counter[str] = Counter()
         self._lock = threading.Lock()  # store writes and the timer's take-due, across threads
         self._gate = asyncio.Lock()  # caps are counted and reserved one follow-up at a time
@@ -178,6 +185,8 @@ class FollowUpScheduler:
 
     async def put(self, fu: FollowUp, at: datetime) -> None:
         """Store (or replace) the follow-up to run at `at`."""
+        self._none_pending.discard(fu.phone)
+        self._puts += 1
         await asyncio.to_thread(self._add_sync, fu, at)
         if self.own_timer:
             self._arm(at)
@@ -190,7 +199,16 @@ class FollowUpScheduler:
 
     async def pending(self, phone: str | None = None, limit: int | None = None,
                       kinds: list[str] | None = None) -> list[FollowUp]:
-        return await asyncio.to_thread(self.table.pending, phone, limit, None, kinds)
+        every_kind = kinds is None or {AGENT, *self.rules} <= set(kinds)
+        if phone is not None and every_kind and phone in self._none_pending:
+            return []  # after every turn: most customers have none, and only `put` adds
+        puts = self._puts
+        found = await asyncio.to_thread(self.table.pending, phone, limit, None, kinds)
+        if phone is not None and every_kind and not found and puts == self._puts:
+            if len(self._none_pending) >= NONE_PENDING_MAX:
+                self._none_pending.clear()
+            self._none_pending.add(phone)
+        return found
 
     async def cancel(self, key: CustomerKey, kind: str | None = None) -> int:
         """Remove the customer's pending follow-ups (of one kind); returns how many. Known

@@ -109,6 +109,7 @@ class JobTable:
         options: dict[str, Any] = (
             {"connect_args": {"timeout": 30}} if url.startswith("sqlite")
             else {"pool_pre_ping": True})
+        options["hide_parameters"] = True  # errors must not print customers' data
         self.store = SQLAlchemyJobStore(url=url, tablename=job_table_name(tenant),
                                         engine_options=options)
         self.t: Table = self.store.jobs_t

@@ -23,6 +23,7 @@ from bot.business import BusinessError, load_business
 from bot.gateway.cloud import CloudGateway
 from bot.gateway.cloud_webhook import PATH
 from bot.gateway.graph import CloudError
+from bot.llm import LLMError, parse_completion
 from bot.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
 from bot.stores.db import Database
 
@@ -206,6 +207,8 @@ async def check_llm(settings: Settings, limit_s: float) -> Check:
             return Check("LLM endpoint", False,
                          f"{where} unreachable: {_short(exc.__cause__ or exc)}",
                          "check llm.base_url (WABOT_LLM__BASE_URL) and that the server runs")
+        except Exception:  # HTML from a proxy, truncated JSON: try the chat request anyway
+            listed = None
         started = time.monotonic()
         try:
             done = await client.chat.completions.create(
@@ -220,10 +223,16 @@ async def check_llm(settings: Settings, limit_s: float) -> Check:
         except openai.APIError as exc:
             return Check("LLM endpoint", False, f"{where}: {_short(exc)}",
                          "check llm.base_url and llm.timeout")
+        except Exception as exc:  # a body that is not JSON at all
+            return _not_openai(where, exc)
+        try:
+            completion = parse_completion(done)
+        except LLMError as exc:
+            return _not_openai(where, exc)
     finally:
         await client.close()
     took = time.monotonic() - started
-    used = done.usage.total_tokens if done.usage else 0
+    used = completion.tokens_in + completion.tokens_out
     note = "" if listed is None or s.model in listed else ", not listed by /models"
     return Check("LLM endpoint", True,
                  f"{where} answered with {s.model} ({used} tokens, {took:.1f} s{note})")
@@ -279,6 +288,13 @@ async def check_cloud_token(settings: Settings, limit_s: float) -> Check:
 
 
 # --- end of the Cloud API transport ---------------------------------------------------------
+
+
+def _not_openai(where: str, exc: Exception) -> Check:
+    return Check("LLM endpoint", False,
+                 f"{where} answered with something that is not an OpenAI-compatible chat "
+                 f"completion ({exc if isinstance(exc, LLMError) else type(exc).__name__})",
+                 "check llm.base_url: it must be the API's /v1 address, not a web page")
 
 
 async def diagnose(settings: Settings, limit_s: float = 10.0) -> list[Check]:

@@ -83,7 +83,20 @@ def mask_text(text: str) -> str:
     text = _ASSIGNED_SECRET.sub(r"\1***", text)
     text = _URL_PASSWORD.sub(r"\1***\2", text)
     text = _JID.sub(_mask_jid, text)
+    text = _SPACED.sub(_mask_spaced, text)
     return _NUMBER.sub(lambda m: mask("+" + m.group().lstrip("+")), text)
+
+
+# Digit groups broken by single spaces ("+52 55 1234 5678", "4111 1111 1111 1111"): a
+# number or a card typed by a person. Dates and times use other separators.
+_SPACED = re.compile(r"(?<![^\W_])\+?\d{1,4}(?: \d{2,5}){2,}(?![^\W_])")
+
+
+def _mask_spaced(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group())
+    if len(digits) < 8:
+        return match.group()
+    return mask("+" + digits) if len(digits) <= 15 else "***" + digits[-4:]
 
 
 def _mask_jid(match: re.Match[str]) -> str:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from loguru import logger
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.agents.agent import Turn
 from bot.agents.registry import AgentRegistry
@@ -23,6 +24,7 @@ from bot.gateway.base import GatewayError
 from bot.models import CustomerKey, InboundMessage, MessageKind, Role
 from bot.phones import mask
 from bot.pipeline.presenter import Presenter
+from bot.pipeline.slots import TurnSlots
 from bot.settings import InboxSettings
 from bot.stores.customers import Contact, CustomerStore
 
@@ -38,11 +40,14 @@ class Fed(StrEnum):
     FILTERED = "filtered"  # a filter took it (paused chat, opt-out, deny list, rate limit…)
     DENIED = "denied"  # access lists: no agent, no model call, no reply
     RATE_LIMITED = "rate_limited"  # over the customer's per-minute or daily cap
+    HELD = "held"  # over the turns cap: joins the next turn the cap allows
     PAUSED = "paused"  # the owner took the chat over: kept in history, not answered
     COMMAND = "command"  # an owner command typed in the chat ("#bot off")
     AUTO_REPLIED = "auto_replied"  # a configured fixed reply, no model call
 
 
+class JournalUnavailable(RuntimeError):
+    """The journal write failed (database locked, failing over): nothing was recorded."""
 
 
 @dataclass(slots=True)
@@ -90,6 +95,7 @@ Filter = Callable[[InboundMessage], Awaitable["Fed | None"]]
 # Asked after the model answered and before the reply goes out: True holds the reply back
 # (the owner took the chat over while the turn was running).
 Hold = Callable[[CustomerKey], Awaitable[bool]]
+# `after_hold` is told once the held reply is stored.
 # Called after every customer turn (answered or not), inside the chat's worker: follow-up
 # rules count "silent for 24 h" from the customer's last message.
 AfterInbound = Callable[[CustomerKey], Awaitable[None]]
@@ -107,7 +113,7 @@ class Inbox:
         self.s = settings
         self._describe = describe
         self._chats: dict[CustomerKey, _Chat] = {}
-        self._slots = asyncio.Semaphore(settings.max_concurrent_turns)
+        self._slots = TurnSlots(settings.max_concurrent_turns, clock)
         self._accepting = True
         self._flush = asyncio.Event()
         self.filters: list[Filter] = []
@@ -116,6 +122,7 @@ class Inbox:
         # the journal must not route its message a second time.
         self._recovered: set[str] = set()
         self.hold: Hold | None = None
+        self.after_hold: AfterInbound | None = None  # a held reply was stored (history note)
         self.after_inbound: list[AfterInbound] = []
         self.tasks: set[asyncio.Task[None]] = set()
         self.turns = 0
@@ -129,7 +136,11 @@ class Inbox:
             raise ValueError(f"message for tenant {msg.tenant!r} fed to {self.tenant!r}")
         if len(msg.text) > self.s.max_text_chars:
             msg.text = msg.text[: self.s.max_text_chars] + " …[message truncated]"
-        if not await self.customers.journal_add(msg):
+        try:
+            added = await self.customers.journal_add(msg)
+        except (SQLAlchemyError, OSError) as exc:  # the intake holds it and retries
+            raise JournalUnavailable(str(exc.__class__.__name__)) from exc
+        if not added:
             logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).debug("duplicate dropped")
             return Fed.DUPLICATE
         if msg.msg_id in self._recovered:
@@ -165,6 +176,11 @@ class Inbox:
             await agent.remember(Role.OWNER, [Turn(msg.text, msg.msg_id, msg.timestamp)],
                                  kind="owner")
         await self.customers.journal_mark(self.tenant, [msg.msg_id], "owner")
+
+    def enqueue(self, msg: InboundMessage) -> None:
+        """Queue a journaled message a filter held back (it joins the chat's next turn)."""
+        if self._accepting:  # stopping: it stays `held` in the journal for the next start
+            self._enqueue(msg)
 
     def _enqueue(self, msg: InboundMessage) -> None:
         chat = self._chats.setdefault(msg.key, _Chat())
@@ -242,11 +258,11 @@ class Inbox:
                 if chat.pending:
                     await self._debounce(chat)
                     batch, chat.pending = chat.pending, []
-                    async with self._slots:
+                    async with self._slots.hold():
                         await self._turn(key, batch)
                 elif chat.proactive:
                     item = chat.proactive.pop(0)
-                    async with self._slots:
+                    async with self._slots.hold():
                         sent = await self._proactive_turn(key, item)
                     item.done.set_result(sent)
         finally:
@@ -262,17 +278,20 @@ class Inbox:
         try:
             async with self.registry.use(key) as agent:
                 customer = agent.customer
-                contact = Contact(name=customer.name, wa_jid=customer.wa_jid,
-                                  lid=customer.lid) if customer else Contact()
                 chat_addr = (customer.wa_jid if customer and customer.wa_jid
                              else self.presenter.gateway.chat_for(key.phone))
-                reply = await agent.handle([], contact, self.clock.now(),
-                                           instruction=item.instruction, kind=item.kind)
+                now = self.clock.now()
+                reply = await agent.handle([], Contact(), now, instruction=item.instruction,
+                                           kind=item.kind)
                 sent = 0
-                if not reply.failed and reply.text:
-                    sent = await self.presenter.deliver(chat_addr, reply.text, kind=item.kind)
-                await self.customers.add_usage(key, msgs_out=sent, tokens_in=reply.tokens_in,
-                                               tokens_out=reply.tokens_out)
+                try:
+                    if not reply.failed and reply.text:
+                        sent = await self.presenter.deliver(chat_addr, reply.text,
+                                                            kind=item.kind)
+                finally:
+                    if reply.failed:
+                        reply.lines = []  # nothing was said: nothing to remember
+                    await agent.commit(reply, Contact(), now, sent=sent)
                 return sent > 0
         except Exception:
             log.exception("{} turn failed", item.kind)
@@ -285,31 +304,39 @@ class Inbox:
         chat_addr = last.chat or self.presenter.gateway.chat_for(key.phone)
         log = logger.bind(customer=mask(key.phone), msg_id=last.msg_id)
         status = "answered"
+        committed = False
         try:
             lines = [Turn(await self._text_of(m), m.msg_id, m.timestamp) for m in batch]
             contact = Contact(name=last.push_name, wa_jid=last.chat, lid=last.lid)
             async with self.registry.use(key) as agent:
                 await self.presenter.mark_read(chat_addr, ids)
-                reply = await agent.handle(lines, contact, self.clock.now())
+                now = self.clock.now()
+                reply = await agent.handle(lines, contact, now)
                 if reply.failed:
                     status = "failed"
                 sent = 0
-                if reply.text and self.hold is not None and await self.hold(key):
-                    status = Fed.PAUSED.value
-                elif reply.text:
-                    sent = await self.presenter.deliver(chat_addr, reply.text)
-                await self.customers.add_usage(key, msgs_out=sent, tokens_in=reply.tokens_in,
-                                               tokens_out=reply.tokens_out)
+                try:
+                    if reply.text and self.hold is not None and await self.hold(key):
+                        status = Fed.PAUSED.value
+                    elif reply.text:
+                        sent = await self.presenter.deliver(chat_addr, reply.text)
+                except GatewayError as exc:
+                    status = "failed"
+                    log.error("reply could not be delivered: {}", exc)
+                # The turn's one write: both sides, usage, and the journal status.
+                await agent.commit(reply, contact, now, sent=sent, journal_ids=ids,
+                                   status=status)
+                committed = True
+                if status == Fed.PAUSED.value and self.after_hold is not None:
+                    await self.after_hold(key)
             self.turns += 1
-        except GatewayError as exc:
-            status = "failed"
-            log.error("reply could not be delivered: {}", exc)
         except Exception:
             status = "failed"
             log.exception("turn failed")
         if status == "failed":
             self.failures += 1
-        await self.customers.journal_mark(self.tenant, ids, status)
+        if not committed:
+            await self.customers.journal_mark(self.tenant, ids, status)
         for hook in self.after_inbound:
             try:
                 await hook(key)

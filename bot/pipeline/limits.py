@@ -3,6 +3,9 @@
 Both are inbox filters, so they act after the message is journaled and before anything
 costs money: a denied or capped message creates no agent, calls no model, and is journaled
 `denied` / `rate_limited` (not added to the customer's history: a flood must not fill it).
+A fast typist over the turns cap is not a flood: those messages are `held` and join the
+next turn the cap allows, started on its own when the window frees (the notice promises
+an answer to everything; held messages survive a restart through the journal).
 
 Per customer (all in-process, on the injected clock, except the daily tokens):
 - `messages_per_minute` messages taken in any 60 s;
@@ -18,6 +21,7 @@ and the daily one once a day), sent at once without a model call.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +29,7 @@ from datetime import datetime, timedelta
 
 from loguru import logger
 
+from bot.alerts import AlertOwner
 from bot.clock import Clock
 from bot.models import CustomerKey, InboundMessage
 from bot.phones import mask
@@ -63,6 +68,7 @@ class _Window:
     turns: deque[datetime] = field(default_factory=deque)
     noticed_at: datetime | None = None
     budget_noticed_on: str = ""
+    held: list[InboundMessage] = field(default_factory=list)
 
     def trim(self, since: datetime) -> None:
         for q in (self.messages, self.turns):
@@ -75,12 +81,18 @@ class RateLimiter:
     message being queued nothing may run, or a new turn could start uncounted."""
 
     def __init__(self, customers: CustomerStore, presenter: Presenter, clock: Clock,
-                 settings: LimitSettings, has_pending: Callable[[CustomerKey], bool]) -> None:
+                 settings: LimitSettings, has_pending: Callable[[CustomerKey], bool],
+                 enqueue: Callable[[InboundMessage], None] | None = None,
+                 tasks: set[asyncio.Task[None]] | None = None,
+                 alert: AlertOwner | None = None) -> None:
         self.customers = customers
         self.presenter = presenter
         self.clock = clock
         self.s = settings
         self.has_pending = has_pending
+        self.enqueue = enqueue  # None: over the turns cap is dropped like a flood
+        self.tasks = tasks if tasks is not None else set()
+        self.alert = alert
         self._windows: dict[CustomerKey, _Window] = {}
         self._calls = 0
 
@@ -99,7 +111,10 @@ class RateLimiter:
             if used.tokens_in + used.tokens_out >= self.s.daily_tokens:
                 return await self._over_budget(msg, window, day)
         new_turn = not self.has_pending(msg.key)  # nothing awaits from here to the queue
-        if new_turn and len(window.turns) >= self.s.turns_per_minute:
+        if window.held or (new_turn and len(window.turns) >= self.s.turns_per_minute):
+            if self.enqueue is not None:
+                window.messages.append(now)
+                return await self._hold(msg, window, now)
             return await self._limited(msg, window, now, "turns per minute")
         window.messages.append(now)
         if new_turn:
@@ -115,12 +130,42 @@ class RateLimiter:
             await send_now(self.presenter, self.customers, msg, self.s.notice, "notice")
         return Fed.RATE_LIMITED
 
+    async def _hold(self, msg: InboundMessage, window: _Window, now: datetime) -> Fed:
+        """Keep the message for the next turn the cap allows; start that turn on time."""
+        window.held.append(msg)
+        if len(window.held) == 1:
+            task = asyncio.create_task(self._release(msg.key, window))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        await self._limited(msg, window, now, "turns per minute")
+        return Fed.HELD
+
+    async def _release(self, key: CustomerKey, window: _Window) -> None:
+        while True:
+            now = self.clock.now()
+            window.trim(now - WINDOW)
+            if len(window.turns) < self.s.turns_per_minute:
+                break
+            await self.clock.sleep((window.turns[0] + WINDOW - now).total_seconds() + 0.001)
+        held, window.held = window.held, []
+        window.turns.append(self.clock.now())
+        assert self.enqueue is not None
+        logger.bind(customer=mask(key.phone)).info(
+            "{} held message(s) join the turn the cap now allows", len(held))
+        for msg in held:
+            self.enqueue(msg)
+
     async def _over_budget(self, msg: InboundMessage, window: _Window, day: str) -> Fed:
         logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).info(
             "over the daily budget of {} tokens", self.s.daily_tokens)
         if window.budget_noticed_on != day:
             window.budget_noticed_on = day
             await send_now(self.presenter, self.customers, msg, self.s.budget_notice, "notice")
+            if self.alert is not None:  # the owner decides: answer in person, raise the cap
+                await self.alert(f"daily-cap:{msg.phone}",
+                                 f"{msg.phone} reached the daily limit of "
+                                 f"{self.s.daily_tokens} tokens and is not answered by the "
+                                 f"agent until tomorrow (UTC)")
         return Fed.RATE_LIMITED
 
     def _prune(self, now: datetime) -> None:

@@ -1,7 +1,8 @@
 """Human takeover: the owner writing in a customer's chat from the phone pauses its agent.
 
-The pause is one column, `customers.paused_until`, read fresh from the database for every
-inbound message, so `wabot pause` from another process takes effect with the next message.
+The pause is one column, `customers.paused_until`, read from the customer's cached agent
+(or the database when none is cached). `wabot pause` from another process leaves a change
+stamp the daemon checks first, so it takes effect before the agent's next reply.
 
 - An owner message (from-me, not sent by wabot) pauses the chat for `takeover.pause_hours`
   from when it was written, and falls through to the inbox, which records it in the
@@ -111,8 +112,11 @@ class Takeover:
         if not is_paused(await self.customers.get(key, max_age=2.0), self.clock.now()):
             return False
         logger.bind(customer=mask(key.phone)).info("reply held back: the owner took over")
-        await self._note(key, NOTE_HELD)
         return True
+
+    async def held(self, key: CustomerKey) -> None:
+        """After a held-back reply was stored: say so in history, right below it."""
+        await self._note(key, NOTE_HELD)
 
     # --- owner messages ------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -32,6 +32,7 @@ from sqlmodel import Field, SQLModel
 from bot.clock import Clock, SystemClock
 from bot.models import CustomerKey, InboundMessage, MessageKind, Stage
 from bot.stores.db import Database, UTCDateTime
+from bot.stores.journal_writer import JournalWriter
 
 
 class Customer(SQLModel, table=True):
@@ -119,12 +120,27 @@ def utc_day(at: datetime) -> str:
     return at.astimezone(UTC).date().isoformat()
 
 
+# Told after a write through this store: the new column values, or None when the customer
+# was erased. The daemon's cached agents follow changes this way (`bot.agents.state`).
+CustomerListener = Callable[[CustomerKey, dict[str, Any] | None], None]
+# The row a cached agent holds, kept current by the listeners and change stamps (None: not
+# cached): read instead of the database.
+Resident = Callable[[CustomerKey], Customer | None]
+
+
 class CustomerStore:
     RECENT = 4096  # customers whose last read is kept for `get(max_age=…)`
+    USAGE_CACHED = 50_000  # customer-days whose usage is kept (the daily cap reads it)
 
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
         self.clock: Clock = clock or SystemClock()  # which day usage counts towards
+        self.listeners: list[CustomerListener] = []
+        self.resident: Resident | None = None
+        self._journal = JournalWriter(db, JOURNAL)
+        # Only this process writes its tenant's usage: once read, a day's counts are kept
+        # and added to as they are written.
+        self._usage: OrderedDict[tuple[CustomerKey, str], UsageDay] = OrderedDict()
         # A turn asks for the same customer several times within milliseconds (filters,
         # the hold check, follow-up rules); callers that can live with a second-old row say
         # so with `max_age`, and writes through this store refresh or drop the entry.
@@ -136,6 +152,11 @@ class CustomerStore:
         if len(self._recent) > self.RECENT:
             self._recent.popitem(last=False)
         return customer.model_copy()
+
+    def uncache(self, phone: str) -> None:
+        """Another process changed this customer ("*": any): drop the recent copies."""
+        for key in [k for k in self._recent if phone in (k.phone, "*")]:
+            del self._recent[key]
 
     def _mine(self, key: CustomerKey) -> ColumnElement[bool]:
         return and_(CUSTOMERS.c.tenant == key.tenant, CUSTOMERS.c.phone == key.phone)
@@ -153,6 +174,12 @@ class CustomerStore:
     async def get(self, key: CustomerKey, *, max_age: float = 0.0) -> Customer | None:
         """The customer's row; with `max_age`, a copy read at most that many seconds ago
         (in this process) may be returned instead of a database round trip."""
+        if self.resident is not None:
+            # A cached agent's row is current (asking also applies change stamps, which
+            # clear the copies below).
+            row = self.resident(key)
+            if row is not None:
+                return row.model_copy()
         hit = self._recent.get(key) if max_age > 0 else None
         if hit is not None and time.monotonic() - hit[0] <= max_age:
             return hit[1].model_copy()
@@ -186,7 +213,12 @@ class CustomerStore:
         stmt = stmt.on_conflict_do_update(index_elements=["tenant", "phone"], set_=changes)
         async with self.db.begin() as conn:
             row = (await conn.execute(stmt.returning(*CUSTOMERS.c))).mappings().one()
+        self._tell(key, dict(row))
         return self._remember(key, Customer.model_validate(dict(row)))
+
+    def _tell(self, key: CustomerKey, values: dict[str, Any] | None) -> None:
+        for listener in self.listeners:
+            listener(key, values)
 
     async def find_by_lid(self, tenant: str, lid: str) -> Customer | None:
         found = await self._select(select(CUSTOMERS).where(
@@ -195,7 +227,11 @@ class CustomerStore:
 
     async def _update(self, key: CustomerKey, **values: Any) -> bool:
         self._recent.pop(key, None)
-        return bool(await self._write(update(CUSTOMERS).where(self._mine(key)).values(**values)))
+        changed = bool(await self._write(update(CUSTOMERS).where(self._mine(key))
+                                         .values(**values)))
+        if changed:
+            self._tell(key, values)
+        return changed
 
     async def add_usage(self, key: CustomerKey, *, msgs_out: int = 0, tokens_in: int = 0,
                         tokens_out: int = 0, at: datetime | None = None) -> None:
@@ -209,11 +245,28 @@ class CustomerStore:
             values["last_contact"] = at
         self._recent.pop(key, None)
         async with self.db.begin() as conn:  # one transaction: the two never disagree
-            await conn.execute(update(CUSTOMERS).where(self._mine(key)).values(**values))
+            row = (await conn.execute(
+                update(CUSTOMERS).where(self._mine(key)).values(**values)
+                .returning(c.msgs_out, c.tokens_in, c.tokens_out, c.last_contact))
+            ).mappings().first()
             if msgs_out or tokens_in or tokens_out:
                 await conn.execute(self._add_daily(
                     key, utc_day(at or self.clock.now()), msgs_out=msgs_out,
                     tokens_in=tokens_in, tokens_out=tokens_out))
+        if row is not None:
+            self._tell(key, dict(row))
+        self.written(key, at or self.clock.now(), msgs_out, tokens_in, tokens_out)
+
+    def written(self, key: CustomerKey, at: datetime, msgs_out: int = 0, tokens_in: int = 0,
+                tokens_out: int = 0) -> None:
+        """A write elsewhere (a turn's one transaction) changed this customer's row and
+        usage: drop the recent copy, keep a cached day's usage in step."""
+        self._recent.pop(key, None)
+        used = self._usage.get((key, utc_day(at)))
+        if used is not None:
+            used.msgs_out += msgs_out
+            used.tokens_in += tokens_in
+            used.tokens_out += tokens_out
 
     def _add_daily(self, key: CustomerKey, day: str, **counts: int) -> Executable:
         stmt = _insert(self.db, USAGE).values(tenant=key.tenant, day=day, phone=key.phone,
@@ -225,6 +278,17 @@ class CustomerStore:
 
     async def usage_on(self, key: CustomerKey, day: str) -> UsageDay:
         """The customer's usage on `day` (YYYY-MM-DD, UTC); zeros when nothing was used."""
+        cached = self._usage.get((key, day))
+        if cached is not None:
+            self._usage.move_to_end((key, day))
+            return cached.model_copy()
+        used = await self._read_usage(key, day)
+        self._usage[(key, day)] = used
+        if len(self._usage) > self.USAGE_CACHED:
+            self._usage.popitem(last=False)
+        return used.model_copy()
+
+    async def _read_usage(self, key: CustomerKey, day: str) -> UsageDay:
         stmt = select(USAGE).where(USAGE.c.tenant == key.tenant, USAGE.c.day == day,
                                    USAGE.c.phone == key.phone)
         async with self.db.connect() as conn:
@@ -252,23 +316,26 @@ class CustomerStore:
     async def forget(self, key: CustomerKey) -> None:
         """Erase the customer and every journal line of theirs."""
         self._recent.pop(key, None)
+        for cached in [k for k in self._usage if k[0] == key]:
+            del self._usage[cached]
         async with self.db.begin() as conn:
             await conn.execute(delete(CUSTOMERS).where(self._mine(key)))
             await conn.execute(delete(JOURNAL).where(
                 JOURNAL.c.tenant == key.tenant, JOURNAL.c.phone == key.phone))
             await conn.execute(delete(USAGE).where(
                 USAGE.c.tenant == key.tenant, USAGE.c.phone == key.phone))
+        self._tell(key, None)
 
     # --- the inbound journal -------------------------------------------------------------
 
     async def journal_add(self, msg: InboundMessage) -> bool:
-        """Record an inbound message; False when this message id was seen before."""
-        stmt = _insert(self.db, JOURNAL).values(
-            tenant=msg.tenant, msg_id=msg.msg_id, phone=msg.phone, chat=msg.chat, lid=msg.lid,
-            push_name=msg.push_name, kind=msg.kind.value, text=msg.text,
-            from_owner=msg.from_owner, received_at=msg.timestamp, status="received",
-        ).on_conflict_do_nothing(index_elements=["tenant", "msg_id"])
-        return bool(await self._write(stmt))
+        """Record an inbound message; False when this message id was seen before.
+
+        Returns once the row is committed; concurrent calls share one transaction."""
+        return await self._journal.add(msg)
+
+    async def close(self) -> None:
+        await self._journal.close()
 
     async def journal_mark(self, tenant: str, msg_ids: Iterable[str], status: str) -> None:
         ids = list(msg_ids)
@@ -279,7 +346,8 @@ class CustomerStore:
     async def journal_pending(self, tenant: str) -> list[InboundMessage]:
         """Journaled messages never answered (the daemon stopped mid-turn), oldest first."""
         stmt = (select(JOURNAL)
-                .where(JOURNAL.c.tenant == tenant, JOURNAL.c.status == "received")
+                .where(JOURNAL.c.tenant == tenant,
+                       JOURNAL.c.status.in_(("received", "held")))
                 .order_by(JOURNAL.c.id))
         async with self.db.connect() as conn:
             rows = (await conn.execute(stmt)).mappings().all()

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
+from bot.stores.sqlite_writer import SqliteWriter
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite stores no zone: keep UTC there)."""
@@ -79,8 +81,16 @@ class Database:
             engine_kw.setdefault("pool_size", 10)
             engine_kw.setdefault("max_overflow", 20)
             engine_kw.setdefault("pool_pre_ping", True)
+        # Database errors otherwise print the statement's parameters: customers' texts,
+        # names and numbers would reach the log.
+        engine_kw.setdefault("hide_parameters", True)
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_kw)
         self._write_lock = asyncio.Lock() if is_sqlite else None
+        self._raw: SqliteWriter | None = None
+        self._raw_path = ""
+        if is_sqlite:
+            path = make_url(self.url).database
+            self._raw_path = path if path and path != ":memory:" else ""
         if is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
@@ -100,6 +110,13 @@ class Database:
         async with self._write_lock, self.engine.begin() as conn:
             yield conn
 
+    @property
+    def raw_writer(self) -> SqliteWriter | None:
+        """The per-turn and journal writers' SQLite connection (None: use the engine)."""
+        if self._raw is None and self._raw_path and self._write_lock is not None:
+            self._raw = SqliteWriter(self._raw_path, self._write_lock)
+        return self._raw
+
     def connect(self) -> AsyncConnection:
         """A connection for reads (and for statements that commit themselves)."""
         return self.engine.connect()
@@ -109,6 +126,9 @@ class Database:
             await conn.run_sync(SQLModel.metadata.create_all)
 
     async def close(self) -> None:
+        if self._raw is not None:
+            await self._raw.close()
+            self._raw = None
         await self.engine.dispose()
 
 

@@ -7,6 +7,7 @@ anything: SQLite serializes writers, PostgreSQL resolves the conflict on the uni
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,7 @@ from sqlmodel import Field, SQLModel
 from bot.models import CustomerKey, MemoryMessage, Stage
 from bot.stores.db import Database
 from bot.stores.memory_base import ROLES, Fact, MemoryStore, Profile, StageChange
+from bot.stores.sqlite_writer import sqlite_time
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -150,11 +152,40 @@ def page_query(key: CustomerKey, after_seq: int, limit: int, *, newest_first: bo
             .order_by(order).limit(limit))
 
 
+INSERT_LINE = (
+    "INSERT INTO memory_messages (tenant, phone, role, text, at, kind, msg_id)"
+    " VALUES (:tenant, :phone, :role, :text, :at, :kind, :msg_id)"
+    " ON CONFLICT DO NOTHING RETURNING id")
+
+
+def line_params(key: CustomerKey, m: MemoryMessage) -> dict[str, Any]:
+    return {"tenant": key.tenant, "phone": key.phone, "role": m.role.value,
+            "text": scrub(m.text), "at": as_utc(m.at), "kind": m.kind, "msg_id": m.msg_id or None}
+
+
+def insert_lines(cur: sqlite3.Cursor, key: CustomerKey,
+                 lines: list[MemoryMessage]) -> list[MemoryMessage]:
+    """Append lines on the SQLite writer thread's cursor; the stored ones with their seq."""
+    stored: list[MemoryMessage] = []
+    for m in lines:
+        p = line_params(key, m)
+        at = p["at"]
+        p["at"] = sqlite_time(at)
+        row = cur.execute(INSERT_LINE, p).fetchone()
+        if row is not None:  # None: this msg_id is already remembered
+            stored.append(replace(m, text=p["text"], at=at, seq=int(row[0])))
+    return stored
+
+
 class SqlMemoryStore(MemoryStore):
     """The embedded default: memory tables next to the customers in the same database."""
 
     def __init__(self, db: Database) -> None:
         self._db = db  # shared with the customer store: never disposed here
+
+    @property
+    def database(self) -> Database:
+        return self._db
 
     def _insert(self, table: Any) -> Any:
         # The dialect's own INSERT is the only one that speaks ON CONFLICT.
@@ -168,6 +199,9 @@ class SqlMemoryStore(MemoryStore):
         return None
 
     async def append(self, key: CustomerKey, messages: list[MemoryMessage]) -> list[MemoryMessage]:
+        raw = self._db.raw_writer
+        if raw is not None and messages:  # SQLite: one hop to the writer thread
+            return await raw.run(lambda cur: insert_lines(cur, key, messages))
         stored: list[MemoryMessage] = []
         async with self._db.begin() as conn:
             await self._lock_customer(conn, key)

@@ -76,7 +76,8 @@ def test_pause_and_resume_say_what_is_wrong(env):
 
 async def test_cli_pause_reaches_a_running_daemon_at_once(env, db_url, tmp_path, openai_server,
                                                           tenant):
-    settings = make_settings(db_url, tmp_path, openai_server, tenant)
+    # The daemon and the command share the state directory (WABOT_STATE_DIR), as installed.
+    settings = make_settings(db_url, tmp_path / "state", openai_server, tenant)
     async with pipeline(settings) as p:
         await p.say(ANA, "hello")
         await p.settle()

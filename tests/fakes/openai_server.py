@@ -70,7 +70,16 @@ class Error:
     message: str = "fake error"
 
 
-Scripted = Reply | ToolCalls | Error
+@dataclass(frozen=True)
+class Raw:
+    """A body sent as-is: HTML from a proxy, truncated JSON, nothing at all."""
+
+    body: bytes
+    status: int = 200
+    content_type: str = "application/json"
+
+
+Scripted = Reply | ToolCalls | Error | Raw
 Responder = Callable[[Body], Scripted | str]
 
 
@@ -156,6 +165,7 @@ class FakeOpenAI:
         # Error every embeddings request gets.
         self.embed: Callable[[str], list[float]] = _hashed_words
         self.embeddings_error: Error | None = None
+        self.models_raw: Raw | None = None  # set: GET /v1/models answers this instead
         self.requests: list[Recorded] = []
         self.base_url = ""
         self._port = port
@@ -199,6 +209,18 @@ class FakeOpenAI:
         self, status: int, message: str = "fake error", *, match: Match | None = None
     ) -> None:
         self._enqueue(_Entry(Error(status, message), match))
+
+    def raw(
+        self,
+        body: bytes | str,
+        *,
+        status: int = 200,
+        content_type: str = "application/json",
+        match: Match | None = None,
+    ) -> None:
+        """Queue a chat answer sent byte for byte (malformed answers are test cases too)."""
+        data = body.encode() if isinstance(body, str) else body
+        self._enqueue(_Entry(Raw(data, status, content_type), match))
 
     def hang(self, seconds: float, *, match: Match | None = None) -> None:
         """Queue a reply that takes `seconds` (on top of `latency`): for client timeouts."""
@@ -311,7 +333,7 @@ class FakeOpenAI:
             self._connections.discard(task)
             writer.close()
 
-    async def _respond(self, request: _Request) -> tuple[int, Body]:
+    async def _respond(self, request: _Request) -> tuple[int, Body | Raw]:
         try:
             body = _parse_body(request)
         except ValueError as exc:
@@ -327,13 +349,15 @@ class FakeOpenAI:
             if route == ("POST", "/v1/embeddings"):
                 return self._embeddings(body)
             if route == ("GET", "/v1/models"):
+                if self.models_raw is not None:
+                    return self.models_raw.status, self.models_raw
                 return 200, {"object": "list", "data": [_model(m) for m in self.models]}
         except Exception as exc:  # a responder bug: answer, and raise it from stop()
             self._failures.append(exc)
             return _error_response(Error(500, f"the fake server failed: {exc!r}"))
         return _error_response(Error(404, f"Unknown request URL: {request.method} {request.path}."))
 
-    async def _chat(self, body: Body) -> tuple[int, Body]:
+    async def _chat(self, body: Body) -> tuple[int, Body | Raw]:
         if body.get("stream"):
             return _error_response(Error(400, "the fake OpenAI server does not stream"))
         if gate := self._take(self._gates, body):
@@ -346,6 +370,8 @@ class FakeOpenAI:
         response = self._unscripted(body) if scripted is None else scripted
         if isinstance(response, Error):
             return _error_response(response)
+        if isinstance(response, Raw):
+            return response.status, response
         return 200, self._completion(body, response)
 
     def _unscripted(self, body: Body) -> Scripted:
@@ -452,11 +478,14 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> b
     return b"".join(chunks)
 
 
-def _encode_response(status: int, payload: Body, keep_alive: bool) -> bytes:
-    body = json.dumps(payload).encode()
+def _encode_response(status: int, payload: Body | Raw, keep_alive: bool) -> bytes:
+    if isinstance(payload, Raw):
+        body, content_type = payload.body, payload.content_type
+    else:
+        body, content_type = json.dumps(payload).encode(), "application/json"
     head = (
         f"HTTP/1.1 {status} {responses.get(status, '')}\r\n"
-        "content-type: application/json\r\n"
+        f"content-type: {content_type}\r\n"
         f"content-length: {len(body)}\r\n"
         f"connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
     )

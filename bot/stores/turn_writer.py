@@ -1,0 +1,132 @@
+"""A turn's one write: the inbound lines and the reply, the customer's counters and contact
+details, the day's usage and the journal status, in one transaction.
+
+The statements are written once, as SQL text with parameters, so nothing is built or
+compiled per turn: on SQLite they run as one function in the writer thread (one hop), on
+PostgreSQL as prepared statements on one connection. With the memory in MongoDB the lines
+go there first and the rest is one SQL transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from bot.models import CustomerKey, MemoryMessage
+from bot.stores.customers import Contact, utc_day
+from bot.stores.db import Database
+from bot.stores.memory_base import MemoryStore
+from bot.stores.memory_sql import INSERT_LINE, SqlMemoryStore, insert_lines, line_params, scrub
+from bot.stores.sqlite_writer import sqlite_time
+
+
+@dataclass(slots=True)
+class TurnRecord:
+    key: CustomerKey
+    at: datetime  # the customer's last contact
+    contact: Contact = field(default_factory=Contact)  # non-empty fields are refreshed
+    inbound: int = 0  # customer lines in this turn (msgs_in, last_inbound)
+    messages: list[MemoryMessage] = field(default_factory=list)
+    msgs_out: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    journal_ids: list[str] = field(default_factory=list)
+    status: str = "answered"
+
+
+def _p(key: CustomerKey, rec: TurnRecord) -> dict[str, Any]:
+    c = rec.contact
+    return {"tenant": key.tenant, "phone": key.phone, "name": c.name, "wa_jid": c.wa_jid,
+            "lid": c.lid, "n_in": rec.inbound, "n_out": rec.msgs_out, "t_in": rec.tokens_in,
+            "t_out": rec.tokens_out, "day": utc_day(rec.at)}
+
+
+CUSTOMER_SQL = (
+    "UPDATE customers SET last_contact = :at,"
+    " last_inbound = CASE WHEN :n_in > 0 THEN :at ELSE last_inbound END,"
+    " msgs_in = msgs_in + :n_in, msgs_out = msgs_out + :n_out,"
+    " tokens_in = tokens_in + :t_in, tokens_out = tokens_out + :t_out,"
+    " name = CASE WHEN :name <> '' THEN :name ELSE name END,"
+    " wa_jid = CASE WHEN :wa_jid <> '' THEN :wa_jid ELSE wa_jid END,"
+    " lid = CASE WHEN :lid <> '' THEN :lid ELSE lid END"
+    " WHERE tenant = :tenant AND phone = :phone")
+USAGE_SQL = (
+    "INSERT INTO usage_daily (tenant, day, phone, msgs_out, tokens_in, tokens_out)"
+    " VALUES (:tenant, :day, :phone, :n_out, :t_in, :t_out)"
+    " ON CONFLICT (tenant, day, phone) DO UPDATE SET"
+    " msgs_out = usage_daily.msgs_out + excluded.msgs_out,"
+    " tokens_in = usage_daily.tokens_in + excluded.tokens_in,"
+    " tokens_out = usage_daily.tokens_out + excluded.tokens_out")
+MESSAGE_SQL = INSERT_LINE
+JOURNAL_ONE = "UPDATE journal SET status = :status WHERE tenant = :tenant AND msg_id = :msg_id"
+JOURNAL_PG = "UPDATE journal SET status = :status WHERE tenant = :tenant AND msg_id = ANY(:ids)"
+LOCK_PG = "SELECT pg_advisory_xact_lock(hashtext(:k))"  # as SqlMemoryStore.append
+
+_PG = {name: text(sql) for name, sql in (
+    ("customer", CUSTOMER_SQL), ("usage", USAGE_SQL), ("message", MESSAGE_SQL),
+    ("journal", JOURNAL_PG), ("journal_one", JOURNAL_ONE), ("lock", LOCK_PG))}
+
+
+class TurnWriter:
+    def __init__(self, db: Database, memory: MemoryStore) -> None:
+        self._db = db
+        self._memory = memory
+        # One transaction for everything only when the memory lives in this database.
+        self._together = isinstance(memory, SqlMemoryStore) and memory.database is db
+        self.writes = 0
+
+    async def write(self, rec: TurnRecord) -> list[MemoryMessage]:
+        """Commit the turn; returns the messages stored (with their seq), skipping lines
+        already remembered (a replay after a crash)."""
+        lines = rec.messages
+        stored: list[MemoryMessage] = []
+        if lines and not self._together:
+            stored = await self._memory.append(rec.key, lines)
+            lines = []
+        raw = self._db.raw_writer
+        if raw is not None:
+            stored += await raw.run(lambda cur: _sqlite_turn(cur, rec, lines))
+        else:
+            stored += await self._engine_turn(rec, lines)
+        self.writes += 1
+        return stored
+
+    async def _engine_turn(self, rec: TurnRecord, lines: list[MemoryMessage]) -> list[MemoryMessage]:
+        key, params = rec.key, _p(rec.key, rec)
+        stored: list[MemoryMessage] = []
+        async with self._db.begin() as conn:
+            if lines and not self._db.is_sqlite:
+                await conn.execute(_PG["lock"], {"k": f"wabot-memory:{key}"})
+            for m in lines:
+                seq = (await conn.execute(_PG["message"], line_params(key, m))).scalar()
+                if seq is not None:
+                    stored.append(replace(m, text=scrub(m.text), seq=int(seq)))
+            await conn.execute(_PG["customer"], {**params, "at": rec.at})
+            if rec.msgs_out or rec.tokens_in or rec.tokens_out:
+                await conn.execute(_PG["usage"], params)
+            if rec.journal_ids:
+                if self._db.is_sqlite:
+                    for msg_id in rec.journal_ids:
+                        await conn.execute(_PG["journal_one"], {
+                            "status": rec.status, "tenant": key.tenant, "msg_id": msg_id})
+                else:
+                    await conn.execute(_PG["journal"], {"status": rec.status,
+                                                        "tenant": key.tenant,
+                                                        "ids": rec.journal_ids})
+        return stored
+
+
+def _sqlite_turn(cur: sqlite3.Cursor, rec: TurnRecord,
+                 lines: list[MemoryMessage]) -> list[MemoryMessage]:
+    key, params = rec.key, _p(rec.key, rec)
+    stored = insert_lines(cur, key, lines)
+    cur.execute(CUSTOMER_SQL, {**params, "at": sqlite_time(rec.at)})
+    if rec.msgs_out or rec.tokens_in or rec.tokens_out:
+        cur.execute(USAGE_SQL, params)
+    for msg_id in rec.journal_ids:
+        cur.execute(JOURNAL_ONE, {"status": rec.status, "tenant": key.tenant, "msg_id": msg_id})
+    return stored

@@ -1,0 +1,211 @@
+"""The agent is the cache: a warm turn reads nothing from the database and writes once, and
+every change made elsewhere (the memory keeper, the CLI, a restart) reaches it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from typer.testing import CliRunner
+
+from bot.cli import app as cli
+from bot.clock import VirtualClock
+from bot.gateway.memory import MemoryGateway
+from bot.models import CustomerKey, Role
+from bot.pipeline.inbox import Fed
+from bot.stores.memory_base import Fact
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.pipeline import START, make_settings, pipeline
+
+ANA = "+5215512345678"
+QUIET = {"insights": False, "summarize_after_messages": 500, "keep_recent_messages": 10}
+
+
+class Statements:
+    """Every SQL statement the daemon's database sees, grouped by transaction: through the
+    engine (an event listener) and through the SQLite writer thread (a trace callback)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.engine_tx: dict[int, list[str]] = {}
+        self.raw_tx: list[str] = []
+        self.committed: list[list[str]] = []
+        self.all: list[str] = []
+
+    def _record(self, tx: list[str], sql: str) -> None:
+        if self.on:
+            tx.append(sql)
+            self.all.append(sql)
+
+    async def attach(self, app: Any) -> None:
+        self.watch(app.db.engine.sync_engine)
+        if app.followups is not None:  # the follow-up job store has an engine of its own
+            self.watch(app.followups.table.store.engine)
+        raw = app.db.raw_writer
+        if raw is not None:
+            await raw.run(lambda cur: cur.connection.set_trace_callback(self._trace))
+
+    def watch(self, engine: Any) -> None:
+        @event.listens_for(engine, "before_cursor_execute")
+        def execute(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+            self._record(self.engine_tx.setdefault(id(conn), []), sql)
+
+        @event.listens_for(engine, "commit")
+        def commit(conn: Any) -> None:
+            self._close(self.engine_tx.pop(id(conn), []))
+
+        @event.listens_for(engine, "rollback")
+        def rollback(conn: Any) -> None:
+            self.engine_tx.pop(id(conn), None)
+
+    def _trace(self, sql: str) -> None:
+        if sql.startswith("BEGIN"):
+            self.raw_tx = []
+        elif sql == "COMMIT":
+            self._close(self.raw_tx)
+        else:
+            self._record(self.raw_tx, sql)
+
+    def _close(self, tx: list[str]) -> None:
+        if self.on and tx:
+            self.committed.append(tx)
+
+    def ours(self, sql: str) -> bool:
+        # The heartbeat `wabot status` reads is the daemon's, not the turn's.
+        return "heartbeats" not in sql
+
+    @property
+    def selects(self) -> list[str]:
+        return [s for s in self.all if self.ours(s) and s.lstrip().upper().startswith("SELECT")
+                and "pg_advisory_xact_lock" not in s]  # a lock, not a read
+
+    @property
+    def writes(self) -> list[list[str]]:
+        return [tx for tx in self.committed if any(self.ours(s) for s in tx)]
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path, openai_server: FakeOpenAI, tenant: str):
+    return make_settings(db_url, tmp_path, openai_server, tenant, memory=QUIET,
+                         followups={"enabled": False})
+
+
+async def test_a_warm_turn_reads_nothing_and_writes_once(db_url, tmp_path, openai_server,
+                                                         tenant):
+    settings = make_settings(db_url, tmp_path, openai_server, tenant, memory=QUIET)
+    async with pipeline(settings) as p:
+        await p.say(ANA, "hola", push_name="Ana")
+        await p.settle()  # the first turn loads (and creates) the agent
+        seen = Statements()
+        await seen.attach(p.app)
+        await p.say(ANA, "do you have the blue one?")  # journaled and committed here
+        seen.on = True
+        await p.settle()
+        seen.on = False
+        assert p.texts_to(ANA) == ["OK: hola", "OK: do you have the blue one?"]
+        assert seen.selects == []
+        assert len(seen.writes) == 1, seen.writes
+        tx = " ".join(seen.writes[0])
+        for table in ("memory_messages", "customers", "usage_daily", "journal"):
+            assert table in tx
+        # …and what it wrote is what the database holds.
+        key = CustomerKey(settings.tenant, ANA)
+        history = await p.app.memory.recent(key, 10)
+        assert [m.text for m in history] == ["hola", "OK: hola", "do you have the blue one?",
+                                             "OK: do you have the blue one?"]
+        customer = await p.app.customers.get(key)
+        assert customer is not None and customer.msgs_in == 2 and customer.msgs_out == 2
+        assert await p.app.customers.journal_count(settings.tenant, START, "answered") == 2
+
+
+async def test_a_pause_from_the_cli_reaches_a_cached_agent_before_its_next_reply(
+        db_url, tmp_path, openai_server, tenant, monkeypatch):
+    state = tmp_path / "state"
+    settings = make_settings(db_url, state, openai_server, tenant, memory=QUIET)
+    for name, value in {"WABOT_STATE_DIR": str(state), "WABOT_DATABASE_URL": db_url,
+                        "WABOT_TENANT": tenant}.items():
+        monkeypatch.setenv(name, value)
+    async with pipeline(settings) as p:
+        await p.say(ANA, "hola")
+        await p.settle()
+        assert p.texts_to(ANA) == ["OK: hola"]
+        gate = openai_server.hold()
+        await p.say(ANA, "y el precio?")
+        turn = asyncio.create_task(p.settle())
+        await gate.wait_arrived()  # the agent is composing its reply right now
+        result = await asyncio.to_thread(CliRunner().invoke, cli, ["pause", ANA])
+        assert result.exit_code == 0, result.output
+        gate.release()
+        await turn
+        assert p.texts_to(ANA) == ["OK: hola"]  # held back: the owner took over
+        assert await p.app.inbox.feed(p.message(ANA, "hello?")) is Fed.PAUSED
+
+
+async def test_memory_work_updates_the_cached_profile(settings, openai_server):
+    async with pipeline(settings) as p:
+        key = CustomerKey(settings.tenant, ANA)
+        await p.say(ANA, "hola")
+        await p.settle()
+        async with p.app.registry.use(key) as agent:
+            first_seq = agent.window[0].seq
+        await p.app.memory.merge_facts(key, [Fact("dog_name", "Pixel", "detail")])
+        await p.app.memory.save_summary(key, "Ana greeted us.", first_seq)
+        agent = p.app.registry.peek(key)
+        assert agent is not None
+        assert agent.profile.facts["dog_name"].value == "Pixel"
+        assert agent.profile.summary == "Ana greeted us."
+        assert [m.seq for m in agent.window if m.seq <= first_seq] == []
+        await p.say(ANA, "remember my dog?")
+        await p.settle()
+        prompt = openai_server.chat_requests()[-1]["messages"][0]["content"]
+        assert "Pixel" in prompt and "Ana greeted us." in prompt
+
+
+async def test_eviction_and_reload_keep_everything(settings, openai_server):
+    async with pipeline(settings) as p:
+        key = CustomerKey(settings.tenant, ANA)
+        await p.say(ANA, "hola", push_name="Ana")
+        await p.settle()
+        await p.app.memory.merge_facts(key, [Fact("shoe_size", "24", "detail")])
+        await p.say(ANA, "busco tenis azules")
+        await p.settle()
+        before = p.app.registry.peek(key)
+        assert before is not None
+        cached = (before.customer.model_dump() if before.customer else None,
+                  {k: (f.value, f.category) for k, f in before.profile.facts.items()},
+                  before.profile.summary,
+                  [(m.seq, m.role, m.text) for m in before.window])
+        await p.advance(31 * 60)
+        assert key not in p.app.registry
+        async with p.app.registry.use(key) as after:
+            reloaded = (after.customer.model_dump() if after.customer else None,
+                        {k: (f.value, f.category) for k, f in after.profile.facts.items()},
+                        after.profile.summary,
+                        [(m.seq, m.role, m.text) for m in after.window])
+        assert reloaded == cached
+        assert [r for _, r, _ in reloaded[3]] == [Role.CUSTOMER, Role.AGENT] * 2
+
+
+async def test_a_crash_between_journal_commit_and_reply_is_answered_after_restart(
+        settings, openai_server, tmp_path):
+    clock = VirtualClock(START)
+    gateway = MemoryGateway(clock)
+    async with pipeline(settings, clock=clock, gateway=gateway) as p:
+        await p.say(ANA, "hola")
+        await p.settle()
+        await p.say(ANA, "¿tienen envíos?")  # committed to the journal, turn not run yet
+        # The process dies here: nothing after the journal commit happens.
+        p.app.inbox.close()
+        for task in list(p.app.inbox.tasks):
+            task.cancel()
+        await asyncio.gather(*p.app.inbox.tasks, return_exceptions=True)
+    assert gateway.texts(gateway.chat_for(ANA)) == ["OK: hola"]
+    async with pipeline(settings, clock=clock, gateway=gateway) as p:
+        await p.settle()
+        assert p.texts_to(ANA) == ["OK: hola", "OK: ¿tienen envíos?"]
+        key = CustomerKey(settings.tenant, ANA)
+        texts = [m.text for m in await p.app.memory.recent(key, 10)]
+        assert texts == ["hola", "OK: hola", "¿tienen envíos?", "OK: ¿tienen envíos?"]
