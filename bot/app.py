@@ -9,28 +9,31 @@ grace) → the follow-up scheduler → background tasks → gateway → LLM → 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import suppress
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from bot.agents.agent import AgentDeps, Budget, CustomerAgent
+from bot.agents.agent import AgentDeps, Budget, CustomerAgent, Reply
 from bot.agents.lifecycle import run_churn_sweep
 from bot.agents.memory_keeper import MemoryKeeper
 from bot.agents.registry import AgentRegistry, EventSink
 from bot.agents.state import WINDOW_PAGE, CacheSync, fit_window
 from bot.agents.tools import default_tools
-from bot.alerts import OwnerAlerts
 from bot.business import DEFAULT_BUSINESS, Business, Product, load_business
 from bot.clock import Clock, SystemClock
+from bot.events.alerts import Alerts
+from bot.events.hub import Events
+from bot.events.outbox import Outbox
 from bot.followups import FollowUpScheduler
 from bot.gateway.base import Gateway
 from bot.knowledge.library import Library, index_for, log_report, reindex_on
 from bot.knowledge.tools import knowledge_tools
-from bot.llm import LLM
+from bot.llm import LLM, CallLog
 from bot.models import CustomerKey, InboundMessage
 from bot.ops.status import Live, Monitor
 from bot.pipeline.inbox import Inbox
@@ -45,7 +48,12 @@ from bot.stores.customers import CustomerStore
 from bot.stores.db import Database
 from bot.stores.memory_base import MemoryStore
 from bot.stores.memory_observed import ObservedMemory
+from bot.stores.runs import RunStore
 from bot.stores.stamps import ChangeStamps
+from bot.web.console import Console
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 
 def load_business_for(settings: Settings) -> Business:
@@ -98,7 +106,12 @@ def build_library(settings: Settings, db: Database, clock: Clock, llm: LLM,
 class App:
     def __init__(self, settings: Settings, gateway: Gateway, *, clock: Clock | None = None,
                  llm: LLM | None = None, business: Business | None = None,
-                 on_agent_event: EventSink | None = None, heartbeat: bool = True) -> None:
+                 on_agent_event: EventSink | None = None, heartbeat: bool = True,
+                 serve_http: bool = False, extra_routers: Sequence[APIRouter] = ()) -> None:
+        """`serve_http`: run the console (`wabot run` does; tests and `chat` do not).
+        `extra_routers`: mounted on the console's server as they are (a transport's
+        webhook receiver, e.g. at `/webhooks/whatsapp`), as are the FastAPI routers a
+        gateway lists in a `routers` attribute; see `bot.web.server`."""
         self.settings = settings
         self.gateway = gateway
         self.clock = clock or SystemClock()
@@ -123,8 +136,9 @@ class App:
         self.deps.after_turn = self.keeper.schedule
         self.registry = AgentRegistry(
             self._load_agent, self.clock, idle_seconds=s.agents.idle_evict_minutes * 60,
-            max_agents=s.agents.max_cached_agents, on_event=on_agent_event,
+            max_agents=s.agents.max_cached_agents, on_event=self._agent_event,
             stamps=ChangeStamps(s.state_dir, s.tenant))
+        self._on_agent_event = on_agent_event
         # The cached agents are the cache: every write in this process reaches them.
         sync = CacheSync(self.registry.peek, self.registry.drop, self.deps.budget.history)
         self.customers.listeners.append(sync.customer_changed)
@@ -147,7 +161,8 @@ class App:
             for tool in self.followups.tools():
                 self.deps.tools.add(tool)
             self.inbox.after_inbound.append(self.followups.on_inbound)
-        self.alerts = OwnerAlerts(gateway, self.clock)
+        self.events = Events()
+        self.alerts = Alerts(s.alerts, self.events, gateway, self.clock)
         # ── knowledge: catalog and document search, media sends ──
         self.reindex = asyncio.Event()  # set by SIGHUP: re-index changed sources
         self.library = build_library(settings, self.db, self.clock, self.llm, business,
@@ -178,11 +193,144 @@ class App:
                                self._live) if heartbeat else None
         self.background: set[asyncio.Task[None]] = set()
         self._started = False
-        # --- the Cloud API transport: its webhook server and per-message statuses ------
+        self._wire_console(serve_http, extra_routers)
+        # --- the Cloud API transport: per-message statuses; its webhook is served by
+        # the console (`extra_routers`), or by a server of its own when the console is off
         from bot.gateway.cloud_server import attach
 
-        self.webhook = attach(gateway, settings, self.customers)
+        self.webhook = attach(gateway, settings, self.customers, own_server=self.web is None)
         # --- end of the Cloud API transport ---------------------------------------------
+
+    # --- the owner's console: run log, events, webhooks, alerts, metrics, HTTP -------------
+
+    def _wire_console(self, serve_http: bool, extra_routers: Sequence[APIRouter]) -> None:
+        from bot.web.metrics import Metrics
+
+        s = self.settings
+        self.runs = RunStore(self.db)
+        self.metrics = Metrics(s.llm.price_in_per_million, s.llm.price_out_per_million)
+        self.outbox = Outbox(self.db, s.tenant, s.webhooks, self.clock)
+        self.events.listeners += [self.metrics.on_event, self.outbox.listen]
+        if s.alerts.ask_human_tool:
+            self.deps.tools.add(self.alerts.tool())
+        self.deps.on_run = self._on_run
+        self.presenter.listeners.append(self._on_sent)
+        self.inbox.on_failed.append(self._on_failed)
+        self.inbox.on_received.append(lambda msg: self.events.emit("message.received", {
+            "phone": msg.phone, "msg_id": msg.msg_id, "kind": msg.kind.value,
+            "text": msg.text, "from_owner": msg.from_owner}))
+        self.customers.on_change.append(self._on_customer_change)
+        self.console = Console(
+            settings=s, clock=self.clock, gateway=self.gateway, customers=self.customers,
+            memory=self.memory, runs=self.runs, events=self.events, alerts=self.alerts,
+            outbox=self.outbox, metrics=self.metrics, followups=self.followups,
+            live=self._live)
+        self.web = None
+        if serve_http and s.http.enabled:
+            from bot.web.auth import Auth, ensure_token
+            from bot.web.server import WebServer
+
+            auth = Auth(ensure_token(s), s.http.session_hours * 3600,
+                        s.http.failed_auth_per_minute)
+            # A transport that receives webhooks (e.g. the Cloud API) offers its routers.
+            routers = [*extra_routers, *getattr(self.gateway, "routers", ())]
+            self.web = WebServer(self.console, auth, s.http, extra_routers=routers)
+
+    def _agent_event(self, event: str, key: CustomerKey) -> None:
+        if event == "agent_created":
+            self.events.emit("customer.created", {"phone": key.phone})
+        if self._on_agent_event is not None:
+            self._on_agent_event(event, key)
+
+    async def _on_run(self, key: CustomerKey, at: datetime, kind: str, calls: CallLog,
+                      reply: Reply, seconds: float) -> None:
+        self.metrics.on_run(calls.calls, seconds)
+        if self.settings.runs.enabled and calls.calls:
+            await self.runs.add(key, at, kind, calls, reply.text, reply.failed, seconds)
+
+    def _on_sent(self, chat: str, text: str, kind: str) -> None:
+        data = {"chat": chat, "kind": kind, "text": text}
+        self.events.emit("message.sent", data)
+        if kind == "followup":
+            self.events.emit("followup.sent", data)
+
+    def _on_failed(self, key: CustomerKey) -> None:
+        self.events.emit("turn.failed", {"phone": key.phone})
+        self.alerts.fire("turn_failed", f"a turn for {key.phone} failed: the customer got "
+                         "the fallback reply or none (see the log)", key.phone)
+
+    def _on_customer_change(self, key: CustomerKey, field: str, value: Any) -> None:
+        if field == "stage":
+            self.events.emit("customer.stage_changed", {"phone": key.phone, "stage": value})
+        elif field == "opted_out" and value:
+            self.events.emit("customer.opted_out", {"phone": key.phone})
+
+    def _on_finished(self, done: asyncio.Future[Any]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        reason = done.result()
+        if getattr(reason, "needs_operator", False):
+            status = getattr(self.gateway, "status", "") or str(reason)
+            self.alerts.fire("whatsapp_" + str(getattr(reason, "value", reason)), str(status))
+
+    async def _watch_connection(self) -> None:
+        """`connection.changed` for every new STATUS line of the transport."""
+        last = None
+        while True:
+            status = getattr(self.gateway, "status", None)
+            if isinstance(status, str) and status != last:
+                last = status
+                self.events.emit("connection.changed", {"status": status})
+            await self.clock.sleep(1.0)
+
+    async def _check_crash(self) -> None:
+        """Alert when the previous run of this tenant ended without a clean stop."""
+        import os
+
+        from bot.ops.status import STALE_BEATS, read_heartbeat
+
+        beat = await read_heartbeat(self.db, self.settings.tenant)
+        if beat is None or beat.stopped_at is not None or beat.pid == os.getpid():
+            return
+        stale = timedelta(seconds=STALE_BEATS * self.settings.heartbeat_seconds)
+        if self.clock.now() - beat.beat_at >= stale:
+            self.alerts.fire("restarted_after_crash",
+                             f"wabot restarted after a crash: the previous run (pid {beat.pid} "
+                             f"on {beat.host}) stopped without shutting down")
+
+    async def prune_runs(self) -> int:
+        """Drop runs older than `runs.retention_days`; returns how many."""
+        days = self.settings.runs.retention_days
+        gone = await self.runs.prune(self.settings.tenant,
+                                     self.clock.now() - timedelta(days=days))
+        if gone:
+            logger.info("run log: {} runs older than {} days removed", gone, days)
+        return gone
+
+    async def _prune_runs(self) -> None:
+        while True:
+            try:
+                await self.prune_runs()
+            except Exception as exc:
+                logger.warning("run log pruning failed: {}", exc)
+            await self.clock.sleep(3600)
+
+    async def _start_console(self) -> None:
+        finished = getattr(self.gateway, "finished", None)
+        if isinstance(finished, asyncio.Future):
+            finished.add_done_callback(self._on_finished)
+        if self.web is not None:
+            await self.web.start()
+        self.spawn(self.outbox.run(), "webhooks")
+        self.spawn(self._prune_runs(), "run-log-retention")
+        if isinstance(getattr(self.gateway, "status", None), str):
+            self.spawn(self._watch_connection(), "connection-watch")
+
+    async def _stop_console(self) -> None:
+        await self.alerts.drain()
+        await self.outbox.close()
+
+    # --- end of the console ---------------------------------------------------------------
 
     def _new_catalog(self, products: list[Product]) -> None:
         """The products a re-index read (an import, then SIGHUP): the prompt's featured
@@ -241,6 +389,7 @@ class App:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         await self.db.create_all()
         if self.monitor is not None:
+            await self._check_crash()  # before our own heartbeat replaces the last run's
             await self.monitor.start()
         await self.memory.start()
         if self.library is not None:
@@ -249,6 +398,7 @@ class App:
             await self.library.start()
             log_report(await self.library.sync())
             self.spawn(reindex_on(self.library, self.reindex), "knowledge")
+        await self._start_console()  # before WhatsApp: the page says why it is not connected
         self.gateway.on_message(self._on_inbound)
         self.gateway.lid_directory = self._phone_for_lid
         await self.gateway.start()
@@ -280,6 +430,8 @@ class App:
         self._started = False
         if self.webhook is not None:
             await self.webhook.stop()  # Meta keeps what arrives meanwhile for redelivery
+        if self.web is not None:
+            await self.web.stop()
         if self.followups is not None:
             self.followups.close()  # due follow-ups wait in the store for the next start
         self.inbox.close()
@@ -298,6 +450,7 @@ class App:
         for task in list(self.background):
             with suppress(asyncio.CancelledError):
                 await task
+        await self._stop_console()
         await self.gateway.stop()
         await self.llm.close()
         await self.memory.close()

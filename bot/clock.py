@@ -10,11 +10,27 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import re
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # "never", for sorting and defaults
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `30m`, `2h`, `1d`, `1h30m` → a timedelta; ValueError otherwise."""
+    compact = text.strip().lower().replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"{text!r} is not a duration: write 30m, 2h, 1d or 1h30m")
+    seconds = sum(float(n) * _UNIT[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError("the duration must be longer than zero")
+    return timedelta(seconds=seconds)
+
 
 
 class Clock(Protocol):

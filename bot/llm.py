@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,33 @@ class Completion:
     tool_calls: list[ToolCall] = field(default_factory=list)
     tokens_in: int = 0
     tokens_out: int = 0
+
+
+@dataclass(slots=True)
+class CallLog:
+    """The model calls made while it is current (`CALL_LOG`): the run log of one turn."""
+
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+# Set by whoever wants the calls of a piece of work recorded (the agent, for a turn).
+CALL_LOG: ContextVar[CallLog | None] = ContextVar("wabot_call_log", default=None)
+
+
+def _record(log: CallLog, kwargs: dict[str, Any], started: float,
+            completion: Completion | None, error: str = "") -> None:
+    log.calls.append({
+        "model": kwargs["model"],
+        "messages": list(kwargs["messages"]),  # the caller appends to its list afterwards
+        "tools": [t["function"]["name"] for t in kwargs.get("tools", [])],
+        "reply": completion.text if completion else "",
+        "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.raw_arguments}
+                       for c in completion.tool_calls] if completion else [],
+        "tokens_in": completion.tokens_in if completion else 0,
+        "tokens_out": completion.tokens_out if completion else 0,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+        "error": error,
+    })
 
 
 class LLM:
@@ -65,15 +94,23 @@ class LLM:
             kwargs["tools"] = tools
         if response_format:
             kwargs["response_format"] = response_format
-        completion = await self._create(kwargs)
-        if not completion.text and not completion.tool_calls:
-            # An empty answer ghosts the customer: ask once more, then it is a failure.
-            logger.warning("the model answered nothing; asking once more")
-            empty, completion = completion, await self._create(kwargs)
-            completion.tokens_in += empty.tokens_in
-            completion.tokens_out += empty.tokens_out
+        log, started = CALL_LOG.get(), time.perf_counter()
+        try:
+            completion = await self._create(kwargs)
             if not completion.text and not completion.tool_calls:
-                raise LLMError("the model answered nothing")
+                # An empty answer ghosts the customer: ask once more, then it is a failure.
+                logger.warning("the model answered nothing; asking once more")
+                empty, completion = completion, await self._create(kwargs)
+                completion.tokens_in += empty.tokens_in
+                completion.tokens_out += empty.tokens_out
+                if not completion.text and not completion.tool_calls:
+                    raise LLMError("the model answered nothing")
+        except LLMError as exc:
+            if log is not None:
+                _record(log, kwargs, started, None, str(exc))
+            raise
+        if log is not None:
+            _record(log, kwargs, started, completion)
         return completion
 
     async def _create(self, kwargs: dict[str, Any]) -> Completion:

@@ -301,6 +301,82 @@ CLOUD_REQUIRED = ("phone_number_id", "access_token", "app_secret", "verify_token
 # --- end of the Cloud API transport's settings ------------------------------------------
 
 
+# --- the owner's console, webhooks, alerts, run log ----------------------------------------
+
+
+class HttpSettings(BaseModel):
+    """The console (web page + /api/v1) served by the daemon. Loopback by default: reach it
+    through an SSH tunnel (`ssh -L 8080:127.0.0.1:8080 vps`), never exposed unless you say so."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535, description="0: any free port")
+    api_token: SecretStr | None = None  # unset: generated into STATE_DIR/console-token (0600)
+    public_url: str | None = None  # how the owner reaches it, for printed links
+    session_hours: float = Field(12.0, gt=0, le=24 * 30, description="page login lifetime")
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="larger requests get 413")
+    failed_auth_per_minute: int = Field(10, ge=1, description="401s per client per minute")
+
+
+WEBHOOK_EVENTS = ("message.received", "message.sent", "customer.created",
+                  "customer.stage_changed", "customer.opted_out", "followup.sent",
+                  "turn.failed", "connection.changed", "owner.alert")
+
+
+class WebhookSettings(BaseModel):
+    """Events POSTed as JSON to these URLs, signed with HMAC-SHA256 (header X-Wabot-Signature)."""
+
+    urls: list[str] = Field(default_factory=list)
+    secret: SecretStr | None = None  # required when urls are set
+    events: list[str] = Field(default_factory=list, description="empty: every event")
+    timeout_seconds: float = Field(5.0, gt=0, le=60)
+    backoff_initial_seconds: float = Field(5.0, gt=0)
+    backoff_cap_seconds: float = Field(600.0, gt=0)
+    give_up_hours: float = Field(24.0, gt=0, description="undelivered events older are dropped")
+
+    @field_validator("urls")
+    @classmethod
+    def _http_urls(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return v
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if name not in WEBHOOK_EVENTS:
+                raise ValueError(f"unknown event {name!r}: use {', '.join(WEBHOOK_EVENTS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _secret_with_urls(self) -> WebhookSettings:
+        if self.urls and self.secret is None:
+            raise ValueError("webhook urls need a secret to sign with (webhooks.secret, "
+                             "WABOT_WEBHOOKS__SECRET)")
+        return self
+
+
+class AlertSettings(BaseModel):
+    """The owner is told when a turn fails, a daily cap is hit, a customer asks for a human,
+    WhatsApp logs the device out, or the daemon restarts after a crash."""
+
+    to_self: bool = True  # in the owner's "Message yourself" chat
+    ask_human_tool: bool = True  # the agent may call `ask_for_human`
+    keep: int = Field(200, ge=1, description="recent alerts shown on the page")
+
+
+class RunLogSettings(BaseModel):
+    """Every model call of a turn, kept for "why did it say that"."""
+
+    enabled: bool = True
+    retention_days: float = Field(30.0, gt=0)
+
+
+# --- end of the console's settings ---------------------------------------------------------
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WABOT_",
@@ -334,6 +410,11 @@ class Settings(BaseSettings):
     memory: MemorySettings = MemorySettings()
     followups: FollowUpSettings = FollowUpSettings()
     knowledge: KnowledgeSettings = KnowledgeSettings()
+    # the owner's console
+    http: HttpSettings = HttpSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    alerts: AlertSettings = AlertSettings()
+    runs: RunLogSettings = RunLogSettings()
 
     @field_validator("database_url")
     @classmethod

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ from bot.agents import prompt
 from bot.agents.state import CachedState, fit_window
 from bot.agents.tools import ToolBox, TurnContext
 from bot.business import Business
-from bot.llm import LLM, Completion, LLMError
+from bot.llm import CALL_LOG, LLM, CallLog, Completion, LLMError
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
 from bot.phones import mask
 from bot.stores.customers import Contact, Customer, CustomerStore
@@ -22,6 +23,8 @@ from bot.stores.memory_observed import ObservedMemory
 from bot.stores.turn_writer import TurnRecord, TurnWriter
 
 MAX_TOOL_ROUNDS = 3
+# The run log: (customer, turn time, kind, the turn's model calls, its reply, seconds taken).
+RunSink = Callable[[CustomerKey, datetime, str, CallLog, "Reply", float], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -52,6 +55,7 @@ class AgentDeps:
     def __post_init__(self) -> None:
         inner = self.memory.inner if isinstance(self.memory, ObservedMemory) else self.memory
         self.writer = TurnWriter(self.customers.db, inner)
+    on_run: RunSink | None = None  # records the turn's model calls ("why did it say that")
 
 
 @dataclass(slots=True)
@@ -112,11 +116,20 @@ class CustomerAgent(CachedState):
             self.customer = await deps.customers.touch(self.key, contact, now)
         said = [MemoryMessage(Role.CUSTOMER, t.text, t.at, msg_id=t.msg_id) for t in lines]
         messages = self._prompt(now, instruction, said)
+        calls, started = CallLog(), time.perf_counter()
+        scope = CALL_LOG.set(calls)
         try:
             completion = await self._complete(messages, now)
         except LLMError as exc:
             logger.bind(customer=mask(self.key.phone)).warning("turn failed: {}", exc)
-            return Reply(deps.failure_reply, failed=True, lines=said, inbound=inbound)
+            reply = Reply(deps.failure_reply, failed=True, lines=said, inbound=inbound)
+            await self._log_run(now, kind, calls, reply, started)
+            return reply
+        finally:
+            CALL_LOG.reset(scope)
+        await self._log_run(now, kind, calls, Reply(
+            completion.text, tokens_in=completion.tokens_in, tokens_out=completion.tokens_out),
+            started)
         text = completion.text
         answer = [MemoryMessage(Role.AGENT, text, now, kind=kind)] if text else []
         return Reply(text, tokens_in=completion.tokens_in, tokens_out=completion.tokens_out,
@@ -145,6 +158,16 @@ class CustomerAgent(CachedState):
                     setattr(c, name, getattr(contact, name))
         if reply.lines and deps.after_turn is not None:
             deps.after_turn(self.key)
+
+    async def _log_run(self, now: datetime, kind: str, calls: CallLog, reply: Reply,
+                       started: float) -> None:
+        if self.deps.on_run is None:
+            return
+        try:
+            await self.deps.on_run(self.key, now, kind, calls, reply,
+                                   time.perf_counter() - started)
+        except Exception:  # the run log never costs the customer their answer
+            logger.bind(customer=mask(self.key.phone)).exception("run not recorded")
 
     def _prompt(self, now: datetime, instruction: str,
                 said: list[MemoryMessage]) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from bot.cli.common import app
 from bot.cli import daemon, chat, simulate  # noqa: F401
 from bot.cli import admin, memory, followups  # noqa: F401
 from bot.cli import knowledge  # noqa: F401
+from bot.cli import web  # noqa: F401
 # isort: on
 
 __all__ = ["app", "main"]

@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 from collections.abc import Coroutine
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from bot.cli.common import app, fail, settings_or_exit, state
+from bot.clock import parse_duration
 from bot.models import CustomerKey
 from bot.settings import Settings
 
@@ -27,22 +27,6 @@ T = TypeVar("T")
 
 PhoneArg = Annotated[str, typer.Argument(help="The customer's number, E.164 (+52 1 55 …).",
                                          show_default=False)]
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> timedelta:
-    """`90s`, `30m`, `2h`, `1d`, `1h30m` → a timedelta; ValueError otherwise."""
-    compact = text.strip().lower().replace(" ", "")
-    parts = _DURATION.findall(compact)
-    if not parts or "".join(n + u for n, u in parts) != compact:
-        raise ValueError(f"{text!r} is not a duration: write 30m, 2h, 1d or 1h30m")
-    seconds = sum(float(n) * _UNIT[u] for n, u in parts)
-    if seconds <= 0:
-        raise ValueError("the duration must be longer than zero")
-    return timedelta(seconds=seconds)
-
-
 def _key(settings: Settings, phone: str) -> CustomerKey:
     from bot.phones import PhoneError, parse_typed
 

@@ -43,10 +43,14 @@ class Stores:
 
 def holders(settings: Settings, stores: Stores) -> list[Holder]:
     """Other places holding customer data, for `export` and `forget`: the follow-up job
-    store (pending jobs and the sent log), which works without a running scheduler."""
+    store (pending jobs and the sent log), which works without a running scheduler, and
+    the run log (every model call of their turns)."""
     from bot.followups import privacy_holder
+    from bot.stores.runs import RunStore
 
-    return [privacy_holder(settings.sql_url, stores.db)]
+    runs = RunStore(stores.db)
+    return [privacy_holder(settings.sql_url, stores.db),
+            Holder("runs", runs.export, runs.forget)]
 
 
 @asynccontextmanager

@@ -62,13 +62,17 @@ class WebhookServer:
         self._task = None
 
 
-def attach(gateway: Gateway, settings: Settings, customers: CustomerStore) -> WebhookServer | None:
-    """For a Cloud API gateway: bind its stores and build the webhook server (None for
-    any other transport)."""
+def attach(gateway: Gateway, settings: Settings, customers: CustomerStore, *,
+           own_server: bool = True) -> WebhookServer | None:
+    """For a Cloud API gateway: bind its stores and, when the console does not serve the
+    webhook (`own_server`), build a server for it (None otherwise, and for other
+    transports)."""
     if not isinstance(gateway, CloudGateway):
         return None
     gateway.bind_store(customers, OutboundStore(customers.db, settings.tenant),
                        settings.state_dir)
+    if not own_server:
+        return None
     c = settings.cloud
     return WebhookServer(webhook_router(gateway), c.listen_host, c.listen_port,
                          settings.state_dir / "webhook-address")

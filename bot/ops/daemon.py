@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, Protocol
 
+from fastapi import APIRouter
 from loguru import logger
 
 from bot.app import App
@@ -25,6 +26,7 @@ from bot.ops.sdnotify import Notifier, watchdog_loop
 from bot.phones import mask
 from bot.settings import Settings
 from bot.stores.db import DatabaseError
+from bot.web.server import ConsoleError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -65,6 +67,14 @@ def transport_gateway(settings: Settings, notifier: Notifier) -> Gateway:
 
         return CloudGateway(settings.tenant, settings.cloud)
     return neonize_gateway(settings, notifier)
+
+
+def transport_routers(gateway: Gateway) -> list[APIRouter]:
+    """What the transport serves on the console's HTTP server: the Cloud API's webhook."""
+    from bot.gateway.cloud import CloudGateway
+    from bot.gateway.cloud_webhook import webhook_router
+
+    return [webhook_router(gateway)] if isinstance(gateway, CloudGateway) else []
 
 
 def install_signals(stop: asyncio.Event,
@@ -130,6 +140,10 @@ async def serve(app: App, gateway: DaemonGateway, notifier: Notifier,
     try:
         try:
             await app.start()
+        except ConsoleError as exc:  # the console's port is taken: an operator must choose
+            logger.error("cannot start: {}", exc)
+            notifier.status(f"misconfigured: {exc}")
+            return EXIT_OPERATOR
         except Exception as exc:  # a store down at boot: systemd retries after RestartSec
             logger.opt(exception=exc).error("could not start: {}", exc)
             notifier.status(f"start failed: {exc}")
@@ -156,7 +170,9 @@ async def serve(app: App, gateway: DaemonGateway, notifier: Notifier,
 async def run_daemon(settings: Settings, notifier: Notifier,
                      gateway: Gateway | None = None) -> int:
     try:
-        app = App(settings, gateway or transport_gateway(settings, notifier))
+        gateway = gateway or transport_gateway(settings, notifier)
+        app = App(settings, gateway, serve_http=settings.http.enabled,
+                  extra_routers=transport_routers(gateway))
     except (BusinessError, DatabaseError, ValueError) as exc:
         logger.error("cannot start: {}", exc)
         notifier.status(f"misconfigured: {exc}")

@@ -248,7 +248,8 @@ def webhook_url(settings: Settings) -> str:
 def cloud_checks(settings: Settings) -> list[Check]:
     c = settings.cloud
     url = webhook_url(settings)
-    listen = f"{c.listen_host}:{c.listen_port}"
+    h = settings.http  # the console's server serves the webhook; without it, the transport's
+    listen = f"{h.host}:{h.port}" if h.enabled else f"{c.listen_host}:{c.listen_port}"
     if not url:
         return [Check("Cloud API webhook", False,
                       f"no public address: Meta cannot reach the webhook (listening on {listen})",
@@ -306,6 +307,9 @@ async def diagnose(settings: Settings, limit_s: float = 10.0) -> list[Check]:
                                    check_llm(settings, limit_s))
     if cloud:
         checks.append(await check_cloud_token(settings, limit_s))
+    from bot.web.doctor import check_console
+
+    checks.append(Check("console", *await check_console(settings, min(limit_s, 3.0))))
     return checks
 
 

@@ -124,6 +124,8 @@ class Inbox:
         self.hold: Hold | None = None
         self.after_hold: AfterInbound | None = None  # a held reply was stored (history note)
         self.after_inbound: list[AfterInbound] = []
+        self.on_failed: list[Callable[[CustomerKey], None]] = []  # alerts, webhooks
+        self.on_received: list[Callable[[InboundMessage], None]] = []  # journaled, new
         self.tasks: set[asyncio.Task[None]] = set()
         self.turns = 0
         self.failures = 0
@@ -147,6 +149,8 @@ class Inbox:
             return Fed.QUEUED
         if self._live is not None:
             self._live.add(msg.msg_id)
+        for hook in self.on_received:
+            hook(msg)
         return await self._route(msg)
 
     async def _route(self, msg: InboundMessage) -> Fed:
@@ -295,7 +299,7 @@ class Inbox:
                 return sent > 0
         except Exception:
             log.exception("{} turn failed", item.kind)
-            self.failures += 1
+            self._failed(key)
             return False
 
     async def _turn(self, key: CustomerKey, batch: list[InboundMessage]) -> None:
@@ -334,7 +338,7 @@ class Inbox:
             status = "failed"
             log.exception("turn failed")
         if status == "failed":
-            self.failures += 1
+            self._failed(key)
         if not committed:
             await self.customers.journal_mark(self.tenant, ids, status)
         for hook in self.after_inbound:
@@ -342,6 +346,14 @@ class Inbox:
                 await hook(key)
             except Exception:
                 log.exception("after-turn hook failed")
+
+    def _failed(self, key: CustomerKey) -> None:
+        self.failures += 1
+        for hook in self.on_failed:
+            try:
+                hook(key)
+            except Exception:
+                logger.opt(exception=True).warning("failure hook failed")
 
     async def _text_of(self, msg: InboundMessage) -> str:
         if msg.kind is MessageKind.TEXT:

@@ -40,6 +40,7 @@ class Customer(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("tenant", "phone"),
         Index("ix_customers_lid", "tenant", "lid"),
+        Index("ix_customers_recent", "tenant", "last_contact"),  # the console's list
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -145,6 +146,8 @@ class CustomerStore:
         # the hold check, follow-up rules); callers that can live with a second-old row say
         # so with `max_age`, and writes through this store refresh or drop the entry.
         self._recent: OrderedDict[CustomerKey, tuple[float, Customer]] = OrderedDict()
+        # (customer, "stage" | "opted_out", new value): webhooks and metrics listen here.
+        self.on_change: list[Callable[[CustomerKey, str, Any], None]] = []
 
     def _remember(self, key: CustomerKey, customer: Customer) -> Customer:
         self._recent[key] = (time.monotonic(), customer)
@@ -298,10 +301,20 @@ class CustomerStore:
         return UsageDay.model_validate(dict(row))
 
     async def set_stage(self, key: CustomerKey, stage: Stage) -> bool:
-        return await self._update(key, stage=stage.value)
+        changed = await self._update(key, stage=stage.value)
+        if changed:
+            self._changed(key, "stage", stage.value)
+        return changed
 
     async def set_opted_out(self, key: CustomerKey, opted_out: bool) -> bool:
-        return await self._update(key, opted_out=opted_out)
+        changed = await self._update(key, opted_out=opted_out)
+        if changed:
+            self._changed(key, "opted_out", opted_out)
+        return changed
+
+    def _changed(self, key: CustomerKey, field: str, value: Any) -> None:
+        for listener in self.on_change:
+            listener(key, field, value)
 
     async def set_paused_until(self, key: CustomerKey, until: datetime | None) -> bool:
         return await self._update(key, paused_until=until)

@@ -33,6 +33,7 @@ from tests.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[2]
 _TOKEN = re.compile(r"\bc(\d+)m(\d+)\b")
+_LISTENING = re.compile(r"console listening on (http://[\d.:]+)")
 
 
 @dataclass
@@ -74,19 +75,33 @@ class Daemon:
         self.address_file = workdir / "state" / "webhook-address"
         self.proc: subprocess.Popen[bytes] | None = None
         self.logfile = workdir / "daemon.log"
+        self._log_from = 0
         self.url = ""  # empty while down: senders retry
 
     def start(self) -> None:
         self.address_file.unlink(missing_ok=True)
         self.url = ""
+        self._log_from = self.logfile.stat().st_size if self.logfile.exists() else 0
         with self.logfile.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "bot", "run"],
                                          cwd=self.workdir, env=self.env, stdout=log,
                                          stderr=subprocess.STDOUT)
 
+    def _address(self) -> str:
+        """Where this start listens: the console's server (it serves the webhook), or
+        the transport's own when the console is off."""
+        with self.logfile.open("rb") as log:
+            log.seek(self._log_from)
+            found = _LISTENING.search(log.read().decode(errors="replace"))
+        if found:
+            return found.group(1)
+        if self.address_file.is_file():
+            return self.address_file.read_text().strip()
+        return ""
+
     async def ready(self, within: float = 60.0) -> None:
         deadline = time.monotonic() + within
-        while not self.address_file.is_file() or not self.address_file.read_text().strip():
+        while not (address := self._address()):
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"wabot run exited with {self.proc.returncode}:\n"
@@ -94,7 +109,7 @@ class Daemon:
             if time.monotonic() > deadline:
                 raise TimeoutError("wabot run did not start listening")
             await asyncio.sleep(0.02)
-        self.url = self.address_file.read_text().strip() + "/webhooks/whatsapp"
+        self.url = address + "/webhooks/whatsapp"
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -128,6 +143,7 @@ def daemon_env(workdir: Path, llm: FakeOpenAI, graph: FakeGraph) -> dict[str, st
         "WABOT_CLOUD__VERIFY_TOKEN": meta.VERIFY_TOKEN,
         "WABOT_CLOUD__GRAPH_URL": graph.graph_url,
         "WABOT_CLOUD__LISTEN_PORT": "0",
+        "WABOT_HTTP__PORT": "0",  # the console serves the webhook
         "WABOT_PRESENTER__ENABLED": "false",
         "WABOT_INBOX__DEBOUNCE_SECONDS": "0",
         "WABOT_MEMORY__INSIGHTS": "false",

@@ -58,6 +58,7 @@ def test_run_offline_retries_with_backoff_and_stops_cleanly_on_sigterm(
         "WABOT_WHATSAPP__BACKOFF_INITIAL": "1",
         "WABOT_WHATSAPP__BACKOFF_CAP": "4",
         "WABOT_STOP_GRACE_SECONDS": "5",
+        "WABOT_HTTP__PORT": "0",  # the console: any free port
         "WABOT_LLM__BASE_URL": openai_server.base_url,
         "WABOT_BUSINESS_FILE": str(ROOT / "config" / "business.example.yaml"),
         "NOTIFY_SOCKET": path,

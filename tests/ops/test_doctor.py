@@ -32,7 +32,8 @@ def good_setup(tmp_path: Path, server_url: str, db_url: str) -> Path:
     config.write_text(f'tenant = "casa-azul"\nstate_dir = "{state}"\n'
                       f'database_url = "{db_url}"\n'
                       f'business_file = "{ROOT / "config" / "business.example.yaml"}"\n'
-                      f'[llm]\nbase_url = "{server_url}"\napi_key = "test"\n')
+                      f'[llm]\nbase_url = "{server_url}"\napi_key = "test"\n'
+                      '[http]\nport = 0\n')
     return config
 
 
@@ -49,7 +50,7 @@ def test_a_good_configuration_is_all_ticks(clean_env, tmp_path, db_url, openai_s
     result = doctor("--config", str(config))
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert [line[0] for line in lines[1:-1]] == ["✓"] * 7
+    assert [line[0] for line in lines[1:-1]] == ["✓"] * 8
     assert lines[-1] == "all good"
     assert any(line.startswith("✓ LLM endpoint: ") and "answered with gpt-4o-mini" in line
                for line in lines)

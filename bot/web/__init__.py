@@ -1,0 +1,1 @@
+"""The owner's console: the web page and the HTTP API served by the daemon."""

@@ -1,0 +1,213 @@
+"""The console's web page: server-rendered Jinja2, a little plain JS for the live parts.
+
+Pages need the session cookie (from a one-time link or the token pasted at /login); every
+state-changing form carries the session's CSRF token and is refused without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from bot.web import charts
+from bot.web.auth import SESSION_COOKIE, Auth
+from bot.web.console import BadRequest, Console, NotFound, SendFailed
+
+HERE = Path(__file__).parent
+_env = Environment(loader=FileSystemLoader(HERE / "templates"),
+                   autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+_env.filters["urlphone"] = lambda phone: quote(phone, safe="")
+_env.filters["short"] = lambda iso: (iso or "")[:16].replace("T", " ")
+
+
+def wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
+        "accept", "")
+
+
+def to_login(request: Request) -> Response:
+    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+
+def _render(name: str, request: Request, status: int = 200, **ctx: Any) -> HTMLResponse:
+    html = _env.get_template(name).render(request=request, **ctx)
+    return HTMLResponse(html, status_code=status)
+
+
+class Session:
+    def __init__(self, request: Request) -> None:
+        auth: Auth = request.app.state.auth
+        self.auth = auth
+        self.console: Console = request.app.state.console
+        sid = auth.session_id(request.cookies.get(SESSION_COOKIE))
+        if sid is None:
+            raise HTTPException(401, "log in first")
+        self.sid = sid
+        self.csrf = auth.csrf_for(sid)
+
+    def check(self, csrf: str) -> None:
+        if not self.auth.csrf_ok(self.sid, csrf):
+            raise HTTPException(403, "the form is stale or forged (CSRF check failed): "
+                                "reload the page and try again")
+
+
+def _page(request: Request) -> Session:
+    try:
+        return Session(request)
+    except HTTPException:
+        raise HTTPException(401, "log in first") from None
+
+
+CsrfField = Annotated[str, Form()]
+
+
+def router() -> APIRouter:
+    pages = APIRouter(include_in_schema=False)
+    pages.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @pages.get("/login")
+    async def login_form(request: Request, code: str = "", next: str = "/") -> Response:
+        auth: Auth = request.app.state.auth
+        if code:
+            if auth.use_link(code):
+                return _logged_in(auth, next)
+            return _render("login.html", request, 401, error="This login link is invalid, "
+                           "expired or was used already: run `wabot console` for a new one.")
+        return _render("login.html", request, error="")
+
+    @pages.post("/login")
+    async def login(request: Request, token: Annotated[str, Form()] = "",
+                    next: Annotated[str, Form()] = "/") -> Response:
+        auth: Auth = request.app.state.auth
+        client = request.client.host if request.client else "?"
+        if auth.limited(client):
+            return _render("login.html", request, 429, error="Too many failed attempts: "
+                           "wait a minute.")
+        if not auth.token_ok(token):
+            auth.failed(client)
+            return _render("login.html", request, 401, error="Wrong token.")
+        return _logged_in(auth, next)
+
+    @pages.post("/logout")
+    async def logout(request: Request, csrf: CsrfField = "") -> Response:
+        _page(request).check(csrf)
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(SESSION_COOKIE)
+        return resp
+
+    @pages.get("/")
+    async def dashboard(request: Request) -> Response:
+        s = _page(request)
+        c = s.console
+        days = await c.days(30)
+        return _render("dashboard.html", request, s=s, conn=c.connection(),
+                       today=await c.today(), alerts=list(c.alerts.recent)[:10],
+                       msgs_chart=Markup(charts.bars(days, "messages_in", label="messages in")),
+                       out_chart=Markup(charts.bars(days, "messages_out", color="#37a",
+                                                    label="messages out")),
+                       cost_chart=Markup(charts.bars(days, "cost_usd", color="#c73",
+                                                     label="cost")),
+                       funnel=Markup(charts.funnel(await c.funnel())))
+
+    @pages.get("/connection")
+    async def connection(request: Request) -> Response:
+        s = _page(request)
+        return _render("_connection.html", request, conn=s.console.connection())
+
+    @pages.get("/login/qr.png")
+    async def qr(request: Request) -> Response:
+        s = _page(request)
+        data = s.console.qr_png()
+        if data is None:
+            return Response(status_code=404)
+        return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @pages.get("/customers")
+    async def customers(request: Request, q: str = "", stage: str = "",
+                        page: Annotated[int, Query(ge=1)] = 1) -> Response:
+        s = _page(request)
+        try:
+            items, total = await s.console.list_customers(
+                stage=stage or None, q=q, offset=(page - 1) * 50, limit=50)
+        except BadRequest as exc:
+            items, total, q = [], 0, str(exc)
+        return _render("customers.html", request, s=s, items=items, total=total, q=q,
+                       stage=stage, page=page, pages=max(1, (total + 49) // 50))
+
+    @pages.get("/customers/{phone}")
+    async def customer(request: Request, phone: str, notice: str = "") -> Response:
+        s = _page(request)
+        try:
+            found = await s.console.customer(phone)
+            lines = await s.console.messages(phone)
+        except (NotFound, BadRequest) as exc:
+            return _render("error.html", request, 404, s=s, error=str(exc))
+        return _render("customer.html", request, s=s, c=found, lines=lines, notice=notice)
+
+    def _back(phone: str, notice: str) -> Response:
+        return RedirectResponse(f"/customers/{quote(phone, safe='')}?notice={quote(notice)}",
+                                status_code=303)
+
+    @pages.post("/customers/{phone}/pause")
+    async def pause(request: Request, phone: str, csrf: CsrfField = "",
+                    hours: Annotated[str, Form()] = "") -> Response:
+        s = _page(request)
+        s.check(csrf)
+        seconds = float(hours) * 3600 if hours.strip().replace(".", "", 1).isdigit() else None
+        await s.console.set_pause(phone, seconds)
+        return _back(phone, "Paused: the agent does not answer this chat.")
+
+    @pages.post("/customers/{phone}/resume")
+    async def resume(request: Request, phone: str, csrf: CsrfField = "") -> Response:
+        s = _page(request)
+        s.check(csrf)
+        await s.console.resume(phone)
+        return _back(phone, "Resumed: the agent answers the next message.")
+
+    @pages.post("/customers/{phone}/send")
+    async def send(request: Request, phone: str, csrf: CsrfField = "",
+                   text: Annotated[str, Form()] = "") -> Response:
+        s = _page(request)
+        s.check(csrf)
+        try:
+            await s.console.send(phone, text)
+        except (BadRequest, SendFailed) as exc:
+            return _back(phone, f"Not sent: {exc}")
+        return _back(phone, "Sent as the business; the agent is paused in this chat.")
+
+    @pages.post("/followups/{fid}/cancel")
+    async def cancel(request: Request, fid: str, csrf: CsrfField = "",
+                     phone: Annotated[str, Form()] = "") -> Response:
+        s = _page(request)
+        s.check(csrf)
+        try:
+            await s.console.cancel_followup(fid)
+        except (NotFound, BadRequest) as exc:
+            return _back(phone, str(exc))
+        return _back(phone, "Follow-up cancelled.")
+
+    @pages.get("/runs/{run_id}")
+    async def run(request: Request, run_id: int) -> Response:
+        s = _page(request)
+        try:
+            found = await s.console.run(run_id)
+        except NotFound as exc:
+            return _render("error.html", request, 404, s=s, error=str(exc))
+        return _render("run.html", request, s=s, run=found)
+
+    return pages
+
+
+def _logged_in(auth: Auth, next_path: str) -> Response:
+    target = next_path if next_path.startswith("/") and not next_path.startswith("//") else "/"
+    resp = RedirectResponse(target, status_code=303)
+    resp.set_cookie(SESSION_COOKIE, auth.new_session(), max_age=int(auth.session_seconds),
+                    httponly=True, samesite="strict", path="/")
+    return resp

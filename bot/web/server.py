@@ -1,0 +1,242 @@
+"""The console's HTTP server: FastAPI on uvicorn, inside the daemon's event loop.
+
+`build_app(console, auth, extra_routers=[...])` assembles the ASGI app: the page, the
+API under /api/v1 (described by /openapi.json), /healthz and /metrics (no token), and any
+extra routers a transport brings — e.g. a webhook receiver mounted at `/webhooks/<name>`:
+
+    server = WebServer(console, auth, settings.http, extra_routers=[cloud_router])
+
+The App mounts its `extra_routers` argument and any routers its gateway lists in a
+`routers` attribute (`App(settings, gateway, serve_http=True, extra_routers=[...])`).
+Extra routers are mounted as given (their own prefix and their own authentication: they
+are not behind the console's token). `WebServer.start()` binds the socket (a port in use
+fails the start with a message) and serves in a task; `stop()` finishes requests in
+flight and closes. Uvicorn's own signal handling is off: the daemon owns SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from loguru import logger
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.settings import HttpSettings
+from bot.web import api, pages
+from bot.web.auth import Auth
+from bot.web.console import BadRequest, Console, NotFound, SendFailed
+
+
+class ConsoleError(RuntimeError):
+    """The console cannot serve (port in use…); the message says what to change."""
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """413 for bodies over the limit, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._reject(send)
+            return
+        seen = 0
+        over = replaced = False
+
+        async def counted() -> Message:
+            nonlocal seen, over
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                over = True
+                raise _TooLarge  # the framework may turn it into its own error response…
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal replaced
+            if not over:
+                await send(message)
+            elif not replaced:  # … which is replaced by the 413
+                replaced = True
+                await self._reject(send)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _TooLarge:
+            if not replaced:
+                await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        await JSONResponse({"error": f"request body larger than {self.max_bytes} bytes "
+                            "(http.max_body_bytes)"}, status_code=413)(
+            {"type": "http"}, _nothing, send)
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def require_bearer(request: Request) -> None:
+    auth: Auth = request.app.state.auth
+    client = client_of(request)
+    if auth.limited(client):
+        raise HTTPException(429, "too many failed attempts: wait a minute",
+                            headers={"Retry-After": "60"})
+    if not auth.bearer_ok(request.headers.get("authorization")):
+        auth.failed(client)
+        raise HTTPException(401, "missing or wrong token: send Authorization: Bearer "
+                            "<http.api_token> (see `wabot console`)",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024,
+              extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """The console's ASGI app. `extra_routers` are mounted as they are (see the module)."""
+    app = FastAPI(title="wabot", version="1", docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json",
+                  description="The owner's console of one WhatsApp business number.")
+    app.state.console = console
+    app.state.auth = auth
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 401 and pages.wants_html(request):
+            return pages.to_login(request)
+        return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return JSONResponse({"error": "invalid request: " + "; ".join(problems)}, 422)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> Response:
+        return JSONResponse({"error": str(exc)}, 404)
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(request: Request, exc: BadRequest) -> Response:
+        return JSONResponse({"error": str(exc)}, 400)
+
+    @app.exception_handler(SendFailed)
+    async def send_failed(request: Request, exc: SendFailed) -> Response:
+        return JSONResponse({"error": str(exc)}, 502)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, Any]:
+        return {"ok": True, "whatsapp": console.connection()["status"]}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        await refresh_gauges(console)
+        return Response(console.metrics.render(),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    app.include_router(api.router(), dependencies=[Depends(require_bearer)])
+    app.include_router(pages.router())
+    for extra in extra_routers:
+        app.include_router(extra)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    return app
+
+
+async def refresh_gauges(console: Console) -> None:
+    m = console.metrics
+    today = await console.today()
+    m.turns.set(today["turns"])
+    m.turn_failures.set(today["failures"])
+    m.agents_cached.set(today["agents_cached"])
+    m.followups_pending.set(today["followups_pending"])
+    m.journal_backlog.set(today["journal_backlog"])
+    m.connected.set(1 if console.connection()["connected"] else 0)
+    m.outbox_depth.set(await console.outbox.count())
+
+
+class _Server(uvicorn.Server):
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the daemon's signal handlers stay in charge
+
+
+class WebServer:
+    def __init__(self, console: Console, auth: Auth, settings: HttpSettings, *,
+                 extra_routers: Sequence[APIRouter] = ()) -> None:
+        self.settings = settings
+        self.app = build_app(console, auth, max_body_bytes=settings.max_body_bytes,
+                             extra_routers=extra_routers)
+        self._server: _Server | None = None
+        self._socket: socket.socket | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.port = settings.port
+
+    @property
+    def url(self) -> str:
+        if self.settings.public_url:
+            return self.settings.public_url.rstrip("/")
+        host = self.settings.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+    def _bind(self) -> socket.socket:
+        host, port = self.settings.host, self.settings.port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when
+        # the socket says it is TCP (otherwise Nagle + delayed ACKs add 40 ms per response).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise ConsoleError(f"the console cannot listen on {host}:{port} ({exc.strerror}): "
+                               "set http.port (WABOT_HTTP__PORT) to a free port, or "
+                               "http.enabled = false") from None
+        sock.listen(128)
+        sock.setblocking(False)
+        return sock
+
+    async def start(self) -> None:
+        self._socket = self._bind()
+        self.port = self._socket.getsockname()[1]
+        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=5, server_header=False)
+        config.load()
+        server = _Server(config)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup(sockets=[self._socket])
+        self._server = server
+        self._task = asyncio.create_task(server.main_loop(), name="console")
+        logger.info("console listening on {}", self.url)
+
+    async def stop(self) -> None:
+        server, task = self._server, self._task
+        if server is None or task is None:
+            return
+        server.should_exit = True
+        with suppress(asyncio.CancelledError):
+            await task
+        await server.shutdown(sockets=[self._socket] if self._socket else None)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._task = self._socket = None

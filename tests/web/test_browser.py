@@ -1,0 +1,140 @@
+"""The console in a real browser: Debian's Chromium driven by Playwright (no browser download).
+
+Logs in with a one-time link, watches the QR state turn into "connected", opens a customer,
+pauses and resumes the agent, and sends a message as the business. Skipped only where
+Chromium is absent and not in CI; in CI (CI=true) a missing browser fails the test.
+Set WABOT_SCREENSHOTS=1 to refresh docs/console-dashboard.png and docs/console-conversation.png.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import segno
+
+from bot.gateway.memory import MemoryGateway
+from bot.models import CustomerKey, Stage
+from bot.web.auth import login_code
+from tests.fakes.pipeline import START, pipeline
+from tests.web.conftest import TOKEN
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ANA = "+5215512345678"
+
+
+def _browser_or_skip() -> None:
+    missing = []
+    if not Path(CHROMIUM).exists():
+        missing.append("chromium (apt-get install chromium)")
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        missing.append("playwright (pip install playwright)")
+    if missing:
+        message = "the browser test needs " + " and ".join(missing)
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + ": CI must run it")
+        pytest.skip(message)
+
+
+class LinkingGateway(MemoryGateway):
+    """The in-memory gateway with the WhatsApp one's connection state: a QR, then connected."""
+
+    def __init__(self, clock, state_dir: Path) -> None:
+        super().__init__(clock)
+        self.connected = asyncio.Event()
+        self.connected_as: str | None = None
+        self.status = "waiting for QR scan (see journalctl or the console)"
+        self.qr_png_path = state_dir / "login-qr.png"
+        segno.make("2@wabot-test-qr-code,not-a-real-one", error="L").save(
+            str(self.qr_png_path), scale=6)
+
+    def scanned(self) -> None:
+        self.connected_as = "+5215500005678"
+        self.status = "connected as +52155****5678"
+        self.qr_png_path.unlink()
+        self.connected.set()
+
+
+@pytest.fixture
+def sqlite_only(db_url):
+    if not db_url.startswith("sqlite"):
+        pytest.skip("one backend is enough for the browser")
+
+
+async def seed(p) -> None:
+    script = [("Hola, ¿tienen la bolsa azul en tamaño mediano?",
+               "¡Hola Ana! Sí, la bolsa azul mediana está disponible por $890. "
+               "¿Te la aparto?"),
+              ("Sí porfa, paso el sábado", "¡Listo! Queda apartada a tu nombre hasta el sábado.")]
+    for said, answer in script:
+        p._server.reply(answer)
+        await p.say(ANA, said, push_name="Ana")
+        await p.settle()
+    for i, phone in enumerate(["+14155550123", "+5215598765432", "+34600111222"]):
+        p._server.reply("¡Hola! ¿En qué te puedo ayudar?")
+        await p.say(phone, "hola", push_name=["Bob", "Lupita", "Marta"][i])
+        await p.settle()
+    await p.app.customers.set_stage(CustomerKey(p.settings.tenant, "+5215598765432"),
+                                    Stage.CUSTOMER)
+
+
+async def test_owner_logs_in_sees_the_qr_then_pauses_and_writes_as_the_business(
+        sqlite_only, console_settings, openai_server, tmp_path):
+    _browser_or_skip()
+    from playwright.async_api import async_playwright, expect
+
+    from bot.clock import VirtualClock
+
+    clock = VirtualClock(START)
+    console_settings.state_dir.mkdir(parents=True, exist_ok=True)
+    gateway = LinkingGateway(clock, console_settings.state_dir)
+    shots = ROOT / "docs" if os.environ.get("WABOT_SCREENSHOTS") else tmp_path
+    async with pipeline(console_settings, clock=clock, gateway=gateway, serve_http=True) as p:
+        p._server = openai_server
+        await seed(p)
+        base = p.app.web.url
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM,
+                                               args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = await browser.new_page(viewport={"width": 1000, "height": 1300})
+                await page.goto(f"{base}/login?code={login_code(TOKEN)}")
+                status = page.get_by_test_id("connection-status")
+                await expect(status).to_contain_text("waiting for QR scan")
+                qr = page.get_by_alt_text("QR code to link WhatsApp")
+                await expect(qr).to_be_visible()
+                assert await qr.evaluate("img => img.naturalWidth") > 0  # the PNG loaded
+                gateway.scanned()  # the page follows without a reload
+                await expect(status).to_contain_text("connected as +52155****5678",
+                                                     timeout=10_000)
+                await expect(qr).to_have_count(0)
+                await page.screenshot(path=str(shots / "console-dashboard.png"), full_page=True)
+
+                await page.get_by_role("link", name="Customers").click()
+                await page.get_by_role("link", name="Ana").click()
+                pause_state = page.get_by_test_id("pause-state")
+                await expect(pause_state).to_contain_text("on: the agent answers")
+                await page.get_by_role("button", name="Pause the agent").click()
+                await expect(pause_state).to_contain_text("off: the agent is silent")
+                await page.get_by_role("button", name="Resume the agent").click()
+                await expect(pause_state).to_contain_text("on: the agent answers")
+                await page.get_by_label("Send as the business").fill(
+                    "Ana, soy Rosa: te guardo también el monedero azul 😊")
+                await page.get_by_role("button", name="Send", exact=True).click()
+                await expect(page.get_by_role("status")).to_contain_text("Sent as the business")
+                await expect(pause_state).to_contain_text("paused until")
+                await page.set_viewport_size({"width": 420, "height": 900})  # a phone
+                await page.screenshot(path=str(shots / "console-conversation.png"),
+                                      full_page=True)
+                await page.get_by_role("link", name="why did it say that?").first.click()
+                await expect(page.get_by_role("heading", name="Why did it say that?")
+                             ).to_be_visible()
+            finally:
+                await browser.close()
+    assert p.texts_to(ANA)[-1] == "Ana, soy Rosa: te guardo también el monedero azul 😊"
