@@ -34,6 +34,7 @@ from bot.gateway.base import Gateway
 from bot.knowledge.library import Library, index_for, log_report, reindex_on
 from bot.knowledge.tools import knowledge_tools
 from bot.llm import LLM, CallLog
+from bot.messages import Canned
 from bot.models import CustomerKey, InboundMessage
 from bot.ops.status import Live, Monitor
 from bot.pipeline.inbox import Inbox
@@ -88,6 +89,23 @@ def build_memory(settings: Settings, db: Database) -> MemoryStore:
     return SqlMemoryStore(db)
 
 
+def with_canned_texts(settings: Settings, business: Business) -> Settings:
+    """The settings with every fixed message filled in the business's language, unless the
+    owner wrote their own (bot.messages)."""
+    f, lim = settings.followups, settings.limits
+    canned = Canned.resolve(business.language, {
+        "failure_reply": settings.agents.failure_reply, "rate_notice": lim.notice,
+        "budget_notice": lim.budget_notice, "stop_reply": f.optout.stop_reply,
+        "start_reply": f.optout.start_reply})
+    optout = f.optout.model_copy(update={"stop_reply": canned.stop_reply,
+                                         "start_reply": canned.start_reply})
+    return settings.model_copy(update={
+        "agents": settings.agents.model_copy(update={"failure_reply": canned.failure_reply}),
+        "limits": lim.model_copy(update={"notice": canned.rate_notice,
+                                         "budget_notice": canned.budget_notice}),
+        "followups": f.model_copy(update={"optout": optout})})
+
+
 def build_library(settings: Settings, db: Database, clock: Clock, llm: LLM,
                   business: Business | None,
                   on_catalog: Callable[[list[Product]], None] | None = None) -> Library:
@@ -120,7 +138,8 @@ class App:
         self.db = Database(settings.sql_url)
         self.customers = CustomerStore(self.db, clock=self.clock)
         self.memory = ObservedMemory(build_memory(settings, self.db))
-        s = settings
+        s = settings = with_canned_texts(settings, self.business)
+        self.settings = settings
         self.deps = AgentDeps(
             customers=self.customers, memory=self.memory, llm=self.llm, tools=default_tools(),
             business=self.business,
@@ -173,7 +192,8 @@ class App:
                 self.deps.tools.add(tool)
             self.deps.budget.featured = s.knowledge.featured_tokens
         # ── end knowledge ──
-        self.takeover = Takeover(self.customers, self.memory, gateway, self.clock, s.takeover)
+        self.takeover = Takeover(self.customers, self.memory, gateway, self.clock, s.takeover,
+                                 self.business.tz)
         self.limiter = RateLimiter(self.customers, self.presenter, self.clock, s.limits,
                                    self.inbox.has_pending, self.inbox.enqueue,
                                    self.inbox.tasks, self.alerts)
@@ -257,7 +277,7 @@ class App:
     def _on_failed(self, key: CustomerKey) -> None:
         self.events.emit("turn.failed", {"phone": key.phone})
         self.alerts.fire("turn_failed", f"a turn for {key.phone} failed: the customer got "
-                         "the fallback reply or none (see the log)", key.phone)
+                         "the failure reply or none (see the log)", key.phone)
 
     def _on_customer_change(self, key: CustomerKey, field: str, value: Any) -> None:
         if field == "stage":

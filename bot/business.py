@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,8 +17,8 @@ class BusinessError(ValueError):
 
 
 class Product(BaseModel):
-    name: str
-    price: float | None = None
+    name: str = Field(min_length=1)
+    price: float | None = Field(None, ge=0)
     currency: str = ""
     description: str = ""
     sku: str = ""
@@ -78,8 +78,18 @@ class Business(BaseModel):
             return "not stated"
         return ", ".join(f"{d} {self.hours[d]}" for d in DAYS if d in self.hours)
 
+    def show(self, at: datetime) -> str:
+        """A time as the owner reads it: local to the business, with its abbreviation."""
+        return local_time(at, self.tz)
+
     def local_now(self, now: datetime) -> datetime:
         return now.astimezone(self.tz)
+
+
+def local_time(at: datetime, zone: tzinfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """`2026-01-06 09:00 CST`: every time shown to the owner reads like this."""
+    local = at.astimezone(zone)
+    return f"{local.strftime(fmt)} {local.tzname()}"
 
 
 def _parse_span(span: str) -> tuple[time, time]:
@@ -105,10 +115,16 @@ def load_business(path: Path) -> Business:
     try:
         return Business.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{where(e['loc'])}: {e['msg']}" for e in exc.errors())
         raise BusinessError(f"business profile {path} is invalid: {problems}") from None
+
+
+def where(loc: tuple[int | str, ...]) -> str:
+    """`products.0.price` → `products[1].price`: positions as a person counts them."""
+    out = ""
+    for part in loc:
+        out += f"[{part + 1}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out
 
 
 DEFAULT_BUSINESS = Business(

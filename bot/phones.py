@@ -67,6 +67,32 @@ def parse_typed(text: str, default_region: str | None = None) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def parse_setting(text: str) -> str:
+    """E.164 for a number written in the settings, refused when no customer can ever have it.
+
+    Stricter than `parse_typed`: the number must have a possible length for its country
+    (libphonenumber; not its ranges, which lag behind new numbers), or be one of
+    the legacy forms WhatsApp still delivers (Mexico `+521` + 10 digits, Argentina `+549` +
+    10 digits), so an access list or owner number with a digit missing fails at start.
+    """
+    e164 = parse_typed(text)
+    if _valid(e164) or any(e164.startswith(p) and len(e164) == len(p) + 10 and _valid(
+            e164[:len(p) - 1] + e164[len(p):]) for p in _LEGACY_MOBILE):
+        return e164
+    raise PhoneError(f"{text!r} is not a valid phone number ({e164}): write it in full as "
+                     "+<country><number>, as WhatsApp shows it (e.g. +5215512345678)")
+
+
+_LEGACY_MOBILE = ("+521", "+549")  # WhatsApp ids keep the old mobile prefix
+
+
+def _valid(e164: str) -> bool:
+    try:
+        return phonenumbers.is_possible_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return False
+
+
 def mask(phone: str) -> str:
     """`+5215512345678` → `+52155****5678`: enough to tell customers apart in logs."""
     if len(phone) <= 8:

@@ -14,13 +14,23 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from bot.settings_explain import explain
 
 DEFAULT_CONFIG = Path("config/wabot.toml")
 _TOML_PATH: ContextVar[Path | None] = ContextVar("wabot_toml_path", default=None)
@@ -30,7 +40,13 @@ class SettingsError(ValueError):
     """Configuration that cannot work; the message names each field and the fix."""
 
 
-class LLMSettings(BaseModel):
+class Section(BaseModel):
+    """A `[section]` of the settings: an unknown key is a typo, refused with the closest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LLMSettings(Section):
     model: str = "gpt-4o-mini"
     base_url: str | None = None  # any OpenAI-compatible endpoint; None = OpenAI
     api_key: SecretStr | None = None
@@ -45,7 +61,7 @@ class LLMSettings(BaseModel):
     price_out_per_million: float = Field(0.60, ge=0)
 
 
-class InboxSettings(BaseModel):
+class InboxSettings(Section):
     debounce_seconds: float = Field(2.0, ge=0, le=60)
     debounce_max_seconds: float = Field(8.0, ge=0, le=300)
     max_concurrent_turns: int = Field(64, ge=1, le=10000)
@@ -53,16 +69,14 @@ class InboxSettings(BaseModel):
     allow_groups: bool = False
 
 
-class AgentSettings(BaseModel):
+class AgentSettings(Section):
     idle_evict_minutes: float = Field(30.0, gt=0)
     sweep_seconds: float = Field(60.0, gt=0)
     max_cached_agents: int = Field(50_000, ge=1)
-    failure_reply: str = (
-        "Sorry, I'm having trouble answering right now. Someone will get back to you shortly."
-    )
+    failure_reply: str = ""  # empty: the built-in text in the business's language (bot.messages)
 
 
-class PresenterSettings(BaseModel):
+class PresenterSettings(Section):
     enabled: bool = True  # False: send at once (no read receipt pause, no typing)
     read_delay_seconds: float = Field(1.0, ge=0)
     chars_per_second: float = Field(18.0, gt=0)  # a quick typist on a phone
@@ -74,7 +88,7 @@ class PresenterSettings(BaseModel):
     between_bubbles_seconds: float = Field(0.8, ge=0)
 
 
-class MemorySettings(BaseModel):
+class MemorySettings(Section):
     """Long-term memory: the rolling summary, insight extraction and the churn rule."""
 
     summarize_after_messages: int = Field(
@@ -108,7 +122,7 @@ class MemorySettings(BaseModel):
 _ACTION = r"^(note|ignore|reply:.+)$"
 
 
-class MediaSettings(BaseModel):
+class MediaSettings(Section):
     """What happens to messages that are not text (issue #6)."""
 
     transcribe: bool = True  # voice notes and audio through the LLM endpoint's /audio API
@@ -137,7 +151,7 @@ class MediaSettings(BaseModel):
         return v
 
 
-class AccessSettings(BaseModel):
+class AccessSettings(Section):
     """Who is answered. Numbers in E.164; a non-empty allow list answers only those."""
 
     allow: list[str] = Field(default_factory=list)
@@ -146,25 +160,30 @@ class AccessSettings(BaseModel):
     @field_validator("allow", "deny")
     @classmethod
     def _e164(cls, v: list[str]) -> list[str]:
-        from bot.phones import parse_typed
+        from bot.phones import parse_setting
 
-        return [parse_typed(n) for n in v]
+        return [parse_setting(n) for n in v]
 
 
-class LimitSettings(BaseModel):
+class LimitSettings(Section):
     """Per-customer caps, so one number cannot run up the LLM bill."""
 
     turns_per_minute: int = Field(6, ge=1, description="turns started per customer per minute")
     messages_per_minute: int = Field(60, ge=1, description="messages taken per customer per minute")
-    daily_tokens: int = Field(200_000, ge=0, description="tokens per customer per UTC day; 0: no cap")
-    notice: str = ("You're sending messages faster than I can read them. "
-                   "Give me a minute and I'll answer everything.")
-    budget_notice: str = ("I've reached my limit for today. "
-                          "Someone from the team will get back to you.")
+    # Caps stop floods and runaway cost, never a conversation. A person who types without
+    # pause writes a message every ~20-40 s; a long relationship's turn is ~6.5k tokens
+    # (llm.context_tokens + the reply). 5M tokens is ~750 turns: someone writing every 40 s
+    # for 8 hours. At gpt-4o-mini's price ($0.15 in / $0.60 out per 1M) that is about
+    # US$0.80 for one customer's whole day; most customers cost a fraction of a cent.
+    daily_tokens: int = Field(5_000_000, ge=0,
+                              description="tokens per customer per UTC day; 0: no cap")
+    # Empty: the built-in texts in the business's language (bot.messages).
+    notice: str = ""
+    budget_notice: str = ""
     notice_every_minutes: float = Field(60.0, gt=0, description="at most one notice per period")
 
 
-class TakeoverSettings(BaseModel):
+class TakeoverSettings(Section):
     """The owner writing in a chat from the phone pauses that chat's agent."""
 
     pause_hours: float = Field(12.0, gt=0)
@@ -173,7 +192,7 @@ class TakeoverSettings(BaseModel):
     report_to_self: bool = True  # "#bot status" answers in the owner's "Message yourself" chat
 
 
-class OptOutSettings(BaseModel):
+class OptOutSettings(Section):
     """STOP / BAJA: whole-message keywords, matched ignoring case, accents and punctuation."""
 
     stop_words: list[str] = Field(default_factory=lambda: [
@@ -181,14 +200,12 @@ class OptOutSettings(BaseModel):
         "baja", "darme de baja", "cancelar suscripcion", "no mas mensajes", "no me escriban"])
     start_words: list[str] = Field(default_factory=lambda: [
         "start", "subscribe", "unstop", "alta", "darme de alta", "suscribirme"])
-    stop_reply: str = ("Done: we won't message you again unless you write to us. "
-                       "Reply START to subscribe again. / Listo: no te escribiremos más "
-                       "a menos que nos escribas. Responde ALTA para volver.")
-    start_reply: str = ("Welcome back: you're subscribed again. / "
-                        "¡Listo! Vuelves a recibir nuestros mensajes.")
+    # Empty: the built-in confirmations in the business's language (bot.messages).
+    stop_reply: str = ""
+    start_reply: str = ""
 
 
-class FollowUpRule(BaseModel):
+class FollowUpRule(Section):
     """A lifecycle follow-up: `silent` = `after_hours` after the customer's last message
     while in `stage` (replaced on every message); `entered` = `after_hours` after the
     customer entered `stage` (e.g. N days after a purchase)."""
@@ -200,7 +217,22 @@ class FollowUpRule(BaseModel):
     reason: str = Field(min_length=3, max_length=1000)
 
 
-class FollowUpSettings(BaseModel):
+# A default install follows up like the README says; config/wabot.example.toml repeats
+# these so an owner sees what to change.
+DEFAULT_RULES: tuple[dict[str, Any], ...] = (
+    {"name": "lead_silent", "stage": "lead", "after_hours": 24,
+     "reason": "They asked about our products and then went quiet. Check in once, gently: "
+               "offer help choosing or answer what was left open."},
+    {"name": "after_purchase", "stage": "customer", "when": "entered", "after_hours": 72,
+     "reason": "They bought a few days ago. Ask how it is going with their purchase and "
+               "whether they need anything."},
+    {"name": "customer_inactive", "stage": "customer", "after_hours": 720,
+     "reason": "A customer who has not written for a month. Say hello with something "
+               "relevant to what they bought or liked; no hard sell."},
+)
+
+
+class FollowUpSettings(Section):
     """Proactive follow-ups (issue #5): when they may go out, caps, misfires, rules."""
 
     enabled: bool = True
@@ -217,7 +249,9 @@ class FollowUpSettings(BaseModel):
                             description="when the business profile states no hours")
     spread_minutes: float = Field(
         20.0, ge=0, le=240, description="moved follow-ups spread over this much after opening")
-    rules: list[FollowUpRule] = Field(default_factory=list)
+    rules: list[FollowUpRule] = Field(
+        default_factory=lambda: [FollowUpRule(**r) for r in DEFAULT_RULES],
+        description="lifecycle rules; `rules = []` switches them off")
     optout: OptOutSettings = OptOutSettings()
 
     @field_validator("send_hours")
@@ -241,7 +275,7 @@ class FollowUpSettings(BaseModel):
 
 
 # ── knowledge (catalog and documents the agents search) ─────────────────────────────────
-class KnowledgeSettings(BaseModel):
+class KnowledgeSettings(Section):
     """The catalog (business profile) and the documents in `dir` the agents search."""
 
     enabled: bool = True
@@ -263,10 +297,17 @@ class KnowledgeSettings(BaseModel):
 # ── end knowledge ───────────────────────────────────────────────────────────────────────
 
 
-class WhatsAppSettings(BaseModel):
+class WhatsAppSettings(Section):
     transport: Literal["web", "cloud"] = "web"  # web: WhatsApp Web (neonize); cloud: Meta's API
     session_file: str = "whatsapp-session.sqlite3"
     pair_phone: str | None = None
+
+    @field_validator("pair_phone")
+    @classmethod
+    def _pair_e164(cls, v: str | None) -> str | None:
+        from bot.phones import parse_setting
+
+        return parse_setting(v) if v else v
     call_timeout: float = Field(20.0, gt=0)
     probe_host: str = "web.whatsapp.com"  # probed before neonize's Go layer may connect
     probe_port: int = Field(443, ge=1, le=65535)
@@ -276,7 +317,7 @@ class WhatsAppSettings(BaseModel):
 
 # --- the WhatsApp Cloud API transport (whatsapp.transport = "cloud") -------------------------
 
-class CloudSettings(BaseModel):
+class CloudSettings(Section):
     """Meta's WhatsApp Cloud API: the number's id, the app's secrets, the webhook."""
 
     phone_number_id: str = Field("", pattern=r"^\d*$")
@@ -384,6 +425,9 @@ class Settings(BaseSettings):
         env_file=".env",
         extra="forbid",
         validate_default=True,
+        # Only WABOT_* lines of .env are settings (a typo among them is refused); the
+        # OPENAI_* ones are read by `load_settings`; anything else belongs to others.
+        dotenv_filtering="match_prefix",
     )
 
     tenant: str = Field("default", pattern=r"^[A-Za-z0-9_.+-]{1,64}$")
@@ -465,11 +509,22 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        raise SettingsError(_explain(exc, path)) from None
+        raise SettingsError(explain(exc, path, Settings)) from None
     finally:
         _TOML_PATH.reset(token)
     _check_transport(settings, path)
-    return _apply_openai_env(settings, env)
+    return _apply_openai_env(settings, {**_dotenv_openai(), **env})
+
+
+def _dotenv_openai() -> dict[str, str]:
+    """OPENAI_API_KEY / OPENAI_BASE_URL written in `.env` (the environment wins)."""
+    from dotenv import dotenv_values
+
+    dotenv = Path(".env")
+    if not dotenv.is_file():
+        return {}
+    return {k: v for k, v in dotenv_values(dotenv).items()
+            if k in ("OPENAI_API_KEY", "OPENAI_BASE_URL") and v}
 
 
 def _check_transport(settings: Settings, path: Path | None) -> None:
@@ -492,15 +547,3 @@ def _apply_openai_env(settings: Settings, env: Mapping[str, str]) -> Settings:
     if llm.base_url is None and env.get("OPENAI_BASE_URL"):
         llm.base_url = env["OPENAI_BASE_URL"]
     return settings
-
-
-def _explain(exc: ValidationError, path: Path | None) -> str:
-    source = f"the config file {path} or " if path else "the config file or "
-    lines = ["invalid settings:"]
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"])
-        env_name = "WABOT_" + "__".join(str(p).upper() for p in err["loc"])
-        given = err.get("input")
-        shown = "" if isinstance(given, dict) or "key" in field or "url" in field else f" (got {given!r})"
-        lines.append(f"  - {field}: {err['msg']}{shown}; fix it in {source}{env_name}")
-    return "\n".join(lines)

@@ -73,9 +73,16 @@ preflight() {
         die "run as root (or try --dry-run, or DESTDIR=/some/dir)"
     fi
     if [ "$VENV_STEP" = 1 ] && [ "$DRY_RUN" = 0 ]; then
+        command -v "$PYTHON" >/dev/null \
+            || die "$PYTHON not found: install Python 3.11 or newer (Debian/Ubuntu: apt-get install python3 python3-venv)"
         "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
             || die "$PYTHON is older than 3.11 (set PYTHON=python3.11 or newer)"
+        # Debian and Ubuntu ship venv without ensurepip unless python3-venv is installed.
+        "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null \
+            || die "$PYTHON cannot create virtualenvs: apt-get install python3-venv (or python3.X-venv)"
     fi
+    command -v git >/dev/null \
+        || echo "note: git is not installed; updates (git pull) need it: apt-get install git" >&2
 }
 
 create_user() {
@@ -169,7 +176,7 @@ next_steps() {
     cat <<EOF
 Configuration is new or missing: edit it, then start the service:
   \$EDITOR $CONF/$name.toml $CONF/$name.env $CONF/business.yaml
-  systemctl enable --now $1
+  systemctl enable --now --no-block $1   # start-up may wait for a QR scan
   journalctl -fu $1      # scan the QR code it prints (or see $STATE${INSTANCE:+/$INSTANCE}/login-qr.png)
 EOF
 }

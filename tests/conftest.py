@@ -40,6 +40,18 @@ def _import_neonize_quietly() -> None:
 
 _import_neonize_quietly()
 
+@pytest.fixture(autouse=True)
+def ignore_the_users_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test starts from the defaults, wherever the suite runs: the user's own
+    `WABOT_*` / `OPENAI_*` variables are removed and the working directory is a fresh one,
+    so a `config/wabot.toml`, `config/business.yaml` or `.env` in the clone is not read.
+    Test databases (`WABOT_TEST_*`) stay."""
+    for name in list(os.environ):
+        if name.startswith(("WABOT_", "OPENAI_")) and not name.startswith("WABOT_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
 POSTGRES_ENV = "WABOT_TEST_POSTGRES_URL"
 MONGODB_ENV = "WABOT_TEST_MONGODB_URL"
 MONGODB_REQUIRED_ENV = "WABOT_TEST_MONGODB_REQUIRED"  # "1": no MongoDB server fails, not skips

@@ -93,3 +93,30 @@ def test_business_example_loads_and_errors_are_clear(tmp_path):
     assert "timezone" in str(err.value) and "hours" in str(err.value)
     with pytest.raises(BusinessError, match="does not exist"):
         load_business(tmp_path / "nope.yaml")
+
+
+def test_the_example_file_spells_out_the_built_in_follow_up_rules():
+    example = load_settings(ROOT / "config" / "wabot.example.toml")
+    assert example.followups.rules == load_settings().followups.rules
+    assert [r.name for r in load_settings().followups.rules] == [
+        "lead_silent", "after_purchase", "customer_inactive"]
+
+
+def test_business_errors_count_positions_from_one(tmp_path):
+    profile = tmp_path / "b.yaml"
+    profile.write_text("name: Shop\nproducts:\n  - name: A\n    price: 10\n"
+                       "  - name: B\n    price: ten\n")
+    with pytest.raises(BusinessError, match=r"products\[2\]\.price: "):
+        load_business(profile)
+
+
+def test_a_persona_ending_in_a_full_stop_reads_as_a_sentence():
+    from datetime import UTC, datetime
+
+    from bot.agents.prompt import business_block
+    from bot.business import Business
+
+    b = Business(name="Casa Azul", persona="Sofía. Uses the first name once known.")
+    first = business_block(b, datetime(2026, 1, 5, tzinfo=UTC)).splitlines()[0]
+    assert first == ("You write for Casa Azul on WhatsApp. You are Sofía. Uses the first "
+                     "name once known.")

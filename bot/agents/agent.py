@@ -49,6 +49,8 @@ class AgentDeps:
     business: Business
     budget: Budget = field(default_factory=Budget)
     failure_reply: str = "Sorry, I'm having trouble answering right now."
+    # Told when a customer got the failure reply, so a person can take over (the owner's
+    # "Message yourself" chat until the owner has another place for alerts).
     after_turn: Callable[[CustomerKey], None] | None = None  # summaries, insights (background)
     writer: TurnWriter = field(init=False)
 
@@ -122,7 +124,13 @@ class CustomerAgent(CachedState):
             completion = await self._complete(messages, now)
         except LLMError as exc:
             logger.bind(customer=mask(self.key.phone)).warning("turn failed: {}", exc)
-            reply = Reply(deps.failure_reply, failed=True, lines=said, inbound=inbound)
+            if not said:  # a proactive turn: nothing is sent, nobody waits
+                reply = Reply("", failed=True)
+            else:
+                # The failure reply is part of the conversation: history and export show it.
+                failure = MemoryMessage(Role.AGENT, deps.failure_reply, now, kind="failure")
+                reply = Reply(deps.failure_reply, failed=True, lines=[*said, failure],
+                              inbound=inbound)
             await self._log_run(now, kind, calls, reply, started)
             return reply
         finally:

@@ -55,7 +55,8 @@ def products_lines(products: list[Product], budget: int | None) -> list[str]:
 
 
 def business_block(b: Business, now: datetime, featured_tokens: int | None = None) -> str:
-    lines = [f"You are {b.persona.strip()}, writing for {b.name} on WhatsApp.",
+    persona = b.persona.strip().rstrip(".")  # a persona ending in "." read "known., writing"
+    lines = [f"You write for {b.name} on WhatsApp. You are {persona}.",
              f"Language: {b.language}.",
              f"Local time at the business: {b.local_now(now):%A %Y-%m-%d %H:%M} ({b.timezone}).",
              f"Opening hours: {b.hours_text()}."]

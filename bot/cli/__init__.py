@@ -11,12 +11,12 @@ import sys
 import typer
 from loguru import logger
 
-from bot.cli.common import app
+from bot.cli.common import app, verbose_first
 
 # Each import registers its area's commands; `wabot --help` lists them in this order.
 # isort: off
-from bot.cli import daemon, chat, simulate  # noqa: F401
-from bot.cli import admin, memory, followups  # noqa: F401
+from bot.cli import init, daemon, chat, simulate  # noqa: F401
+from bot.cli import admin, memory, followups, catalog  # noqa: F401
 from bot.cli import knowledge  # noqa: F401
 from bot.cli import web  # noqa: F401
 # isort: on
@@ -34,7 +34,7 @@ def version() -> None:
 
 def main() -> None:
     try:
-        app()
+        app(args=verbose_first(sys.argv[1:]), prog_name="wabot")
     except KeyboardInterrupt:
         logger.info("interrupted")
         sys.exit(130)

@@ -47,7 +47,8 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
                    EXIT_UNAVAILABLE) from None
 
 
-async def set_pause(settings: Settings, key: CustomerKey, until: datetime | None) -> bool:
+async def set_pause(settings: Settings, key: CustomerKey,
+                    until: datetime | None) -> bool | None:
     """Pause (`until` set) or resume (None) a chat in the configured database."""
     import bot.ops.status  # noqa: F401  (its table is created with the others)
     from bot.gateway.login import prepare_state_dir
@@ -91,7 +92,11 @@ def pause_command(
     except ValueError as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
     _run(set_pause(settings, key, until))
-    when = "until `wabot resume`" if until >= FOREVER else f"until {until:%Y-%m-%d %H:%M} UTC"
+    from bot.business import local_time
+    from bot.cli.memory import local_zone
+
+    when = ("until `wabot resume`" if until >= FOREVER
+            else f"until {local_time(until, local_zone(settings))}")
     typer.echo(f"paused {key.phone} {when}: the agent does not answer this chat "
                "(a running daemon sees it with the next message)")
 
@@ -101,8 +106,12 @@ def resume_command(phone: PhoneArg) -> None:
     """Let the agent answer a paused customer again (from their next message)."""
     settings = settings_or_exit()
     key = _key(settings, phone)
-    if not _run(set_pause(settings, key, None)):
+    done = _run(set_pause(settings, key, None))
+    if done is False:
         raise fail(f"{key.phone} is not a customer of tenant {settings.tenant}", 1)
+    if done is None:
+        typer.echo(f"{key.phone} was not paused: the agent already answers them")
+        return
     typer.echo(f"resumed {key.phone}: the agent answers their next message")
 
 
@@ -126,7 +135,10 @@ def status_command(
 
     settings = settings_or_exit()
     report = _run(_status(settings))
-    typer.echo(json.dumps(status_json(report)) if as_json else format_status(report))
+    from bot.cli.memory import local_zone
+
+    typer.echo(json.dumps(status_json(report)) if as_json
+               else format_status(report, local_zone(settings)))
     if not report.running:
         raise typer.Exit(EXIT_NOT_RUNNING)
 

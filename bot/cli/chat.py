@@ -23,12 +23,15 @@ async def run_chat(settings: Settings, phone: str, name: str = "") -> None:
     app = App(settings, gateway, heartbeat=False)  # not the daemon: `status` must not see it
     agent_name = app.business.name
 
+    clear = "\r\x1b[K" if sys.stdout.isatty() else "\r"
+
     def show(out: object) -> None:
         action = getattr(out, "action", "")
-        if action == "text":
-            print(f"\r{agent_name}> {getattr(out, 'text', '')}")
+        if action == "text":  # the reply, then the prompt again for the next line
+            print(f"{clear}{agent_name}> {getattr(out, 'text', '')}")
+            print(PROMPT, end="", flush=True)
         elif action == "composing":
-            print(f"\r({agent_name} is typing…)", end="", flush=True)
+            print(f"{clear}({agent_name} is typing…)", end="", flush=True)
 
     gateway.listeners.append(show)
     await app.start()
@@ -47,8 +50,26 @@ async def run_chat(settings: Settings, phone: str, name: str = "") -> None:
                 timestamp=app.clock.now(), text=line.rstrip("\n"),
                 chat=gateway.chat_for(phone), push_name=name))
     finally:
-        await app.inbox.drain(settings.stop_grace_seconds + 60)
+        print()
+        if app.inbox.tasks:
+            print(f"(waiting for {agent_name}'s reply in flight…)", flush=True)
+            await app.inbox.drain(settings.llm.timeout + 10)
+        if app.keeper.tasks:
+            print("(memory work under way gets a moment; what is left runs after the next "
+                  "turn)", flush=True)
         await app.stop()
+
+
+def quiet_screen() -> None:
+    """The conversation alone on the screen: only warnings and errors are logged to it
+    (all of it with -v)."""
+    import os
+
+    from bot.cli.common import state
+    from bot.ops.logs import setup_logging
+
+    if not state.verbose:
+        setup_logging(level="WARNING", json=state.log_json, environ=os.environ)
 
 
 def _read_line() -> str | None:
@@ -74,6 +95,7 @@ def chat(
     except PhoneError as exc:
         raise fail(str(exc), 2) from None
     settings = settings_or_exit()
+    quiet_screen()
     if fast:
         settings.presenter.enabled = False
         settings.inbox.debounce_seconds = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -31,7 +32,7 @@ ConfigOpt = Annotated[Path | None, typer.Option(
 class _State:
     config: Path | None = None
     log_json: bool = False
-    verbose: bool = False
+    verbose: int = 0
 
 
 state = _State()
@@ -41,9 +42,22 @@ state = _State()
 def main_options(
     config: ConfigOpt = None,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    verbose: Annotated[int, typer.Option(
+        "--verbose", "-v", count=True,
+        help="Debug logging (-vv: the libraries' internals too). Also after the command.")] = 0,
 ) -> None:
     state.config, state.log_json, state.verbose = config, log_json, verbose
+
+
+VERBOSE = re.compile(r"^(-v+|--verbose)$")
+
+
+def verbose_first(argv: list[str]) -> list[str]:
+    """`wabot status -v` means `wabot -v status`: the flag is the app's, wherever typed
+    (up to a `--`)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags = [a for a in argv[:end] if VERBOSE.match(a)]
+    return flags + [a for a in argv[:end] if not VERBOSE.match(a)] + argv[end:]
 
 
 def settings_or_exit(**overrides: object) -> Settings:
@@ -55,7 +69,7 @@ def settings_or_exit(**overrides: object) -> Settings:
         raise typer.Exit(EXIT_CONFIG) from None
     from bot.ops.logs import setup_logging
 
-    level = "DEBUG" if state.verbose else settings.log_level
+    level = {0: settings.log_level, 1: "DEBUG"}.get(state.verbose, "TRACE")
     setup_logging(level=level, json=state.log_json or settings.log_json, environ=os.environ)
     return settings
 

@@ -7,13 +7,14 @@ is due, so a cancelled follow-up never fires).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from bot.business import local_time
 from bot.cli.common import app, fail, settings_or_exit
 from bot.settings import Settings
 
@@ -45,15 +46,24 @@ def job_table(settings: Settings) -> Iterator[JobTable]:
         table.close()
 
 
-def _zone(settings: Settings) -> tzinfo:
-    """The business's timezone, what the owner reads times in; UTC when it has none."""
+def _sending_time(settings: Settings) -> Callable[[datetime], tuple[datetime, tzinfo]]:
+    """When a follow-up due at a time will really go out (moved into the sending hours, as
+    the scheduler does when it is due), and the business's timezone to show it in."""
     from bot.app import load_business_for
     from bot.business import BusinessError
+    from bot.followups.timing import next_slot, sending_hours
 
     try:
-        return load_business_for(settings).tz
+        business = load_business_for(settings)
     except (BusinessError, OSError):
-        return UTC
+        return lambda at: (at, UTC)
+    hours = sending_hours(business, settings.followups.send_hours)
+    spread = timedelta(0)
+
+    def real(at: datetime) -> tuple[datetime, tzinfo]:
+        return next_slot(at, business.tz, hours, spread) or at, business.tz
+
+    return real
 
 
 def _phone(text: str) -> str:
@@ -78,18 +88,23 @@ def followups(
         return
     settings = settings_or_exit()
     phone = _phone(customer) if customer else None
-    zone = _zone(settings)
+    sending = _sending_time(settings)
+    zone = sending(datetime.now(UTC))[1]
     with job_table(settings) as table:
         found = table.pending(phone, limit) if table.exists() else []
         total = table.count() if table.exists() and phone is None else len(found)
     for fu in found:
-        at = (fu.run_at or fu.due_at).astimezone(zone)
+        due = fu.run_at or fu.due_at
+        real, zone = sending(due)
+        at = real.astimezone(zone)
         if as_json:
-            typer.echo(json.dumps({"id": fu.job_id, "at": at.isoformat(), "to": fu.phone,
+            typer.echo(json.dumps({"id": fu.job_id, "at": at.isoformat(),
+                                   "due": due.astimezone(zone).isoformat(), "to": fu.phone,
                                    "kind": fu.kind, "why": fu.reason}, ensure_ascii=False))
         else:
-            typer.echo(f"{at:%a %Y-%m-%d %H:%M}  {fu.phone:<16} {fu.kind:<14} {fu.reason}\n"
-                       f"    id: {fu.job_id}")
+            moved = f" (due {local_time(due, zone)}; sending hours)" if real != due else ""
+            typer.echo(f"{local_time(at, zone, '%a %Y-%m-%d %H:%M')}  {fu.phone:<16} "
+                       f"{fu.kind:<14} {fu.reason}{moved}\n    id: {fu.job_id}")
     if not as_json:
         shown = f" (showing {len(found)})" if total > len(found) else ""
         typer.echo(f"{total} pending follow-up(s){shown}; times in {zone}", err=True)

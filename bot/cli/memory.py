@@ -110,8 +110,12 @@ def local_zone(settings: Settings) -> tzinfo:
         return UTC
 
 
-def when(at: datetime | None, zone: tzinfo) -> str:
-    return at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if at else "-"
+def when(at: datetime | None, zone: tzinfo, abbreviation: bool = True) -> str:
+    from bot.business import local_time
+
+    if at is None:
+        return "-"
+    return local_time(at, zone) if abbreviation else f"{at.astimezone(zone):%Y-%m-%d %H:%M}"
 
 
 # --- history -------------------------------------------------------------------------------
@@ -128,7 +132,7 @@ def transcript(messages: Sequence[MemoryMessage], zone: tzinfo) -> list[str]:
     width = max((len(who(m)) for m in messages), default=0)
     lines: list[str] = []
     for m in messages:
-        head = f"{when(m.at, zone)}  {who(m):<{width}}  "
+        head = f"{when(m.at, zone, abbreviation=False)}  {who(m):<{width}}  "  # zone: header
         body = m.text.splitlines() or [""]
         lines.append(head + body[0])
         lines.extend(" " * len(head) + rest for rest in body[1:])

@@ -181,22 +181,50 @@ def parse_line(line_no: int, raw: str, last_at: float) -> dict[str, Any] | None:
     return op
 
 
+def _check_fields(op: dict[str, Any]) -> None:
+    """What each op needs, checked before anything runs."""
+    kind = op["op"]
+    if kind in ("message", "voice"):
+        _phone(op, "from")
+    if kind == "owner":
+        _phone(op, "to")
+        _need_str(op, "text")
+    if kind == "message" and not isinstance(op.get("text", ""), str):
+        raise ValueError("'text' must be a string")
+    if kind == "voice" and not Path(_need_str(op, "audio")).is_file():
+        raise ValueError(f"audio file {op['audio']} does not exist")
+
+
+def load_scenario(lines: Iterable[str]) -> list[tuple[int, dict[str, Any]]]:
+    """Every line parsed and checked, so a mistake on line 90 stops the run before line 1
+    costs a model call; raises ScenarioError naming the line."""
+    ops: list[tuple[int, dict[str, Any]]] = []
+    last_at = 0.0
+    for line_no, raw in enumerate(lines, 1):
+        op = parse_line(line_no, raw, last_at)
+        if op is None:
+            continue
+        try:
+            _check_fields(op)
+        except ValueError as exc:
+            raise ScenarioError(f"line {line_no}: {exc}") from None
+        last_at = float(op["at"])
+        ops.append((line_no, op))
+    return ops
+
+
 async def simulate(settings: Settings, lines: Iterable[str], out: TextIO, *,
                    start: datetime, llm_factory: Callable[[], LLM] | None = None) -> None:
-    """Replay `lines`; raises ScenarioError naming the first bad line."""
+    """Replay `lines`; raises ScenarioError naming the first bad line, before running any."""
+    ops = load_scenario(lines)
     clock = VirtualClock(start)
     run = Run(settings=settings, out=out, clock=clock, gateway=MemoryGateway(clock),
               start=start, llm_factory=llm_factory)
     run.gateway.listeners.append(run.on_gateway)
     await run.start_app()
     try:
-        last_at = 0.0
-        for line_no, raw in enumerate(lines, 1):
-            op = parse_line(line_no, raw, last_at)
-            if op is None:
-                continue
-            last_at = float(op["at"])
-            await clock.run_until(start + timedelta(seconds=last_at), run.work)
+        for line_no, op in ops:
+            await clock.run_until(start + timedelta(seconds=float(op["at"])), run.work)
             try:
                 await OPS[op["op"]](run, op)
             except ValueError as exc:
@@ -243,16 +271,21 @@ async def erase_tenant(settings: Settings) -> int:
 
 async def run_file(settings: Settings, scenario: Path, out_path: Path | None,
                    start: datetime, *, keep: bool = False) -> None:
+    lines = (await asyncio.to_thread(scenario.read_text, encoding="utf-8")).splitlines()
+    load_scenario(lines)  # a bad line stops here, before any store is touched
     settings = settings.model_copy(update={"tenant": simulation_tenant(settings.tenant)})
     out = out_path.open("w", encoding="utf-8") if out_path else sys.stdout
     try:
-        with scenario.open(encoding="utf-8") as lines:
-            await simulate(settings, lines, out, start=start)
+        await simulate(settings, lines, out, start=start)
     finally:
         if out_path:
             out.close()
         if not keep:
             await erase_tenant(settings)
+        else:
+            print(f"kept tenant {settings.tenant}; inspect it with: WABOT_TENANT="
+                  f"{settings.tenant} wabot customers (or history +E164, followups)",
+                  file=sys.stderr)
 
 
 @cli.command("simulate")
@@ -277,8 +310,10 @@ def simulate_command(
         started = datetime.fromisoformat(start) if start else datetime.now(UTC)
     except ValueError:
         raise fail(f"--start {start!r} is not an ISO 8601 time", 2) from None
-    if started.tzinfo is None:
-        started = started.replace(tzinfo=UTC)
+    # The same instant in UTC, as the stores and the daemon keep time: an offset such as
+    # -06:00 is honoured, not carried into day boundaries.
+    started = (started.replace(tzinfo=UTC) if started.tzinfo is None
+               else started.astimezone(UTC))
     try:
         run_configured(run_file(settings, scenario, out, started, keep=keep))
     except ScenarioError as exc:

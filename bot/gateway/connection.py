@@ -112,6 +112,10 @@ class Connection:
         self.probe = Probe(clock, probe_address, probe_timeout,
                            (backoff_initial, backoff_cap, backoff_jitter),
                            rng or random.Random(), lambda line: self.report(line, log=False))
+        # Never linked: a person is watching for the QR code, so say why it is not there yet
+        # and retry sooner.
+        self.probe.first_start = not (self.session_path.is_file()
+                                      and self.session_path.stat().st_size > 0)
         self._clock = clock
         self._on_message = on_message
         self._call_timeout = call_timeout

@@ -15,6 +15,8 @@ from loguru import logger
 
 from bot.clock import Clock
 
+FIRST_START_CAP = 15.0  # seconds between attempts while nobody has linked the number yet
+
 
 class Probe:
     def __init__(
@@ -32,18 +34,22 @@ class Probe:
         self._timeout = timeout
         self._rng = rng
         self._on_wait = on_wait
+        self.first_start = False  # never linked: someone waits for the QR code
 
     async def wait_until_reachable(self) -> None:
         host, port = self.address
         attempt = 0
         while (error := await self.probe()) is not None:
             delay = self.delay(attempt)
+            if self.first_start:
+                delay = min(delay, FIRST_START_CAP)
             attempt += 1
             logger.bind(attempt=attempt).warning(
-                "WhatsApp is unreachable ({}:{}: {}); retrying in {:.0f} s",
+                "WhatsApp is unreachable ({}:{}: {}); {}retrying in {:.0f} s",
                 host,
                 port,
                 error,
+                "the QR code to scan appears here once connected; " if self.first_start else "",
                 delay,
             )
             self._on_wait(f"offline: retrying in {delay:.0f} s")

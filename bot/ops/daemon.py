@@ -22,6 +22,7 @@ from bot.app import App
 from bot.business import BusinessError
 from bot.clock import SystemClock
 from bot.gateway.base import Gateway
+from bot.ops.preflight import problems, start_failure
 from bot.ops.sdnotify import Notifier, watchdog_loop
 from bot.phones import mask
 from bot.settings import Settings
@@ -145,8 +146,10 @@ async def serve(app: App, gateway: DaemonGateway, notifier: Notifier,
             notifier.status(f"misconfigured: {exc}")
             return EXIT_OPERATOR
         except Exception as exc:  # a store down at boot: systemd retries after RestartSec
-            logger.opt(exception=exc).error("could not start: {}", exc)
-            notifier.status(f"start failed: {exc}")
+            line = start_failure(app.settings, exc)
+            logger.opt(exception=exc).debug("start failed")
+            logger.error("could not start: {}", line)
+            notifier.status(f"start failed: {line}")
             return EXIT_FAILED
         tasks.append(asyncio.create_task(_announce_ready(gateway, notifier)))
         stopping = asyncio.create_task(stop.wait())
@@ -169,6 +172,11 @@ async def serve(app: App, gateway: DaemonGateway, notifier: Notifier,
 
 async def run_daemon(settings: Settings, notifier: Notifier,
                      gateway: Gateway | None = None) -> int:
+    if found := problems(settings):
+        for problem in found:
+            logger.error("cannot start: {}", problem)
+        notifier.status(f"misconfigured: {found[0]}")
+        return EXIT_OPERATOR
     try:
         gateway = gateway or transport_gateway(settings, notifier)
         app = App(settings, gateway, serve_http=settings.http.enabled,

@@ -24,6 +24,7 @@ from bot.gateway.cloud import CloudGateway
 from bot.gateway.cloud_webhook import PATH
 from bot.gateway.graph import CloudError
 from bot.llm import LLMError, parse_completion
+from bot.ops.preflight import api_key_problem
 from bot.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
 from bot.stores.db import Database
 
@@ -110,9 +111,9 @@ def check_session(settings: Settings) -> Check:
         return Check("WhatsApp session", True, "kept in PostgreSQL (not inspected)")
     path = settings.state_dir / name
     if not path.is_file() or path.stat().st_size == 0:
-        return Check("WhatsApp session", False, f"no login at {path}",
-                     "run `wabot login` and scan the QR code with the business phone "
-                     "(WhatsApp → Linked devices)")
+        # Not a fault on a new install: the first `wabot run` shows the QR code.
+        return Check("WhatsApp session", True, f"not linked yet ({path}): `wabot run` or "
+                     "`wabot login` shows the QR code to scan (WhatsApp → Linked devices)")
     mode = _mode(path)
     if mode & 0o077:
         return Check("WhatsApp session", False,
@@ -190,9 +191,8 @@ async def check_llm(settings: Settings, limit_s: float) -> Check:
     s = settings.llm
     where = s.base_url or "https://api.openai.com/v1"
     key = s.api_key.get_secret_value() if s.api_key else None
-    if key is None and s.base_url is None:
-        return Check("LLM endpoint", False, "no API key for OpenAI",
-                     "set OPENAI_API_KEY (or llm.base_url for a local server)")
+    if (missing := api_key_problem(s)) is not None:
+        return Check("LLM endpoint", False, missing.what, missing.fix)
     client = AsyncOpenAI(api_key=key or "not-needed", base_url=s.base_url, timeout=limit_s,
                          max_retries=0)
     listed: list[str] | None = None

@@ -270,7 +270,9 @@ def setup_logging(
     logger.configure(patcher=_mask_record)
     # diagnose=False: variable values in tracebacks are exactly where secrets hide.
     logger.add(level=level, backtrace=False, diagnose=False, **_output(json, environ, stream))
-    _route_stdlib(level_no, debug=level_no <= logger.level("DEBUG").no)
+    # -v (DEBUG) is wabot's own debug lines; the libraries' internals (SQLAlchemy, aiosqlite,
+    # HTTP) only at TRACE (-vv).
+    _route_stdlib(level_no, debug=level_no <= logger.level("TRACE").no)
 
 
 def _output(json: bool, environ: Mapping[str, str], stream: TextIO) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, cast
 
 from loguru import logger
@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
+from bot.business import local_time
 from bot.clock import Clock
 from bot.settings import Settings
 from bot.stores.customers import CUSTOMERS, JOURNAL, USAGE, utc_day
@@ -231,11 +232,12 @@ def _ago(delta: timedelta) -> str:
     return f"{seconds // 86400} days"
 
 
-def _when(at: datetime) -> str:
-    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+def format_status(s: Status, zone: tzinfo = UTC) -> str:
+    """The status for the owner; times in the business's timezone (`zone`)."""
 
+    def _when(at: datetime) -> str:
+        return local_time(at, zone)
 
-def format_status(s: Status) -> str:
     beat = s.heartbeat
     if beat is None:
         daemon = "not running (it never started for this tenant, or uses another database)"

@@ -22,11 +22,12 @@ stamp the daemon checks first, so it takes effect before the agent's next reply.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol, runtime_checkable
 
 from loguru import logger
 
+from bot.business import local_time
 from bot.clock import Clock
 from bot.gateway.base import Gateway, GatewayError
 from bot.models import CustomerKey, InboundMessage, MemoryMessage, MessageKind, Role
@@ -58,13 +59,13 @@ def is_paused(customer: Customer | None, now: datetime) -> bool:
     return bool(customer and customer.paused_until and customer.paused_until > now)
 
 
-def pause_text(until: datetime | None, now: datetime) -> str:
-    """How a chat's pause reads for the owner."""
+def pause_text(until: datetime | None, now: datetime, zone: tzinfo = UTC) -> str:
+    """How a chat's pause reads for the owner (in the business's timezone)."""
     if until is None or until <= now:
         return "on: the agent answers"
     if until >= FOREVER:
         return "off: the agent is silent until `#bot on` or `wabot resume`"
-    return f"paused until {until:%Y-%m-%d %H:%M} UTC"
+    return f"paused until {local_time(until, zone)}"
 
 
 async def pause(customers: CustomerStore, key: CustomerKey, until: datetime,
@@ -76,8 +77,14 @@ async def pause(customers: CustomerStore, key: CustomerKey, until: datetime,
     await customers.set_paused_until(key, until)
 
 
-async def resume(customers: CustomerStore, key: CustomerKey) -> bool:
-    """Clear a chat's pause; False when the customer is unknown."""
+async def resume(customers: CustomerStore, key: CustomerKey) -> bool | None:
+    """Clear a chat's pause; False when the customer is unknown, None when it was not
+    paused (nothing to do)."""
+    customer = await customers.get(key)
+    if customer is None:
+        return False
+    if customer.paused_until is None:
+        return None
     return await customers.set_paused_until(key, None)
 
 
@@ -85,12 +92,13 @@ class Takeover:
     """The inbox filter for owner messages and paused chats, and the pre-delivery hold."""
 
     def __init__(self, customers: CustomerStore, memory: MemoryStore, gateway: Gateway,
-                 clock: Clock, settings: TakeoverSettings) -> None:
+                 clock: Clock, settings: TakeoverSettings, zone: tzinfo = UTC) -> None:
         self.customers = customers
         self.memory = memory
         self.gateway = gateway
         self.clock = clock
         self.s = settings
+        self.zone = zone  # the business's: times in the owner's reports and the logs
 
     async def __call__(self, msg: InboundMessage) -> Fed | None:
         if msg.from_owner:
@@ -135,7 +143,7 @@ class Takeover:
             if current is None or current < until:
                 await pause(self.customers, msg.key, until, now)
                 logger.bind(customer=mask(msg.phone)).info(
-                    "owner wrote in the chat: agent paused until {:%Y-%m-%d %H:%M} UTC", until)
+                    "owner wrote in the chat: agent paused until {}", local_time(until, self.zone))
         return None  # the inbox records the owner's line in the customer's history
 
     async def _command(self, msg: InboundMessage, command: str) -> None:
@@ -148,10 +156,10 @@ class Takeover:
             await resume(self.customers, key)
             await self._note(key, NOTE_ON)
         customer = await self.customers.get(key)
-        state = pause_text(customer.paused_until if customer else None, now)
+        state = pause_text(customer.paused_until if customer else None, now, self.zone)
         log.info("owner command #bot {}: {}", command, state)
         await self._revoke(msg)
-        await self._report(f"wabot · {msg.phone}: {state}")
+        await self.report_to_owner(f"wabot · {msg.phone}: {state}")
 
     async def _revoke(self, msg: InboundMessage) -> None:
         if not self.s.revoke_commands:
@@ -164,7 +172,7 @@ class Takeover:
         except GatewayError as exc:
             logger.warning("could not delete the owner's command from the chat: {}", exc)
 
-    async def _report(self, text: str) -> None:
+    async def report_to_owner(self, text: str) -> None:
         """To the owner's own "Message yourself" chat, when we know our number."""
         own = getattr(self.gateway, "connected_as", None)  # NeonizeGateway knows it
         if not self.s.report_to_self or not isinstance(own, str) or not own:

@@ -57,6 +57,7 @@ def test_pause_and_resume_with_the_daemon_stopped(env, db_url, tenant):
     result = wabot("pause", "+52 1 55 1234 5678", "--for", "2h")
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"paused {ANA} until ")
+    assert " CST: the agent" in result.output  # in the business's timezone
     until = asyncio.run(paused_until(db_url, tenant, ANA))
     assert until is not None
     assert abs(until - (datetime.now(UTC) + timedelta(hours=2))) < timedelta(minutes=1)
@@ -65,6 +66,9 @@ def test_pause_and_resume_with_the_daemon_stopped(env, db_url, tenant):
     result = wabot("resume", ANA)
     assert result.exit_code == 0 and "resumed" in result.output
     assert asyncio.run(paused_until(db_url, tenant, ANA)) is None
+    result = wabot("resume", ANA)
+    assert result.exit_code == 0
+    assert result.output == f"{ANA} was not paused: the agent already answers them\n"
 
 
 def test_pause_and_resume_say_what_is_wrong(env):

@@ -105,3 +105,18 @@ def test_a_missing_business_profile_is_a_clear_startup_error(env, tmp_path, comm
     assert result.returncode == 78, result.stderr
     assert "business profile" in result.stderr and "nope.yaml does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_verbose_is_accepted_after_the_command_too():
+    from bot.cli.common import verbose_first
+
+    assert verbose_first(["status", "-v"]) == ["-v", "status"]
+    assert verbose_first(["-c", "x.toml", "history", "+1", "-vv"]) == [
+        "-vv", "-c", "x.toml", "history", "+1"]
+    assert verbose_first(["simulate", "s.jsonl", "--", "-v"]) == ["simulate", "s.jsonl", "--", "-v"]
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "bot", "version", "-vv"], capture_output=True,
+                         text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stderr

@@ -26,6 +26,7 @@ reason = "The lead asked about sneakers and went quiet: check in once, gently."
 """
 BUSINESS = """
 name: Casa Azul
+language: Spanish
 timezone: America/Mexico_City
 hours: {mon: "09:00-19:00", tue: "09:00-19:00", wed: "09:00-19:00", thu: "09:00-19:00",
         fri: "09:00-19:00", sat: "09:00-19:00", sun: "09:00-19:00"}
@@ -80,7 +81,7 @@ def test_a_silent_lead_is_followed_up_after_24h_and_never_again_after_stop(
     ]
     followup = sent[1]
     assert followup["to"] == ANA and 24 * 3600 < followup["at"] < 24 * 3600 + 60
-    assert "STOP" in sent[-1]["text"] or "ALTA" in sent[-1]["text"]
+    assert "ALTA" in sent[-1]["text"]  # the confirmation in the business's language
     # The run's tenant is erased afterwards, its job table too.
     with sqlite3.connect(tmp_path / "state" / "wabot.db") as db:
         tables = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
@@ -97,7 +98,10 @@ def test_followups_cli_lists_and_cancels(env, tmp_path, openai_server, monkeypat
     result = CliRunner().invoke(app, ["simulate", str(scenario), "--keep",
                                       "--start", "2026-01-05T15:00:00+00:00"])
     assert result.exit_code == 0, result.output
-    monkeypatch.setenv("WABOT_TENANT", _sim_tenant(tmp_path))  # the run's own tenant
+    kept = _sim_tenant(tmp_path)
+    assert f"kept tenant {kept}; inspect it with: WABOT_TENANT={kept} wabot customers" \
+        in result.stderr
+    monkeypatch.setenv("WABOT_TENANT", kept)  # the run's own tenant
     listed = CliRunner().invoke(app, ["followups", "--json"])
     assert listed.exit_code == 0, listed.output
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
@@ -121,3 +125,33 @@ def test_followups_cli_lists_and_cancels(env, tmp_path, openai_server, monkeypat
 def _sim_tenant(tmp_path: Path) -> str:
     with sqlite3.connect(tmp_path / "state" / "wabot.db") as db:
         return str(db.execute("select tenant from customers").fetchone()[0])
+
+
+def test_a_bad_line_stops_the_scenario_before_anything_runs(env, tmp_path, openai_server):
+    scenario = write(tmp_path / "s.jsonl",
+                     {"op": "message", "at": 0, "from": ANA, "text": "hola"},
+                     {"op": "advance", "at": 3600},
+                     {"op": "owner", "at": 3700, "to": "55 1234", "text": "hi"})
+    result = CliRunner().invoke(app, ["simulate", str(scenario)])
+    assert result.exit_code == 2
+    assert "line 3: '55 1234' has no country code" in result.output
+    assert openai_server.chat_requests() == []  # line 1 was never played
+
+
+@pytest.mark.parametrize("start", ["2026-01-06T03:00:00+00:00", "2026-01-05T21:00:00-06:00"])
+def test_followups_show_when_it_really_goes_out_in_the_business_time(
+        env, tmp_path, openai_server, monkeypatch, start):
+    # Monday 21:00 in Mexico City: the 24 h rule falls on Tuesday 21:00, after closing.
+    scenario = write(tmp_path / "s.jsonl",
+                     {"op": "message", "at": 0, "from": ANA, "text": "hola"})
+    result = CliRunner().invoke(app, ["simulate", str(scenario), "--keep",
+                                      "--start", start])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("WABOT_TENANT", _sim_tenant(tmp_path))
+    [row] = [json.loads(line) for line in
+             CliRunner().invoke(app, ["followups", "--json"]).stdout.splitlines()]
+    assert row["due"].startswith("2026-01-06T21:00")  # after the reply's few seconds
+    assert row["at"] == "2026-01-07T09:00:00-06:00"  # the opening after it
+    listed = CliRunner().invoke(app, ["followups"])
+    assert listed.stdout.startswith("Wed 2026-01-07 09:00 CST  ")
+    assert "(due 2026-01-06 21:00 CST; sending hours)" in listed.stdout

@@ -42,12 +42,12 @@ class Pipeline:
     """One App plus the means to drive it: feed messages, move time, read what was sent."""
 
     def __init__(self, settings: Settings, clock: VirtualClock, gateway: MemoryGateway,
-                 **app_kw: Any) -> None:
+                 business: Business | None = None, **app_kw: Any) -> None:
         self.settings = settings
         self.clock = clock
         self.gateway = gateway
         self.events: list[tuple[str, str]] = []
-        self.app = App(settings, gateway, clock=clock, business=BUSINESS,
+        self.app = App(settings, gateway, clock=clock, business=business or BUSINESS,
                        on_agent_event=lambda e, k: self.events.append((e, k.phone)), **app_kw)
         self._ids = itertools.count(1)
 
@@ -78,9 +78,10 @@ class Pipeline:
 
 @asynccontextmanager
 async def pipeline(settings: Settings, *, clock: VirtualClock | None = None,
-                   gateway: MemoryGateway | None = None, **app_kw: Any) -> AsyncIterator[Pipeline]:
+                   gateway: MemoryGateway | None = None, business: Business | None = None,
+                   **app_kw: Any) -> AsyncIterator[Pipeline]:
     clock = clock or VirtualClock(START)
-    p = Pipeline(settings, clock, gateway or MemoryGateway(clock), **app_kw)
+    p = Pipeline(settings, clock, gateway or MemoryGateway(clock), business, **app_kw)
     await p.app.start()
     try:
         yield p

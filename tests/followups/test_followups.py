@@ -59,7 +59,9 @@ def daily_business(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def settings_for(db_url: str, tmp_path: Path, server: FakeOpenAI, tenant: str,
                  **followups: Any):
-    """No presentation delays and no debounce: turns run at once, on the virtual clock."""
+    """No presentation delays and no debounce: turns run at once, on the virtual clock.
+    No lifecycle rules unless a test gives some: these tests are about one follow-up."""
+    followups.setdefault("rules", [])
     return make_settings(db_url, tmp_path, server, tenant, presenter={"enabled": False},
                          inbox={"debounce_seconds": 0}, followups=followups)
 

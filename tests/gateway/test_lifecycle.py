@@ -42,7 +42,11 @@ async def test_unreachable_whatsapp_is_retried_with_capped_backoff_and_go_never_
     factory: StandInFactory,
     clock: RecordingClock,
     statuses: list[str],
+    tmp_path: Path,
 ) -> None:
+    linked = tmp_path / "state" / "whatsapp-session.sqlite3"  # linked before: not a first start
+    linked.parent.mkdir(mode=0o700)
+    linked.write_bytes(b"SQLite format 3\x00")
     port = free_port()
     gateway = make_gateway(
         probe_address=("127.0.0.1", port), backoff_initial=2, backoff_cap=30, backoff_jitter=0
@@ -62,6 +66,25 @@ async def test_unreachable_whatsapp_is_retried_with_capped_backoff_and_go_never_
         await clock.advance(30)
         client = await factory.next_client()
     assert client.called("connect") == [((), {})]
+
+
+async def test_at_first_start_the_wait_is_short_and_says_the_qr_comes_once_connected(
+    make_gateway: Callable[..., NeonizeGateway],
+    clock: RecordingClock,
+) -> None:
+    gateway = make_gateway(
+        probe_address=("127.0.0.1", free_port()), backoff_initial=2, backoff_cap=300,
+        backoff_jitter=0)
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="WARNING", format="{message}")
+    try:
+        await gateway.start()
+        assert gateway.task is not None
+        await clock.run_until(clock.now() + timedelta(seconds=120), tasks=[gateway.task])
+    finally:
+        logger.remove(sink)
+    assert clock.sleeps[:6] == [2, 4, 8, 15, 15, 15]  # a person is watching: capped lower
+    assert "the QR code to scan appears here once connected; retrying in 15 s" in lines[-1]
 
 
 async def test_backoff_jitter_stays_within_ten_percent_and_under_the_cap(

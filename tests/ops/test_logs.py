@@ -190,12 +190,16 @@ def test_noisy_libraries_are_quiet_unless_debugging() -> None:
     logging.getLogger("httpx").info("HTTP Request: POST /v1/chat/completions")
     logging.getLogger("apscheduler.scheduler").warning("job missed")
 
-    setup_logging(level="DEBUG", stream=out)
+    setup_logging(level="DEBUG", stream=out)  # -v: wabot's debug lines, not the libraries'
+    logger.debug("wabot detail")
+    logging.getLogger("sqlalchemy.engine").info("SELECT customers")
+    setup_logging(level="TRACE", stream=out)  # -vv: the libraries' internals too
     logging.getLogger("httpx").info("HTTP Request: GET /debugging")
 
     text = out.getvalue()
     assert "/v1/chat/completions" not in text
     assert "job missed" in text
+    assert "wabot detail" in text and "SELECT customers" not in text
     assert "/debugging" in text
 
 

@@ -183,7 +183,8 @@ def test_destdir_install_keeps_operator_files_and_is_idempotent(
     env.write_text("OPENAI_API_KEY=edited\n")
     second = install(checkout, "--skip-venv", destdir=root)
 
-    assert "systemctl enable --now wabot.service" in first  # as advice: config is new
+    # As advice (config is new), and --no-block: start-up may wait for a QR scan.
+    assert "systemctl enable --now --no-block wabot.service   # start-up may wait" in first
     assert "(skipped under DESTDIR) systemctl enable --now --no-block wabot.service" in second
     assert env.read_text() == "OPENAI_API_KEY=edited\n"
     assert env.stat().st_mode & 0o777 == 0o640
@@ -200,7 +201,7 @@ def test_instance_install_uses_its_own_files(checkout: Path, tmp_path: Path) -> 
     assert (root / "etc/wabot/shop1.toml").is_file()
     assert (root / "etc/wabot/shop1.env").is_file()
     assert (root / "var/lib/wabot/shop1").is_dir()
-    assert "systemctl enable --now wabot@shop1.service" in out
+    assert "systemctl enable --now --no-block wabot@shop1.service" in out
 
 
 def test_instance_names_that_are_not_plain_are_refused(checkout: Path) -> None:
@@ -214,3 +215,18 @@ def test_instance_names_that_are_not_plain_are_refused(checkout: Path) -> None:
 
     assert result.returncode != 0
     assert "instance name" in result.stderr
+
+
+def test_a_python_without_venv_support_is_named_before_anything_changes(
+    checkout: Path, tmp_path: Path
+) -> None:
+    # Debian/Ubuntu's python3 without the python3-venv package: no ensurepip.
+    fake = tmp_path / "python3"
+    fake.write_text('#!/bin/sh\ncase "$*" in *ensurepip*) exit 1;; *) exit 0;; esac\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "DESTDIR": str(tmp_path / "root"), "PYTHON": str(fake)}
+    result = subprocess.run(["bash", str(checkout / "systemd/install.sh")], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert "apt-get install python3-venv" in result.stderr
+    assert not (tmp_path / "root").exists()

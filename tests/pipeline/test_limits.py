@@ -65,7 +65,7 @@ async def test_a_flood_of_500_messages_in_a_minute_makes_a_bounded_number_of_cal
         assert len(openai_server.chat_requests()) <= 3 * (limits.turns_per_minute + 1) * per_turn
         assert outcomes.count(Fed.QUEUED) <= limits.messages_per_minute
         assert outcomes.count(Fed.RATE_LIMITED) >= 500 - limits.messages_per_minute
-        assert p.texts_to(ANA).count(limits.notice) == 1  # one polite notice, not 400
+        assert p.texts_to(ANA).count(p.app.settings.limits.notice) == 1  # one notice, not 400
         assert p.texts_to(BOB) == ["OK: a normal question"]  # everyone else is untouched
         assert await p.app.customers.journal_count(tenant, START, "rate_limited") >= 400
 
@@ -80,7 +80,7 @@ async def test_the_minute_window_slides(db_url, tmp_path, openai_server, tenant)
             await p.settle()
         # The third waits for the window to slide, then is answered on its own.
         assert p.texts_to(ANA) == ["OK: question 0", "OK: question 1",
-                                   settings.limits.notice, "OK: question 2"]
+                                   p.app.settings.limits.notice, "OK: question 2"]
         await p.advance(61)
         await p.say(ANA, "and now?")
         await p.settle()
@@ -102,8 +102,8 @@ async def test_the_daily_token_budget(db_url, tmp_path, openai_server, tenant):
     # Each fake completion uses 15 tokens: two turns spend a 30-token day.
     settings = make_settings(db_url, tmp_path, openai_server, tenant,
                              presenter={"enabled": False}, limits={"daily_tokens": 30})
-    budget_notice = settings.limits.budget_notice
     async with pipeline(settings) as p:
+        budget_notice = p.app.settings.limits.budget_notice  # in the business's language
         for text in ("one", "two"):
             await p.say(ANA, text)
             await p.settle()

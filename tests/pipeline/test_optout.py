@@ -50,7 +50,7 @@ async def test_stop_opts_out_with_one_confirmation_and_cancels_follow_ups(
         customer = await p.app.customers.get(key)
         assert customer is not None and customer.opted_out
         assert p.texts_to(ANA) == ["OK: hi, do you have sneakers?",
-                                   settings.followups.optout.stop_reply]
+                                   p.app.settings.followups.optout.stop_reply]
         assert len(openai_server.chat_requests()) == requests  # no agent turn
         assert await p.app.followups.pending(ANA) == []
         history = await p.app.memory.recent(key, 10)
@@ -105,8 +105,8 @@ async def test_start_opts_back_in_and_is_confirmed(settings, openai_server):
         await p.settle()
         customer = await p.app.customers.get(CustomerKey(settings.tenant, ANA))
         assert customer is not None and not customer.opted_out
-        assert p.texts_to(ANA) == [settings.followups.optout.stop_reply,
-                                   settings.followups.optout.start_reply]
+        assert p.texts_to(ANA) == [p.app.settings.followups.optout.stop_reply,
+                                   p.app.settings.followups.optout.start_reply]
 
 
 async def test_the_agent_opts_a_customer_out_on_its_own_judgement(settings, openai_server):

@@ -235,7 +235,7 @@ async def test_an_llm_failure_on_one_customer_leaves_the_others_answered(
         await p.say(BOB, "hello")
         await p.say("+447700900123", "slow")
         await p.settle()
-        failure = settings.agents.failure_reply
+        failure = p.app.settings.agents.failure_reply
         assert p.texts_to(ANA) == [failure]
         assert p.texts_to(BOB) == ["OK: hello"]
         assert p.texts_to("+447700900123") == [failure]

@@ -43,10 +43,12 @@ async def test_a_malformed_answer_gets_the_failure_reply_and_keeps_the_lines(
         openai_server.raw(body, content_type=content_type)
         await p.say(ANA, "do you have the blue one?")
         await p.settle()
-        assert p.texts_to(ANA) == [settings.agents.failure_reply]
+        assert p.texts_to(ANA) == [p.app.settings.agents.failure_reply]
         key = CustomerKey(settings.tenant, ANA)
         history = await p.app.memory.recent(key, 10)
-        assert [(m.role, m.text) for m in history] == [(Role.CUSTOMER, "do you have the blue one?")]
+        assert [(m.role, m.text) for m in history] == [
+            (Role.CUSTOMER, "do you have the blue one?"),
+            (Role.AGENT, p.app.settings.agents.failure_reply)]  # the reply is history too
         since = START - timedelta(days=1)
         assert await p.app.customers.journal_count(settings.tenant, since, "failed") == 1
 
@@ -57,7 +59,7 @@ async def test_an_empty_answer_is_asked_again_then_fails(settings, openai_server
         openai_server.reply("   ")
         await p.say(ANA, "hola")
         await p.settle()
-        assert p.texts_to(ANA) == [settings.agents.failure_reply]
+        assert p.texts_to(ANA) == [p.app.settings.agents.failure_reply]
         assert len(openai_server.chat_requests()) == 2
         since = START - timedelta(days=1)
         assert await p.app.customers.journal_count(settings.tenant, since, "failed") == 1
@@ -80,7 +82,7 @@ async def test_tool_calls_past_the_last_round_are_a_failure_not_silence(
             openai_server.tool_call("no_such_tool", {})
         await p.say(ANA, "hola")
         await p.settle()
-        assert p.texts_to(ANA) == [settings.agents.failure_reply]
+        assert p.texts_to(ANA) == [p.app.settings.agents.failure_reply]
         since = START - timedelta(days=1)
         assert await p.app.customers.journal_count(settings.tenant, since, "failed") == 1
 

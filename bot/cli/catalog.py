@@ -1,0 +1,45 @@
+"""`wabot catalog import FILE`: products from a spreadsheet into the business profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.cli.common import app, fail, settings_or_exit
+
+catalog_app = typer.Typer(help="The business profile's products.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="products.csv, .xlsx or .json")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the changes, write nothing.")] = False,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Remove the products the file does not list.")] = False,
+) -> None:
+    """Import products (columns by header: name, price, currency, description, sku, stock,
+    image URL) into the business profile; prints what changes. Matches by SKU, else name."""
+    from bot.business import BusinessError, load_business
+    from bot.catalog import CatalogError, diff, products_from, write
+
+    if not file.is_file():
+        raise fail(f"{file} does not exist", 2)
+    settings = settings_or_exit()
+    target = settings.business_file or Path("config/business.yaml")
+    try:
+        current = load_business(target)
+        changes = diff(current.products, products_from(file), replace=replace)
+    except (CatalogError, BusinessError) as exc:
+        raise fail(str(exc), 2) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise fail(f"{file}: cannot be read ({exc})", 2) from None
+    for line in changes.lines():
+        typer.echo(line)
+    if dry_run:
+        typer.echo(f"dry run: {target} is unchanged")
+        return
+    backup = write(target, changes.result)
+    typer.echo(f"wrote {target} (the previous version is {backup})")
