@@ -214,6 +214,12 @@ class App:
         self.background: set[asyncio.Task[None]] = set()
         self._started = False
         self._wire_console(serve_http, extra_routers)
+        # --- the Cloud API transport: per-message statuses; its webhook is served by
+        # the console (`extra_routers`), or by a server of its own when the console is off
+        from bot.gateway.cloud_server import attach
+
+        self.webhook = attach(gateway, settings, self.customers, own_server=self.web is None)
+        # --- end of the Cloud API transport ---------------------------------------------
 
     # --- the owner's console: run log, events, webhooks, alerts, metrics, HTTP -------------
 
@@ -376,6 +382,11 @@ class App:
         return customer.phone.removeprefix("+")
 
     async def _on_inbound(self, msg: InboundMessage) -> None:
+        if getattr(self.gateway, "redelivers", False):
+            # The Cloud API webhook answers non-2xx when this raises and Meta delivers the
+            # message again: nothing to hold in memory.
+            await self.inbox.feed(msg)
+            return
         # A failed journal write is retried with backoff and the message held meanwhile.
         await self.intake(msg)
 
@@ -411,6 +422,8 @@ class App:
         self.gateway.on_message(self._on_inbound)
         self.gateway.lid_directory = self._phone_for_lid
         await self.gateway.start()
+        if self.webhook is not None:
+            await self.webhook.start()
         connected = getattr(self.gateway, "connected", None)
         if isinstance(connected, asyncio.Event):
             # WhatsApp connects in the background and refuses sends until it has: answer
@@ -435,6 +448,8 @@ class App:
         if not self._started:
             return
         self._started = False
+        if self.webhook is not None:
+            await self.webhook.stop()  # Meta keeps what arrives meanwhile for redelivery
         if self.web is not None:
             await self.web.stop()
         if self.followups is not None:

@@ -298,6 +298,7 @@ class KnowledgeSettings(Section):
 
 
 class WhatsAppSettings(Section):
+    transport: Literal["web", "cloud"] = "web"  # web: WhatsApp Web (neonize); cloud: Meta's API
     session_file: str = "whatsapp-session.sqlite3"
     pair_phone: str | None = None
 
@@ -312,6 +313,33 @@ class WhatsAppSettings(Section):
     probe_port: int = Field(443, ge=1, le=65535)
     backoff_initial: float = Field(2.0, gt=0)  # seconds between connection attempts, doubling
     backoff_cap: float = Field(300.0, gt=0)
+
+
+# --- the WhatsApp Cloud API transport (whatsapp.transport = "cloud") -------------------------
+
+class CloudSettings(Section):
+    """Meta's WhatsApp Cloud API: the number's id, the app's secrets, the webhook."""
+
+    phone_number_id: str = Field("", pattern=r"^\d*$")
+    access_token: SecretStr | None = None  # a system user's permanent token
+    app_secret: SecretStr | None = None  # verifies X-Hub-Signature-256 on every webhook
+    verify_token: SecretStr | None = None  # the webhook subscription handshake
+    graph_url: str = Field("https://graph.facebook.com/v21.0", pattern=r"^https?://")
+    public_url: str = ""  # where Meta reaches this daemon, e.g. https://bot.example.com
+    listen_host: str = "127.0.0.1"  # the webhook server, behind the HTTPS reverse proxy
+    listen_port: int = Field(8080, ge=0, le=65535)
+    followup_template: str = ""  # approved template for messages outside the 24-hour window
+    template_language: str = "en_US"
+    template_parameter: Literal["text", "name", "none"] = "text"
+    timeout: float = Field(20.0, gt=0, le=120)
+    max_retries: int = Field(5, ge=0, le=20)
+    backoff_initial: float = Field(1.0, ge=0)
+    backoff_cap: float = Field(30.0, ge=0)
+
+
+CLOUD_REQUIRED = ("phone_number_id", "access_token", "app_secret", "verify_token")
+
+# --- end of the Cloud API transport's settings ------------------------------------------
 
 
 # --- the owner's console, webhooks, alerts, run log ----------------------------------------
@@ -417,6 +445,7 @@ class Settings(BaseSettings):
     agents: AgentSettings = AgentSettings()
     presenter: PresenterSettings = PresenterSettings()
     whatsapp: WhatsAppSettings = WhatsAppSettings()
+    cloud: CloudSettings = CloudSettings()
     media: MediaSettings = MediaSettings()
     access: AccessSettings = AccessSettings()
     limits: LimitSettings = LimitSettings()
@@ -483,6 +512,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         raise SettingsError(explain(exc, path, Settings)) from None
     finally:
         _TOML_PATH.reset(token)
+    _check_transport(settings, path)
     return _apply_openai_env(settings, {**_dotenv_openai(), **env})
 
 
@@ -495,6 +525,19 @@ def _dotenv_openai() -> dict[str, str]:
         return {}
     return {k: v for k, v in dotenv_values(dotenv).items()
             if k in ("OPENAI_API_KEY", "OPENAI_BASE_URL") and v}
+
+
+def _check_transport(settings: Settings, path: Path | None) -> None:
+    """The Cloud API transport cannot start without its ids and secrets."""
+    if settings.whatsapp.transport != "cloud":
+        return
+    c = settings.cloud
+    missing = [name for name in CLOUD_REQUIRED if not getattr(c, name)]
+    if missing:
+        source = f"the config file {path} or " if path else "the config file or "
+        raise SettingsError("invalid settings:\n" + "\n".join(
+            f"  - cloud.{name}: required when whatsapp.transport = \"cloud\"; set it in "
+            f"{source}WABOT_CLOUD__{name.upper()}" for name in missing))
 
 
 def _apply_openai_env(settings: Settings, env: Mapping[str, str]) -> Settings:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.graph_server import graph_server  # noqa: F401  (fixture)
 from tests.fakes.netguard import network_guard  # noqa: F401  (autouse fixture)
 from tests.fakes.openai_server import openai_server  # noqa: F401  (fixture)
 
@@ -96,10 +97,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield _postgres_url()
 
 
+_TENANTS: set[str] = set()  # made by this session: only their job tables are dropped
+
+
 @pytest.fixture
 def tenant() -> str:
     """A tenant id unique to this test, so tests sharing PostgreSQL never see each other."""
-    return "t" + uuid.uuid4().hex[:12]
+    made = "t" + uuid.uuid4().hex[:12]
+    _TENANTS.add(made)
+    return made
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -117,8 +123,9 @@ def drop_postgres_job_tables() -> Iterator[None]:
     engine = create_engine(sync_url(url))
     try:
         with engine.begin() as conn:
+            # Only this session's: other sessions on the same server are still using theirs.
             for name in inspect(conn).get_table_names():
-                if name.startswith("followup_jobs_t"):
+                if name.removeprefix("followup_jobs_") in _TENANTS:
                     conn.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
     finally:
         engine.dispose()

@@ -67,6 +67,10 @@ def login(pair_phone: PairOpt = None) -> None:
     state directory.
     """
     settings = _whatsapp_settings(pair_phone)
+    if settings.whatsapp.transport == "cloud":
+        typer.echo("The Cloud API needs no login: the number is linked in the Meta app and "
+                   "wabot uses cloud.access_token. Check it with `wabot doctor`.")
+        raise typer.Exit(0)
     from bot.ops.daemon import login as do_login
     from bot.ops.sdnotify import Notifier
 

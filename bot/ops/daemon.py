@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, Protocol
 
+from fastapi import APIRouter
 from loguru import logger
 
 from bot.app import App
@@ -58,6 +59,23 @@ def neonize_gateway(settings: Settings, notifier: Notifier) -> Gateway:
         call_timeout=w.call_timeout, probe_address=(w.probe_host, w.probe_port),
         backoff_initial=w.backoff_initial, backoff_cap=w.backoff_cap,
         on_status=notifier.report)
+
+
+def transport_gateway(settings: Settings, notifier: Notifier) -> Gateway:
+    """The configured transport: WhatsApp Web (neonize) or Meta's Cloud API."""
+    if settings.whatsapp.transport == "cloud":
+        from bot.gateway.cloud import CloudGateway
+
+        return CloudGateway(settings.tenant, settings.cloud)
+    return neonize_gateway(settings, notifier)
+
+
+def transport_routers(gateway: Gateway) -> list[APIRouter]:
+    """What the transport serves on the console's HTTP server: the Cloud API's webhook."""
+    from bot.gateway.cloud import CloudGateway
+    from bot.gateway.cloud_webhook import webhook_router
+
+    return [webhook_router(gateway)] if isinstance(gateway, CloudGateway) else []
 
 
 def install_signals(stop: asyncio.Event,
@@ -160,8 +178,9 @@ async def run_daemon(settings: Settings, notifier: Notifier,
         notifier.status(f"misconfigured: {found[0]}")
         return EXIT_OPERATOR
     try:
-        app = App(settings, gateway or neonize_gateway(settings, notifier),
-                  serve_http=settings.http.enabled)
+        gateway = gateway or transport_gateway(settings, notifier)
+        app = App(settings, gateway, serve_http=settings.http.enabled,
+                  extra_routers=transport_routers(gateway))
     except (BusinessError, DatabaseError, ValueError) as exc:
         logger.error("cannot start: {}", exc)
         notifier.status(f"misconfigured: {exc}")

@@ -20,6 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.business import BusinessError, load_business
+from bot.gateway.cloud import CloudGateway
+from bot.gateway.cloud_webhook import PATH
+from bot.gateway.graph import CloudError
 from bot.llm import LLMError, parse_completion
 from bot.ops.preflight import api_key_problem
 from bot.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
@@ -235,6 +238,59 @@ async def check_llm(settings: Settings, limit_s: float) -> Check:
                  f"{where} answered with {s.model} ({used} tokens, {took:.1f} s{note})")
 
 
+# --- the Cloud API transport ----------------------------------------------------------------
+
+def webhook_url(settings: Settings) -> str:
+    base = settings.cloud.public_url.rstrip("/")
+    return f"{base}{PATH}" if base else ""
+
+
+def cloud_checks(settings: Settings) -> list[Check]:
+    c = settings.cloud
+    url = webhook_url(settings)
+    h = settings.http  # the console's server serves the webhook; without it, the transport's
+    listen = f"{h.host}:{h.port}" if h.enabled else f"{c.listen_host}:{c.listen_port}"
+    if not url:
+        return [Check("Cloud API webhook", False,
+                      f"no public address: Meta cannot reach the webhook (listening on {listen})",
+                      "set cloud.public_url (WABOT_CLOUD__PUBLIC_URL) to the HTTPS address "
+                      f"your reverse proxy forwards to {listen}; then register "
+                      f"<public_url>{PATH} in the Meta app → WhatsApp → Configuration")]
+    fix = "" if url.startswith("https://") else "Meta only calls https:// webhooks"
+    return [Check("Cloud API webhook", url.startswith("https://"),
+                  f"register {url} in the Meta app → WhatsApp → Configuration, with the "
+                  f"verify token from cloud.verify_token, and subscribe to the messages "
+                  f"field (listening on {listen})", fix)]
+
+
+async def check_cloud_token(settings: Settings, limit_s: float) -> Check:
+    c = settings.cloud
+    where = f"{c.graph_url}/{c.phone_number_id}"
+    quick = c.model_copy(update={"max_retries": 0, "timeout": limit_s})
+    gateway = CloudGateway(settings.tenant, quick)
+    try:
+        number = await gateway.phone_number()
+    except CloudError as exc:
+        if exc.status in (401, 403) or exc.code == 190:
+            return Check("Cloud API token", False, f"{where} refused the access token: {exc}",
+                         "create a permanent system-user token with whatsapp_business_messaging"
+                         " and set cloud.access_token (WABOT_CLOUD__ACCESS_TOKEN)")
+        if exc.status:
+            return Check("Cloud API token", False, f"{where}: {exc}",
+                         "check cloud.phone_number_id: the id shown under WhatsApp → API "
+                         "Setup, not the phone number")
+        return Check("Cloud API token", False, f"{where} unreachable: {exc}",
+                     "check cloud.graph_url and this host's outbound HTTPS")
+    finally:
+        await gateway.stop()
+    shown = number.get("display_phone_number") or c.phone_number_id
+    return Check("Cloud API token", True,
+                 f"accepted for {shown} ({number.get('verified_name') or 'no verified name'})")
+
+
+# --- end of the Cloud API transport ---------------------------------------------------------
+
+
 def _not_openai(where: str, exc: Exception) -> Check:
     return Check("LLM endpoint", False,
                  f"{where} answered with something that is not an OpenAI-compatible chat "
@@ -243,10 +299,14 @@ def _not_openai(where: str, exc: Exception) -> Check:
 
 
 async def diagnose(settings: Settings, limit_s: float = 10.0) -> list[Check]:
-    checks = [check_business(settings), check_state_dir(settings), check_session(settings)]
+    cloud = settings.whatsapp.transport == "cloud"
+    checks = [check_business(settings), check_state_dir(settings)]
+    checks += cloud_checks(settings) if cloud else [check_session(settings)]
     checks += await asyncio.gather(check_database(settings, limit_s),
                                    check_mongodb(settings, limit_s),
                                    check_llm(settings, limit_s))
+    if cloud:
+        checks.append(await check_cloud_token(settings, limit_s))
     from bot.web.doctor import check_console
 
     checks.append(Check("console", *await check_console(settings, min(limit_s, 3.0))))

@@ -118,6 +118,9 @@ class Inbox:
         self._flush = asyncio.Event()
         self.filters: list[Filter] = []
         self._live: set[str] | None = set()  # ids fed before `recover` ran
+        # Ids recovery routed: a feed whose journal write landed just before recovery read
+        # the journal must not route its message a second time.
+        self._recovered: set[str] = set()
         self.hold: Hold | None = None
         self.after_hold: AfterInbound | None = None  # a held reply was stored (history note)
         self.after_inbound: list[AfterInbound] = []
@@ -142,6 +145,8 @@ class Inbox:
         if not added:
             logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).debug("duplicate dropped")
             return Fed.DUPLICATE
+        if msg.msg_id in self._recovered:
+            return Fed.QUEUED
         if self._live is not None:
             self._live.add(msg.msg_id)
         for hook in self.on_received:
@@ -216,13 +221,19 @@ class Inbox:
         Call it once the transport can send. Messages that arrived live in the meantime are
         already queued: they are skipped here, so nothing is answered twice.
         """
-        # Read first, stop recording live ids after: a message journaled while the SELECT
-        # runs is in the live set (already queued), so it is never routed a second time.
-        journaled = await self.customers.journal_pending(self.tenant)
-        live, self._live = self._live or set(), None
-        pending = [m for m in journaled if m.msg_id not in live]
-        for msg in pending:
+        # The live set keeps recording until every journaled message is routed, and is
+        # checked as each one is: a message fed while the journal is read (or routed) is
+        # queued once, by its feed; one whose feed resumes after recovery routed it is
+        # found in `_recovered` by that feed.
+        live = self._live if self._live is not None else set()
+        pending: list[InboundMessage] = []
+        for msg in await self.customers.journal_pending(self.tenant):
+            if msg.msg_id in live:  # checked as each is routed: feeds go on meanwhile
+                continue
+            self._recovered.add(msg.msg_id)
+            pending.append(msg)
             await self._route(msg)
+        self._live = None
         if pending:
             logger.info("recovering {} unanswered message(s) from the journal", len(pending))
         return len(pending)

@@ -372,6 +372,14 @@ class CustomerStore:
             for r in rows
         ]
 
+    async def journal_latest(self, key: CustomerKey) -> datetime | None:
+        """When the customer's newest journaled message arrived (the Cloud API's window)."""
+        stmt = select(func.max(JOURNAL.c.received_at)).where(
+            JOURNAL.c.tenant == key.tenant, JOURNAL.c.phone == key.phone)
+        async with self.db.connect() as conn:
+            latest: datetime | None = (await conn.execute(stmt)).scalar_one()
+        return latest
+
     async def journal_count(self, tenant: str, since: datetime, status: str | None = None) -> int:
         stmt = select(func.count()).select_from(JOURNAL).where(
             JOURNAL.c.tenant == tenant, JOURNAL.c.received_at >= since)

@@ -100,3 +100,40 @@ def test_a_configuration_that_does_not_load(clean_env, tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert result.output.startswith("wabot doctor\n✗ configuration: ")
     assert "WABOT_PRESENTER__MAX_BUBBLES" in result.output
+
+
+def cloud_setup(tmp_path: Path, server_url: str, graph_url: str, token: str,
+                public_url: str) -> Path:
+    config = good_setup(tmp_path, server_url, f"sqlite:///{tmp_path / 'wabot.db'}")
+    (tmp_path / "state" / "whatsapp-session.sqlite3").unlink()  # the Cloud API has no login
+    text = config.read_text().replace("[llm]", '[whatsapp]\ntransport = "cloud"\n[llm]')
+    config.write_text(text + f'[cloud]\nphone_number_id = "106540352242922"\n'
+                      f'access_token = "{token}"\napp_secret = "s"\nverify_token = "v"\n'
+                      f'graph_url = "{graph_url}"\npublic_url = "{public_url}"\n')
+    return config
+
+
+def test_the_cloud_transport_shows_the_webhook_url_and_checks_the_token(
+        clean_env, tmp_path, openai_server, graph_server):
+    config = cloud_setup(tmp_path, openai_server.base_url, graph_server.graph_url,
+                         graph_server.token, "https://bot.casa-azul.mx/")
+    result = doctor("--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert ("✓ Cloud API webhook: register https://bot.casa-azul.mx/webhooks/whatsapp"
+            in result.output)
+    assert "✓ Cloud API token: accepted for +1 555 010 0199 (Casa Azul)" in result.output
+    assert "WhatsApp session" not in result.output  # no QR, no session file
+    [call] = [c for c in graph_server.calls if c.path == "/v21.0/106540352242922"]
+    assert call.headers["authorization"] == f"Bearer {graph_server.token}"
+
+
+def test_the_cloud_transport_with_a_refused_token_and_no_public_url(
+        clean_env, tmp_path, openai_server, graph_server):
+    config = cloud_setup(tmp_path, openai_server.base_url, graph_server.graph_url,
+                         "EAAG-expired", "")
+    result = doctor("--config", str(config))
+    assert result.exit_code != 0
+    assert "✗ Cloud API webhook: no public address" in result.output
+    assert "WABOT_CLOUD__PUBLIC_URL" in result.output
+    assert "✗ Cloud API token:" in result.output and "refused the access token" in result.output
+    assert "EAAG-expired" not in result.output

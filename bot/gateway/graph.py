@@ -1,0 +1,153 @@
+"""Meta's Graph API for WhatsApp over httpx: one call with retries, sends, media downloads.
+
+Throttling (HTTP 429, Graph errors 4, 80007, 130429) and server errors (5xx, 1, 2, 131000,
+131016) are retried with doubling backoff on the injected clock; anything else is Meta's
+permanent answer for this call (131047: outside the 24-hour window, 131026: undeliverable,
+190: a bad token) and is raised at once as `CloudError` with the Graph code. A connection
+that failed before the request left is retried; a POST whose answer never came (a read
+timeout, a dropped connection) may have reached Meta and raises `DeliveryUnknown`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from loguru import logger
+
+from bot.clock import Clock
+from bot.gateway.base import DeliveryUnknown, GatewayError
+from bot.phones import mask
+from bot.settings import CloudSettings
+
+RETRY_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016})
+
+
+class CloudError(GatewayError):
+    """Meta refused a call; `code` is the Graph error code (0 when there was none)."""
+
+    def __init__(self, message: str, code: int = 0, status: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class GraphAPI:
+    def __init__(self, settings: CloudSettings, clock: Clock,
+                 client: httpx.AsyncClient | None = None) -> None:
+        self.s = settings
+        self.clock = clock
+        self._client = client
+        self._token = settings.access_token.get_secret_value() if settings.access_token else ""
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.s.timeout)
+        return self._client
+
+    @property
+    def messages_url(self) -> str:
+        return f"{self.s.graph_url}/{self.s.phone_number_id}/messages"
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+    async def call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One Graph call with retries on throttling and server errors."""
+        delay = self.s.backoff_initial
+        for attempt in range(self.s.max_retries + 1):
+            try:
+                response = await self.client.request(method, url, headers=self._headers,
+                                                      **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                error = CloudError(f"{method} {_path(url)}: {type(exc).__name__}: {exc}")
+            except httpx.HTTPError as exc:
+                if method != "GET":  # it may have reached Meta: a resend could be a duplicate
+                    raise DeliveryUnknown(f"{method} {_path(url)}: {type(exc).__name__}: "
+                                          f"{exc}; not sent again") from exc
+                error = CloudError(f"{method} {_path(url)}: {type(exc).__name__}: {exc}")
+            else:
+                if response.status_code < 400:
+                    return response
+                error = _graph_error(method, url, response)
+                if not (response.status_code == 429 or response.status_code >= 500
+                        or error.code in RETRY_CODES):
+                    raise error
+            if attempt == self.s.max_retries:
+                raise error
+            wait = min(self.s.backoff_cap, delay)
+            logger.warning("{}; retrying in {:.1f} s", error, wait)
+            await self.clock.sleep(wait)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    async def send(self, to: str, kind: str, payload: dict[str, Any]) -> str:
+        """Send one message of `kind` (text, template, image…); returns Meta's id."""
+        body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+                "type": kind, kind: payload}
+        data = (await self.call("POST", self.messages_url, json=body)).json()
+        try:
+            return str(data["messages"][0]["id"])
+        except (KeyError, IndexError, TypeError) as exc:
+            raise CloudError(f"send to {mask('+' + to)}: no message id in {data!r:.200}") from exc
+
+    async def upload(self, data: bytes, mimetype: str, filename: str) -> str:
+        """Upload a file for sending; returns its media id (kept by Meta for 30 days)."""
+        response = await self.call(
+            "POST", f"{self.s.graph_url}/{self.s.phone_number_id}/media",
+            data={"messaging_product": "whatsapp", "type": mimetype},
+            files={"file": (filename or "file", data, mimetype)})
+        media_id = str(response.json().get("id") or "")
+        if not media_id:
+            raise CloudError(f"upload of {filename!r}: no media id in the answer")
+        return media_id
+
+    async def download(self, media_id: str, max_bytes: int) -> bytes:
+        """A media file: its URL from `GET /{media_id}`, then the bytes, both with the token."""
+        meta = (await self.call("GET", f"{self.s.graph_url}/{media_id}")).json()
+        size = int(meta.get("file_size") or 0)
+        if size > max_bytes:
+            raise CloudError(f"media of {size} bytes exceeds the {max_bytes}-byte limit")
+        url = str(meta.get("url") or "")
+        if not url:
+            raise CloudError(f"no download URL for media {media_id}")
+        data = bytearray()
+        async with self.client.stream("GET", url, headers=self._headers) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise _graph_error("GET", url, response)
+            async for chunk in response.aiter_bytes():
+                data += chunk
+                if len(data) > max_bytes:
+                    raise CloudError(f"media exceeds the {max_bytes}-byte limit")
+        return bytes(data)
+
+    async def phone_number(self) -> dict[str, Any]:
+        """The number's details; proves the token."""
+        response = await self.call("GET", f"{self.s.graph_url}/{self.s.phone_number_id}")
+        data: dict[str, Any] = response.json()
+        return data
+
+
+def _path(url: str) -> str:
+    return httpx.URL(url).path
+
+
+def _graph_error(method: str, url: str, response: httpx.Response) -> CloudError:
+    try:
+        error = response.json().get("error") or {}
+    except ValueError:
+        error = {}
+    code = int(error.get("code") or 0) if isinstance(error, dict) else 0
+    text = str(error.get("message") or response.reason_phrase) if isinstance(error, dict) \
+        else response.reason_phrase
+    return CloudError(f"{method} {_path(url)}: HTTP {response.status_code}"
+                      f"{f' error {code}' if code else ''}: {text}"[:400], code,
+                      response.status_code)

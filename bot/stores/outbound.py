@@ -1,0 +1,94 @@
+"""What happened to each message sent through the Cloud API: accepted by Meta, then sent,
+delivered, read or failed (Meta's status callbacks), or skipped before sending (outside the
+24-hour window with no template). The owner's console lists the latest lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Index, Table, UniqueConstraint, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Field, SQLModel
+
+from bot.stores.db import Database, UTCDateTime
+
+# A status callback never moves a message backwards (Meta may deliver them out of order).
+_RANK = {"skipped": 0, "accepted": 1, "sent": 2, "delivered": 3, "read": 4, "failed": 5}
+
+
+class OutboundEntry(SQLModel, table=True):
+    __tablename__ = "outbound"
+    __table_args__ = (
+        UniqueConstraint("tenant", "wamid"),
+        Index("ix_outbound_recent", "tenant", "updated_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(max_length=64)
+    wamid: str = Field(max_length=160)  # Meta's message id; "skipped:<n>" when never sent
+    phone: str = Field(max_length=20)
+    kind: str = "text"  # text | template | image | document
+    status: str = "accepted"
+    error: str = ""  # "131047: Re-engagement message" for failures and skips
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+OUTBOUND = cast(Table, OutboundEntry.__table__)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    wamid: str
+    phone: str
+    status: str  # sent | delivered | read | failed
+    at: datetime
+    error: str = ""
+
+
+class OutboundStore:
+    def __init__(self, db: Database, tenant: str) -> None:
+        self.db = db
+        self.tenant = tenant
+
+    def _insert(self) -> Any:
+        return (sqlite.insert if self.db.is_sqlite else postgresql.insert)(OUTBOUND)
+
+    async def record(self, wamid: str, phone: str, kind: str, status: str, at: datetime,
+                     error: str = "") -> None:
+        stmt = self._insert().values(
+            tenant=self.tenant, wamid=wamid, phone=phone, kind=kind, status=status,
+            error=error, created_at=at, updated_at=at,
+        ).on_conflict_do_nothing(index_elements=["tenant", "wamid"])
+        async with self.db.begin() as conn:
+            await conn.execute(stmt)
+
+    async def apply(self, change: StatusUpdate) -> None:
+        """Record a status callback; one for a message sent before this store knew it
+        (another instance, a lost race) creates the line."""
+        await self.record(change.wamid, change.phone, "text", change.status, change.at,
+                          change.error)
+        lower = [s for s, rank in _RANK.items() if rank < _RANK.get(change.status, 0)]
+        async with self.db.begin() as conn:
+            await conn.execute(update(OUTBOUND).where(
+                OUTBOUND.c.tenant == self.tenant, OUTBOUND.c.wamid == change.wamid,
+                OUTBOUND.c.status.in_(lower),
+            ).values(status=change.status, error=change.error, updated_at=change.at))
+
+    async def get(self, wamid: str) -> OutboundEntry | None:
+        rows = await self._rows(select(OUTBOUND).where(
+            OUTBOUND.c.tenant == self.tenant, OUTBOUND.c.wamid == wamid))
+        return rows[0] if rows else None
+
+    async def recent(self, limit: int = 100, phone: str | None = None) -> list[OutboundEntry]:
+        stmt = select(OUTBOUND).where(OUTBOUND.c.tenant == self.tenant)
+        if phone is not None:
+            stmt = stmt.where(OUTBOUND.c.phone == phone)
+        return await self._rows(stmt.order_by(OUTBOUND.c.id.desc()).limit(limit))
+
+    async def _rows(self, stmt: Any) -> list[OutboundEntry]:
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [OutboundEntry.model_validate(dict(r)) for r in rows]
