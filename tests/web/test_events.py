@@ -183,10 +183,14 @@ async def test_runs_older_than_the_retention_are_pruned(served):
     await served.say(ANA, "old news")
     await served.settle()
     key = CustomerKey(served.settings.tenant, ANA)
-    assert len(await served.app.runs.for_customer(key)) == 1
+    [old] = await served.app.runs.for_customer(key)
+
+    async def kept() -> list[int]:  # the built-in follow-up rules add runs of their own
+        return [r["id"] for r in await served.app.runs.for_customer(key)]
+
     await served.advance(29 * 86400)
     await served.app.prune_runs()
-    assert len(await served.app.runs.for_customer(key)) == 1  # within the 30 days kept
+    assert old["id"] in await kept()  # within the 30 days kept
     await served.advance(2 * 86400)
     await served.app.prune_runs()  # (the hourly pass may have been first)
-    assert await served.app.runs.for_customer(key) == []
+    assert old["id"] not in await kept()
