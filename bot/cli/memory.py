@@ -91,12 +91,9 @@ def _run(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
 
 
 def customer_key(settings: Settings, phone: str) -> CustomerKey:
-    from bot.phones import PhoneError, parse_typed
+    from bot.cli import resolve
 
-    try:
-        return CustomerKey(settings.tenant, parse_typed(phone))
-    except PhoneError as exc:
-        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    return resolve.customer_key(settings, phone)
 
 
 def local_zone(settings: Settings) -> tzinfo:

@@ -15,6 +15,7 @@ import typer
 
 from bot.cli.common import app, settings_or_exit
 from bot.cli.memory import PhoneArg, _run, customer_key, local_zone, open_stores, when
+from bot.models import CustomerKey
 from bot.settings import Settings
 
 
@@ -60,10 +61,9 @@ def _call_lines(call: dict[str, Any], prompt: bool) -> list[str]:
     return lines
 
 
-async def _runs(settings: Settings, phone: str, limit: int) -> list[dict[str, Any]]:
+async def _runs(settings: Settings, key: CustomerKey, limit: int) -> list[dict[str, Any]]:
     from bot.stores.runs import RunStore
 
-    key = customer_key(settings, phone)
     async with open_stores(settings) as s:
         runs = await RunStore(s.db).export(key)
     return runs[-limit:]
@@ -81,7 +81,7 @@ def runs_command(
     from datetime import datetime
 
     settings = settings_or_exit()
-    runs = _run(settings, _runs(settings, phone, limit))
+    runs = _run(settings, _runs(settings, customer_key(settings, phone), limit))
     if as_json:
         typer.echo(json.dumps(runs, ensure_ascii=False, indent=2))
         return
