@@ -17,6 +17,7 @@ from bot.cli.common import app, settings_or_exit
 from bot.cli.memory import PhoneArg, _run, customer_key, local_zone, open_stores, when
 from bot.models import CustomerKey
 from bot.settings import Settings
+from bot.text import for_terminal
 
 
 @app.command("console")
@@ -96,6 +97,6 @@ def runs_command(
                    f"{r['tokens_in']} in / {r['tokens_out']} out · {r['latency_ms']:.0f} ms"
                    f"{state}")
         for call in r["calls"]:
-            for line in _call_lines(call, prompt):
-                typer.echo(line)
-        typer.echo(f"  reply: {r['reply']}")
+            for line in _call_lines(call, prompt):  # prompts hold what customers wrote
+                typer.echo(for_terminal(line))
+        typer.echo(for_terminal(f"  reply: {r['reply']}"))
