@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -76,6 +77,7 @@ class Database:
             if db_path and db_path != ":memory:":
                 # customer conversations live here: not for other users
                 Path(db_path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                _create_private(Path(db_path))
             engine_kw.setdefault("connect_args", {"timeout": 30})
         else:
             engine_kw.setdefault("pool_size", 10)
@@ -150,6 +152,14 @@ async def widen_columns(conn: AsyncConnection) -> None:
             {"t": table, "c": column})).scalar()
         if size is not None:
             await conn.execute(text(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE varchar'))
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file owner-only (0600) whatever the umask: outside systemd's
+    UMask a shell's 022 would make it world-readable. SQLite gives its -wal and -shm files
+    the database file's permissions (sqlite3 os_unix.c, findCreateFileMode)."""
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
