@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.models import CustomerKey
+from bot.pipeline.inbox import Fed
 from bot.stores.customers import CustomerStore
 from bot.stores.db import Database
 from tests.cli.test_admin import env  # noqa: F401  (fixture)
@@ -90,3 +91,22 @@ def test_numbers_no_whatsapp_id_can_have_are_refused_with_exit_2(env, command, t
     result = wabot(command, typed)
     assert result.exit_code == 2, result.output
     assert why in result.output
+
+
+async def test_access_deny_typed_without_the_1_stops_the_whatsapp_form(
+        tmp_path, openai_server, tenant):
+    settings = make_settings(f"sqlite:///{tmp_path / 'wabot.db'}", tmp_path, openai_server,
+                             tenant, access={"deny": ["+52 55 1234 5678"]})
+    async with pipeline(settings) as p:
+        assert await p.app.inbox.feed(p.message(ANA, "hola")) is Fed.DENIED
+        await p.settle()
+    assert openai_server.chat_requests() == []
+
+
+async def test_access_allow_typed_with_the_1_lets_the_other_form_in(
+        tmp_path, openai_server, tenant):
+    settings = make_settings(f"sqlite:///{tmp_path / 'wabot.db'}", tmp_path, openai_server,
+                             tenant, access={"allow": ["+52 1 55 9999 0000"]})
+    async with pipeline(settings) as p:
+        assert await p.app.inbox.feed(p.message("+525599990000", "hola")) is Fed.QUEUED
+        assert await p.app.inbox.feed(p.message(ANA, "hola")) is Fed.DENIED
