@@ -209,6 +209,8 @@ class App:
         # Capped and failed messages are answered when the cap or the model allows.
         self.revisit = Revisit(s.tenant, self.customers, self.inbox, self.llm, self.clock,
                                s.retry, self.business.tz, self.limiter.over_budget)
+        self.limiter.on_capped.append(self.revisit.note)
+        self.inbox.on_failed.append(self.revisit.note)
         # Who may talk (access) → STOP/START (opt-out, never rate limited) → is a human
         # handling the chat (takeover) → how much (limits) → kinds with a fixed outcome
         # (media). The limiter must stay the last filter that awaits anything when it lets

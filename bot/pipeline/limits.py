@@ -104,6 +104,7 @@ class RateLimiter:
         self.tasks = tasks if tasks is not None else set()
         self.alert = alert
         self.remember = remember
+        self.on_capped: list[Callable[[CustomerKey], None]] = []  # the journal revisit
         self._windows: dict[CustomerKey, _Window] = {}
         self._calls = 0
 
@@ -184,6 +185,8 @@ class RateLimiter:
             "over the daily budget of {} tokens", self.s.daily_tokens)
         if self.remember is not None:
             await self.remember(msg)
+        for hook in self.on_capped:
+            hook(msg.key)
         if window.budget_noticed_on != day:
             window.budget_noticed_on = day
             await send_now(self.presenter, self.customers, msg, self.s.budget_notice, "notice")

@@ -56,6 +56,14 @@ class Revisit:
         self.over_budget = over_budget
         # The probe asks for one word: a few tokens a minute while turns wait.
         self.probe_llm = LLM(llm.client, llm.model, temperature=0.0, max_tokens=16)
+        # Whether the journal may hold something to revisit: set at start and by `note`
+        # (a turn failed, a message was capped), cleared by a pass that found nothing
+        # left waiting, so an idle daemon does not query the journal every minute.
+        self.waiting = True
+
+    def note(self, _key: CustomerKey | None = None) -> None:
+        """Something may wait: a turn failed or a message was capped."""
+        self.waiting = True
 
     async def run(self) -> None:
         while True:
@@ -75,6 +83,9 @@ class Revisit:
 
     async def once(self) -> int:
         """One pass; returns how many messages were queued again."""
+        if not self.waiting:
+            return 0
+        self.waiting = False  # a failure or cap noted during the pass sets it again
         queued = await self.capped()
         if self.s.enabled:
             queued += await self.failed()
@@ -85,6 +96,7 @@ class Revisit:
         queued = 0
         for group in by_customer(await self.customers.journal_pending(self.tenant, ("capped",))):
             if await self.over_budget(group[0].key, now):
+                self.waiting = True
                 continue
             queued += await self._queue(group, AFTER_CAP, last_try=False)
         return queued
@@ -93,7 +105,10 @@ class Revisit:
         since = self.clock.now() - timedelta(hours=self.s.max_age_hours)
         waiting = [m for m in await self.customers.journal_pending(
             self.tenant, ("failed",), since=since) if not m.from_owner]
-        if not waiting or not await self._model_answers():
+        if not waiting:
+            return 0
+        self.waiting = True
+        if not await self._model_answers():
             return 0
         now = self.clock.now()
         queued = 0
