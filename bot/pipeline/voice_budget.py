@@ -47,4 +47,4 @@ class VoiceBudget:
         await self.usage.add(VOICE, now, seconds=seconds)
         tokens = self.tokens(seconds)
         if tokens:
-            await self.customers.add_usage(key, tokens_in=tokens, at=now)
+            await self.customers.add_usage(key, tokens_in=tokens)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from bot.agents.prompt import RULES
+from bot.agents.prompt import RULES, prompt_tokens
 from bot.models import CustomerKey, Role
 from bot.ops.status import format_status, read_status
 from bot.pipeline.inbox import Fed
@@ -90,3 +90,19 @@ async def test_without_reported_usage_the_estimate_counts_the_tool_definitions(
         used = await p.app.customers.usage_on(CustomerKey(tenant, ANA), utc_day(START))
         assert used.tokens_in >= tools + len(json.dumps(turn["messages"])) // 3
         assert used.tokens_out > 0
+
+
+async def test_the_prompt_budget_leaves_room_for_the_tool_definitions(
+        db_url, tmp_path, openai_server, tenant):
+    settings = make_settings(db_url, tmp_path, openai_server, tenant,
+                             presenter={"enabled": False}, inbox={"debounce_seconds": 0},
+                             llm={"context_tokens": 2500, "history_tokens": 2400})
+    async with pipeline(settings) as p:
+        for i in range(60):  # a history far over the budget
+            await p.say(ANA, f"message {i}: do you have the sneakers in another colour? "
+                             "My sister wants a pair for her birthday next month")
+            await p.settle()
+            await p.advance(11)  # under the turns cap
+        last = turn_requests(openai_server)[-1]
+        sent = prompt_tokens(last["messages"]) + len(json.dumps(last["tools"])) // 3 + 4
+        assert sent <= settings.llm.context_tokens
