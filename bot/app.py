@@ -208,7 +208,8 @@ class App:
                                    remember=lambda msg: remember_text(self.memory, msg))
         # Capped and failed messages are answered when the cap or the model allows.
         self.revisit = Revisit(s.tenant, self.customers, self.inbox, self.llm, self.clock,
-                               s.retry, self.business.tz, self.limiter.over_budget)
+                               s.retry, self.business.tz, self.limiter.over_budget,
+                               self.usage_lines)
         self.limiter.on_capped.append(self.revisit.note)
         self.inbox.on_failed.append(self.revisit.note)
         # Who may talk (access) → STOP/START (opt-out, never rate limited) → is a human

@@ -29,6 +29,7 @@ from bot.pipeline.inbox import Inbox
 from bot.pipeline.late import AFTER_CAP, AFTER_OUTAGE, late_instruction
 from bot.settings import RetrySettings
 from bot.stores.customers import CustomerStore
+from bot.stores.usage_lines import PROBE_LINE, BusinessUsage
 
 PROBE = [{"role": "user", "content": "Reply with the single word: ok"}]
 # Whether a customer is over their daily tokens now (the rate limiter knows).
@@ -46,7 +47,7 @@ def by_customer(msgs: list[InboundMessage]) -> list[list[InboundMessage]]:
 class Revisit:
     def __init__(self, tenant: str, customers: CustomerStore, inbox: Inbox, llm: LLM,
                  clock: Clock, settings: RetrySettings, zone: tzinfo,
-                 over_budget: OverBudget) -> None:
+                 over_budget: OverBudget, usage: BusinessUsage | None = None) -> None:
         self.tenant = tenant
         self.customers = customers
         self.inbox = inbox
@@ -54,6 +55,7 @@ class Revisit:
         self.s = settings
         self.zone = zone
         self.over_budget = over_budget
+        self.usage = usage  # the probe's tokens: a business line
         # The probe asks for one word: a few tokens a minute while turns wait.
         self.probe_llm = LLM(llm.client, llm.model, temperature=0.0, max_tokens=16)
         # Whether the journal may hold something to revisit: set at start and by `note`
@@ -128,8 +130,11 @@ class Revisit:
 
     async def _model_answers(self) -> bool:
         try:
-            await self.probe_llm.complete(list(PROBE))
+            answer = await self.probe_llm.complete(list(PROBE))
         except LLMError as exc:
             logger.debug("the model is still failing: {}", exc)
             return False
+        if self.usage is not None:
+            await self.usage.add(PROBE_LINE, self.clock.now(), tokens_in=answer.tokens_in,
+                                 tokens_out=answer.tokens_out)
         return True
