@@ -110,13 +110,14 @@ class Revisit:
         if not waiting:
             return 0
         self.waiting = True
-        if not await self._model_answers():
-            return 0
         now = self.clock.now()
+        groups = [g for g in by_customer(waiting)  # over the cap: it waits for the cap
+                  if not await self.over_budget(g[0].key, now)]
+        if not groups or not await self._model_answers():
+            return 0
         queued = 0
-        for group in by_customer(waiting):
-            if not await self.over_budget(group[0].key, now):  # else: the cap decides
-                queued += await self._queue(group, AFTER_OUTAGE, last_try=True)
+        for group in groups:
+            queued += await self._queue(group, AFTER_OUTAGE, last_try=True)
         return queued
 
     async def _queue(self, group: list[InboundMessage], template: str, last_try: bool) -> int:
