@@ -14,6 +14,7 @@ from datetime import datetime, tzinfo
 from bot.agents.agent import CustomerAgent, Turn
 from bot.business import local_time
 from bot.models import Role
+from bot.stores.customers import Contact
 from bot.stores.memory_base import estimate_tokens
 
 # A retried turn that failed again: journaled so, and never retried a second time.
@@ -43,6 +44,8 @@ async def fit_flood(agent: CustomerAgent, lines: list[Turn]) -> tuple[list[Turn]
         keep += 1
     earlier, newest = lines[:-keep], lines[-keep:]
     await agent.remember(Role.CUSTOMER, earlier)  # ids make a second write a no-op
+    # The turn counts the lines it answers; these are the customer's messages too.
+    await agent.deps.customers.touch(agent.key, Contact(), earlier[-1].at, inbound=len(earlier))
     return newest, FLOOD.format(n=len(lines), k=len(newest))
 
 

@@ -70,3 +70,5 @@ async def test_a_200_message_flood_is_stored_and_answered_in_one_turn(
         assert FLOOD.split("{n}")[0] in system and "200 messages" in system
         assert texts[-1].strip() in str(turns[0]["messages"][-1]["content"]).strip()
         assert p.texts_to(ANA).count(p.app.settings.limits.notice) == 1
+        customer = await p.app.customers.get(CustomerKey(tenant, ANA))
+        assert customer is not None and customer.msgs_in == 200

@@ -6,7 +6,7 @@ acknowledge the delay; `wabot status` counts failed and unanswered messages."""
 from __future__ import annotations
 
 from bot.agents.prompt import RULES
-from bot.ops.status import format_status, read_status
+from bot.ops.status import format_status, read_status, status_json
 from bot.pipeline.late import AFTER_OUTAGE, FAILED_FINAL
 from tests.fakes.openai_server import Error, Reply
 from tests.fakes.pipeline import START, make_settings, pipeline
@@ -54,6 +54,7 @@ async def test_failed_turns_are_answered_once_the_model_is_back(
         status = await read_status(p.app.db, p.app.settings, p.clock.now())
         assert (status.failed_today, status.to_retry) == (2, 2)
         assert "2 failed today (2 to retry once the model answers)" in format_status(status)
+        assert status_json(status)["turns_to_retry"] == 2
         await p.advance(180)  # still down: the probe fails, nothing is retried
         assert len(turn_requests(openai_server)) == 2
         endpoint.down = False
