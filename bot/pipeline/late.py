@@ -42,6 +42,8 @@ async def fit_flood(agent: CustomerAgent, lines: list[Turn]) -> tuple[list[Turn]
         if keep and used > budget:
             break
         keep += 1
+    if keep == len(lines):  # one long line: the prompt budget clips it, not this
+        return lines, ""
     earlier, newest = lines[:-keep], lines[-keep:]
     await agent.remember(Role.CUSTOMER, earlier)  # ids make a second write a no-op
     # The turn counts the lines it answers; these are the customer's messages too.

@@ -72,3 +72,14 @@ async def test_a_200_message_flood_is_stored_and_answered_in_one_turn(
         assert p.texts_to(ANA).count(p.app.settings.limits.notice) == 1
         customer = await p.app.customers.get(CustomerKey(tenant, ANA))
         assert customer is not None and customer.msgs_in == 200
+
+
+async def test_one_long_message_is_not_a_flood(db_url, tmp_path, openai_server, tenant):
+    settings = make_settings(db_url, tmp_path, openai_server, tenant,
+                             presenter={"enabled": False})
+    async with pipeline(settings) as p:
+        await p.say(ANA, "a long story " * 300)
+        await p.settle()
+        [turn] = turn_requests(openai_server)
+        assert FLOOD.split("{n}")[0] not in turn["messages"][0]["content"]
+        assert p.texts_to(ANA)[-1].startswith("OK: a long story")
