@@ -23,7 +23,8 @@ from bot.clock import EPOCH, Clock
 from bot.gateway.base import GatewayError
 from bot.models import CustomerKey, InboundMessage, MessageKind, Role
 from bot.phones import mask
-from bot.pipeline.presenter import Presenter
+from bot.pipeline.presenter import Presenter, Tracked
+from bot.pipeline.redelivery import settled, undelivered
 from bot.pipeline.slots import TurnSlots
 from bot.settings import InboxSettings
 from bot.stores.customers import Contact, CustomerStore
@@ -319,18 +320,20 @@ class Inbox:
                 if reply.failed:
                     status = "failed"
                 sent = 0
+                track = Tracked(key.phone, ids)
                 try:
                     if reply.text and self.hold is not None and await self.hold(key):
                         status = Fed.PAUSED.value
                     elif reply.text:
-                        sent = await self.presenter.deliver(chat_addr, reply.text)
+                        sent = await self.presenter.deliver(chat_addr, reply.text, track=track)
                 except GatewayError as exc:
-                    status = "failed"
+                    status = undelivered(reply, track, exc, self.clock.now())
                     log.error("reply could not be delivered: {}", exc)
                 # The turn's one write: both sides, usage, and the journal status.
                 await agent.commit(reply, contact, now, sent=sent, journal_ids=ids,
                                    status=status)
                 committed = True
+                await settled(self.presenter, track)
                 if status == Fed.PAUSED.value and self.after_hold is not None:
                     await self.after_hold(key)
             self.turns += 1
