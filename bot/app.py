@@ -43,12 +43,14 @@ from bot.pipeline.limits import Access, RateLimiter
 from bot.pipeline.media import Media, remember_text
 from bot.pipeline.optout import OptOut
 from bot.pipeline.presenter import Presenter
+from bot.pipeline.redelivery import Redelivery
 from bot.pipeline.revisit import Revisit
 from bot.pipeline.takeover import Takeover
 from bot.pipeline.voice_budget import VoiceBudget
 from bot.settings import Settings
 from bot.stores.customers import CustomerStore
 from bot.stores.db import Database
+from bot.stores.deliveries import DeliveryStore
 from bot.stores.memory_base import MemoryStore
 from bot.stores.memory_observed import ObservedMemory
 from bot.stores.runs import RunStore
@@ -171,7 +173,8 @@ class App:
         self.memory.listeners.append(sync)
         self.keeper.known_unsummarized = sync.unsummarized
         self.registry.on_stamped = self.customers.uncache
-        self.presenter = Presenter(gateway, self.clock, s.presenter)
+        self.deliveries = DeliveryStore(self.db, s.tenant)
+        self.presenter = Presenter(gateway, self.clock, s.presenter, ledger=self.deliveries)
         self.media = Media(self.llm, self.customers, self.memory, self.presenter, s.media)
         self.media.voice_budget = VoiceBudget(s.voice_budget, self.usage_lines, self.customers,
                                               s.limits.daily_tokens)
@@ -190,6 +193,11 @@ class App:
             self.inbox.after_inbound.append(self.followups.on_inbound)
         self.events = Events()
         self.alerts = Alerts(s.alerts, self.events, gateway, self.clock)
+        connected = getattr(gateway, "connected", None)
+        self.redelivery = Redelivery(
+            s.tenant, self.deliveries, self.presenter, self.memory, self.customers,
+            self.clock, s.presenter, self.alerts,
+            connected if isinstance(connected, asyncio.Event) else None)
         # ── knowledge: catalog and document search, media sends ──
         self.reindex = asyncio.Event()  # set by SIGHUP: re-index changed sources
         self.library = build_library(settings, self.db, self.clock, self.llm, business,
@@ -412,8 +420,10 @@ class App:
     async def _catch_up(self) -> None:
         """Messages held at the last stop, then journaled ones never answered."""
         await self.intake.restore()
+        await self.redelivery.settle_crashed()  # before the journal: not a second turn
         await self.inbox.recover()
         self.spawn(self.revisit.run(), "revisit")
+        self.spawn(self.redelivery.run(), "redelivery")
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)

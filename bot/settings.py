@@ -86,6 +86,10 @@ class PresenterSettings(Section):
     bubble_chars: int = Field(320, ge=40)
     max_bubbles: int = Field(4, ge=1, le=20)
     between_bubbles_seconds: float = Field(0.8, ge=0)
+    # A reply WhatsApp refused with "not connected" is sent again once connected, for
+    # this long; after that the owner is told and the history says it never arrived.
+    retry_undelivered_minutes: float = Field(15.0, ge=0)
+    retry_seconds: float = Field(30.0, gt=0)  # how often undelivered replies are retried
 
 
 class MemorySettings(Section):
@@ -313,6 +317,10 @@ class WhatsAppSettings(Section):
     probe_port: int = Field(443, ge=1, le=65535)
     backoff_initial: float = Field(2.0, gt=0)  # seconds between connection attempts, doubling
     backoff_cap: float = Field(300.0, gt=0)
+    # Threads for neonize's Go calls (it runs each in the loop's default executor, via
+    # asyncio.to_thread): Python's default is min(32, cores + 4), 6 on a 2-core VPS, and a
+    # send may hold a thread for whatsmeow's whole 75 s request timeout.
+    go_threads: int = Field(32, ge=4, le=512)
 
 
 # --- the WhatsApp Cloud API transport (whatsapp.transport = "cloud") -------------------------

@@ -35,7 +35,8 @@ from bot.pipeline.outcomes import (
     Proactive,
     describe_kind,
 )
-from bot.pipeline.presenter import Presenter
+from bot.pipeline.presenter import Presenter, Tracked
+from bot.pipeline.redelivery import settled, undelivered
 from bot.pipeline.slots import TurnSlots
 from bot.settings import InboxSettings
 from bot.stores.customers import Contact, CustomerStore
@@ -290,13 +291,14 @@ class Inbox:
                 if reply.failed:
                     status = "failed"
                 sent = 0
+                track = Tracked(key.phone, ids)
                 try:
                     if reply.text and self.hold is not None and await self.hold(key):
                         status = Fed.PAUSED.value
                     elif reply.text:
-                        sent = await self.presenter.deliver(chat_addr, reply.text)
+                        sent = await self.presenter.deliver(chat_addr, reply.text, track=track)
                 except GatewayError as exc:
-                    status = "failed"
+                    status = undelivered(reply, track, exc, self.clock.now())
                     log.error("reply could not be delivered: {}", exc)
                 if status == "failed" and last_try:
                     status = FAILED_FINAL
@@ -304,6 +306,7 @@ class Inbox:
                 await agent.commit(reply, contact, now, sent=sent, journal_ids=ids,
                                    status=status)
                 committed = True
+                await settled(self.presenter, track)
                 if status == Fed.PAUSED.value and self.after_hold is not None:
                     await self.after_hold(key)
             self.turns += 1
