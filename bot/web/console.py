@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import String, cast, func, or_, select
@@ -20,12 +19,13 @@ from bot.events.outbox import Outbox
 from bot.followups.ports import Scheduling
 from bot.gateway.base import Gateway, GatewayError
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
-from bot.phones import PhoneError, mask, parse_typed
+from bot.phones import PhoneError, parse_typed
 from bot.pipeline.takeover import FOREVER, is_paused, pause, pause_text, resume
 from bot.settings import Settings
 from bot.stores.customers import CUSTOMERS, JOURNAL, USAGE, Customer, CustomerStore, utc_day
 from bot.stores.memory_base import MemoryStore, message_to_dict
 from bot.stores.runs import RunStore
+from bot.web import linking
 from bot.web.metrics import Metrics
 
 
@@ -91,23 +91,14 @@ class Console:
 
     def connection(self) -> dict[str, Any]:
         """The WhatsApp connection as systemd's STATUS line says it, and the QR if shown."""
-        connected = getattr(self.gateway, "connected", None)
-        is_up = bool(connected.is_set()) if connected is not None else True
-        own = getattr(self.gateway, "connected_as", None)
-        status = getattr(self.gateway, "status", None)
-        if not isinstance(status, str) or not status:
-            status = f"connected as {mask(own)}" if is_up and own else (
-                "connected" if is_up else "not connected")
-        qr: Path | None = getattr(self.gateway, "qr_png_path", None)
-        return {"connected": is_up, "connected_as": mask(own) if isinstance(own, str) and own
-                else None, "status": status,
-                "qr": bool(qr is not None and not is_up and qr.is_file())}
+        return linking.connection(self.gateway)
 
     def qr_png(self) -> bytes | None:
-        qr: Path | None = getattr(self.gateway, "qr_png_path", None)
-        if qr is None or not qr.is_file():
-            return None
-        return qr.read_bytes()
+        return linking.qr_png(self.gateway)
+
+    async def pair_code(self, phone: str) -> dict[str, Any]:
+        """A pair code for the business number `phone`, as an alternative to the QR."""
+        return await linking.request_pair_code(self.gateway, phone)
 
     # --- today, the 30 days, the funnel ----------------------------------------------------
 
