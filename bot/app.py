@@ -180,6 +180,8 @@ class App:
             for tool in self.followups.tools():
                 self.deps.tools.add(tool)
             self.inbox.after_inbound.append(self.followups.on_inbound)
+            # The Cloud API's 24-hour window is checked before the model writes a follow-up.
+            self.followups.policy.reachable = getattr(gateway, "may_write_first", None)
         self.events = Events()
         self.alerts = Alerts(s.alerts, self.events, gateway, self.clock)
         # ── knowledge: catalog and document search, media sends ──

@@ -217,14 +217,27 @@ class CloudGateway(Gateway):
         last, _ = await self._last_contact(phone)
         return last is not None and self.clock.now() - last < WINDOW
 
+    async def may_write_first(self, phone: str) -> str | None:
+        """Whether a message we start (a follow-up) can go to `phone` now: None, or why
+        not. Asked before the agent composes it, so a skip spends no model tokens; a skip
+        is logged and recorded for the console as a send outside the window is."""
+        if self.s.followup_template or await self.window_open(phone):
+            return None
+        await self._skip(self.chat_for(phone))
+        return "outside the 24-hour window and no cloud.followup_template"
+
+    async def _skip(self, chat: str) -> None:
+        await self._record(f"skipped:{uuid.uuid4().hex}", chat, "text", "skipped",
+                           "outside the 24-hour window; no cloud.followup_template")
+        logger.bind(customer=mask("+" + chat)).warning(
+            "message skipped: the customer last wrote over 24 h ago and no approved "
+            "template is configured (cloud.followup_template)")
+
     async def _outside_window(self, chat: str, text: str) -> str:
         phone = "+" + chat
         log = logger.bind(customer=mask(phone))
         if not self.s.followup_template:
-            await self._record(f"skipped:{uuid.uuid4().hex}", chat, "text", "skipped",
-                               "outside the 24-hour window; no cloud.followup_template")
-            log.warning("message skipped: the customer last wrote over 24 h ago and no "
-                        "approved template is configured (cloud.followup_template)")
+            await self._skip(chat)
             raise OutsideWindow("outside the 24-hour window and no template configured",
                                 OUTSIDE_WINDOW)
         _, name = await self._last_contact(phone)

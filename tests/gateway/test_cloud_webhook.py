@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from bot.app import App
+from bot.business import Business
 from bot.clock import VirtualClock
 from bot.gateway.cloud import CloudGateway
 from bot.models import CustomerKey, InboundMessage
@@ -43,11 +44,12 @@ def cloud_settings(db_url: str, tmp_path: Path, server: FakeOpenAI, graph: FakeG
 class Cloud:
     """An App on the Cloud transport, on a virtual clock, with an HTTP client for Meta."""
 
-    def __init__(self, settings: Settings, graph: FakeGraph) -> None:
+    def __init__(self, settings: Settings, graph: FakeGraph,
+                 business: Business = BUSINESS) -> None:
         self.clock = VirtualClock(START)
         self.graph = graph
         self.gateway = CloudGateway(settings.tenant, settings.cloud, self.clock)
-        self.app = App(settings, self.gateway, clock=self.clock, business=BUSINESS,
+        self.app = App(settings, self.gateway, clock=self.clock, business=business,
                        heartbeat=False)
         self.http = httpx.AsyncClient()
         self.tenant = settings.tenant
