@@ -24,8 +24,9 @@ from bot.pipeline.takeover import FOREVER, is_paused, pause, pause_text, resume
 from bot.settings import Settings
 from bot.stores.customers import CUSTOMERS, JOURNAL, USAGE, Customer, CustomerStore, utc_day
 from bot.stores.memory_base import MemoryStore, message_to_dict
+from bot.stores.outbound import OutboundStore
 from bot.stores.runs import RunStore
-from bot.web import linking
+from bot.web import delivery, linking
 from bot.web.metrics import Metrics
 
 
@@ -227,7 +228,12 @@ class Console:
             item = message_to_dict(m)
             item["run_id"] = runs.get(m.at.isoformat()) if m.role is Role.AGENT else None
             out.append(item)
-        return out
+        if self.settings.whatsapp.transport != "cloud":  # only the Cloud API reports them
+            return [dict(item, delivery=None) for item in out]
+        since = lines[0].at if lines else None
+        sent = await OutboundStore(self.customers.db, self.tenant).recent(
+            limit=limit * 4, phone=key.phone)
+        return delivery.annotate(out, [e for e in sent if since is None or e.created_at >= since])
 
     async def set_pause(self, phone: str, seconds: float | None) -> dict[str, Any]:
         key = self.key(phone)
