@@ -246,7 +246,7 @@ class App:
             settings=s, clock=self.clock, gateway=self.gateway, customers=self.customers,
             memory=self.memory, runs=self.runs, events=self.events, alerts=self.alerts,
             outbox=self.outbox, metrics=self.metrics, followups=self.followups,
-            live=self._live)
+            live=self._live, zone=self.business.tz)
         self.web = None
         if serve_http and s.http.enabled:
             from bot.web.auth import Auth, ensure_token

@@ -176,8 +176,10 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
 async def refresh_gauges(console: Console) -> None:
     m = console.metrics
     today = await console.today()
-    m.turns.set(today["turns"])
-    m.turn_failures.set(today["failures"])
+    live = console.live() if console.live is not None else None
+    if live is not None:  # since start, as the metrics say (the page shows today's)
+        m.turns.set(live.turns)
+        m.turn_failures.set(live.failures)
     m.agents_cached.set(today["agents_cached"])
     m.followups_pending.set(today["followups_pending"])
     m.journal_backlog.set(today["journal_backlog"])
