@@ -3,7 +3,8 @@
 "Today" is the business's local day (its timezone), from midnight to now:
 - messages in: the journal (every inbound message, at its arrival time);
 - turns, failures, tokens and cost: the run log (one row per turn that called the model,
-  with its tokens and whether it failed); with `runs.enabled = false` there is no run log,
+  with its tokens and whether it failed; memory summaries and media descriptions are not
+  turns and count only in the usage table); with `runs.enabled = false` there is no run log,
   and tokens and cost fall back to the usage table, turns and failures to the daemon's
   counters since start-up;
 - messages out: the usage table, which counts per UTC day (the daily token cap's unit), so
