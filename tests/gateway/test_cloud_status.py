@@ -72,3 +72,40 @@ def test_a_refused_token_is_said_not_hidden(env: dict[str, str],
     line = next(x for x in result.output.splitlines() if x.startswith("whatsapp"))
     assert "Graph API not reachable" in line and "190" in line
     assert "expired" not in result.output  # the token itself is never shown
+
+
+async def test_the_daemon_learns_its_number_for_the_console_and_the_heartbeat(
+        tmp_path: Path, openai_server, graph_server: FakeGraph, tenant: str) -> None:
+    from tests.fakes.pipeline import eventually
+    from tests.gateway.test_cloud_webhook import Cloud, cloud_settings
+
+    settings = cloud_settings(f"sqlite:///{tmp_path / 'wabot.db'}", tmp_path, openai_server,
+                              graph_server, tenant)
+    cloud = Cloud(settings, graph_server)
+    await cloud.app.start()
+    try:
+        await eventually(lambda: cloud.gateway.connected_as is not None)
+        assert cloud.gateway.connected_as == "+15550100199"
+        assert cloud.app.console.connection()["status"] == "connected as +15550****0199"
+    finally:
+        await cloud.app.stop()
+        await cloud.http.aclose()
+
+
+async def test_an_unreachable_graph_at_start_leaves_the_number_unknown(
+        tmp_path: Path, openai_server, graph_server: FakeGraph, tenant: str) -> None:
+    from tests.gateway.test_cloud_webhook import Cloud, cloud_settings
+
+    settings = cloud_settings(f"sqlite:///{tmp_path / 'wabot.db'}", tmp_path, openai_server,
+                              graph_server, tenant)
+    graph_server.token = "rotated"  # Graph refuses ours: 401, error 190, not retried
+    cloud = Cloud(settings, graph_server)
+    await cloud.app.start()
+    try:
+        assert cloud.gateway._learning is not None
+        await cloud.gateway._learning
+        assert cloud.gateway.connected_as is None
+        assert cloud.app.console.connection()["status"] == "connected"
+    finally:
+        await cloud.app.stop()
+        await cloud.http.aclose()
