@@ -43,10 +43,12 @@ from bot.pipeline.limits import Access, RateLimiter
 from bot.pipeline.media import Media
 from bot.pipeline.optout import OptOut
 from bot.pipeline.presenter import Presenter
+from bot.pipeline.redelivery import Redelivery
 from bot.pipeline.takeover import Takeover
 from bot.settings import Settings
 from bot.stores.customers import CustomerStore
 from bot.stores.db import Database
+from bot.stores.deliveries import DeliveryLog
 from bot.stores.memory_base import MemoryStore
 from bot.stores.memory_observed import ObservedMemory
 from bot.stores.runs import RunStore
@@ -182,6 +184,10 @@ class App:
             self.inbox.after_inbound.append(self.followups.on_inbound)
         self.events = Events()
         self.alerts = Alerts(s.alerts, self.events, gateway, self.clock)
+        # Per-bubble delivery, and replies that never left retried on reconnect.
+        self.presenter.log = DeliveryLog(self.db, s.tenant)
+        self.redelivery = Redelivery(s.tenant, self.presenter.log, self.presenter, self.memory,
+                                     self.clock, s.delivery, self.alerts)
         # ── knowledge: catalog and document search, media sends ──
         self.reindex = asyncio.Event()  # set by SIGHUP: re-index changed sources
         self.library = build_library(settings, self.db, self.clock, self.llm, business,
@@ -431,6 +437,8 @@ class App:
             self.spawn(self._recover_when(connected), "recover")
         else:
             await self._catch_up()
+        self.spawn(self.redelivery.run(connected if isinstance(connected, asyncio.Event)
+                                       else None), "redelivery")
         if self.followups is not None:
             await self.followups.start()
         self.spawn(self.registry.run_sweeper(self.settings.agents.sweep_seconds), "sweeper")

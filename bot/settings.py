@@ -418,6 +418,15 @@ class RunLogSettings(BaseModel):
 # --- end of the console's settings ---------------------------------------------------------
 
 
+class DeliverySettings(Section):
+    """Replies that could not be delivered, and the threads Go calls run in."""
+
+    retry_minutes: float = Field(
+        15.0, ge=0, description="undelivered replies younger than this are sent on reconnect")
+    retry_every_seconds: float = Field(30.0, gt=0, description="how often undelivered are tried")
+    go_threads: int = Field(8, ge=1, le=256, description="the WhatsApp Web gateway's Go calls")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WABOT_",
@@ -459,6 +468,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     alerts: AlertSettings = AlertSettings()
     runs: RunLogSettings = RunLogSettings()
+    delivery: DeliverySettings = DeliverySettings()
 
     @field_validator("database_url")
     @classmethod

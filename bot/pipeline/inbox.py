@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.agents.agent import Turn
 from bot.agents.registry import AgentRegistry
 from bot.clock import EPOCH, Clock
-from bot.gateway.base import GatewayError
+from bot.gateway.base import GatewayError, NotDelivered
 from bot.models import CustomerKey, InboundMessage, MessageKind, Role
 from bot.phones import mask
 from bot.pipeline.presenter import Presenter
@@ -323,7 +323,16 @@ class Inbox:
                     if reply.text and self.hold is not None and await self.hold(key):
                         status = Fed.PAUSED.value
                     elif reply.text:
-                        sent = await self.presenter.deliver(chat_addr, reply.text)
+                        sent = await self.presenter.deliver(
+                            chat_addr, reply.text, reply_id=f"turn:{last.msg_id}",
+                            phone=key.phone)
+                        await self.presenter.settle_lines(f"turn:{last.msg_id}", reply)
+                except NotDelivered as exc:
+                    # Memory must not claim it was said: the redelivery adds the answer
+                    # once it is delivered (or a note when it expires).
+                    status = "undelivered"
+                    reply.lines = [m for m in reply.lines if m.role is not Role.AGENT]
+                    log.warning("reply not delivered, kept for a retry: {}", exc)
                 except GatewayError as exc:
                     status = "failed"
                     log.error("reply could not be delivered: {}", exc)
