@@ -133,8 +133,9 @@ class Presenter:
         sent = sum(b.state == "sent" for b in plan)
         todo = [b for b in plan if b.state in ("pending", "undelivered")]
         blocked = [b for b in plan if b.state in ("unknown", "held")]
-        if blocked and todo:
-            await log.mark_rest(plan[0].reply_id, todo[0].seq, "held", self.clock.now())
+        if blocked:
+            if todo:
+                await log.mark_rest(plan[0].reply_id, todo[0].seq, "held", self.clock.now())
             raise DeliveryUnknown(f"bubble {blocked[0].seq + 1} of reply {plan[0].reply_id} "
                                   "may have been delivered: the rest is held")
         try:
