@@ -424,7 +424,7 @@ class DeliverySettings(Section):
     retry_minutes: float = Field(
         15.0, ge=0, description="undelivered replies younger than this are sent on reconnect")
     retry_every_seconds: float = Field(30.0, gt=0, description="how often undelivered are tried")
-    go_threads: int = Field(8, ge=1, le=256, description="the WhatsApp Web gateway's Go calls")
+    go_threads: int = Field(8, ge=2, le=256, description="the WhatsApp Web gateway's Go calls")
 
 
 class Settings(BaseSettings):

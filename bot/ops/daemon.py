@@ -58,7 +58,7 @@ def neonize_gateway(settings: Settings, notifier: Notifier) -> Gateway:
         pair_phone=w.pair_phone, allow_groups=settings.inbox.allow_groups,
         call_timeout=w.call_timeout, probe_address=(w.probe_host, w.probe_port),
         backoff_initial=w.backoff_initial, backoff_cap=w.backoff_cap,
-        on_status=notifier.report)
+        on_status=notifier.report, go_threads=settings.delivery.go_threads)
 
 
 def transport_gateway(settings: Settings, notifier: Notifier) -> Gateway:

@@ -68,6 +68,7 @@ class Presenter:
         self.rng = rng or random.Random()
         self.listeners: list[SentListener] = []
         self.log: DeliveryLog | None = None  # per-bubble delivery (set by the App)
+        self._planned: dict[str, str] = {}  # reply id → the resumed plan's text
 
     def typing_seconds(self, text: str) -> float:
         if not self.s.enabled:
@@ -106,22 +107,20 @@ class Presenter:
             bubbles = split_bubbles(text, self.s.bubble_chars, self.s.max_bubbles)
             await self._send_all(chat, bubbles, kind)
             return len(bubbles)
-        plan = await self.log.plan(reply_id, chat, split_bubbles(
-            text, self.s.bubble_chars, self.s.max_bubbles), self.clock.now(), phone)
+        bubbles = split_bubbles(text, self.s.bubble_chars, self.s.max_bubbles)
+        plan = await self.log.plan(reply_id, chat, bubbles, self.clock.now(), phone)
+        if [b.text for b in plan] != bubbles:
+            self._planned[reply_id] = "\n\n".join(b.text for b in plan)
         return await self.resume(plan, kind)
 
     async def settle_lines(self, reply_id: str, reply: HasLines) -> None:
         """After a resumed reply, the history keeps what the customer got: the stored
         plan's text replaces a re-asked model's different answer."""
-        if self.log is None:
-            return
-        plan = await self.log.bubbles(reply_id)
-        planned = "\n\n".join(b.text for b in plan)
-        if not planned:
+        planned = self._planned.pop(reply_id, None)
+        if planned is None:
             return
         reply.lines = [replace(m, text=planned) if m.role is Role.AGENT and m.text != planned
-                       and split_bubbles(m.text, self.s.bubble_chars, self.s.max_bubbles)
-                       != [b.text for b in plan] else m for m in reply.lines]
+                       else m for m in reply.lines]
 
     async def resume(self, plan: list[Bubble], kind: str = "reply") -> int:
         """Send the bubbles of a planned reply that have not gone out; returns how many of

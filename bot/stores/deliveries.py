@@ -73,13 +73,17 @@ class DeliveryLog:
         rows = [{"tenant": self.tenant, "reply_id": reply_id, "seq": i, "phone": phone,
                  "chat": chat, "text": text, "state": "pending", "wa_id": "",
                  "created_at": at, "updated_at": at} for i, text in enumerate(bubbles)]
-        async with self.db.begin() as conn:
-            existing = (await conn.execute(select(DELIVERY.c.seq).where(
-                DELIVERY.c.tenant == self.tenant, DELIVERY.c.reply_id == reply_id).limit(1)
-            )).first()
-            if existing is None and rows:
-                await conn.execute(self._insert().on_conflict_do_nothing(
-                    index_elements=["tenant", "reply_id", "seq"]), rows)
+        fresh = True
+        async with self.db.begin() as conn:  # no SELECT for a new reply (the usual case)
+            for row in rows:
+                stmt = self._insert().values(**row).on_conflict_do_nothing(
+                    index_elements=["tenant", "reply_id", "seq"])
+                if not (await conn.execute(stmt)).rowcount:
+                    fresh = False  # planned before: the first row is already there
+                    break
+        if fresh:
+            return [Bubble(reply_id, i, chat, text, "pending", at, phone)
+                    for i, text in enumerate(bubbles)]
         return await self.bubbles(reply_id)
 
     async def bubbles(self, reply_id: str) -> list[Bubble]:
