@@ -46,11 +46,14 @@ def holders(settings: Settings, stores: Stores) -> list[Holder]:
     store (pending jobs and the sent log), which works without a running scheduler, and
     the run log (every model call of their turns)."""
     from bot.followups import privacy_holder
+    from bot.stores.deliveries import DeliveryLog
     from bot.stores.runs import RunStore
 
     runs = RunStore(stores.db)
+    deliveries = DeliveryLog(stores.db, settings.tenant)
     return [privacy_holder(settings.sql_url, stores.db),
-            Holder("runs", runs.export, runs.forget)]
+            Holder("runs", runs.export, runs.forget),
+            Holder("deliveries", deliveries.export, deliveries.forget)]
 
 
 @asynccontextmanager

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Index, Table, Text, UniqueConstraint, select, update
+from sqlalchemy import Index, Table, Text, UniqueConstraint, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
+from bot.models import CustomerKey
 from bot.stores.db import Database, UTCDateTime
 
 
@@ -123,6 +124,19 @@ class DeliveryLog:
             rows = (await conn.execute(stmt.order_by(DELIVERY.c.created_at,
                                                      DELIVERY.c.id))).all()
         return list(dict.fromkeys(str(r[0]) for r in rows))
+
+    async def export(self, key: CustomerKey) -> list[dict[str, Any]]:
+        """Every bubble sent (or meant) to this customer, for `wabot export`."""
+        return [{"reply": b.reply_id, "bubble": b.seq + 1, "text": b.text, "state": b.state,
+                 "at": b.created_at.isoformat()} for b in await self._rows(
+                     select(DELIVERY).where(DELIVERY.c.tenant == key.tenant,
+                                            DELIVERY.c.phone == key.phone)
+                     .order_by(DELIVERY.c.created_at, DELIVERY.c.seq))]
+
+    async def forget(self, key: CustomerKey) -> None:
+        async with self.db.begin() as conn:
+            await conn.execute(delete(DELIVERY).where(DELIVERY.c.tenant == key.tenant,
+                                                      DELIVERY.c.phone == key.phone))
 
     async def _rows(self, stmt: Any) -> list[Bubble]:
         async with self.db.connect() as conn:
