@@ -5,24 +5,16 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Protocol
+from dataclasses import dataclass, field
 
 from loguru import logger
 
 from bot.clock import Clock
 from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered
-from bot.models import MemoryMessage, Role
 from bot.settings import PresenterSettings
-from bot.stores.deliveries import Bubble, DeliveryLog
+from bot.stores.deliveries import FAILED, SENDING, UNDELIVERED, UNKNOWN, DeliveryStore
 
 SentListener = Callable[[str, str, str], None]  # (chat, text, kind)
-
-
-
-class HasLines(Protocol):
-    lines: list[MemoryMessage]
-
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 WHATSAPP_MAX_CHARS = 4096  # WhatsApp takes more, but nobody reads a longer bubble
@@ -59,16 +51,25 @@ def _hard_wrap(text: str) -> list[str]:
     return [text[i:i + WHATSAPP_MAX_CHARS] for i in range(0, len(text), WHATSAPP_MAX_CHARS)]
 
 
+@dataclass(slots=True)
+class Tracked:
+    """A reply whose delivery is recorded bubble by bubble (`bot/stores/deliveries.py`)."""
+
+    phone: str
+    journal_ids: list[str] = field(default_factory=list)
+    row: int | None = None  # the delivery row, once one was needed
+    status: str = ""  # after a failure: UNDELIVERED, UNKNOWN or FAILED
+
+
 class Presenter:
     def __init__(self, gateway: Gateway, clock: Clock, settings: PresenterSettings,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, ledger: DeliveryStore | None = None) -> None:
         self.gateway = gateway
         self.clock = clock
         self.s = settings
         self.rng = rng or random.Random()
         self.listeners: list[SentListener] = []
-        self.log: DeliveryLog | None = None  # per-bubble delivery (set by the App)
-        self._planned: dict[str, str] = {}  # reply id → the resumed plan's text
+        self.ledger = ledger
 
     def typing_seconds(self, text: str) -> float:
         if not self.s.enabled:
@@ -95,85 +96,55 @@ class Presenter:
             logger.debug("presence update failed: {}", exc)
 
     async def deliver(self, chat: str, text: str, kind: str = "reply",
-                      reply_id: str | None = None, phone: str = "") -> int:
+                      track: Tracked | None = None) -> int:
         """Send `text` as bubbles; returns how many were sent. A failed send raises
-        GatewayError (the caller records the turn as failed).
-
-        With a `reply_id` (and a delivery log) each bubble's fate is recorded before the
-        next send, and a reply already planned under that id resumes at its first bubble
-        not sent: its stored bubbles, not `text`, are what the customer already started
-        reading (a restart after a crash between bubbles)."""
-        if self.log is None or reply_id is None:
-            bubbles = split_bubbles(text, self.s.bubble_chars, self.s.max_bubbles)
-            await self._send_all(chat, bubbles, kind)
-            return len(bubbles)
+        GatewayError (the caller records the turn as failed); with `track`, what went out
+        is recorded before each next bubble, and a failure says which bubble it hit."""
         bubbles = split_bubbles(text, self.s.bubble_chars, self.s.max_bubbles)
-        plan = await self.log.plan(reply_id, chat, bubbles, self.clock.now(), phone)
-        if [b.text for b in plan] != bubbles:
-            self._planned[reply_id] = "\n\n".join(b.text for b in plan)
-        return await self.resume(plan, kind)
+        return await self.send_bubbles(chat, bubbles, kind, track)
 
-    async def settle_lines(self, reply_id: str, reply: HasLines) -> None:
-        """After a resumed reply, the history keeps what the customer got: the stored
-        plan's text replaces a re-asked model's different answer."""
-        planned = self._planned.pop(reply_id, None)
-        if planned is None:
-            return
-        reply.lines = [replace(m, text=planned) if m.role is Role.AGENT and m.text != planned
-                       else m for m in reply.lines]
-
-    async def resume(self, plan: list[Bubble], kind: str = "reply") -> int:
-        """Send the bubbles of a planned reply that have not gone out; returns how many of
-        the reply's bubbles are sent in all. A bubble whose fate is unknown (a send timed
-        out) stops the reply: it is never resent, and the bubbles after it are held rather
-        than sent after a gap the customer may not see (DeliveryUnknown is raised)."""
-        assert self.log is not None
-        log = self.log
-        sent = sum(b.state == "sent" for b in plan)
-        todo = [b for b in plan if b.state in ("pending", "undelivered")]
-        blocked = [b for b in plan if b.state in ("unknown", "held")]
-        if blocked:
-            if todo:
-                await log.mark_rest(plan[0].reply_id, todo[0].seq, "held", self.clock.now())
-            raise DeliveryUnknown(f"bubble {blocked[0].seq + 1} of reply {plan[0].reply_id} "
-                                  "may have been delivered: the rest is held")
+    async def send_bubbles(self, chat: str, bubbles: list[str], kind: str = "reply",
+                           track: Tracked | None = None, start: int = 0) -> int:
+        """Send `bubbles[start:]`; returns how many of them went out."""
+        sent = start
         try:
-            for i, b in enumerate(todo):
-                if i and self.s.enabled:
-                    await self.clock.sleep(self.s.between_bubbles_seconds)
-                await self._typing(b.chat, True)
-                await self.clock.sleep(self.typing_seconds(b.text))
-                try:
-                    wa_id = await self.gateway.send_text(b.chat, b.text)
-                except NotDelivered:
-                    await log.mark_rest(b.reply_id, b.seq, "undelivered", self.clock.now())
-                    raise
-                except DeliveryUnknown:
-                    await log.mark(b.reply_id, b.seq, "unknown", self.clock.now())
-                    await log.mark_rest(b.reply_id, b.seq + 1, "held", self.clock.now())
-                    raise
-                except GatewayError:
-                    await log.mark_rest(b.reply_id, b.seq, "failed", self.clock.now())
-                    raise
-                # Recorded before the next send: a crash from here on never repeats it.
-                await log.mark(b.reply_id, b.seq, "sent", self.clock.now(), wa_id)
-                sent += 1
-                for listener in self.listeners:
-                    listener(b.chat, b.text, kind)
-        finally:
-            if todo:
-                await self._typing(todo[0].chat, False)
-        return sent
-
-    async def _send_all(self, chat: str, bubbles: list[str], kind: str) -> None:
-        try:
-            for i, bubble in enumerate(bubbles):
-                if i and self.s.enabled:
+            for i in range(start, len(bubbles)):
+                bubble = bubbles[i]
+                if i > start and self.s.enabled:
                     await self.clock.sleep(self.s.between_bubbles_seconds)
                 await self._typing(chat, True)
                 await self.clock.sleep(self.typing_seconds(bubble))
-                await self.gateway.send_text(chat, bubble)
+                try:
+                    await self.gateway.send_text(chat, bubble)
+                except GatewayError as exc:
+                    await self._failed(track, chat, kind, bubbles, sent, exc)
+                    raise
+                sent = i + 1
                 for listener in self.listeners:
                     listener(chat, bubble, kind)
+                if sent < len(bubbles):  # before the next bubble: a crash resumes there
+                    await self._record(track, chat, kind, bubbles, sent, SENDING)
         finally:
             await self._typing(chat, False)
+        return sent - start
+
+    async def _failed(self, track: Tracked | None, chat: str, kind: str, bubbles: list[str],
+                      sent: int, exc: GatewayError) -> None:
+        if track is None:
+            return
+        # Only a send that provably never left is sent again; a timeout may have reached
+        # WhatsApp, and a refusal would be refused again.
+        track.status = (UNDELIVERED if isinstance(exc, NotDelivered)
+                        else UNKNOWN if isinstance(exc, DeliveryUnknown) else FAILED)
+        await self._record(track, chat, kind, bubbles, sent, track.status, str(exc))
+
+    async def _record(self, track: Tracked | None, chat: str, kind: str, bubbles: list[str],
+                      sent: int, status: str, error: str = "") -> None:
+        if track is None or self.ledger is None:
+            return
+        now = self.clock.now()
+        if track.row is None:
+            track.row = await self.ledger.open(track.phone, chat, kind, bubbles,
+                                               track.journal_ids, sent, status, now, error)
+        else:
+            await self.ledger.progress(track.row, sent, status, now, error)
