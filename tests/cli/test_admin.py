@@ -118,7 +118,7 @@ async def test_status_of_a_running_daemon(env, db_url, tmp_path, openai_server, 
         result = await asyncio.to_thread(wabot, "status")
     assert result.exit_code == 0, result.output
     assert "daemon        running · pid" in result.output
-    assert "whatsapp      connected as +5215500000000" in result.output
+    assert "whatsapp      connected as +52155****0000" in result.output
 
 
 def test_simulation_ops_for_the_owner_and_voice_notes(env, tmp_path, openai_server):
