@@ -47,6 +47,7 @@ from bot.pipeline.takeover import Takeover
 from bot.settings import Settings
 from bot.stores.customers import CustomerStore
 from bot.stores.db import Database
+from bot.stores.identity import Identity, moving_followups
 from bot.stores.memory_base import MemoryStore
 from bot.stores.memory_observed import ObservedMemory
 from bot.stores.runs import RunStore
@@ -180,6 +181,10 @@ class App:
             for tool in self.followups.tools():
                 self.deps.tools.add(tool)
             self.inbox.after_inbound.append(self.followups.on_inbound)
+        self.identity = Identity(s.tenant, self.customers, self.memory, busy=self.inbox.busy,
+                                 dropped=self.registry.drop)  # LID customers → phone numbers
+        if self.followups is not None:
+            self.identity.rekeyers.append(moving_followups(self.followups))
         self.events = Events()
         self.alerts = Alerts(s.alerts, self.events, gateway, self.clock)
         # ── knowledge: catalog and document search, media sends ──
@@ -382,6 +387,10 @@ class App:
         return customer.phone.removeprefix("+")
 
     async def _on_inbound(self, msg: InboundMessage) -> None:
+        try:  # a LID customer whose number this message names becomes that customer
+            await self.identity.observe(msg)
+        except Exception:  # merged on a later message or start; the message goes on
+            logger.opt(exception=True).warning("merging a LID customer failed")
         if getattr(self.gateway, "redelivers", False):
             # The Cloud API webhook answers non-2xx when this raises and Meta delivers the
             # message again: nothing to hold in memory.
@@ -419,6 +428,7 @@ class App:
             log_report(await self.library.sync())
             self.spawn(reindex_on(self.library, self.reindex), "knowledge")
         await self._start_console()  # before WhatsApp: the page says why it is not connected
+        await self.identity.start()
         self.gateway.on_message(self._on_inbound)
         self.gateway.lid_directory = self._phone_for_lid
         await self.gateway.start()
