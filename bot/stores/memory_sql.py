@@ -325,7 +325,9 @@ class SqlMemoryStore(MemoryStore):
                 PROFILES.c.tenant == old.tenant,
                 PROFILES.c.phone.in_([old.phone, new.phone])))).all()}
             if old.phone in rows:
-                await conn.execute(delete(PROFILES).where(_customer(PROFILES, old)))
+                await conn.execute(delete(PROFILES).where(
+                    PROFILES.c.tenant == old.tenant,
+                    PROFILES.c.phone.in_([old.phone, new.phone])))
                 await conn.execute(self._insert(PROFILES).values(
                     tenant=new.tenant, phone=new.phone, updated_at=datetime.now(UTC),
                     **_joined(rows[old.phone], rows.get(new.phone), firsts[old.phone],
@@ -336,15 +338,12 @@ def _joined(was: Any, now: Any, first_was: int | None, first_now: int | None,
             ) -> dict[str, Any]:
     """A merged profile: `now`'s facts win, the summaries joined, and `summarized_upto`
     never hiding a line no summary covers (lines at or below it leave the window)."""
-    sides = [(was, first_was), (now, first_now)] if now is not None else [(was, first_was)]
-    if now is None and first_now is not None:
-        sides.append((None, first_now))
+    sides = [(was, first_was), (now, first_now)]  # `now` None: lines without a profile
     upto: int | None = None
     for row, first in sides:
         covered = row.summarized_upto if row is not None and row.summary else None
         bound = covered if covered is not None else (None if first is None else first - 1)
-        if bound is not None:
-            upto = bound if upto is None else min(upto, bound)
+        upto = bound if upto is None else upto if bound is None else min(upto, bound)
     summary = "\n\n".join(r.summary for r, _ in sides if r is not None and r.summary)
     facts = {**was.facts, **(now.facts if now is not None else {})}
     return {"summary": summary, "summarized_upto": max(upto or 0, 0), "facts": facts}
