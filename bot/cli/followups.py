@@ -67,10 +67,10 @@ def _sending_time(settings: Settings) -> Callable[[datetime], tuple[datetime, tz
 
 
 def _phone(text: str) -> str:
-    from bot.phones import PhoneError, parse_typed
+    from bot.phones import PhoneError, parse_customer
 
     try:
-        return parse_typed(text)
+        return parse_customer(text)
     except PhoneError as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
 

@@ -91,10 +91,10 @@ def _run(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
 
 
 def customer_key(settings: Settings, phone: str) -> CustomerKey:
-    from bot.phones import PhoneError, parse_typed
+    from bot.phones import PhoneError, parse_customer
 
     try:
-        return CustomerKey(settings.tenant, parse_typed(phone))
+        return CustomerKey(settings.tenant, parse_customer(phone))
     except PhoneError as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
 
