@@ -44,6 +44,8 @@ def receipts_by_sender(batch: list[InboundMessage]) -> dict[str, list[str]]:
     DMs it is ignored, so a DM batch is one call."""
     senders: dict[str, list[str]] = {}
     for m in batch:
-        group = m.chat_jid.endswith("@g.us")
+        group = (m.chat_jid or m.chat).endswith("@g.us")
+        if group and not m.sender_jid:
+            continue  # read back from the journal, which keeps no sender: no wrong receipt
         senders.setdefault(m.sender_jid if group else "", []).append(m.msg_id)
     return senders

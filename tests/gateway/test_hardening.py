@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from neonize.aioze.events import ConnectedEv, KeepAliveTimeoutEv, MessageEv
 from neonize.exc import SendMessageError
@@ -202,3 +203,16 @@ async def test_a_group_receipt_named_the_group_instead_of_the_sender(
     assert ids == (msg.msg_id,)
     assert (read["chat"].User, read["chat"].Server) == (GROUP, "g.us")
     assert (read["sender"].User, read["sender"].Server) == (CUSTOMER_LID, "lid")  # participant
+
+
+def test_a_group_message_read_back_from_the_journal_got_a_receipt_naming_the_group() -> None:
+    journaled = InboundMessage(tenant="t", phone=f"g:{GROUP}", msg_id="G1", chat=f"{GROUP}@g.us",
+                               timestamp=datetime(2026, 1, 5, tzinfo=UTC))  # no sender kept
+    live = InboundMessage(tenant="t", phone=f"g:{GROUP}", msg_id="G2", chat=f"{GROUP}@g.us",
+                          timestamp=datetime(2026, 1, 5, tzinfo=UTC), chat_jid=f"{GROUP}@g.us",
+                          sender_jid=f"{CUSTOMER}@s.whatsapp.net")
+    dm = InboundMessage(tenant="t", phone="+1", msg_id="D1", chat="1@s.whatsapp.net",
+                        timestamp=datetime(2026, 1, 5, tzinfo=UTC))
+
+    assert receipts_by_sender([journaled, live]) == {f"{CUSTOMER}@s.whatsapp.net": ["G2"]}
+    assert receipts_by_sender([dm]) == {"": ["D1"]}

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
+from bot.stores.customers import Contact, CustomerStore
+from bot.stores.db import Database
 from bot.stores.memory_base import Fact, MemoryStore, StageChange
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -47,3 +49,21 @@ async def test_rekey_keeps_a_line_both_customers_hold_once(memory: MemoryStore,
     await memory.rekey(old, new)
 
     assert [m.msg_id for m in await memory.recent(new, 10)] == ["L1", "P1"]
+
+
+async def test_a_lid_both_customers_hold_before_the_merge_finds_the_phone_customer(
+    db_url: str, tenant: str,
+) -> None:
+    db = Database(db_url)
+    await db.create_all()
+    store = CustomerStore(db)
+    lid = "204060801234567@lid"
+    try:
+        await store.touch(CustomerKey(tenant, "lid:204060801234567"), Contact(lid=lid), T0)
+        await store.touch(CustomerKey(tenant, "+5215512345678"), Contact(lid=lid), T0)
+
+        found = await store.find_by_lid(tenant, lid)  # WhatsApp's map forgot the LID
+
+        assert found is not None and found.phone == "+5215512345678"
+    finally:
+        await db.close()
