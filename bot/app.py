@@ -428,7 +428,6 @@ class App:
             log_report(await self.library.sync())
             self.spawn(reindex_on(self.library, self.reindex), "knowledge")
         await self._start_console()  # before WhatsApp: the page says why it is not connected
-        await self.identity.start()
         self.gateway.on_message(self._on_inbound)
         self.gateway.lid_directory = self._phone_for_lid
         await self.gateway.start()
@@ -443,6 +442,7 @@ class App:
             await self._catch_up()
         if self.followups is not None:
             await self.followups.start()
+        await self.identity.start()  # after follow-ups: a merge moves their jobs
         self.spawn(self.registry.run_sweeper(self.settings.agents.sweep_seconds), "sweeper")
         if self.monitor is not None:
             self.spawn(self.monitor.run(), "heartbeat")

@@ -78,7 +78,7 @@ class Identity:
         async with self.customers.db.connect() as conn:
             rows = (await conn.execute(select(c.phone, c.lid).where(
                 c.tenant == self.tenant, c.phone.startswith(LID_PREFIX)))).all()
-        self._lids = {r.lid or r.phone.removeprefix(LID_PREFIX) + "@lid" for r in rows}
+        self._lids |= {r.lid or r.phone.removeprefix(LID_PREFIX) + "@lid" for r in rows}
         merged = 0
         for lid in list(self._lids):
             found = await self._phone_customer(lid)
