@@ -106,8 +106,8 @@ class Identity:
     async def _merge_if_idle(self, lid: str, phone: str) -> int:
         old = CustomerKey(self.tenant, lid_customer(lid))
         new = CustomerKey(self.tenant, phone)
-        if self.busy(old):
-            logger.bind(customer=mask(phone)).info("LID customer busy: merged later")
+        if self.busy(old) or self.busy(new):  # a turn would write to a half-moved customer
+            logger.bind(customer=mask(phone)).info("LID customer in a turn: merged later")
             return 0
         await self.merge(old, new, lid)
         self._lids.discard(lid)
