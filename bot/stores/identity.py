@@ -5,7 +5,7 @@ whatsmeow's LID map (store/sqlstore/lidmap.go GetPNForLID) has no entry until a 
 carries both (MessageSource.SenderAlt) or a usync answer fills it. Until then the customer
 lives under `lid:<digits>` (`bot.phones.lid_customer`). When an event first names both the
 phone and that LID, `Identity.observe` merges the LID customer into the phone customer:
-row, journal, usage and run log in one transaction; memory through `MemoryStore.rekey`;
+row, journal, usage, run log and pending deliveries in one transaction; memory through `MemoryStore.rekey`;
 anything else (follow-up jobs) through the `Rekeyer` hooks the App adds.
 """
 
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.models import CustomerKey, InboundMessage, Stage
 from bot.phones import LID_PREFIX, is_lid_customer, lid_customer, mask
 from bot.stores.customers import CUSTOMERS, JOURNAL, USAGE, CustomerStore, _insert
+from bot.stores.deliveries import DELIVERIES
 from bot.stores.memory_base import MemoryStore
 from bot.stores.runs import RUNS
 
@@ -143,11 +144,13 @@ async def _merge_rows(conn: AsyncConnection, store: CustomerStore, old: Customer
         await conn.execute(update(CUSTOMERS).where(c.id == now["id"]).values(
             **_combined(was, now, lid)))
         await conn.execute(delete(CUSTOMERS).where(c.id == was["id"]))
-    j, u, r = JOURNAL.c, USAGE.c, RUNS.c
+    j, u = JOURNAL.c, USAGE.c
     await conn.execute(update(JOURNAL).where(j.tenant == old.tenant, j.phone == old.phone)
                        .values(phone=new.phone))
-    await conn.execute(update(RUNS).where(r.tenant == old.tenant, r.phone == old.phone)
-                       .values(phone=new.phone))
+    for table in (RUNS, DELIVERIES):  # replies still to deliver keep their chat address
+        await conn.execute(update(table).where(table.c.tenant == old.tenant,
+                                               table.c.phone == old.phone)
+                           .values(phone=new.phone))
     days = (await conn.execute(select(USAGE).where(
         u.tenant == old.tenant, u.phone == old.phone))).mappings().all()
     for day in days:  # one row per customer and day: counts are added, not moved
