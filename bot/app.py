@@ -51,6 +51,7 @@ from bot.settings import Settings
 from bot.stores.customers import CustomerStore
 from bot.stores.db import Database
 from bot.stores.deliveries import DeliveryStore
+from bot.stores.identity import Identity, moving_followups
 from bot.stores.memory_base import MemoryStore
 from bot.stores.memory_observed import ObservedMemory
 from bot.stores.runs import RunStore
@@ -193,6 +194,10 @@ class App:
             self.inbox.after_inbound.append(self.followups.on_inbound)
             # The Cloud API's 24-hour window is checked before the model writes a follow-up.
             self.followups.policy.reachable = getattr(gateway, "may_write_first", None)
+        self.identity = Identity(s.tenant, self.customers, self.memory, busy=self.inbox.busy,
+                                 dropped=self.registry.drop)  # LID customers → phone numbers
+        if self.followups is not None:
+            self.identity.rekeyers.append(moving_followups(self.followups))
         self.events = Events()
         self.alerts = Alerts(s.alerts, self.events, gateway, self.clock)
         connected = getattr(gateway, "connected", None)
@@ -407,6 +412,10 @@ class App:
         return customer.phone.removeprefix("+")
 
     async def _on_inbound(self, msg: InboundMessage) -> None:
+        try:  # a LID customer whose number this message names becomes that customer
+            await self.identity.observe(msg)
+        except Exception:  # merged on a later message or start; the message goes on
+            logger.opt(exception=True).warning("merging a LID customer failed")
         if getattr(self.gateway, "redelivers", False):
             # The Cloud API webhook answers non-2xx when this raises and Meta delivers the
             # message again: nothing to hold in memory.
@@ -461,6 +470,7 @@ class App:
             await self._catch_up()
         if self.followups is not None:
             await self.followups.start()
+        await self.identity.start()  # after follow-ups: a merge moves their jobs
         self.spawn(self.registry.run_sweeper(self.settings.agents.sweep_seconds), "sweeper")
         if self.monitor is not None:
             self.spawn(self.monitor.run(), "heartbeat")

@@ -69,6 +69,11 @@ class InboundMessage:
     lid: str = ""  # the customer's WhatsApp LID, when WhatsApp told us one
     caption: str = ""
     media: object | None = field(default=None, repr=False)  # transport handle for downloads
+    # The JIDs WhatsApp itself used (`user@server`, no device), possibly `…@lid`: whatsmeow
+    # rewrites a phone JID to the LID only inside SendMessage (send.go), so read receipts,
+    # typing and revokes must go to these. `sender_jid` is the participant in groups.
+    chat_jid: str = ""
+    sender_jid: str = ""
 
     @property
     def key(self) -> CustomerKey:

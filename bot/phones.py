@@ -43,6 +43,56 @@ def is_lid_customer(phone: str) -> bool:
     return phone.startswith(LID_PREFIX)
 
 
+GROUP_PREFIX = "g:"
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def group_customer(group_user: str) -> str:
+    """The conversation key of a WhatsApp group (`g:<id>`), when groups are enabled.
+
+    A group is its own conversation, never one of its members: their DMs and the group's
+    messages must not share a batch, a turn or a reply address, nor the DM's memory reach
+    the group. Keys are stored in 20-character columns: a legacy `<creator>-<time>` id is
+    written in base 36 (`g:<b36>-<b36>`) to fit; `group_jid` reverses both forms.
+    """
+    user = group_user.split("@", 1)[0]
+    if len(GROUP_PREFIX + user) > 20 and re.fullmatch(r"\d+-\d+", user):
+        user = "-".join(_to_b36(int(part)) for part in user.split("-"))
+    return GROUP_PREFIX + user
+
+
+def group_jid(key: str) -> str:
+    """The group JID (`<id>@g.us`) of a `g:` conversation key."""
+    user = key.removeprefix(GROUP_PREFIX)
+    if "-" in user and not user.replace("-", "").isdigit():
+        user = "-".join(str(int(part, 36)) for part in user.split("-"))
+    return f"{user}@g.us"
+
+
+def is_group_customer(phone: str) -> bool:
+    return phone.startswith(GROUP_PREFIX)
+
+
+def _to_b36(n: int) -> str:
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = _B36[r] + out
+        if not n:
+            return out
+
+
+def parse_customer(text: str, default_region: str | None = None) -> str:
+    """A customer key typed by the owner (CLI, console): a phone number, or a key wabot
+    shows for customers without one (`lid:<digits>`, `g:<group>`)."""
+    raw = text.strip()
+    if raw.lower().startswith(LID_PREFIX) and raw[len(LID_PREFIX):].isdigit():
+        return LID_PREFIX + raw[len(LID_PREFIX):]
+    if raw.lower().startswith(GROUP_PREFIX) and len(raw) > len(GROUP_PREFIX):
+        return GROUP_PREFIX + raw[len(GROUP_PREFIX):]
+    return parse_typed(text, default_region)
+
+
 def parse_typed(text: str, default_region: str | None = None) -> str:
     """E.164 for a number a person typed (`+52 1 55 1234 5678`, `(555) 010-9999`).
 

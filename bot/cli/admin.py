@@ -25,8 +25,9 @@ EXIT_NOT_RUNNING = 3  # as `systemctl status` for a stopped unit
 EXIT_UNAVAILABLE = 69
 T = TypeVar("T")
 
-PhoneArg = Annotated[str, typer.Argument(help="The customer's number, E.164 (+52 1 55 …).",
-                                         show_default=False)]
+PhoneArg = Annotated[str, typer.Argument(
+    help="The customer's number, E.164 (+52 1 55 …), or lid:<digits> / g:<group>.",
+    show_default=False)]
 def _key(settings: Settings, phone: str) -> CustomerKey:
     from bot.cli.resolve import customer_key
 

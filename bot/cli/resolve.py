@@ -15,7 +15,7 @@ import typer
 
 from bot.cli.common import fail
 from bot.models import CustomerKey
-from bot.phones import PhoneError, parse_typed, whatsapp_forms
+from bot.phones import PhoneError, parse_customer, whatsapp_forms
 from bot.settings import Settings
 
 EXIT_BAD_INPUT = 2
@@ -24,7 +24,7 @@ EXIT_BAD_INPUT = 2
 def typed_phone(text: str) -> str:
     """E.164 for a typed number, or exit 2 with the reason (`+0000000`, `x12`, `٥٥…`)."""
     try:
-        return parse_typed(text)
+        return parse_customer(text)  # or a `lid:<digits>` / `g:<group>` key
     except PhoneError as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
 
@@ -32,6 +32,8 @@ def typed_phone(text: str) -> str:
 def customer_key(settings: Settings, text: str) -> CustomerKey:
     """The key of the existing customer `text` means, else of the number as typed."""
     phone = typed_phone(text)
+    if not phone.startswith("+"):  # a key wabot showed: nothing else it could be
+        return CustomerKey(settings.tenant, phone)
     forms = whatsapp_forms(phone)
     found = _existing(settings, forms) if len(forms) > 1 else []
     if not found or phone in found:

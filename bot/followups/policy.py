@@ -20,6 +20,7 @@ from bot.business import Business
 from bot.followups.store import AGENT, COUNTED, SENT, FollowUp
 from bot.followups.timing import next_slot, sending_hours
 from bot.models import CustomerKey
+from bot.phones import is_group_customer
 from bot.settings import FollowUpRule, FollowUpSettings
 from bot.stores.customers import CustomerStore
 from bot.stores.memory_base import MemoryStore
@@ -70,6 +71,8 @@ class Policy:
             return Verdict("drop", "the customer opted out")
         rule = self.rules.get(fu.kind)
         if fu.kind != AGENT:
+            if is_group_customer(fu.phone):  # nudging a group unasked is how numbers get banned
+                return Verdict("drop", "lifecycle rules do not message groups")
             if rule is None:
                 return Verdict("drop", f"rule {fu.kind!r} is no longer configured")
             if customer.stage != rule.stage:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.models import InboundMessage
+from bot.phones import group_jid, is_group_customer
 
 InboundHandler = Callable[[InboundMessage], Awaitable[None]]
 # A LID (`digits@lid`) → the phone JID user our own customer store knows for it, or None.
@@ -99,9 +100,11 @@ class Gateway(ABC):
 
     def chat_for(self, phone: str) -> str:
         """The transport address of a customer's chat, from their E.164 number (or the
-        `lid:<digits>` key of a customer known only by LID)."""
+        `lid:<digits>` key of a customer known only by LID, or a group's `g:` key)."""
         if phone.startswith("lid:"):
             return phone.removeprefix("lid:") + "@lid"
+        if is_group_customer(phone):
+            return group_jid(phone)
         return phone.removeprefix("+") + "@s.whatsapp.net"
 
     async def download(self, message: InboundMessage, max_bytes: int) -> bytes:

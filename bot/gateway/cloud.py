@@ -122,6 +122,8 @@ class CloudGateway(Gateway):
             await asyncio.gather(*self._recording)
 
     def chat_for(self, phone: str) -> str:
+        if not phone.startswith("+"):  # `lid:…`/`g:…` from WhatsApp Web: no wa_id to use
+            raise GatewayError(f"{mask(phone)} has no phone number the Cloud API can reach")
         return phone.removeprefix("+")  # the Cloud API addresses chats by wa_id (digits)
 
     async def dispatch(self, message: InboundMessage) -> None:

@@ -20,6 +20,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ReceiptType
 
 from bot.clock import Clock
+from bot.gateway.addresses import RawChats
 from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered, OutboundMedia
 from bot.gateway.connection import Connection, GatewayExit
 from bot.gateway.goclient import (
@@ -125,6 +126,7 @@ class NeonizeGateway(Gateway):
         self._sent_ids: OrderedDict[str, None] = OrderedDict()
         self._events = OrderedEvents(self._handle_event)
         self._composing: set[str] = set()
+        self.raw_chat = RawChats()  # receipts, typing and revokes go where WhatsApp wrote
         self._go_threads = go_threads
         self._threads: GoThreads | None = None
         self.presence = Presence()
@@ -234,6 +236,7 @@ class NeonizeGateway(Gateway):
             logger.bind(msg_id=result.msg_id).warning(
                 "no phone number known for {}: kept and answered under the LID",
                 mask_address(result.lid))
+        self.raw_chat.learn(result)
         await self.dispatch(result)
 
     # ── outbound ───────────────────────────────────────────────────────────────────────
@@ -300,13 +303,13 @@ class NeonizeGateway(Gateway):
         """Delete a message for everyone: the owner's `#bot` commands typed on the business
         phone. They were sent from our own number, so we are the sender."""
         me = await self.go_call("read our own WhatsApp id", lambda c: c.get_me())
-        await self.go_call(f"delete a message in {mask_address(chat)}",
-                           lambda c: c.revoke_message(parse_jid(chat), me.JID, msg_id))
+        await self.go_call(f"delete a message in {mask_address(chat)}", lambda c: c.revoke_message(
+            parse_jid(self.raw_chat(chat)), me.JID, msg_id))
 
     async def mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None:
         if not msg_ids:
             return
-        chat_jid = parse_jid(chat)
+        chat_jid = parse_jid(self.raw_chat(chat))  # receipt.go MarkRead: sender for groups
         await self.go_call(
             f"mark {len(msg_ids)} message(s) read in {mask_address(chat)}",
             lambda c: c.mark_read(*msg_ids, chat=chat_jid,
@@ -324,7 +327,7 @@ class NeonizeGateway(Gateway):
         try:
             await self.go_call(
                 f"show {'typing' if typing else 'paused'} in {mask_address(chat)}",
-                lambda c: c.send_chat_presence(parse_jid(chat), state,
+                lambda c: c.send_chat_presence(parse_jid(self.raw_chat(chat)), state,
                                                ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT))
         finally:
             if not typing:

@@ -20,7 +20,14 @@ from neonize.utils.jid import build_jid
 from bot.clock import plausible
 from bot.gateway.base import GatewayError
 from bot.models import InboundMessage, MessageKind
-from bot.phones import PhoneError, from_whatsapp, is_lid_customer, lid_customer, mask
+from bot.phones import (
+    PhoneError,
+    from_whatsapp,
+    group_customer,
+    is_lid_customer,
+    lid_customer,
+    mask,
+)
 
 PHONE_SERVERS = frozenset({"s.whatsapp.net", "hosted"})
 LID_SERVERS = frozenset({"lid", "hosted.lid"})
@@ -115,22 +122,25 @@ async def normalize_event(ev: Any, ctx: NormalizeContext) -> InboundMessage | Dr
     content = _classify(_unwrap(ev.Message))
     if isinstance(content, Dropped):
         return content
-    # The owner typing on the phone: Sender is us, the customer is the chat.
-    party = chat if source.IsFromMe or not source.Sender.User else source.Sender
-    alt = source.RecipientAlt if source.IsFromMe else source.SenderAlt
-    who = await _customer(party, alt, ctx)
-    if isinstance(who, Dropped):
-        return who
-    phone, lid = who
-    if source.IsFromMe and phone.removeprefix("+") == ctx.own_user:
-        return Dropped(DropReason.SELF_CHAT)
-    in_group = chat.Server == "g.us"
-    if in_group:
-        address = jid_str(chat)
-    elif is_lid_customer(phone):
-        address = lid  # answered by LID until the phone number is known
+    sender = jid_str(source.Sender) if source.Sender.User else jid_str(chat)
+    raw_chat = jid_str(chat)
+    if chat.Server == "g.us" or source.IsGroup:
+        # The group is the conversation (see `bot.phones.group_customer`); the sender is
+        # only the receipt's participant (whatsmeow receipt.go MarkRead: "must be set in
+        # group chats"). Its name is not the group's.
+        phone, lid, address, push_name = group_customer(chat.User), "", raw_chat, ""
     else:
-        address = phone.removeprefix("+") + "@s.whatsapp.net"
+        who = await _party(source, ctx)
+        if isinstance(who, Dropped):
+            return who
+        phone, lid = who
+        if source.IsFromMe and phone.removeprefix("+") == ctx.own_user:
+            return Dropped(DropReason.SELF_CHAT)
+        if chat.Server == "broadcast":  # answered in the DM, so read and typed there too
+            raw_chat = sender
+        # answered by LID until the phone number is known
+        address = lid if is_lid_customer(phone) else phone.removeprefix("+") + "@s.whatsapp.net"
+        push_name = "" if source.IsFromMe else info.Pushname  # from us, it is our own name
     return InboundMessage(
         tenant=ctx.tenant,
         phone=phone,
@@ -139,12 +149,21 @@ async def normalize_event(ev: Any, ctx: NormalizeContext) -> InboundMessage | Dr
         text=content.text,
         kind=content.kind,
         chat=address,
-        push_name="" if source.IsFromMe else info.Pushname,  # from us, it is our own name
+        push_name=push_name,
         from_owner=source.IsFromMe,
         lid=lid,
         caption=content.caption,
         media=content.media,
+        chat_jid=raw_chat,
+        sender_jid=sender,
     )
+
+
+async def _party(source: Any, ctx: NormalizeContext) -> tuple[str, str] | Dropped:
+    # The owner typing on the phone: Sender is us, the customer is the chat.
+    party = source.Chat if source.IsFromMe or not source.Sender.User else source.Sender
+    alt = source.RecipientAlt if source.IsFromMe else source.SenderAlt
+    return await _customer(party, alt, ctx)
 
 
 def _route(source: Any, ctx: NormalizeContext) -> Dropped | None:

@@ -53,6 +53,8 @@ JOURNAL_FORMAT = "{level} | {name} | {message}"
 _JID = re.compile(
     r"(?<![^\W_])(\d{5,20})(?:\.\d+)?(?::\d+)?@(s\.whatsapp\.net|c\.us|lid|hosted(?:\.lid)?)\b"
 )
+# The key of a customer known only by LID (`bot.phones.lid_customer`).
+_LID_KEY = re.compile(r"(?<![^\W_])lid:\d{5,20}(?![^\W_])")
 # 8 to 15 digits (E.164 allows 15), optionally with '+', standing alone: '_', '/', ':', '@'
 # and spaces are boundaries; letters and digits are not, so a message id (3EB0C767D26A1B2C)
 # or a longer digit run is left alone. Not the digits of a decimal (1732150000.25), nor a
@@ -83,6 +85,7 @@ def mask_text(text: str) -> str:
     text = _ASSIGNED_SECRET.sub(r"\1***", text)
     text = _URL_PASSWORD.sub(r"\1***\2", text)
     text = _JID.sub(_mask_jid, text)
+    text = _LID_KEY.sub(lambda m: mask(m.group()), text)  # an opaque id: no '+' added
     text = _SPACED.sub(_mask_spaced, text)
     return _NUMBER.sub(lambda m: mask("+" + m.group().lstrip("+")), text)
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.agents.agent import Turn
 from bot.agents.registry import AgentRegistry
 from bot.clock import EPOCH, Clock
+from bot.gateway.addresses import receipts_by_sender
 from bot.gateway.base import GatewayError
 from bot.models import CustomerKey, InboundMessage, MessageKind, Role
 from bot.phones import mask
@@ -206,6 +207,10 @@ class Inbox:
             logger.info("recovering {} unanswered message(s) from the journal", len(pending))
         return len(pending)
 
+    def busy(self, key: CustomerKey) -> bool:
+        """Whether the chat has a turn queued or running."""
+        return key in self._chats
+
     def has_pending(self, key: CustomerKey) -> bool:
         """Whether a message of this chat is waiting for a turn that has not started yet
         (a new message joins that turn instead of starting one)."""
@@ -284,7 +289,8 @@ class Inbox:
             lines = [Turn(await self._text_of(m), m.msg_id, m.timestamp) for m in batch]
             contact = Contact(name=last.push_name, wa_jid=last.chat, lid=last.lid)
             async with self.registry.use(key) as agent:
-                await self.presenter.mark_read(chat_addr, ids)
+                for sender, read in receipts_by_sender(batch).items():
+                    await self.presenter.mark_read(chat_addr, read, sender)
                 now = self.clock.now()
                 lines, flood = await fit_flood(agent, lines)
                 reply = await agent.handle(lines, contact, now,

@@ -232,8 +232,10 @@ class CustomerStore:
             listener(key, values)
 
     async def find_by_lid(self, tenant: str, lid: str) -> Customer | None:
+        # Until they are merged, the `lid:` customer and the phone customer share the LID.
         found = await self._select(select(CUSTOMERS).where(
-            CUSTOMERS.c.tenant == tenant, CUSTOMERS.c.lid == lid).limit(1))
+            CUSTOMERS.c.tenant == tenant, CUSTOMERS.c.lid == lid)
+            .order_by(CUSTOMERS.c.phone.startswith("lid:")).limit(1))
         return found[0] if found else None
 
     async def _update(self, key: CustomerKey, **values: Any) -> bool:

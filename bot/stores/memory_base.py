@@ -9,7 +9,7 @@ never reachable through another's key.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -110,6 +110,31 @@ class MemoryStore(ABC):
     @abstractmethod
     async def forget(self, key: CustomerKey) -> None:
         """Erase everything held for this customer."""
+
+    async def rekey(self, old: CustomerKey, new: CustomerKey) -> None:
+        """Move `old`'s memory to `new` (a LID customer whose number became known).
+
+        This default goes through the contract: `old`'s lines are appended after `new`'s
+        (new seqs; a line whose msg_id `new` already holds is kept once), facts `new` lacks
+        are added, stages appended, the summary kept when `new` had none; then `old` is
+        forgotten. Not one transaction: run again after a crash, agent lines (no msg_id)
+        could repeat. Backends that can do better in one transaction override it.
+        """
+        total = await self.count(old)
+        lines = await self.oldest(old, 0, total) if total else []
+        had = await self.count(new)
+        moved = await self.append(new, [replace(m, seq=0) for m in lines])
+        was, now = await self.profile(old), await self.profile(new, with_stages=False)
+        await self.merge_facts(new, [f for k, f in was.facts.items() if k not in now.facts])
+        for change in was.stages:
+            await self.add_stage_change(new, change)
+        if was.summary and not now.summary:
+            # The summary covers old lines up to summarized_upto: the same lines' new seqs,
+            # unless `new` had lines of its own (then nothing is hidden from the window).
+            upto = max((n.seq for m, n in zip(lines, moved, strict=False)
+                        if m.seq <= was.summarized_upto), default=0) if not had else 0
+            await self.save_summary(new, was.summary, upto)
+        await self.forget(old)
 
     async def window(self, key: CustomerKey, token_budget: int, after_seq: int = 0,
                      page: int = 200) -> list[MemoryMessage]:

@@ -71,5 +71,11 @@ class ObservedMemory(MemoryStore):
         for listener in self.listeners:
             listener.forgotten(key)
 
+    async def rekey(self, old: CustomerKey, new: CustomerKey) -> None:
+        await self.inner.rekey(old, new)
+        for listener in self.listeners:  # both changed outside the listeners' view
+            listener.forgotten(old)
+            listener.forgotten(new)
+
     async def export(self, key: CustomerKey) -> dict[str, Any]:
         return await self.inner.export(key)

@@ -305,3 +305,45 @@ class SqlMemoryStore(MemoryStore):
             await self._lock_customer(conn, key)  # an append in flight lands before, not after
             for table in TABLES:
                 await conn.execute(delete(table).where(_customer(table, key)))
+
+    async def rekey(self, old: CustomerKey, new: CustomerKey) -> None:
+        """One transaction: rows change hands, keeping their seqs, so the merged history
+        interleaves in the order it happened. A line `new` already holds is kept once."""
+        m = MESSAGES.c
+        async with self._db.begin() as conn:
+            for key in sorted((old, new), key=str):
+                await self._lock_customer(conn, key)
+            firsts = {k.phone: (await conn.execute(select(func.min(m.id)).where(
+                _customer(MESSAGES, k)))).scalar_one() for k in (old, new)}
+            held = select(m.msg_id).where(_customer(MESSAGES, new), m.msg_id.is_not(None))
+            await conn.execute(delete(MESSAGES).where(_customer(MESSAGES, old),
+                                                      m.msg_id.in_(held)))
+            for table in (MESSAGES, STAGES):
+                await conn.execute(table.update().where(_customer(table, old))
+                                   .values(phone=new.phone))
+            rows = {r.phone: r for r in (await conn.execute(select(PROFILES).where(
+                PROFILES.c.tenant == old.tenant,
+                PROFILES.c.phone.in_([old.phone, new.phone])))).all()}
+            if old.phone in rows:
+                await conn.execute(delete(PROFILES).where(
+                    PROFILES.c.tenant == old.tenant,
+                    PROFILES.c.phone.in_([old.phone, new.phone])))
+                await conn.execute(self._insert(PROFILES).values(
+                    tenant=new.tenant, phone=new.phone, updated_at=datetime.now(UTC),
+                    **_joined(rows[old.phone], rows.get(new.phone), firsts[old.phone],
+                             firsts[new.phone])))
+
+
+def _joined(was: Any, now: Any, first_was: int | None, first_now: int | None,
+            ) -> dict[str, Any]:
+    """A merged profile: `now`'s facts win, the summaries joined, and `summarized_upto`
+    never hiding a line no summary covers (lines at or below it leave the window)."""
+    sides = [(was, first_was), (now, first_now)]  # `now` None: lines without a profile
+    upto: int | None = None
+    for row, first in sides:
+        covered = row.summarized_upto if row is not None and row.summary else None
+        bound = covered if covered is not None else (None if first is None else first - 1)
+        upto = bound if upto is None else upto if bound is None else min(upto, bound)
+    summary = "\n\n".join(r.summary for r, _ in sides if r is not None and r.summary)
+    facts = {**was.facts, **(now.facts if now is not None else {})}
+    return {"summary": summary, "summarized_upto": max(upto or 0, 0), "facts": facts}

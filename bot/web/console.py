@@ -19,7 +19,7 @@ from bot.events.outbox import Outbox
 from bot.followups.ports import Scheduling
 from bot.gateway.base import Gateway, GatewayError
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
-from bot.phones import PhoneError, parse_typed
+from bot.phones import PhoneError, parse_customer
 from bot.pipeline.takeover import FOREVER, is_paused, pause, pause_text, resume
 from bot.settings import Settings
 from bot.stores.customers import CUSTOMERS, Customer, CustomerStore
@@ -45,7 +45,7 @@ def phone_of(text: str) -> str:
     if raw.isdigit():
         raw = "+" + raw
     try:
-        return parse_typed(raw)
+        return parse_customer(raw)  # `lid:<digits>`, `g:<group>`: customers with no number
     except PhoneError as exc:
         raise BadRequest(f"{text!r} is not a phone number: use E.164 (+5215512345678) "
                          "or its digits") from exc

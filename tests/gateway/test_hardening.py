@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from neonize.aioze.events import ConnectedEv, KeepAliveTimeoutEv, MessageEv
 from neonize.exc import SendMessageError
 from neonize.proto.Neonize_pb2 import Device
 
+from bot.gateway.addresses import receipts_by_sender
 from bot.gateway.neonize import GatewayExit, NeonizeGateway
 from bot.models import InboundMessage
 from tests.gateway.builders import (
     BUSINESS,
     CUSTOMER,
     CUSTOMER_LID,
+    GROUP,
     StandInClient,
     StandInFactory,
     event,
@@ -145,3 +148,71 @@ async def test_replies_went_out_while_inactive_and_stayed_available_forever(
                      "send_chat_presence", "send_presence"]
     states = [args[0].name for args, _ in client.called("send_presence")]
     assert states == ["AVAILABLE", "UNAVAILABLE"]
+
+
+async def test_typing_and_revoke_went_to_the_phone_jid_while_the_chat_used_a_lid(
+    running: tuple[NeonizeGateway, StandInClient],
+) -> None:
+    gateway, client = running
+    await client.fire(ConnectedEv, ConnectedEv(status=True))
+    received: list[InboundMessage] = []
+
+    async def handle(message: InboundMessage) -> None:
+        received.append(message)
+
+    gateway.on_message(handle)
+    lid = jid(CUSTOMER_LID, "lid")
+    await client.fire(MessageEv, event(text("hola"), chat=lid, sender=jid(CUSTOMER_LID, "lid", 7),
+                                       sender_alt=jid(CUSTOMER)))
+    [msg] = received
+    assert (msg.chat, msg.chat_jid, msg.sender_jid) == (
+        f"{CUSTOMER}@s.whatsapp.net", f"{CUSTOMER_LID}@lid", f"{CUSTOMER_LID}@lid")
+
+    await gateway.set_typing(msg.chat, True)
+    await gateway.mark_read(msg.chat, [msg.msg_id])
+    await gateway.revoke(msg.chat, "3EB0OWNER")
+
+    [(typing, _)] = client.called("send_chat_presence")
+    [(_, read)] = client.called("mark_read")
+    [(revoke, _)] = client.called("revoke_message")
+    assert {(j.User, j.Server) for j in (typing[0], read["chat"], revoke[0])} == {
+        (CUSTOMER_LID, "lid")}
+
+
+async def test_a_group_receipt_named_the_group_instead_of_the_sender(
+    make_gateway: Callable[..., NeonizeGateway], factory: StandInFactory,
+) -> None:
+    gateway = make_gateway(allow_groups=True)
+    await gateway.start()
+    client = await factory.next_client()
+    await client.fire(ConnectedEv, ConnectedEv(status=True))
+    received: list[InboundMessage] = []
+
+    async def handle(message: InboundMessage) -> None:
+        received.append(message)
+
+    gateway.on_message(handle)
+    await client.fire(MessageEv, event(text("hola"), chat=jid(GROUP, "g.us"),
+                                       sender=jid(CUSTOMER_LID, "lid", 3), is_group=True))
+    [msg] = received
+
+    for sender, ids in receipts_by_sender(received).items():
+        await gateway.mark_read(msg.chat, ids, sender)
+
+    [(ids, read)] = client.called("mark_read")
+    assert ids == (msg.msg_id,)
+    assert (read["chat"].User, read["chat"].Server) == (GROUP, "g.us")
+    assert (read["sender"].User, read["sender"].Server) == (CUSTOMER_LID, "lid")  # participant
+
+
+def test_a_group_message_read_back_from_the_journal_got_a_receipt_naming_the_group() -> None:
+    journaled = InboundMessage(tenant="t", phone=f"g:{GROUP}", msg_id="G1", chat=f"{GROUP}@g.us",
+                               timestamp=datetime(2026, 1, 5, tzinfo=UTC))  # no sender kept
+    live = InboundMessage(tenant="t", phone=f"g:{GROUP}", msg_id="G2", chat=f"{GROUP}@g.us",
+                          timestamp=datetime(2026, 1, 5, tzinfo=UTC), chat_jid=f"{GROUP}@g.us",
+                          sender_jid=f"{CUSTOMER}@s.whatsapp.net")
+    dm = InboundMessage(tenant="t", phone="+1", msg_id="D1", chat="1@s.whatsapp.net",
+                        timestamp=datetime(2026, 1, 5, tzinfo=UTC))
+
+    assert receipts_by_sender([journaled, live]) == {f"{CUSTOMER}@s.whatsapp.net": ["G2"]}
+    assert receipts_by_sender([dm]) == {"": ["D1"]}

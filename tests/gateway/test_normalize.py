@@ -25,6 +25,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     VideoMessage,
 )
 
+from bot.gateway.memory import MemoryGateway
 from bot.gateway.neonize import NeonizeGateway
 from bot.gateway.normalize import Dropped, DropReason, NormalizeContext, normalize_event
 from bot.models import InboundMessage, MessageKind
@@ -68,6 +69,8 @@ def inbound(**fields: Any) -> InboundMessage:
         "timestamp": SENT_AT,
         "chat": CHAT,
         "push_name": "Ana",
+        "chat_jid": CHAT,  # the JIDs WhatsApp used, for receipts and typing
+        "sender_jid": CHAT,
     }
     return InboundMessage(**(base | fields))
 
@@ -225,7 +228,8 @@ async def test_lid_sender_mapped_through_sender_alt() -> None:
 
     result = await normalize(ev)
 
-    assert result == inbound(text="hola", lid=f"{CUSTOMER_LID}@lid")
+    lid_chat = f"{CUSTOMER_LID}@lid"
+    assert result == inbound(text="hola", lid=lid_chat, chat_jid=lid_chat, sender_jid=lid_chat)
 
 
 async def test_lid_sender_without_alt_is_looked_up_in_whatsmeow(
@@ -237,7 +241,8 @@ async def test_lid_sender_without_alt_is_looked_up_in_whatsmeow(
 
     result = await gateway.normalize(ev, client)
 
-    assert result == inbound(text="hola", lid=f"{CUSTOMER_LID}@lid")
+    lid_chat = f"{CUSTOMER_LID}@lid"  # the device part is not the chat's
+    assert result == inbound(text="hola", lid=lid_chat, chat_jid=lid_chat, sender_jid=lid_chat)
     [(args, _)] = client.called("get_pn_from_lid")
     assert (args[0].User, args[0].Server, args[0].Device) == (CUSTOMER_LID, "lid", 0)
 
@@ -275,7 +280,8 @@ async def test_owner_typing_on_the_phone_is_passed_on_for_the_customer() -> None
 
     result = await normalize(ev)
 
-    assert result == inbound(text="te lo aparto", from_owner=True, push_name="")
+    assert result == inbound(text="te lo aparto", from_owner=True, push_name="",
+                             sender_jid=f"{BUSINESS}@s.whatsapp.net")
 
 
 async def test_owner_message_in_a_lid_chat_uses_the_recipient_alt() -> None:
@@ -289,7 +295,8 @@ async def test_owner_message_in_a_lid_chat_uses_the_recipient_alt() -> None:
 
     result = await normalize(ev)
 
-    assert result == inbound(text="listo", from_owner=True, push_name="", lid=f"{CUSTOMER_LID}@lid")
+    assert result == inbound(text="listo", from_owner=True, push_name="", lid=f"{CUSTOMER_LID}@lid",
+                             chat_jid=f"{CUSTOMER_LID}@lid", sender_jid=f"{BUSINESS}@s.whatsapp.net")
 
 
 async def test_echo_of_what_wabot_sent_is_dropped() -> None:
@@ -313,12 +320,27 @@ async def test_group_message_is_dropped_by_default() -> None:
     assert await normalize(ev) == Dropped(DropReason.GROUP)
 
 
-async def test_group_message_passes_when_groups_are_allowed() -> None:
-    ev = event(text("hola grupo"), chat=jid(GROUP, "g.us"), sender=jid(CUSTOMER), is_group=True)
+async def test_group_message_is_the_groups_conversation_when_groups_are_allowed() -> None:
+    ev = event(text("hola grupo"), chat=jid(GROUP, "g.us"), sender=jid(CUSTOMER, device=4),
+               is_group=True)
 
     result = await normalize(ev, allow_groups=True)
 
-    assert result == inbound(text="hola grupo", chat=f"{GROUP}@g.us")
+    # The group is its own conversation (never the member's DM); the member is the sender.
+    group = f"{GROUP}@g.us"
+    assert result == inbound(text="hola grupo", phone=f"g:{GROUP}", chat=group, push_name="",
+                             chat_jid=group, sender_jid=CHAT)
+
+
+async def test_legacy_group_id_fits_the_customer_key_and_maps_back() -> None:
+    legacy = "5215512345678-1600000000"
+    ev = event(text("hola"), chat=jid(legacy, "g.us"), sender=jid(CUSTOMER), is_group=True)
+
+    result = await normalize(ev, allow_groups=True)
+
+    assert isinstance(result, InboundMessage)
+    assert len(result.phone) <= 20  # customers.phone and journal.phone are VARCHAR(20)
+    assert MemoryGateway().chat_for(result.phone) == f"{legacy}@g.us"  # follow-ups go there
 
 
 async def test_status_update_is_dropped() -> None:
