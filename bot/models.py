@@ -69,6 +69,7 @@ class InboundMessage:
     lid: str = ""  # the customer's WhatsApp LID, when WhatsApp told us one
     caption: str = ""
     media: object | None = field(default=None, repr=False)  # transport handle for downloads
+    backlog: bool = False  # delivered in WhatsApp's offline sync after downtime, not live
 
     @property
     def key(self) -> CustomerKey:

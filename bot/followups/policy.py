@@ -7,6 +7,7 @@ sending time in their timezone, and the caps hold; else the follow-up is moved o
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -42,6 +43,8 @@ class Policy:
         self.memory = memory
         self.business = business
         self.hours = sending_hours(business, settings.send_hours)
+        # Until when WhatsApp restricts the number (timelock, ban): follow-ups move past it.
+        self.restricted: Callable[[], datetime | None] | None = None
 
     def cancelled_by_reply(self, fu: FollowUp) -> bool:
         rule = self.rules.get(fu.kind)
@@ -73,6 +76,9 @@ class Policy:
             if self.s.on_reply == "drop":
                 return Verdict("drop", why)
             return Verdict("move", why, last + (fu.due_at - fu.scheduled_at), rescheduled=True)
+        until = self.restricted() if self.restricted is not None else None
+        if until is not None and until > now:
+            return Verdict("move", "WhatsApp restricts this number for now", until)
         if customer.paused_until is not None and customer.paused_until > now:
             return Verdict("move", "the chat is paused", customer.paused_until)
         tz = await self.timezone_of(fu.key)

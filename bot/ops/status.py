@@ -14,7 +14,7 @@ import re
 import socket
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, cast
 
@@ -26,6 +26,7 @@ from sqlmodel import Field, SQLModel
 
 from bot.business import local_time
 from bot.clock import Clock
+from bot.gateway.restrictions import FILE_NAME, read
 from bot.settings import Settings
 from bot.stores.customers import CUSTOMERS, JOURNAL, USAGE, utc_day
 from bot.stores.db import Database, UTCDateTime
@@ -175,6 +176,7 @@ class Status:
     cost: float = 0.0
     followups: int | None = None  # None: no follow-up table for this tenant
     paused: int = 0
+    restrictions: list[str] = field(default_factory=list)  # WhatsApp's timelock / ban
 
 
 def followup_table(tenant: str) -> str:
@@ -192,6 +194,8 @@ async def read_status(db: Database, settings: Settings, now: datetime) -> Status
     fresh = timedelta(seconds=STALE_BEATS * settings.heartbeat_seconds)
     running = bool(beat and beat.stopped_at is None and now - beat.beat_at <= fresh)
     status = Status(tenant, now, beat, running)
+    # The daemon's state directory (this machine's): where it records WhatsApp's restrictions.
+    status.restrictions = [r.line() for r in read(settings.state_dir / FILE_NAME, now)]
     midnight = datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), UTC)
     async with db.connect() as conn:
         tables = await _tables(conn)
@@ -264,6 +268,7 @@ def format_status(s: Status, zone: tzinfo = UTC) -> str:
         f"LLM today     {tokens:,} tokens ({s.tokens_in:,} in / {s.tokens_out:,} out)"
         f" ≈ ${s.cost:.4f}",
     ]
+    lines += [f"restricted    {line}" for line in s.restrictions]
     if beat is not None and beat.last_error:
         at = _when(beat.last_error_at) if beat.last_error_at else "?"
         lines.append(f"last error    {at}: {beat.last_error}")
@@ -284,7 +289,7 @@ def status_json(s: Status) -> dict[str, Any]:
         "messages_in_today": s.messages_in, "messages_out_today": s.messages_out,
         "tokens_in_today": s.tokens_in, "tokens_out_today": s.tokens_out,
         "cost_today_usd": round(s.cost, 6), "followups_pending": s.followups,
-        "paused_chats": s.paused,
+        "paused_chats": s.paused, "whatsapp_restrictions": s.restrictions,
         "last_error": beat.last_error if beat and beat.last_error else None,
         "last_error_at": beat.last_error_at.isoformat() if beat and beat.last_error_at else None,
     }

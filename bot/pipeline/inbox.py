@@ -21,8 +21,11 @@ from bot.agents.agent import Turn
 from bot.agents.registry import AgentRegistry
 from bot.clock import EPOCH, Clock
 from bot.gateway.base import GatewayError
+from bot.gateway.pacer import Lane, lane
 from bot.models import CustomerKey, InboundMessage, MessageKind, Role
 from bot.phones import mask
+from bot.pipeline.backlog import instruction as backlog_instruction
+from bot.pipeline.backlog import lane_for
 from bot.pipeline.presenter import Presenter
 from bot.pipeline.slots import TurnSlots
 from bot.settings import InboxSettings
@@ -99,6 +102,8 @@ Hold = Callable[[CustomerKey], Awaitable[bool]]
 # Called after every customer turn (answered or not), inside the chat's worker: follow-up
 # rules count "silent for 24 h" from the customer's last message.
 AfterInbound = Callable[[CustomerKey], Awaitable[None]]
+# bot.pipeline.backlog: True when it took the message (it comes back through `enqueue`).
+TakeBacklog = Callable[[InboundMessage], Awaitable[bool]]
 
 
 class Inbox:
@@ -126,6 +131,8 @@ class Inbox:
         self.after_inbound: list[AfterInbound] = []
         self.on_failed: list[Callable[[CustomerKey], None]] = []  # alerts, webhooks
         self.on_received: list[Callable[[InboundMessage], None]] = []  # journaled, new
+        self.take_backlog: TakeBacklog | None = None
+        self.backlog_holds: Callable[[CustomerKey], bool] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.turns = 0
         self.failures = 0
@@ -171,6 +178,8 @@ class Inbox:
         if not self._accepting:
             log.info("stopping: message journaled, it will be answered after restart")
             return Fed.DEFERRED
+        if self.take_backlog is not None and await self.take_backlog(msg):
+            return Fed.QUEUED
         self._enqueue(msg)
         return Fed.QUEUED
 
@@ -242,7 +251,8 @@ class Inbox:
         """Whether a message of this chat is waiting for a turn that has not started yet
         (a new message joins that turn instead of starting one)."""
         chat = self._chats.get(key)
-        return bool(chat and chat.pending)
+        held = self.backlog_holds is not None and self.backlog_holds(key)
+        return bool(chat and chat.pending) or held
 
     # --- the per-chat worker -----------------------------------------------------------
 
@@ -263,11 +273,13 @@ class Inbox:
                     await self._debounce(chat)
                     batch, chat.pending = chat.pending, []
                     async with self._slots.hold():
-                        await self._turn(key, batch)
+                        with lane_for(batch):
+                            await self._turn(key, batch)
                 elif chat.proactive:
                     item = chat.proactive.pop(0)
                     async with self._slots.hold():
-                        sent = await self._proactive_turn(key, item)
+                        with lane(Lane.PROACTIVE):
+                            sent = await self._proactive_turn(key, item)
                     item.done.set_result(sent)
         finally:
             chat.worker = None
@@ -315,7 +327,10 @@ class Inbox:
             async with self.registry.use(key) as agent:
                 await self.presenter.mark_read(chat_addr, ids)
                 now = self.clock.now()
-                reply = await agent.handle(lines, contact, now)
+                late = [m.timestamp for m in batch if m.backlog]
+                reply = await agent.handle(
+                    lines, contact, now,
+                    instruction=backlog_instruction(min(late), now) if late else "")
                 if reply.failed:
                     status = "failed"
                 sent = 0
