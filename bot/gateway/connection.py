@@ -458,13 +458,17 @@ class Connection:
 
 # whatsmeow types/events/events.go ConnectFailureReason: 403 "is now called LOCKED in the
 # whatsapp web code" (ConnectFailureMainDeviceGone), 406 "is now called BANNED"
-# (ConnectFailureUnknownLogout). Neither is fixed by scanning a new QR code.
+# (ConnectFailureUnknownLogout). Neither is fixed by scanning a new QR code. neonize does not
+# pass the number: goneonize/utils/encoder.go EncodeConnectFailureReason maps them to its own
+# enum, MAIN_DEVICE_GONE (4) and UNKNOWN_LOGOUT (5).
 _LOGOUT_REASONS = {
-    403: "WhatsApp locked this number (reason 403): open WhatsApp on the phone and follow "
-         "what it says (it may ask to verify the number or to appeal); link again with "
-         "`wabot login` only once the phone works normally",
-    406: "WhatsApp banned this number (reason 406): the phone's WhatsApp shows the ban and "
-         "the way to request a review; a new QR code will not help",
+    ConnectFailureReason.MAIN_DEVICE_GONE:
+        "WhatsApp locked this number (reason 403): open WhatsApp on the phone and follow "
+        "what it says (it may ask to verify the number or to appeal); link again with "
+        "`wabot login` only once the phone works normally",
+    ConnectFailureReason.UNKNOWN_LOGOUT:
+        "WhatsApp banned this number (reason 406): the phone's WhatsApp shows the ban and "
+        "the way to request a review; a new QR code will not help",
 }
 
 
