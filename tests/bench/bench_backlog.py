@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import random
 import sys
 import tempfile
@@ -131,7 +132,7 @@ async def measure(p: Pipeline, batch: list[InboundMessage], began: datetime) -> 
         per_chat[o.chat] = per_chat.get(o.chat, 0) + 1
     answered = [ph for ph in chats if chats[ph] in first]
     by_reply = sorted((first[chats[ph]], oldest[ph]) for ph in answered if ph in oldest)
-    inversions = sum(1 for (_, a), (_, b) in zip(by_reply, by_reply[1:], strict=False) if b < a)
+    inversions = sum(1 for (_, a), (_, b) in itertools.pairwise(by_reply) if b < a)
     journal: dict[str, int] = {}
     for status in ("answered", "stale", "received", "failed", "held"):
         journal[status] = await p.app.customers.journal_count(
