@@ -32,6 +32,7 @@ from bot.events.outbox import Outbox
 from bot.followups import FollowUpScheduler
 from bot.gateway.base import Gateway
 from bot.gateway.pacer import Pacer
+from bot.gateway.phone import PhoneWatch
 from bot.gateway.restrictions import Restriction, Restrictions
 from bot.knowledge.library import Library, index_for, log_report, reindex_on
 from bot.knowledge.tools import knowledge_tools
@@ -281,6 +282,10 @@ class App:
         self.restrictions.listeners.append(self._restricted)
         if self.followups is not None:  # deferred while restricted, not lost
             self.followups.policy.restricted = self.restrictions.proactive_until
+        self.phone: PhoneWatch | None = None
+        if hasattr(gateway, "phone"):  # WhatsApp Web: the linked device needs the phone
+            self.phone = gateway.phone = PhoneWatch(
+                self.clock, self.settings.state_dir, timedelta(days=p.phone_offline_warn_days))
 
     def _own_chat(self) -> str | None:
         own = getattr(self.gateway, "connected_as", None)
@@ -473,6 +478,8 @@ class App:
         if self.followups is not None:
             await self.followups.start()
         self.spawn(self.registry.run_sweeper(self.settings.agents.sweep_seconds), "sweeper")
+        if self.phone is not None:
+            self.spawn(self.phone.run(self.alerts), "phone-watch")
         if self.monitor is not None:
             self.spawn(self.monitor.run(), "heartbeat")
         m = self.settings.memory

@@ -41,6 +41,7 @@ from bot.gateway.normalize import (
     parse_jid,
 )
 from bot.gateway.ordered import OrderedEvents
+from bot.gateway.phone import PhoneWatch
 from bot.gateway.presence import Presence
 from bot.models import InboundMessage
 from bot.phones import is_lid_customer
@@ -126,6 +127,7 @@ class NeonizeGateway(Gateway):
         self._composing: set[str] = set()
         self._backlog_ids: set[str] = set()  # delivered during WhatsApp's offline sync
         self.on_backlog_complete: Callable[[], Awaitable[None]] | None = None
+        self.phone: PhoneWatch | None = None  # the business phone's last sign (App sets it)
         self.connection.on_synced = self._offline_synced
         self.presence = Presence()
 
@@ -202,6 +204,9 @@ class NeonizeGateway(Gateway):
     async def _on_message(self, client: GoClient, ev: Any) -> None:
         if self.connection.syncing:
             self._backlog_ids.add(str(ev.Info.ID))
+        if self.phone is not None:  # before normalizing: "Message yourself" is dropped there
+            source = ev.Info.MessageSource
+            self.phone.seen(int(source.Sender.Device), bool(source.IsFromMe))
         handled = self._events.put(client, ev)  # no await before this: Go's order is kept
         await handled
 

@@ -5,6 +5,8 @@ follow-ups and `wabot status`; logouts 403/406 say locked/banned instead of "sca
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 from neonize.aioze.events import (
@@ -18,9 +20,10 @@ from neonize.aioze.events import (
 from neonize.proto.Neonize_pb2 import ConnectFailureReason, TemporaryBan
 
 from bot.gateway.neonize import NeonizeGateway
+from bot.gateway.phone import PhoneWatch
 from bot.gateway.restrictions import FILE_NAME, TEMPORARY_BAN, Restrictions, read
 from bot.models import InboundMessage
-from tests.gateway.builders import StandInClient, event, text
+from tests.gateway.builders import BUSINESS, StandInClient, event, jid, text
 from tests.gateway.conftest import RecordingClock
 
 
@@ -118,3 +121,33 @@ async def test_logout_401_still_asks_for_a_new_qr(
     await client.fire(LoggedOutEv, LoggedOutEv(
         OnConnect=True, Reason=ConnectFailureReason.LOGGED_OUT))
     assert "scan a new QR" in statuses[-1]
+
+
+async def test_the_owner_is_warned_when_the_phone_shows_no_sign_for_ten_days(
+    running: tuple[NeonizeGateway, StandInClient], clock: RecordingClock, tmp_path: Path,
+) -> None:
+    gateway, client = running
+    watch = gateway.phone = PhoneWatch(clock, tmp_path, timedelta(days=10))
+    alerts: list[str] = []
+
+    async def alert(subject: str, text: str) -> bool:
+        alerts.append(text)
+        return True
+
+    gateway.on_message(lambda m: asyncio.sleep(0))
+    await client.fire(ConnectedEv, ConnectedEv(status=True))
+    await clock.advance(9 * 86400)
+    # A customer's message, and one this device sent (device 3): no sign of the phone.
+    await client.fire(MessageEv, event(text("hola"), msg_id="C1"))
+    await client.fire(MessageEv, event(text("eco"), msg_id="C2", from_me=True,
+                                       sender=jid(BUSINESS, device=3)))
+    assert not await watch.check(alert)
+    await clock.advance(2 * 86400)
+    assert await watch.check(alert)
+    assert "no sign of the business phone for 11 days" in alerts[0]
+    # The owner writes in "Message yourself" from the phone (device 0): the count restarts.
+    await client.fire(MessageEv, event(text("nota"), msg_id="P1", from_me=True,
+                                       chat=jid(BUSINESS), sender=jid(BUSINESS)))
+    assert watch.silent_for() == timedelta(0)
+    assert not await watch.check(alert)
+    assert PhoneWatch(clock, tmp_path, timedelta(days=10)).seen_at == clock.now()  # kept
