@@ -9,6 +9,7 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from neonize.aioze.events import (
     ConnectedEv,
     LoggedOutEv,
@@ -17,13 +18,16 @@ from neonize.aioze.events import (
     OfflineSyncPreviewEv,
     TemporaryBanEv,
 )
+from neonize.exc import SendMessageError
 from neonize.proto.Neonize_pb2 import ConnectFailureReason, TemporaryBan
 
+from bot.gateway.base import GatewayError
 from bot.gateway.neonize import NeonizeGateway
+from bot.gateway.pacer import Pacer
 from bot.gateway.phone import PhoneWatch
-from bot.gateway.restrictions import FILE_NAME, TEMPORARY_BAN, Restrictions, read
+from bot.gateway.restrictions import FILE_NAME, TEMPORARY_BAN, TIMELOCK, Restrictions, read
 from bot.models import InboundMessage
-from tests.gateway.builders import BUSINESS, StandInClient, event, jid, text
+from tests.gateway.builders import BUSINESS, CUSTOMER, StandInClient, event, jid, text
 from tests.gateway.conftest import RecordingClock
 
 
@@ -151,3 +155,18 @@ async def test_the_owner_is_warned_when_the_phone_shows_no_sign_for_ten_days(
     assert watch.silent_for() == timedelta(0)
     assert not await watch.check(alert)
     assert PhoneWatch(clock, tmp_path, timedelta(days=10)).seen_at == clock.now()  # kept
+
+
+async def test_a_send_refused_with_463_by_whatsmeow_is_recorded_as_a_timelock(
+    running: tuple[NeonizeGateway, StandInClient], clock: RecordingClock, tmp_path: Path,
+) -> None:
+    gateway, client = running
+    restrictions = Restrictions(clock, tmp_path)
+    Pacer(clock, 20, 6, restrictions).install(gateway, lambda: None)
+    await client.fire(ConnectedEv, ConnectedEv(status=True))
+    # neonize aioze/client.py send_message raises SendMessageError(model.Error), the text of
+    # whatsmeow send.go's `fmt.Errorf("%w %d", ErrServerReturnedError, errorCode)`.
+    client.failures["send_message"] = SendMessageError("server returned error 463")
+    with pytest.raises(GatewayError):
+        await gateway.send_text(f"{CUSTOMER}@s.whatsapp.net", "hola")
+    assert [r.kind for r in restrictions.active()] == [TIMELOCK]
