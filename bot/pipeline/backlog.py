@@ -30,7 +30,7 @@ from bot.clock import Clock
 from bot.gateway.pacer import Lane, lane
 from bot.models import CustomerKey, InboundMessage
 
-Enqueue = Callable[[InboundMessage], None]
+EnqueueLate = Callable[[list[InboundMessage], str], None]  # Inbox.enqueue_late
 MarkJournal = Callable[[str, list[str], str], Awaitable[None]]
 STALE = "stale"
 
@@ -54,7 +54,7 @@ def lane_for(batch: list[InboundMessage]) -> AbstractContextManager[None]:
 
 
 class Backlog:
-    def __init__(self, tenant: str, enqueue: Enqueue, mark: MarkJournal, clock: Clock, *,
+    def __init__(self, tenant: str, enqueue: EnqueueLate, mark: MarkJournal, clock: Clock, *,
                  max_age: timedelta, turns: int = 2, settle_seconds: float = 120.0,
                  alert: AlertOwner | None = None) -> None:
         self.tenant = tenant
@@ -79,8 +79,7 @@ class Backlog:
         """The inbox's hook for a message about to be queued: True when the backlog took it."""
         if not msg.backlog:
             if msg.key in self.held:  # they are here now: their backlog goes with this turn
-                for old in self.held.pop(msg.key):
-                    self.enqueue(old)
+                self._hand_over(self.held.pop(msg.key))
             return False
         if self.clock.now() - msg.timestamp > self.max_age:
             self.stale.append(msg)
@@ -130,9 +129,11 @@ class Backlog:
         while self.held and len(self.in_flight) < self.turns:
             key = min(self.held, key=lambda k: self.held[k][0].timestamp)
             self.in_flight.add(key)
-            for msg in self.held.pop(key):
-                self.released += 1
-                self.enqueue(msg)
+            self._hand_over(self.held.pop(key))
+
+    def _hand_over(self, msgs: list[InboundMessage]) -> None:
+        self.released += len(msgs)
+        self.enqueue(msgs, instruction(min(m.timestamp for m in msgs), self.clock.now()))
 
     async def _report_stale(self) -> None:
         if not self.stale:
