@@ -195,6 +195,8 @@ class App:
             for tool in self.followups.tools():
                 self.deps.tools.add(tool)
             self.inbox.after_inbound.append(self.followups.on_inbound)
+            # The Cloud API's 24-hour window is checked before the model writes a follow-up.
+            self.followups.policy.reachable = getattr(gateway, "may_write_first", None)
         self.events = Events()
         self.alerts = Alerts(s.alerts, self.events, gateway, self.clock)
         connected = getattr(gateway, "connected", None)
@@ -272,7 +274,7 @@ class App:
             settings=s, clock=self.clock, gateway=self.gateway, customers=self.customers,
             memory=self.memory, runs=self.runs, events=self.events, alerts=self.alerts,
             outbox=self.outbox, metrics=self.metrics, followups=self.followups,
-            live=self._live)
+            live=self._live, zone=self.business.tz)
         self.web = None
         if serve_http and s.http.enabled:
             from bot.web.auth import Auth, ensure_token

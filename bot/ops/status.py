@@ -27,6 +27,7 @@ from sqlmodel import Field, SQLModel
 from bot.business import local_time
 from bot.clock import Clock
 from bot.gateway.restrictions import FILE_NAME, read
+from bot.phones import mask
 from bot.settings import Settings
 from bot.stores.customers import CUSTOMERS, JOURNAL, USAGE, utc_day
 from bot.stores.db import Database, UTCDateTime
@@ -185,6 +186,10 @@ class Status:
     to_retry: int = 0  # failed turns young enough to be retried when the model answers
     memory_tokens: int = 0  # background memory work today (in the totals above too)
     voice_minutes: float = 0.0  # transcribed today
+    transport: str = "web"  # whatsapp.transport
+    number: str = ""  # the Cloud API number (E.164) as Graph gives it, when reachable
+    number_note: str = ""  # why it is not known
+    number_id: str = ""  # cloud.phone_number_id
     restrictions: list[str] = field(default_factory=list)  # WhatsApp's timelock / ban
 
 
@@ -230,6 +235,11 @@ async def read_status(db: Database, settings: Settings, now: datetime) -> Status
         if jobs in tables:
             status.followups = int((await conn.execute(
                 text(f'SELECT count(*) FROM "{jobs}"'))).scalar_one())
+    if settings.whatsapp.transport == "cloud":
+        status.transport, status.number_id = "cloud", settings.cloud.phone_number_id
+        from bot.gateway.graph import display_number
+
+        status.number, status.number_note = await display_number(settings.cloud)
     price = settings.llm
     status.cost = (status.tokens_in * price.price_in_per_million
                    + status.tokens_out * price.price_out_per_million) / 1_000_000
@@ -268,6 +278,19 @@ async def _reliability(conn: AsyncConnection, settings: Settings, status: Status
                 status.voice_minutes += float(seconds) / 60
 
 
+def _whatsapp_line(s: Status) -> str:
+    beat = s.heartbeat
+    if s.transport == "cloud":
+        if s.number:
+            return f"connected as {mask(s.number)} (Cloud API)"
+        known = (f"as {mask(beat.connected_as)}" if beat and beat.connected_as
+                 else f"phone number id {s.number_id}")
+        return f"Cloud API {known}; {s.number_note}"
+    if beat is not None and s.running:
+        return f"connected as {mask(beat.connected_as)}" if beat.connected_as else "not connected"
+    return "—"
+
+
 def _ago(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     if seconds < 120:
@@ -296,14 +319,15 @@ def format_status(s: Status, zone: tzinfo = UTC) -> str:
     else:
         daemon = (f"not running: last heartbeat {_when(beat.beat_at)} "
                   f"({_ago(s.now - beat.beat_at)} ago; it crashed or was killed)")
-    whatsapp = "—"
-    if beat is not None and s.running:
-        whatsapp = f"connected as {beat.connected_as}" if beat.connected_as else "not connected"
+    whatsapp = _whatsapp_line(s)
+    transport = ("Cloud API (whatsapp.transport = cloud)" if s.transport == "cloud"
+                 else "WhatsApp Web (linked device)")
     tokens = s.tokens_in + s.tokens_out
     lines = [
         f"wabot status · tenant {s.tenant}",
         f"daemon        {daemon}",
         f"whatsapp      {whatsapp}",
+        f"transport     {transport}",
         f"agents        {beat.agents_cached if beat and s.running else 0} cached",
         f"today (UTC)   {s.messages_in} messages in · {s.messages_out} out",
         f"follow-ups    {'n/a' if s.followups is None else f'{s.followups} pending'}",
@@ -335,7 +359,9 @@ def status_json(s: Status) -> dict[str, Any]:
         "pid": beat.pid if beat else None, "host": beat.host if beat else None,
         "started_at": beat.started_at.isoformat() if beat else None,
         "heartbeat_at": beat.beat_at.isoformat() if beat else None,
-        "connected_as": beat.connected_as if beat and s.running else None,
+        "transport": s.transport,
+        "connected_as": (s.number or None) if s.transport == "cloud" else (
+            beat.connected_as if beat and s.running else None),
         "agents_cached": beat.agents_cached if beat and s.running else 0,
         "messages_in_today": s.messages_in, "messages_out_today": s.messages_out,
         "tokens_in_today": s.tokens_in, "tokens_out_today": s.tokens_out,

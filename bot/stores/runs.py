@@ -17,6 +17,7 @@ from sqlmodel import Field, SQLModel
 from bot.llm import CallLog
 from bot.models import CustomerKey
 from bot.stores.db import Database, UTCDateTime
+from bot.text import scrub
 
 
 class Run(SQLModel, table=True):
@@ -59,7 +60,8 @@ class RunStore:
         c = calls.calls
         stmt = insert(RUNS).values(
             tenant=key.tenant, phone=key.phone, at=at, kind=kind,
-            model=c[-1]["model"] if c else "", failed=failed, reply=reply,
+            model=c[-1]["model"] if c else "", failed=failed,
+            reply=scrub(reply),  # PostgreSQL refuses NUL; a model may echo a customer's
             tokens_in=sum(x["tokens_in"] for x in c), tokens_out=sum(x["tokens_out"] for x in c),
             latency_ms=round(seconds * 1000, 1), calls=json.dumps(c, ensure_ascii=False))
         async with self.db.begin() as conn:
