@@ -31,12 +31,16 @@ from bot.events.hub import Events
 from bot.events.outbox import Outbox
 from bot.followups import FollowUpScheduler
 from bot.gateway.base import Gateway
+from bot.gateway.pacer import Pacer
+from bot.gateway.phone import PhoneWatch
+from bot.gateway.restrictions import Restriction, Restrictions
 from bot.knowledge.library import Library, index_for, log_report, reindex_on
 from bot.knowledge.tools import knowledge_tools
 from bot.llm import LLM, CallLog
 from bot.messages import Canned
 from bot.models import CustomerKey, InboundMessage
 from bot.ops.status import Live, Monitor
+from bot.pipeline.backlog import Backlog
 from bot.pipeline.inbox import Inbox
 from bot.pipeline.intake import Intake
 from bot.pipeline.limits import Access, RateLimiter
@@ -205,6 +209,7 @@ class App:
             s.tenant, self.deliveries, self.presenter, self.memory, self.customers,
             self.clock, s.presenter, self.alerts,
             connected if isinstance(connected, asyncio.Event) else None)
+        self._wire_pacing()
         # ── knowledge: catalog and document search, media sends ──
         self.reindex = asyncio.Event()  # set by SIGHUP: re-index changed sources
         self.library = build_library(settings, self.db, self.clock, self.llm, business,
@@ -285,6 +290,48 @@ class App:
             # A transport that receives webhooks (e.g. the Cloud API) offers its routers.
             routers = [*extra_routers, *getattr(self.gateway, "routers", ())]
             self.web = WebServer(self.console, auth, s.http, extra_routers=routers)
+
+    # --- one send pace, the offline backlog, WhatsApp's restrictions ----------------------
+
+    def _wire_pacing(self) -> None:
+        p, gateway = self.settings.pacing, self.gateway
+        self.restrictions = Restrictions(self.clock, self.settings.state_dir)
+        self.pacer = Pacer(self.clock, p.messages_per_minute, p.burst, self.restrictions)
+        if not getattr(gateway, "redelivers", False):
+            # Every send, whoever makes it. Not the Cloud API: Meta paces it (80 messages a
+            # second per number) and its quality rating, not a per-minute count, limits it.
+            self.pacer.install(gateway, self._own_chat)
+        self.backlog = Backlog(
+            self.settings.tenant, self.inbox.enqueue_late, self.customers.journal_mark, self.clock,
+            max_age=timedelta(hours=p.backlog_max_age_hours), turns=p.backlog_turns,
+            settle_seconds=p.backlog_settle_seconds, alert=self.alerts)
+        self.inbox.take_backlog, self.inbox.backlog_holds = self.backlog.take, self.backlog.holds
+        self.inbox.after_inbound.append(self.backlog.turn_done)
+        if hasattr(gateway, "on_backlog_complete"):  # WhatsApp Web's offline sync
+            gateway.on_backlog_complete = self.backlog.complete
+        connection = getattr(gateway, "connection", None)
+        if hasattr(connection, "restrictions"):
+            connection.restrictions = self.restrictions  # type: ignore[union-attr]
+        self.restrictions.listeners.append(self._restricted)
+        if self.followups is not None:  # deferred while restricted, not lost
+            self.followups.policy.restricted = self.restrictions.proactive_until
+        self.phone: PhoneWatch | None = None
+        if hasattr(gateway, "phone"):  # WhatsApp Web: the linked device needs the phone
+            self.phone = gateway.phone = PhoneWatch(
+                self.clock, self.settings.state_dir, timedelta(days=p.phone_offline_warn_days))
+
+    def _own_chat(self) -> str | None:
+        own = getattr(self.gateway, "connected_as", None)
+        return self.gateway.chat_for(own) if isinstance(own, str) and own else None
+
+    def _restricted(self, restriction: Restriction) -> None:
+        line = f"restricted by WhatsApp: {restriction.line()}"
+        self.alerts.fire(f"whatsapp_{restriction.kind}",
+                         f"{line}. Follow-ups wait until it ends; replies to customers who "
+                         "write go on where WhatsApp allows them.")
+        report = getattr(getattr(self.gateway, "connection", None), "report", None)
+        if callable(report):
+            report(line)  # systemd's STATUS
 
     def _agent_event(self, event: str, key: CustomerKey) -> None:
         if event == "agent_created":
@@ -472,6 +519,8 @@ class App:
             await self.followups.start()
         await self.identity.start()  # after follow-ups: a merge moves their jobs
         self.spawn(self.registry.run_sweeper(self.settings.agents.sweep_seconds), "sweeper")
+        if self.phone is not None:
+            self.spawn(self.phone.run(self.alerts), "phone-watch")
         if self.monitor is not None:
             self.spawn(self.monitor.run(), "heartbeat")
         m = self.settings.memory

@@ -74,6 +74,7 @@ class InboundMessage:
     # typing and revokes must go to these. `sender_jid` is the participant in groups.
     chat_jid: str = ""
     sender_jid: str = ""
+    backlog: bool = False  # delivered in WhatsApp's offline sync after downtime, not live
 
     @property
     def key(self) -> CustomerKey:

@@ -322,6 +322,30 @@ class WhatsAppSettings(Section):
     go_threads: int = Field(32, ge=4, le=512)
 
 
+class PacingSettings(Section):
+    """The number's send pace, the offline backlog, WhatsApp's restrictions and its AI
+    label (WhatsApp Web; the pace applies to every transport)."""
+
+    # neonize's FAQ: stay under 20–30 a minute. 20 is the low end: each bubble is a
+    # message, and the owner's own phone sends on the same number outside our count.
+    messages_per_minute: int = Field(20, ge=2, le=120, description="sends per rolling minute")
+    burst: int = Field(6, ge=0, description="of those, kept for customers waiting now")
+    backlog_max_age_hours: float = Field(
+        24.0, gt=0, description="older messages delivered after downtime are not answered")
+    backlog_turns: int = Field(2, ge=1, le=64, description="backlog chats answered at once")
+    backlog_settle_seconds: float = Field(
+        120.0, gt=0, description="start answering the backlog if WhatsApp never says it is done")
+    bot_label: bool = False  # NEONIZE_BOT_TAG: the "AI" label on every 1:1 message
+    phone_offline_warn_days: float = Field(
+        10.0, gt=0, le=13, description="warn when the phone has shown no sign for this long")
+
+    @model_validator(mode="after")
+    def _burst_below_cap(self) -> PacingSettings:
+        if self.burst >= self.messages_per_minute:
+            raise ValueError("pacing.burst must be below pacing.messages_per_minute")
+        return self
+
+
 # --- the WhatsApp Cloud API transport (whatsapp.transport = "cloud") -------------------------
 
 class CloudSettings(Section):
@@ -504,6 +528,7 @@ class Settings(BaseSettings):
     # reliability (issue #16): retried failed turns, the transcription budget
     retry: RetrySettings = RetrySettings()
     voice_budget: VoiceBudgetSettings = VoiceBudgetSettings()
+    pacing: PacingSettings = PacingSettings()
 
     @field_validator("database_url")
     @classmethod

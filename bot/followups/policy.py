@@ -50,6 +50,8 @@ class Policy:
         self.business = business
         self.hours = sending_hours(business, settings.send_hours)
         self.reachable: Reachable | None = None
+        # Until when WhatsApp restricts the number (timelock, ban): follow-ups move past it.
+        self.restricted: Callable[[], datetime | None] | None = None
 
     def cancelled_by_reply(self, fu: FollowUp) -> bool:
         rule = self.rules.get(fu.kind)
@@ -83,6 +85,9 @@ class Policy:
             if self.s.on_reply == "drop":
                 return Verdict("drop", why)
             return Verdict("move", why, last + (fu.due_at - fu.scheduled_at), rescheduled=True)
+        until = self.restricted() if self.restricted is not None else None
+        if until is not None and until > now:
+            return Verdict("move", "WhatsApp restricts this number for now", until)
         if customer.paused_until is not None and customer.paused_until > now:
             return Verdict("move", "the chat is paused", customer.paused_until)
         tz = await self.timezone_of(fu.key)

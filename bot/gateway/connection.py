@@ -31,6 +31,8 @@ from neonize.aioze.events import (
     KeepAliveTimeoutEv,
     LoggedOutEv,
     MessageEv,
+    OfflineSyncCompletedEv,
+    OfflineSyncPreviewEv,
     PairStatusEv,
     StreamReplacedEv,
     TemporaryBanEv,
@@ -52,6 +54,7 @@ from bot.gateway.goclient import (
 )
 from bot.gateway.linking import Linking
 from bot.gateway.probe import Probe
+from bot.gateway.restrictions import TEMPORARY_BAN, Restrictions
 from bot.phones import PhoneError, from_whatsapp, mask
 
 T = TypeVar("T")
@@ -133,6 +136,9 @@ class Connection:
         self._generation = 0
         self._failures = 0
         self.linking = Linking(self, clock, pair_phone, login_timeout)
+        self.syncing = False  # WhatsApp is delivering what it kept while we were offline
+        self.on_synced: Callable[[GoClient], Awaitable[None]] | None = None
+        self.restrictions: Restrictions | None = None
 
     @property
     def client(self) -> GoClient | None:
@@ -221,6 +227,8 @@ class Connection:
             KeepAliveTimeoutEv: self._on_keepalive_timeout,
             KeepAliveRestoredEv: self._on_keepalive_restored,
             PairStatusEv: self.linking.on_pair_status,
+            OfflineSyncPreviewEv: self._on_offline_preview,
+            OfflineSyncCompletedEv: self._on_offline_completed,
         }
         for event_type, handler in handlers.items():
             client.event(event_type)(handler)
@@ -328,6 +336,7 @@ class Connection:
         self.linking.stop_watchdog()
         self._failures = 0
         self._linked = True
+        self.syncing = False  # a new connection: a new offline preview, if any, follows
         self.connected.set()
         login.secure_session_files(self.session_path)
         login.remove_file(self.qr_png_path)
@@ -349,10 +358,7 @@ class Connection:
     @guarded("LoggedOutEv")
     async def _on_logged_out(self, client: GoClient, ev: Any) -> None:
         reason = enum_name(ConnectFailureReason, ev.Reason)
-        await self._finish(
-            GatewayExit.LOGGED_OUT,
-            f"WhatsApp logged this device out ({reason}): run `wabot login` to scan a new QR",
-        )
+        await self._finish(GatewayExit.LOGGED_OUT, logout_message(int(ev.Reason), reason))
 
     @guarded("StreamReplacedEv")
     async def _on_stream_replaced(self, client: GoClient, ev: Any) -> None:
@@ -376,6 +382,8 @@ class Connection:
         expire = max(0, int(ev.Expire))  # seconds (goneonize encodes Expire.Seconds())
         until = self._clock.now() + timedelta(seconds=expire)
         reason = enum_name(TemporaryBan.TempBanReason, ev.Code)
+        if self.restrictions is not None:
+            self.restrictions.impose(TEMPORARY_BAN, until, reason)
         logger.bind(ban_reason=reason, expire_s=expire).error(
             "WhatsApp temporarily banned this number ({}) until {:%Y-%m-%d %H:%M} UTC;"
             " reconnecting after that",
@@ -384,6 +392,27 @@ class Connection:
         )
         self.report(f"temporarily banned by WhatsApp until {until:%Y-%m-%d %H:%M} UTC", log=False)
         self._request_restart(expire + self.probe.backoff[0] if expire else self.probe.backoff[1])
+
+    @guarded("OfflineSyncPreviewEv")
+    async def _on_offline_preview(self, client: GoClient, ev: Any) -> None:
+        # whatsmeow connectionevents.go handleIB: `offline_preview` comes right after
+        # connecting when the server kept events for us; everything until `offline`
+        # (OfflineSyncCompleted) is that backlog, not live traffic. Set before any await:
+        # message handlers that follow in Go's order must see it.
+        if not self.is_current(client):
+            return
+        self.syncing = True
+        logger.info("WhatsApp is delivering what arrived while offline: {} message(s)",
+                    ev.Message)
+
+    @guarded("OfflineSyncCompletedEv")
+    async def _on_offline_completed(self, client: GoClient, ev: Any) -> None:
+        if not self.is_current(client):
+            return
+        self.syncing = False
+        logger.info("WhatsApp's offline backlog is complete ({} event(s))", ev.Count)
+        if self.on_synced is not None:
+            await self.on_synced(client)
 
     @guarded("ConnectFailureEv")
     async def _on_connect_failure(self, client: GoClient, ev: Any) -> None:
@@ -425,3 +454,24 @@ class Connection:
 
     async def call(self, what: str, call: Awaitable[T]) -> T:
         return await call_go(what, call, self._call_timeout)
+
+
+# whatsmeow types/events/events.go ConnectFailureReason: 403 "is now called LOCKED in the
+# whatsapp web code" (ConnectFailureMainDeviceGone), 406 "is now called BANNED"
+# (ConnectFailureUnknownLogout). Neither is fixed by scanning a new QR code. neonize does not
+# pass the number: goneonize/utils/encoder.go EncodeConnectFailureReason maps them to its own
+# enum, MAIN_DEVICE_GONE (4) and UNKNOWN_LOGOUT (5).
+_LOGOUT_REASONS = {
+    ConnectFailureReason.MAIN_DEVICE_GONE:
+        "WhatsApp locked this number (reason 403): open WhatsApp on the phone and follow "
+        "what it says (it may ask to verify the number or to appeal); link again with "
+        "`wabot login` only once the phone works normally",
+    ConnectFailureReason.UNKNOWN_LOGOUT:
+        "WhatsApp banned this number (reason 406): the phone's WhatsApp shows the ban and "
+        "the way to request a review; a new QR code will not help",
+}
+
+
+def logout_message(code: int, reason: str) -> str:
+    return _LOGOUT_REASONS.get(
+        code, f"WhatsApp logged this device out ({reason}): run `wabot login` to scan a new QR")

@@ -44,6 +44,7 @@ from bot.gateway.normalize import (
     parse_jid,
 )
 from bot.gateway.ordered import OrderedEvents
+from bot.gateway.phone import PhoneWatch
 from bot.gateway.presence import Presence
 from bot.models import InboundMessage
 from bot.phones import is_lid_customer
@@ -59,6 +60,8 @@ SEND_TIMEOUT = 2 * 75.0 + 5.0 + 5.0
 # Errors that prove the frame never left: whatsmeow errors.go ErrNotConnected ("websocket
 # not connected", socket.go/request.go sendNode with no socket), ErrNotLoggedIn, and ours.
 _NEVER_LEFT = ("websocket not connected", "doesn't contain a device jid", "not connected to")
+
+_SYNC_DONE = object()  # OfflineSyncCompleted's place among the message events
 
 # Routine drops (status updates, key distribution, reactions…) stay at DEBUG.
 _DROP_LEVELS = {
@@ -129,6 +132,10 @@ class NeonizeGateway(Gateway):
         self.raw_chat = RawChats()  # receipts, typing and revokes go where WhatsApp wrote
         self._go_threads = go_threads
         self._threads: GoThreads | None = None
+        self._backlog_ids: set[str] = set()  # delivered during WhatsApp's offline sync
+        self.on_backlog_complete: Callable[[], Awaitable[None]] | None = None
+        self.phone: PhoneWatch | None = None  # the business phone's last sign (App sets it)
+        self.connection.on_synced = self._offline_synced
         self.presence = Presence()
 
     # ── lifecycle: the connection's ────────────────────────────────────────────────────
@@ -218,11 +225,29 @@ class NeonizeGateway(Gateway):
 
     @guarded("MessageEv")
     async def _on_message(self, client: GoClient, ev: Any) -> None:
+        if self.connection.syncing:
+            self._backlog_ids.add(str(ev.Info.ID))
+        if self.phone is not None:  # before normalizing: "Message yourself" is dropped there
+            source = ev.Info.MessageSource
+            self.phone.seen(int(source.Sender.Device), bool(source.IsFromMe))
         handled = self._events.put(client, ev)  # no await before this: Go's order is kept
         await handled
 
+    async def _offline_synced(self, client: GoClient) -> None:
+        # Through the ordered queue: the backlog is complete once every message before
+        # OfflineSyncCompleted (in Go's order) has reached the inbox.
+        await self._events.put(client, _SYNC_DONE)
+
     async def _handle_event(self, client: GoClient, ev: Any) -> None:
+        if ev is _SYNC_DONE:
+            if self.on_backlog_complete is not None:
+                await self.on_backlog_complete()
+            return
         result = await self.normalize(ev, client)
+        if str(ev.Info.ID) in self._backlog_ids:
+            self._backlog_ids.discard(str(ev.Info.ID))
+            if not isinstance(result, Dropped):
+                result.backlog = True
         if isinstance(result, Dropped):
             logger.bind(msg_id=ev.Info.ID, reason=result.reason.value).log(
                 _DROP_LEVELS.get(result.reason, "DEBUG"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, Protocol
@@ -49,7 +50,23 @@ class DaemonGateway(Protocol):
     def finished(self) -> asyncio.Future[ExitReason]: ...
 
 
+# neonize goneonize/main.go shouldAddBotNode: every 1:1 send carries `<bot biz_bot="1"/>`
+# (WhatsApp's "AI" label) unless NEONIZE_BOT_TAG is "off", "none", "false" or "0". Go's
+# runtime copies the environment when the library loads (`import neonize`, _binder.py
+# load_goneonize): a later os.environ change is never seen by Go.
+BOT_TAG_VARIABLE = "NEONIZE_BOT_TAG"
+
+
+def apply_bot_label(settings: Settings) -> None:
+    """Set the label's variable from `pacing.bot_label`; call before neonize is imported."""
+    if "neonize" in sys.modules:
+        logger.warning("neonize was imported before the bot label was set: {} keeps {!r}",
+                       BOT_TAG_VARIABLE, os.environ.get(BOT_TAG_VARIABLE, "on (unset)"))
+    os.environ[BOT_TAG_VARIABLE] = "on" if settings.pacing.bot_label else "off"
+
+
 def neonize_gateway(settings: Settings, notifier: Notifier) -> Gateway:
+    apply_bot_label(settings)  # before the import below loads Go
     from bot.gateway.neonize import NeonizeGateway
 
     w = settings.whatsapp

@@ -14,7 +14,7 @@ import re
 import socket
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, cast
 
@@ -26,6 +26,7 @@ from sqlmodel import Field, SQLModel
 
 from bot.business import local_time
 from bot.clock import Clock
+from bot.gateway.restrictions import FILE_NAME, read
 from bot.phones import mask
 from bot.settings import Settings
 from bot.stores.customers import CUSTOMERS, JOURNAL, USAGE, utc_day
@@ -189,6 +190,7 @@ class Status:
     number: str = ""  # the Cloud API number (E.164) as Graph gives it, when reachable
     number_note: str = ""  # why it is not known
     number_id: str = ""  # cloud.phone_number_id
+    restrictions: list[str] = field(default_factory=list)  # WhatsApp's timelock / ban
 
 
 def followup_table(tenant: str) -> str:
@@ -206,6 +208,8 @@ async def read_status(db: Database, settings: Settings, now: datetime) -> Status
     fresh = timedelta(seconds=STALE_BEATS * settings.heartbeat_seconds)
     running = bool(beat and beat.stopped_at is None and now - beat.beat_at <= fresh)
     status = Status(tenant, now, beat, running)
+    # The daemon's state directory (this machine's): where it records WhatsApp's restrictions.
+    status.restrictions = [r.line() for r in read(settings.state_dir / FILE_NAME, now)]
     midnight = datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), UTC)
     async with db.connect() as conn:
         tables = await _tables(conn)
@@ -339,6 +343,7 @@ def format_status(s: Status, zone: tzinfo = UTC) -> str:
         f"business      {s.memory_tokens:,} tokens of memory work · "
         f"{s.voice_minutes:.1f} min of voice notes transcribed",
     ]
+    lines += [f"restricted    {line}" for line in s.restrictions]
     if beat is not None and beat.last_error:
         at = _when(beat.last_error_at) if beat.last_error_at else "?"
         lines.append(f"last error    {at}: {beat.last_error}")
@@ -361,7 +366,7 @@ def status_json(s: Status) -> dict[str, Any]:
         "messages_in_today": s.messages_in, "messages_out_today": s.messages_out,
         "tokens_in_today": s.tokens_in, "tokens_out_today": s.tokens_out,
         "cost_today_usd": round(s.cost, 6), "followups_pending": s.followups,
-        "paused_chats": s.paused,
+        "paused_chats": s.paused, "whatsapp_restrictions": s.restrictions,
         "customers_at_daily_cap": s.at_cap, "messages_capped": s.capped,
         "messages_unanswered": s.unanswered, "turns_failed_today": s.failed_today,
         "turns_to_retry": s.to_retry, "memory_tokens_today": s.memory_tokens,

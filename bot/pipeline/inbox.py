@@ -9,7 +9,7 @@ concurrently up to a bound. The worker and its state disappear when the chat goe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -21,8 +21,10 @@ from bot.agents.registry import AgentRegistry
 from bot.clock import EPOCH, Clock
 from bot.gateway.addresses import receipts_by_sender
 from bot.gateway.base import GatewayError
+from bot.gateway.pacer import Lane, lane
 from bot.models import CustomerKey, InboundMessage, MessageKind, Role
 from bot.phones import mask
+from bot.pipeline.backlog import lane_for
 from bot.pipeline.late import FAILED_FINAL, fit_flood
 from bot.pipeline.outcomes import (
     KIND_NOTES,
@@ -57,6 +59,9 @@ class _Chat:
 
 __all__ = ["KIND_NOTES", "UNANSWERED_KINDS", "AfterInbound", "Describer", "Fed", "Filter",
            "Hold", "Inbox", "JournalUnavailable", "Proactive", "describe_kind"]
+# bot.pipeline.backlog: True when it took the message (it comes back through
+# `enqueue_late`).
+TakeBacklog = Callable[[InboundMessage], Awaitable[bool]]
 
 
 class Inbox:
@@ -84,6 +89,8 @@ class Inbox:
         self.after_inbound: list[AfterInbound] = []
         self.on_failed: list[Callable[[CustomerKey], None]] = []  # alerts, webhooks
         self.on_received: list[Callable[[InboundMessage], None]] = []  # journaled, new
+        self.take_backlog: TakeBacklog | None = None
+        self.backlog_holds: Callable[[CustomerKey], bool] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.turns = 0
         self.failures = 0
@@ -129,6 +136,8 @@ class Inbox:
         if not self._accepting:
             log.info("stopping: message journaled, it will be answered after restart")
             return Fed.DEFERRED
+        if self.take_backlog is not None and await self.take_backlog(msg):
+            return Fed.QUEUED
         self._enqueue(msg)
         return Fed.QUEUED
 
@@ -215,7 +224,8 @@ class Inbox:
         """Whether a message of this chat is waiting for a turn that has not started yet
         (a new message joins that turn instead of starting one)."""
         chat = self._chats.get(key)
-        return bool(chat and chat.pending)
+        held = self.backlog_holds is not None and self.backlog_holds(key)
+        return bool(chat and chat.pending) or held
 
     # --- the per-chat worker -----------------------------------------------------------
 
@@ -238,11 +248,13 @@ class Inbox:
                     late, chat.late = chat.late, ""
                     last_try, chat.last_try = chat.last_try, False
                     async with self._slots.hold():
-                        await self._turn(key, batch, late, last_try)
+                        with lane_for(batch):
+                            await self._turn(key, batch, late, last_try)
                 elif chat.proactive:
                     item = chat.proactive.pop(0)
                     async with self._slots.hold():
-                        sent = await self._proactive_turn(key, item)
+                        with lane(Lane.PROACTIVE):
+                            sent = await self._proactive_turn(key, item)
                     item.done.set_result(sent)
         finally:
             chat.worker = None
