@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+from apscheduler.events import EVENT_JOB_REMOVED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from loguru import logger
 from sqlalchemy import delete, update
@@ -28,6 +29,7 @@ from sqlalchemy import delete, update
 from bot.agents.tools import Tool
 from bot.business import Business
 from bot.clock import Clock, SystemClock
+from bot.followups.pending import PendingCache
 from bot.followups.policy import Policy
 from bot.followups.rules import RuleRefresh
 from bot.followups.store import AGENT, SENT, FollowUp, JobTable, job_id
@@ -65,9 +67,6 @@ async def run_followup(tenant: str, phone: str, kind: str, reason: str, schedule
     await asyncio.shield(scheduler.track(scheduler.fire(fu), "followup-fire"))
 
 
-NONE_PENDING_MAX = 100_000
-
-
 class FollowUpScheduler:
     def __init__(self, tenant: str, sql_url: str, settings: FollowUpSettings, *,
                  customers: CustomerStore, memory: MemoryStore, inbox: Inbox,
@@ -90,10 +89,9 @@ class FollowUpScheduler:
             job_defaults={"misfire_grace_time": max(1, int(self.grace.total_seconds())),
                           "coalesce": True, "max_instances": 1})
         self._refresh = RuleRefresh(self)  # the config's rules, after every inbound turn
-        # Customers known to have no pending job (jobs are only added through `put`, in this
-        # process: one daemon per tenant), so a turn does not look them up again.
-        self._none_pending: set[str] = set()
-        self._puts = 0  # a lookup that raced a `put` is not remembered
+        # Each customer's pending jobs, so the rules' refresh after a turn reads nothing.
+        self.cache = PendingCache([AGENT, *self.rules])
+        self.scheduler.add_listener(self._job_removed, EVENT_JOB_REMOVED)  # the jobs it ran
         self.outcomes: Counter[str] = Counter()
         self._lock = threading.Lock()  # store writes and the timer's take-due, across threads
         self._gate = asyncio.Lock()  # caps are counted and reserved one follow-up at a time
@@ -170,13 +168,20 @@ class FollowUpScheduler:
 
     def remove_ids(self, ids: list[str]) -> int:
         with self._lock:
-            return self.table.remove(ids)
+            try:
+                return self.table.remove(ids)
+            finally:
+                self.cache.removed(ids)
 
     def _take_due(self, now: datetime) -> list[FollowUp]:
         with self._lock:
             due = self.table.pending(due_by=now)
             self.table.remove([fu.job_id for fu in due])
+            self.cache.removed([fu.job_id for fu in due])
         return due
+
+    def _job_removed(self, event: JobEvent) -> None:
+        self.cache.removed([event.job_id])
 
     def store_next_run_time(self) -> datetime | None:
         return cast("datetime | None", self.table.store.get_next_run_time())
@@ -185,8 +190,8 @@ class FollowUpScheduler:
 
     async def put(self, fu: FollowUp, at: datetime) -> None:
         """Store (or replace) the follow-up to run at `at`."""
-        self._none_pending.discard(fu.phone)
-        self._puts += 1
+        # Before the insert: APScheduler may run (and remove) a due job before we resume.
+        self.cache.added(fu, at)
         await asyncio.to_thread(self._add_sync, fu, at)
         if self.own_timer:
             self._arm(at)
@@ -199,16 +204,20 @@ class FollowUpScheduler:
 
     async def pending(self, phone: str | None = None, limit: int | None = None,
                       kinds: list[str] | None = None) -> list[FollowUp]:
-        every_kind = kinds is None or {AGENT, *self.rules} <= set(kinds)
-        if phone is not None and every_kind and phone in self._none_pending:
-            return []  # after every turn: most customers have none, and only `put` adds
-        puts = self._puts
-        found = await asyncio.to_thread(self.table.pending, phone, limit, None, kinds)
-        if phone is not None and every_kind and not found and puts == self._puts:
-            if len(self._none_pending) >= NONE_PENDING_MAX:
-                self._none_pending.clear()
-            self._none_pending.add(phone)
-        return found
+        if phone is None or not self.cache.covers(kinds) or limit is not None:
+            return await asyncio.to_thread(self.table.pending, phone, limit, None, kinds)
+        assert kinds is not None
+        cached = self.cache.get(phone, kinds)
+        if cached is not None:
+            return cached
+        every = sorted(self.cache.kinds)
+        self.cache.looking(phone)
+        found: list[FollowUp] | None = None
+        try:
+            found = await asyncio.to_thread(self.table.pending, phone, None, None, every)
+        finally:
+            self.cache.found(phone, found)
+        return [fu for fu in found if fu.kind in kinds]
 
     async def cancel(self, key: CustomerKey, kind: str | None = None) -> int:
         """Remove the customer's pending follow-ups (of one kind); returns how many. Known
