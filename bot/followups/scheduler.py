@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from apscheduler.events import EVENT_JOB_REMOVED, JobEvent
+from apscheduler.events import EVENT_JOB_REMOVED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from loguru import logger
 from sqlalchemy import delete, update
@@ -45,6 +45,7 @@ from bot.stores.memory_base import MemoryStore
 # stays the package path (re-exported by `bot/followups/__init__.py`) and is passed as a
 # string; a function object would be stored as `bot.followups.scheduler:run_followup`.
 JOB_FUNC = "bot.followups:run_followup"
+T = TypeVar("T")
 
 # APScheduler 3 stores only module-level callables with primitive arguments, so a job cannot
 # carry its scheduler: `run_followup` finds the live one by tenant here. This is wabot's one
@@ -91,7 +92,8 @@ class FollowUpScheduler:
         self._refresh = RuleRefresh(self)  # the config's rules, after every inbound turn
         # Each customer's pending jobs, so the rules' refresh after a turn reads nothing.
         self.cache = PendingCache([AGENT, *self.rules])
-        self.scheduler.add_listener(self._job_removed, EVENT_JOB_REMOVED)  # the jobs it ran
+        self.scheduler.add_listener(  # the jobs APScheduler ran
+            lambda event: self.cache.removed([event.job_id]), EVENT_JOB_REMOVED)
         self.outcomes: Counter[str] = Counter()
         self._lock = threading.Lock()  # store writes and the timer's take-due, across threads
         self._gate = asyncio.Lock()  # caps are counted and reserved one follow-up at a time
@@ -145,7 +147,7 @@ class FollowUpScheduler:
         now = self.clock.now()
         due = await asyncio.to_thread(self.table.pending, None, None, now)
         late = [fu for fu in due if fu.run_at is not None and now - fu.run_at > self.grace]
-        await asyncio.to_thread(self.remove_ids, [fu.job_id for fu in late])
+        await self._write(self.remove_ids, [fu.job_id for fu in late])
         hours = self.s.max_lateness_hours
         for fu in due:
             missed = now - (fu.run_at or now)
@@ -168,20 +170,19 @@ class FollowUpScheduler:
 
     def remove_ids(self, ids: list[str]) -> int:
         with self._lock:
-            try:
-                return self.table.remove(ids)
-            finally:
-                self.cache.removed(ids)
+            self.cache.removed(ids)  # first: a lookup racing the delete is then not kept
+            return self.table.remove(ids)
 
     def _take_due(self, now: datetime) -> list[FollowUp]:
         with self._lock:
             due = self.table.pending(due_by=now)
-            self.table.remove([fu.job_id for fu in due])
-            self.cache.removed([fu.job_id for fu in due])
+            self.cache.removed(ids := [fu.job_id for fu in due])
+            self.table.remove(ids)
         return due
 
-    def _job_removed(self, event: JobEvent) -> None:
-        self.cache.removed([event.job_id])
+    async def _write(self, work: Callable[..., T], *args: Any) -> T:
+        async with self.customers.db.writing():  # queued with our SQLite writers
+            return await asyncio.to_thread(work, *args)
 
     def store_next_run_time(self) -> datetime | None:
         return cast("datetime | None", self.table.store.get_next_run_time())
@@ -192,7 +193,7 @@ class FollowUpScheduler:
         """Store (or replace) the follow-up to run at `at`."""
         # Before the insert: APScheduler may run (and remove) a due job before we resume.
         self.cache.added(fu, at)
-        await asyncio.to_thread(self._add_sync, fu, at)
+        await self._write(self._add_sync, fu, at)
         if self.own_timer:
             self._arm(at)
 
@@ -224,7 +225,7 @@ class FollowUpScheduler:
         kinds only: a job of a rule since removed from the config is dropped when due."""
         kinds = [kind] if kind is not None else [AGENT, *self.rules]
         ids = [job_id(key.tenant, key.phone, k) for k in kinds]
-        return await asyncio.to_thread(self.remove_ids, ids)
+        return await self._write(self.remove_ids, ids)
 
     async def on_inbound(self, key: CustomerKey) -> None:
         """After a customer's turn: refresh the lifecycle rules (see `RuleRefresh`)."""
@@ -331,7 +332,7 @@ class FollowUpScheduler:
         now = self.clock.now()
         retry: datetime | None = None
         try:
-            for fu in await asyncio.to_thread(self._take_due, now):
+            for fu in await self._write(self._take_due, now):
                 if fu.run_at is not None and now - fu.run_at > self.grace:
                     self.outcomes["missed"] += 1
                     logger.warning("follow-up {} missed by {}: dropped (later than "
