@@ -40,17 +40,22 @@ from bot.ops.status import Live, Monitor
 from bot.pipeline.inbox import Inbox
 from bot.pipeline.intake import Intake
 from bot.pipeline.limits import Access, RateLimiter
-from bot.pipeline.media import Media
+from bot.pipeline.media import Media, remember_text
 from bot.pipeline.optout import OptOut
 from bot.pipeline.presenter import Presenter
+from bot.pipeline.redelivery import Redelivery
+from bot.pipeline.revisit import Revisit
 from bot.pipeline.takeover import Takeover
+from bot.pipeline.voice_budget import VoiceBudget
 from bot.settings import Settings
 from bot.stores.customers import CustomerStore
 from bot.stores.db import Database
+from bot.stores.deliveries import DeliveryStore
 from bot.stores.memory_base import MemoryStore
 from bot.stores.memory_observed import ObservedMemory
 from bot.stores.runs import RunRow, RunStore
 from bot.stores.stamps import ChangeStamps
+from bot.stores.usage_lines import BusinessUsage
 from bot.web.console import Console
 
 if TYPE_CHECKING:
@@ -153,6 +158,9 @@ class App:
         self.keeper = MemoryKeeper(self.memory, self.customers, background_llm, self.clock,
                                    s.memory, self.deps.budget)
         self.deps.after_turn = self.keeper.schedule
+        # Background memory work and transcription: the business's lines, not a customer's.
+        self.usage_lines = BusinessUsage(self.db, s.tenant)
+        self.keeper.business_usage = self.usage_lines
         self.registry = AgentRegistry(
             self._load_agent, self.clock, idle_seconds=s.agents.idle_evict_minutes * 60,
             max_agents=s.agents.max_cached_agents, on_event=self._agent_event,
@@ -165,8 +173,11 @@ class App:
         self.memory.listeners.append(sync)
         self.keeper.known_unsummarized = sync.unsummarized
         self.registry.on_stamped = self.customers.uncache
-        self.presenter = Presenter(gateway, self.clock, s.presenter)
+        self.deliveries = DeliveryStore(self.db, s.tenant)
+        self.presenter = Presenter(gateway, self.clock, s.presenter, ledger=self.deliveries)
         self.media = Media(self.llm, self.customers, self.memory, self.presenter, s.media)
+        self.media.voice_budget = VoiceBudget(s.voice_budget, self.usage_lines, self.customers,
+                                              s.limits.daily_tokens)
         self.inbox = Inbox(s.tenant, self.customers, self.registry, self.presenter,
                            self.clock, s.inbox, describe=self.media.describe)
         f = s.followups
@@ -180,8 +191,15 @@ class App:
             for tool in self.followups.tools():
                 self.deps.tools.add(tool)
             self.inbox.after_inbound.append(self.followups.on_inbound)
+            # The Cloud API's 24-hour window is checked before the model writes a follow-up.
+            self.followups.policy.reachable = getattr(gateway, "may_write_first", None)
         self.events = Events()
         self.alerts = Alerts(s.alerts, self.events, gateway, self.clock)
+        connected = getattr(gateway, "connected", None)
+        self.redelivery = Redelivery(
+            s.tenant, self.deliveries, self.presenter, self.memory, self.customers,
+            self.clock, s.presenter, self.alerts,
+            connected if isinstance(connected, asyncio.Event) else None)
         # ── knowledge: catalog and document search, media sends ──
         self.reindex = asyncio.Event()  # set by SIGHUP: re-index changed sources
         self.library = build_library(settings, self.db, self.clock, self.llm, business,
@@ -196,7 +214,14 @@ class App:
                                  self.business.tz)
         self.limiter = RateLimiter(self.customers, self.presenter, self.clock, s.limits,
                                    self.inbox.has_pending, self.inbox.enqueue,
-                                   self.inbox.tasks, self.alerts)
+                                   self.inbox.tasks, self.alerts,
+                                   remember=lambda msg: remember_text(self.memory, msg))
+        # Capped and failed messages are answered when the cap or the model allows.
+        self.revisit = Revisit(s.tenant, self.customers, self.inbox, self.llm, self.clock,
+                               s.retry, self.business.tz, self.limiter.over_budget,
+                               self.usage_lines)
+        self.limiter.on_capped.append(self.revisit.note)
+        self.inbox.on_failed.append(self.revisit.note)
         # Who may talk (access) → STOP/START (opt-out, never rate limited) → is a human
         # handling the chat (takeover) → how much (limits) → kinds with a fixed outcome
         # (media). The limiter must stay the last filter that awaits anything when it lets
@@ -244,7 +269,7 @@ class App:
             settings=s, clock=self.clock, gateway=self.gateway, customers=self.customers,
             memory=self.memory, runs=self.runs, events=self.events, alerts=self.alerts,
             outbox=self.outbox, metrics=self.metrics, followups=self.followups,
-            live=self._live)
+            live=self._live, zone=self.business.tz)
         self.web = None
         if serve_http and s.http.enabled:
             from bot.web.auth import Auth, ensure_token
@@ -399,7 +424,10 @@ class App:
     async def _catch_up(self) -> None:
         """Messages held at the last stop, then journaled ones never answered."""
         await self.intake.restore()
+        await self.redelivery.settle_crashed()  # before the journal: not a second turn
         await self.inbox.recover()
+        self.spawn(self.revisit.run(), "revisit")
+        self.spawn(self.redelivery.run(), "redelivery")
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)

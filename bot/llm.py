@@ -129,7 +129,10 @@ class LLM:
         except Exception as exc:  # a body that is not JSON (truncated, empty) fails to parse
             raise LLMError(f"the model endpoint sent a malformed answer: "
                            f"{type(exc).__name__}") from exc
-        return parse_completion(resp)
+        completion = parse_completion(resp)
+        if not completion.tokens_in and not completion.tokens_out:
+            estimate_usage(completion, kwargs)
+        return completion
 
     async def transcribe(self, audio: bytes, filename: str, model: str) -> str:
         try:
@@ -170,6 +173,16 @@ def parse_completion(resp: Any) -> Completion:
     except Exception as exc:
         raise LLMError(f"the model endpoint sent a malformed answer: "
                        f"{type(exc).__name__}") from exc
+
+
+def estimate_usage(completion: Completion, kwargs: dict[str, Any]) -> None:
+    """Some servers report no usage: the daily cap must still count something (issue
+    #16.3), so estimate it like the prompt budget does, tool definitions included (they
+    are sent with every request and cost as much as a long message)."""
+    sent = json.dumps(kwargs["messages"]) + json.dumps(kwargs.get("tools") or [])
+    completion.tokens_in = len(sent) // 3 + 4
+    answer = completion.text + "".join(c.raw_arguments for c in completion.tool_calls)
+    completion.tokens_out = len(answer) // 3 + 4
 
 
 def _tool_call(call: Any) -> ToolCall:

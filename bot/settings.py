@@ -86,6 +86,10 @@ class PresenterSettings(Section):
     bubble_chars: int = Field(320, ge=40)
     max_bubbles: int = Field(4, ge=1, le=20)
     between_bubbles_seconds: float = Field(0.8, ge=0)
+    # A reply WhatsApp refused with "not connected" is sent again once connected, for
+    # this long; after that the owner is told and the history says it never arrived.
+    retry_undelivered_minutes: float = Field(15.0, ge=0)
+    retry_seconds: float = Field(30.0, gt=0)  # how often undelivered replies are retried
 
 
 class MemorySettings(Section):
@@ -313,6 +317,10 @@ class WhatsAppSettings(Section):
     probe_port: int = Field(443, ge=1, le=65535)
     backoff_initial: float = Field(2.0, gt=0)  # seconds between connection attempts, doubling
     backoff_cap: float = Field(300.0, gt=0)
+    # Threads for neonize's Go calls (it runs each in the loop's default executor, via
+    # asyncio.to_thread): Python's default is min(32, cores + 4), 6 on a 2-core VPS, and a
+    # send may hold a thread for whatsmeow's whole 75 s request timeout.
+    go_threads: int = Field(32, ge=4, le=512)
 
 
 # --- the WhatsApp Cloud API transport (whatsapp.transport = "cloud") -------------------------
@@ -418,6 +426,41 @@ class RunLogSettings(BaseModel):
 # --- end of the console's settings ---------------------------------------------------------
 
 
+class RetrySettings(BaseModel):
+    """Turns that failed while the model was down are answered once it is back (issue #16.7).
+
+    While failed turns younger than `max_age_hours` wait, the daemon asks the model a
+    one-word question every `probe_seconds`; once it answers, each waiting customer's failed
+    messages are retried once, oldest customer first, with an instruction to acknowledge
+    the delay. A retry that fails again is journaled `failed_final` and left alone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    max_age_hours: float = Field(12.0, gt=0, le=24 * 14,
+                                 description="older failed turns are not retried")
+    probe_seconds: float = Field(60.0, ge=5, le=3600,
+                                 description="how often the model is asked while turns wait")
+
+
+class VoiceBudgetSettings(BaseModel):
+    """Voice-note transcription is paid per audio minute (issue #16.12): it counts towards
+    the customer's `limits.daily_tokens` and a business-wide daily budget. Over either, the
+    note is not transcribed and the agent asks the customer to type."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # whisper-1 costs US$0.006 a minute, what 40k prompt tokens cost at the default price.
+    tokens_per_minute: int = Field(40_000, ge=0,
+                                   description="a minute of audio counts as this many tokens")
+    business_daily_minutes: float = Field(
+        600.0, ge=0, description="audio minutes transcribed per UTC day for all customers; "
+        "0: no cap")
+    # The transport gives the size, not the length: WhatsApp voice notes are Opus at about
+    # 16 kbit/s. Music files at higher bit rates are over-counted, never under.
+    bytes_per_second: int = Field(2000, ge=100, description="to estimate audio length")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WABOT_",
@@ -459,6 +502,9 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     alerts: AlertSettings = AlertSettings()
     runs: RunLogSettings = RunLogSettings()
+    # reliability (issue #16): retried failed turns, the transcription budget
+    retry: RetrySettings = RetrySettings()
+    voice_budget: VoiceBudgetSettings = VoiceBudgetSettings()
 
     @field_validator("database_url")
     @classmethod

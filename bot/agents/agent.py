@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -187,7 +188,9 @@ class CustomerAgent(CachedState):
         customer_text = prompt.customer_block(
             self.customer.name if self.customer else "", self.stage, self.profile,
             b.facts, b.summary)
-        fixed = estimate_tokens(business_text + prompt.RULES + customer_text + instruction)
+        # The tool definitions go with every request: they take their share of the budget.
+        fixed = estimate_tokens(business_text + prompt.RULES + customer_text + instruction
+                                + json.dumps(self.deps.tools.specs()))
         history_budget = max(200, min(b.history, b.context - fixed - 200))
         new = sum(estimate_tokens(m.text) for m in said)
         window = fit_window(self.window, max(0, history_budget - new)) if self.window else []

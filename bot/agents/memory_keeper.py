@@ -34,6 +34,7 @@ from bot.phones import mask
 from bot.settings import MemorySettings
 from bot.stores.customers import CustomerStore
 from bot.stores.memory_base import Fact, MemoryStore, estimate_tokens
+from bot.stores.usage_lines import MEMORY, BusinessUsage
 
 # Distinctive first sentences: operators can spot these calls in a proxy log, tests match them.
 SUMMARY_MARKER = "You maintain the long-term memory of one customer relationship."
@@ -114,6 +115,9 @@ class MemoryKeeper:
         self._closed = False
         # Set by the App: a cached agent's complete list of unsummarized messages, if known.
         self.known_unsummarized: Callable[[CustomerKey], list[MemoryMessage] | None] | None = None
+        # Set by the App: where background work is counted. It is the business's cost, never
+        # the customer's daily cap (issue #16.3: it made a talkative customer reach it sooner).
+        self.business_usage: BusinessUsage | None = None
 
     # --- scheduling ----------------------------------------------------------------------
 
@@ -190,8 +194,10 @@ class MemoryKeeper:
             await asyncio.gather(*self.tasks, return_exceptions=True)
 
     async def _usage(self, key: CustomerKey, completion: Completion) -> None:
-        await self.customers.add_usage(key, tokens_in=completion.tokens_in,
-                                       tokens_out=completion.tokens_out)
+        if self.business_usage is not None:
+            await self.business_usage.add(MEMORY, self.clock.now(),
+                                          tokens_in=completion.tokens_in,
+                                          tokens_out=completion.tokens_out)
 
     # --- the rolling summary -------------------------------------------------------------
 

@@ -44,13 +44,16 @@ class Stores:
 def holders(settings: Settings, stores: Stores) -> list[Holder]:
     """Other places holding customer data, for `export` and `forget`: the follow-up job
     store (pending jobs and the sent log), which works without a running scheduler, and
-    the run log (every model call of their turns)."""
+    the run log (every model call of their turns), and replies still owed to them."""
     from bot.followups import privacy_holder
+    from bot.stores.deliveries import DeliveryStore
     from bot.stores.runs import RunStore
 
     runs = RunStore(stores.db)
+    owed = DeliveryStore(stores.db, settings.tenant)
     return [privacy_holder(settings.sql_url, stores.db),
-            Holder("runs", runs.export, runs.forget)]
+            Holder("runs", runs.export, runs.forget),
+            Holder("undelivered_replies", owed.export, owed.forget)]
 
 
 @asynccontextmanager

@@ -7,6 +7,7 @@ sending time in their timezone, and the caps hold; else the follow-up is moved o
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -22,6 +23,11 @@ from bot.models import CustomerKey
 from bot.settings import FollowUpRule, FollowUpSettings
 from bot.stores.customers import CustomerStore
 from bot.stores.memory_base import MemoryStore
+
+# Whether the transport may write first to a phone now: None, or why not (the Cloud API's
+# 24-hour window with no template; `CloudGateway.may_write_first`). Asked last, before the
+# model composes anything.
+Reachable = Callable[[str], Awaitable[str | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +48,7 @@ class Policy:
         self.memory = memory
         self.business = business
         self.hours = sending_hours(business, settings.send_hours)
+        self.reachable: Reachable | None = None
 
     def cancelled_by_reply(self, fu: FollowUp) -> bool:
         rule = self.rules.get(fu.kind)
@@ -90,6 +97,8 @@ class Policy:
         if await self.count_sent(day_start) >= self.s.max_per_day:
             tomorrow = self.slot(day_start + timedelta(days=1), tz, fu.phone)
             return Verdict("move", f"today's cap of {self.s.max_per_day} is reached", tomorrow)
+        if self.reachable is not None and (unreachable := await self.reachable(fu.phone)):
+            return Verdict("drop", unreachable)
         return Verdict("send")
 
     def slot(self, at: datetime, tz: ZoneInfo, phone: str) -> datetime | None:

@@ -108,8 +108,8 @@ class FollowUpScheduler:
     async def start(self) -> None:
         if _LIVE.get(self.tenant) not in (None, self):
             raise RuntimeError(f"a follow-up scheduler already runs for tenant {self.tenant}")
-        # Creates the job table when missing: one quick statement, on the loop at startup.
-        self.scheduler.start(paused=True)
+        await asyncio.to_thread(self.table.create)
+        self.scheduler.start(paused=True)  # the table exists: nothing written on the loop
         _LIVE[self.tenant] = self
         self._started = True
         await self._sweep_missed()

@@ -11,12 +11,14 @@ import asyncio
 import hashlib
 import pickle
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from sqlalchemy import Index, Table, delete, func, inspect, select
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, SQLModel
 
 from bot.models import CustomerKey
@@ -113,6 +115,25 @@ class JobTable:
         self.store = SQLAlchemyJobStore(url=url, tablename=job_table_name(tenant),
                                         engine_options=options)
         self.t: Table = self.store.jobs_t
+
+    def create(self, attempts: int = 6) -> None:
+        """Create the job table before APScheduler's start looks for it.
+
+        APScheduler's start (jobstores/sqlalchemy.py `SQLAlchemyJobStore.start`) checks for
+        the table, then creates it, in one SQLite transaction: when another connection
+        (the turn writer's thread) commits in between, SQLite refuses the upgrade from
+        read to write with "database is locked" at once, without waiting on the busy
+        timeout (SQLITE_BUSY_SNAPSHOT in WAL mode). Here the same create is retried;
+        APScheduler then finds the table and writes nothing.
+        """
+        for attempt in range(attempts):
+            try:
+                self.t.create(self.store.engine, checkfirst=True)
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * 2 ** attempt)
 
     def exists(self) -> bool:
         return bool(inspect(self.store.engine).has_table(self.t.name))

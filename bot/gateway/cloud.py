@@ -17,6 +17,7 @@ import os
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from loguru import logger
 
 from bot.clock import Clock, SystemClock
 from bot.gateway.base import Gateway, GatewayError, OutboundMedia
-from bot.gateway.graph import CloudError, GraphAPI
+from bot.gateway.graph import CloudError, GraphAPI, e164_of
 from bot.models import CustomerKey, InboundMessage
 from bot.phones import mask
 from bot.settings import CloudSettings
@@ -76,6 +77,7 @@ class CloudGateway(Gateway):
         self._answered_path: Path | None = None
         self._answered_fd: int | None = None
         self._answering: dict[str, list[str]] = {}
+        self._learning: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -88,9 +90,26 @@ class CloudGateway(Gateway):
     async def start(self) -> None:
         await self._settle_answered()
         self.connected.set()  # webhooks carry the messages; nothing to connect to
+        self._learning = asyncio.create_task(self._learn_number(), name="cloud-number")
+
+    async def _learn_number(self) -> None:
+        """Our own number, for the console and the heartbeat ("connected as …"); in the
+        background: the webhook serves whether Graph answers this or not."""
+        try:
+            number = e164_of((await self.graph.phone_number()).get("display_phone_number"))
+        except (GatewayError, ValueError) as exc:
+            logger.warning("the Cloud API number could not be read ({}): check "
+                           "cloud.access_token with `wabot doctor`", exc)
+            return
+        self.connected_as = number or None
 
     async def stop(self) -> None:
         self.connected.clear()
+        if self._learning is not None:
+            self._learning.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._learning
+            self._learning = None
         await self.flush()
         if self._answered_fd is not None:
             os.close(self._answered_fd)
@@ -217,14 +236,27 @@ class CloudGateway(Gateway):
         last, _ = await self._last_contact(phone)
         return last is not None and self.clock.now() - last < WINDOW
 
+    async def may_write_first(self, phone: str) -> str | None:
+        """Whether a message we start (a follow-up) can go to `phone` now: None, or why
+        not. Asked before the agent composes it, so a skip spends no model tokens; a skip
+        is logged and recorded for the console as a send outside the window is."""
+        if self.s.followup_template or await self.window_open(phone):
+            return None
+        await self._skip(self.chat_for(phone))
+        return "outside the 24-hour window and no cloud.followup_template"
+
+    async def _skip(self, chat: str) -> None:
+        await self._record(f"skipped:{uuid.uuid4().hex}", chat, "text", "skipped",
+                           "outside the 24-hour window; no cloud.followup_template")
+        logger.bind(customer=mask("+" + chat)).warning(
+            "message skipped: the customer last wrote over 24 h ago and no approved "
+            "template is configured (cloud.followup_template)")
+
     async def _outside_window(self, chat: str, text: str) -> str:
         phone = "+" + chat
         log = logger.bind(customer=mask(phone))
         if not self.s.followup_template:
-            await self._record(f"skipped:{uuid.uuid4().hex}", chat, "text", "skipped",
-                               "outside the 24-hour window; no cloud.followup_template")
-            log.warning("message skipped: the customer last wrote over 24 h ago and no "
-                        "approved template is configured (cloud.followup_template)")
+            await self._skip(chat)
             raise OutsideWindow("outside the 24-hour window and no template configured",
                                 OUTSIDE_WINDOW)
         _, name = await self._last_contact(phone)

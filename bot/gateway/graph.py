@@ -136,6 +136,30 @@ class GraphAPI:
         return data
 
 
+async def display_number(settings: CloudSettings, seconds: float = 5.0) -> tuple[str, str]:
+    """The number (E.164) from `GET {graph_url}/{phone_number_id}`'s display_phone_number,
+    or "" and why not. One try with a short timeout: `wabot status` must answer when Graph
+    does not."""
+    from bot.clock import SystemClock
+
+    graph = GraphAPI(settings.model_copy(update={"max_retries": 0, "timeout": seconds}),
+                     SystemClock())
+    try:
+        shown = (await graph.phone_number()).get("display_phone_number")
+    except (GatewayError, ValueError) as exc:  # unreachable, a bad token, not JSON
+        return "", f"Graph API not reachable ({str(exc)[:160]})"
+    finally:
+        await graph.close()
+    number = e164_of(shown)
+    return (number, "") if number else ("", "the Graph API gave no display_phone_number")
+
+
+def e164_of(display_phone_number: object) -> str:
+    """`+1 555-010-0199` (Graph's display form) → `+15550100199`; "" when it has no digits."""
+    digits = "".join(ch for ch in str(display_phone_number or "") if ch.isdigit())
+    return "+" + digits if digits else ""
+
+
 def _path(url: str) -> str:
     return httpx.URL(url).path
 

@@ -25,11 +25,18 @@ from bot.phones import from_whatsapp, mask
 T = TypeVar("T")
 
 
+class AlreadyLinked(GatewayError):
+    """A pair code was asked while WhatsApp is linked and connected."""
+
+
 class LinkHost(Protocol):
     """What linking needs of the connection it serves."""
 
     connected: asyncio.Event
     qr_png_path: Path
+
+    @property
+    def client(self) -> GoClient | None: ...
 
     def is_current(self, client: GoClient | None) -> bool: ...
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]: ...
@@ -49,6 +56,7 @@ class Linking:
         self._watchdog: asyncio.Task[None] | None = None
         self._pair_requested = False
         self._pair_code: str | None = None
+        self._offered: GoClient | None = None  # the client whose QR was shown last
 
     def stop_watchdog(self) -> None:
         if self._watchdog is not None and self._watchdog is not asyncio.current_task():
@@ -62,6 +70,7 @@ class Linking:
         self.stop_watchdog()
         self._watchdog = host.spawn(self._login_watchdog())
         login.write_qr_png(data, host.qr_png_path)
+        self._offered = client
         if self._pair_phone and not self._pair_requested:
             # whatsmeow wants the first QR event before PairPhone (neonize#57, #192).
             self._pair_requested = True
@@ -78,15 +87,44 @@ class Linking:
         else:
             logger.error("linking to WhatsApp failed: {}", ev.Error or "no reason given")
 
+    @property
+    def pair_code(self) -> str | None:
+        """The pair code shown (ABCD-EFGH) while not linked, else None."""
+        return None if self._host.connected.is_set() else self._pair_code
+
+    async def pair(self, phone: str) -> str:
+        """A pair code for `phone` (E.164) asked while running, e.g. from the console.
+
+        Raises `AlreadyLinked` when connected, `GatewayError` when Go has not offered a
+        login yet or refused. Only once the live client has shown a QR: whatsmeow's
+        PairPhone needs the login websocket (neonize#57; whatsmeow pair-code.go PairPhone), and a client
+        of another attempt panics the process (NEONIZE.md)."""
+        host = self._host
+        if host.connected.is_set():
+            raise AlreadyLinked("WhatsApp is already linked: log out first to link again")
+        client = host.client
+        if client is None or client is not self._offered or not host.is_current(client):
+            raise GatewayError("WhatsApp has not offered a login yet (no QR code shown): "
+                               "try again in a few seconds")
+        self._pair_requested = True
+        code = await self._ask(client, phone)
+        self._show_pair_code(code, phone)
+        return login.format_pair_code(code)
+
+    async def _ask(self, client: GoClient, phone: str) -> str:
+        return await self._host.call(
+            "requesting a pair code",
+            client.PairPhone(phone.removeprefix("+"), True, client_name=ClientName.LINUX))
+
     async def _request_pair_code(self, client: GoClient, phone: str) -> None:
         try:
-            code = await self._host.call(
-                "requesting a pair code",
-                client.PairPhone(phone.removeprefix("+"), True, client_name=ClientName.LINUX),
-            )
+            code = await self._ask(client, phone)
         except GatewayError as exc:
             logger.error("no pair code ({}): scan the QR code instead", exc)
             return
+        self._show_pair_code(code, phone)
+
+    def _show_pair_code(self, code: str, phone: str) -> None:
         self._pair_code = login.format_pair_code(code)
         self._host.show(login.pair_code_instructions(code, mask(phone)))
         self._host.report(

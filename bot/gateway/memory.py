@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from bot.clock import Clock, SystemClock
 from bot.gateway.base import Gateway, GatewayError, OutboundMedia
@@ -20,6 +20,10 @@ class MemoryGateway(Gateway):
         self.media: dict[str, bytes] = {}
         self.media_sent: list[tuple[str, OutboundMedia]] = []  # (chat, media), in order
         self.fail_sends = False
+        # Called with the 1-based number of each text send before it is recorded: tests
+        # raise NotDelivered / DeliveryUnknown or sleep on the clock to stand for a crash.
+        self.before_send: Callable[[int], Awaitable[None]] | None = None
+        self.text_sends = 0
         self.listeners: list[Callable[[Outbound], None]] = []
         self._ids = itertools.count(1)
         self.started = False
@@ -41,6 +45,9 @@ class MemoryGateway(Gateway):
     async def send_text(self, chat: str, text: str) -> str:
         if self.fail_sends:
             raise GatewayError(f"send to {chat} failed (test switch)")
+        self.text_sends += 1
+        if self.before_send is not None:
+            await self.before_send(self.text_sends)
         self._record(Outbound("text", chat, text, self.clock.now()))
         return f"OUT{next(self._ids)}"
 

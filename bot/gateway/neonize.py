@@ -143,6 +143,15 @@ class NeonizeGateway(Gateway):
         """The background connection task (for tests and diagnostics)."""
         return self.connection.task
 
+    @property
+    def pair_code(self) -> str | None:
+        """The pair code on show while not linked (ABCD-EFGH), else None."""
+        return self.connection.linking.pair_code
+
+    async def request_pair_code(self, phone: str) -> str:
+        """A pair code for `phone` (E.164) asked while running: the console's form."""
+        return await self.connection.linking.pair(phone)
+
     async def start(self) -> None:
         await self.connection.start()
 

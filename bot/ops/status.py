@@ -26,9 +26,11 @@ from sqlmodel import Field, SQLModel
 
 from bot.business import local_time
 from bot.clock import Clock
+from bot.phones import mask
 from bot.settings import Settings
 from bot.stores.customers import CUSTOMERS, JOURNAL, USAGE, utc_day
 from bot.stores.db import Database, UTCDateTime
+from bot.stores.usage_lines import LINES, MEMORY, VOICE
 
 STALE_BEATS = 3  # missed heartbeats before the daemon counts as not running
 ERROR_CHARS = 300
@@ -175,6 +177,18 @@ class Status:
     cost: float = 0.0
     followups: int | None = None  # None: no follow-up table for this tenant
     paused: int = 0
+    # issue #16: nothing held back forever, and what it costs outside the customers' turns
+    at_cap: int = 0  # customers at their daily tokens today
+    capped: int = 0  # messages kept until their customer's cap allows
+    unanswered: int = 0  # journaled, not answered yet (waiting, held, capped)
+    failed_today: int = 0
+    to_retry: int = 0  # failed turns young enough to be retried when the model answers
+    memory_tokens: int = 0  # background memory work today (in the totals above too)
+    voice_minutes: float = 0.0  # transcribed today
+    transport: str = "web"  # whatsapp.transport
+    number: str = ""  # the Cloud API number (E.164) as Graph gives it, when reachable
+    number_note: str = ""  # why it is not known
+    number_id: str = ""  # cloud.phone_number_id
 
 
 def followup_table(tenant: str) -> str:
@@ -211,14 +225,66 @@ async def read_status(db: Database, settings: Settings, now: datetime) -> Status
             status.paused = int((await conn.execute(
                 select(func.count()).select_from(CUSTOMERS).where(and_(
                     CUSTOMERS.c.tenant == tenant, CUSTOMERS.c.paused_until > now)))).scalar_one())
+        if "journal" in tables:
+            await _reliability(conn, settings, status, midnight)
         jobs = followup_table(tenant)
         if jobs in tables:
             status.followups = int((await conn.execute(
                 text(f'SELECT count(*) FROM "{jobs}"'))).scalar_one())
+    if settings.whatsapp.transport == "cloud":
+        status.transport, status.number_id = "cloud", settings.cloud.phone_number_id
+        from bot.gateway.graph import display_number
+
+        status.number, status.number_note = await display_number(settings.cloud)
     price = settings.llm
     status.cost = (status.tokens_in * price.price_in_per_million
                    + status.tokens_out * price.price_out_per_million) / 1_000_000
     return status
+
+
+async def _reliability(conn: AsyncConnection, settings: Settings, status: Status,
+                       midnight: datetime) -> None:
+    """Customers at their cap, messages kept or failed, business lines (issue #16)."""
+    tenant, j = settings.tenant, JOURNAL.c
+
+    async def count(*where: Any) -> int:
+        return int((await conn.execute(select(func.count()).select_from(JOURNAL).where(
+            j.tenant == tenant, j.from_owner.is_(False), *where))).scalar_one())
+
+    status.unanswered = await count(j.status.in_(("received", "held", "capped")))
+    status.capped = await count(j.status == "capped")
+    status.failed_today = await count(j.status.in_(("failed", "failed_final")),
+                                      j.received_at >= midnight)
+    status.to_retry = await count(j.status == "failed", j.received_at >= status.now - timedelta(
+        hours=settings.retry.max_age_hours)) if settings.retry.enabled else 0
+    cap, day = settings.limits.daily_tokens, utc_day(status.now)
+    if cap:
+        status.at_cap = int((await conn.execute(select(func.count()).select_from(USAGE).where(
+            USAGE.c.tenant == tenant, USAGE.c.day == day,
+            USAGE.c.tokens_in + USAGE.c.tokens_out >= cap))).scalar_one())
+    if await _has_table(conn, "usage_lines"):
+        for line, tokens_in, tokens_out, seconds in (await conn.execute(select(
+                LINES.c.line, LINES.c.tokens_in, LINES.c.tokens_out, LINES.c.seconds).where(
+                LINES.c.tenant == tenant, LINES.c.day == day))).all():
+            status.tokens_in += int(tokens_in)
+            status.tokens_out += int(tokens_out)
+            if line == MEMORY:
+                status.memory_tokens += int(tokens_in) + int(tokens_out)
+            elif line == VOICE:
+                status.voice_minutes += float(seconds) / 60
+
+
+def _whatsapp_line(s: Status) -> str:
+    beat = s.heartbeat
+    if s.transport == "cloud":
+        if s.number:
+            return f"connected as {mask(s.number)} (Cloud API)"
+        known = (f"as {mask(beat.connected_as)}" if beat and beat.connected_as
+                 else f"phone number id {s.number_id}")
+        return f"Cloud API {known}; {s.number_note}"
+    if beat is not None and s.running:
+        return f"connected as {mask(beat.connected_as)}" if beat.connected_as else "not connected"
+    return "—"
 
 
 def _ago(delta: timedelta) -> str:
@@ -249,20 +315,29 @@ def format_status(s: Status, zone: tzinfo = UTC) -> str:
     else:
         daemon = (f"not running: last heartbeat {_when(beat.beat_at)} "
                   f"({_ago(s.now - beat.beat_at)} ago; it crashed or was killed)")
-    whatsapp = "—"
-    if beat is not None and s.running:
-        whatsapp = f"connected as {beat.connected_as}" if beat.connected_as else "not connected"
+    whatsapp = _whatsapp_line(s)
+    transport = ("Cloud API (whatsapp.transport = cloud)" if s.transport == "cloud"
+                 else "WhatsApp Web (linked device)")
     tokens = s.tokens_in + s.tokens_out
     lines = [
         f"wabot status · tenant {s.tenant}",
         f"daemon        {daemon}",
         f"whatsapp      {whatsapp}",
+        f"transport     {transport}",
         f"agents        {beat.agents_cached if beat and s.running else 0} cached",
         f"today (UTC)   {s.messages_in} messages in · {s.messages_out} out",
         f"follow-ups    {'n/a' if s.followups is None else f'{s.followups} pending'}",
         f"paused chats  {s.paused}",
         f"LLM today     {tokens:,} tokens ({s.tokens_in:,} in / {s.tokens_out:,} out)"
         f" ≈ ${s.cost:.4f}",
+    ]
+    lines += [
+        f"daily caps    {s.at_cap} customer(s) at their cap · {s.capped} message(s) kept "
+        "for when it allows",
+        f"unanswered    {s.unanswered} waiting · {s.failed_today} failed today"
+        f" ({s.to_retry} to retry once the model answers)",
+        f"business      {s.memory_tokens:,} tokens of memory work · "
+        f"{s.voice_minutes:.1f} min of voice notes transcribed",
     ]
     if beat is not None and beat.last_error:
         at = _when(beat.last_error_at) if beat.last_error_at else "?"
@@ -279,12 +354,18 @@ def status_json(s: Status) -> dict[str, Any]:
         "pid": beat.pid if beat else None, "host": beat.host if beat else None,
         "started_at": beat.started_at.isoformat() if beat else None,
         "heartbeat_at": beat.beat_at.isoformat() if beat else None,
-        "connected_as": beat.connected_as if beat and s.running else None,
+        "transport": s.transport,
+        "connected_as": (s.number or None) if s.transport == "cloud" else (
+            beat.connected_as if beat and s.running else None),
         "agents_cached": beat.agents_cached if beat and s.running else 0,
         "messages_in_today": s.messages_in, "messages_out_today": s.messages_out,
         "tokens_in_today": s.tokens_in, "tokens_out_today": s.tokens_out,
         "cost_today_usd": round(s.cost, 6), "followups_pending": s.followups,
         "paused_chats": s.paused,
+        "customers_at_daily_cap": s.at_cap, "messages_capped": s.capped,
+        "messages_unanswered": s.unanswered, "turns_failed_today": s.failed_today,
+        "turns_to_retry": s.to_retry, "memory_tokens_today": s.memory_tokens,
+        "voice_minutes_today": round(s.voice_minutes, 2),
         "last_error": beat.last_error if beat and beat.last_error else None,
         "last_error_at": beat.last_error_at.isoformat() if beat and beat.last_error_at else None,
     }

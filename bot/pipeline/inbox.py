@@ -9,10 +9,9 @@ concurrently up to a bound. The worker and its state disappear when the chat goe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,40 +22,24 @@ from bot.clock import EPOCH, Clock
 from bot.gateway.base import GatewayError
 from bot.models import CustomerKey, InboundMessage, MessageKind, Role
 from bot.phones import mask
-from bot.pipeline.presenter import Presenter
+from bot.pipeline.late import FAILED_FINAL, fit_flood
+from bot.pipeline.outcomes import (
+    KIND_NOTES,
+    UNANSWERED_KINDS,
+    AfterInbound,
+    Describer,
+    Fed,
+    Filter,
+    Hold,
+    JournalUnavailable,
+    Proactive,
+    describe_kind,
+)
+from bot.pipeline.presenter import Presenter, Tracked
+from bot.pipeline.redelivery import settled, undelivered
 from bot.pipeline.slots import TurnSlots
 from bot.settings import InboxSettings
 from bot.stores.customers import Contact, CustomerStore
-
-
-class Fed(StrEnum):
-    """What `feed` did with a message."""
-
-    QUEUED = "queued"
-    DUPLICATE = "duplicate"
-    IGNORED = "ignored"
-    OWNER = "owner"
-    DEFERRED = "deferred"  # journaled while stopping: answered after the next start
-    FILTERED = "filtered"  # a filter took it (paused chat, opt-out, deny list, rate limit…)
-    DENIED = "denied"  # access lists: no agent, no model call, no reply
-    RATE_LIMITED = "rate_limited"  # over the customer's per-minute or daily cap
-    HELD = "held"  # over the turns cap: joins the next turn the cap allows
-    PAUSED = "paused"  # the owner took the chat over: kept in history, not answered
-    COMMAND = "command"  # an owner command typed in the chat ("#bot off")
-    AUTO_REPLIED = "auto_replied"  # a configured fixed reply, no model call
-
-
-class JournalUnavailable(RuntimeError):
-    """The journal write failed (database locked, failing over): nothing was recorded."""
-
-
-@dataclass(slots=True)
-class Proactive:
-    """A turn the agent starts itself (a follow-up): `instruction` says why."""
-
-    instruction: str
-    kind: str
-    done: asyncio.Future[bool]
 
 
 @dataclass(slots=True)
@@ -66,39 +49,12 @@ class _Chat:
     first_at: datetime = EPOCH
     last_at: datetime = EPOCH
     worker: asyncio.Task[None] | None = None
+    late: str = ""  # the next turn answers late (`enqueue_late`): what the agent is told
+    last_try: bool = False  # the next turn is a retry: failing again is final
 
 
-# What the agent reads for messages it cannot see (later features transcribe/describe them).
-KIND_NOTES = {
-    MessageKind.VOICE: "[the customer sent a voice note, which you cannot listen to]",
-    MessageKind.AUDIO: "[the customer sent an audio file, which you cannot listen to]",
-    MessageKind.IMAGE: "[the customer sent an image, which you cannot see]",
-    MessageKind.VIDEO: "[the customer sent a video, which you cannot watch]",
-    MessageKind.DOCUMENT: "[the customer sent a document, which you cannot open]",
-    MessageKind.STICKER: "[the customer sent a sticker]",
-    MessageKind.LOCATION: "[the customer shared a location]",
-    MessageKind.CONTACT: "[the customer shared a contact card]",
-    MessageKind.POLL: "[the customer sent a poll]",
-}
-UNANSWERED_KINDS = {MessageKind.REACTION, MessageKind.OTHER}
-
-
-def describe_kind(msg: InboundMessage, notes: dict[MessageKind, str] = KIND_NOTES) -> str:
-    """What arrived, in words the agent can read, with the caption or details appended."""
-    note = notes.get(msg.kind, f"[the customer sent a {msg.kind.value} message]")
-    return f"{note} {msg.text}".strip() if msg.text else note
-
-Describer = Callable[[InboundMessage], Awaitable[str]]
-# A filter sees every new inbound message (after journal and dedupe, before queueing) and
-# returns None to let it through, or what happened to it: the journal records that outcome.
-Filter = Callable[[InboundMessage], Awaitable["Fed | None"]]
-# Asked after the model answered and before the reply goes out: True holds the reply back
-# (the owner took the chat over while the turn was running).
-Hold = Callable[[CustomerKey], Awaitable[bool]]
-# `after_hold` is told once the held reply is stored.
-# Called after every customer turn (answered or not), inside the chat's worker: follow-up
-# rules count "silent for 24 h" from the customer's last message.
-AfterInbound = Callable[[CustomerKey], Awaitable[None]]
+__all__ = ["KIND_NOTES", "UNANSWERED_KINDS", "AfterInbound", "Describer", "Fed", "Filter",
+           "Hold", "Inbox", "JournalUnavailable", "Proactive", "describe_kind"]
 
 
 class Inbox:
@@ -186,6 +142,17 @@ class Inbox:
         if self._accepting:  # stopping: it stays `held` in the journal for the next start
             self._enqueue(msg)
 
+    def enqueue_late(self, msgs: list[InboundMessage], instruction: str,
+                     last_try: bool = False) -> None:
+        """Queue journaled messages answered late (after the daily cap or a model outage):
+        their turn carries `instruction`; with `last_try`, a failure is journaled final."""
+        if not msgs or not self._accepting:
+            return
+        chat = self._chats.setdefault(msgs[0].key, _Chat())
+        chat.late, chat.last_try = instruction, last_try
+        for msg in msgs:
+            self._enqueue(msg)
+
     def _enqueue(self, msg: InboundMessage) -> None:
         chat = self._chats.setdefault(msg.key, _Chat())
         now = self.clock.now()
@@ -262,8 +229,10 @@ class Inbox:
                 if chat.pending:
                     await self._debounce(chat)
                     batch, chat.pending = chat.pending, []
+                    late, chat.late = chat.late, ""
+                    last_try, chat.last_try = chat.last_try, False
                     async with self._slots.hold():
-                        await self._turn(key, batch)
+                        await self._turn(key, batch, late, last_try)
                 elif chat.proactive:
                     item = chat.proactive.pop(0)
                     async with self._slots.hold():
@@ -302,7 +271,8 @@ class Inbox:
             self._failed(key)
             return False
 
-    async def _turn(self, key: CustomerKey, batch: list[InboundMessage]) -> None:
+    async def _turn(self, key: CustomerKey, batch: list[InboundMessage], late: str = "",
+                    last_try: bool = False) -> None:
         ids = [m.msg_id for m in batch]
         last = batch[-1]
         chat_addr = last.chat or self.presenter.gateway.chat_for(key.phone)
@@ -315,29 +285,35 @@ class Inbox:
             async with self.registry.use(key) as agent:
                 await self.presenter.mark_read(chat_addr, ids)
                 now = self.clock.now()
-                reply = await agent.handle(lines, contact, now)
+                lines, flood = await fit_flood(agent, lines)
+                reply = await agent.handle(lines, contact, now,
+                                           instruction="\n\n".join(filter(None, (late, flood))))
                 if reply.failed:
                     status = "failed"
                 sent = 0
+                track = Tracked(key.phone, ids)
                 try:
                     if reply.text and self.hold is not None and await self.hold(key):
                         status = Fed.PAUSED.value
                     elif reply.text:
-                        sent = await self.presenter.deliver(chat_addr, reply.text)
+                        sent = await self.presenter.deliver(chat_addr, reply.text, track=track)
                 except GatewayError as exc:
-                    status = "failed"
+                    status = undelivered(reply, track, exc, self.clock.now())
                     log.error("reply could not be delivered: {}", exc)
+                if status == "failed" and last_try:
+                    status = FAILED_FINAL
                 # The turn's one write: both sides, usage, and the journal status.
                 await agent.commit(reply, contact, now, sent=sent, journal_ids=ids,
                                    status=status)
                 committed = True
+                await settled(self.presenter, track)
                 if status == Fed.PAUSED.value and self.after_hold is not None:
                     await self.after_hold(key)
             self.turns += 1
         except Exception:
-            status = "failed"
+            status = FAILED_FINAL if last_try else "failed"
             log.exception("turn failed")
-        if status == "failed":
+        if status in ("failed", FAILED_FINAL):
             self._failed(key)
         if not committed:
             await self.customers.journal_mark(self.tenant, ids, status)

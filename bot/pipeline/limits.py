@@ -1,11 +1,18 @@
 """Who is answered, and how much: allow/deny lists and per-customer caps.
 
 Both are inbox filters, so they act after the message is journaled and before anything
-costs money: a denied or capped message creates no agent, calls no model, and is journaled
-`denied` / `rate_limited` (not added to the customer's history: a flood must not fill it).
-A fast typist over the turns cap is not a flood: those messages are `held` and join the
-next turn the cap allows, started on its own when the window frees (the notice promises
-an answer to everything; held messages survive a restart through the journal).
+costs money: a denied message creates no agent, calls no model, and is journaled `denied`.
+A capped message is never dropped (issue #16.2, #16.3): it is journaled, stored in the
+customer's history (by the turn that answers it, so history keeps the order), and answered
+when the cap allows:
+- over `turns_per_minute` or `messages_per_minute` it is `held` and joins the next turn the
+  cap allows, started on its own when the window frees (held messages survive a restart
+  through the journal). Up to MAX_HELD wait in memory per customer; past that (a flood)
+  they are journaled `rate_limited` and the next turn reads them from history as far as
+  its prompt allows. The inbox tells the agent when a turn carries a flood;
+- over `daily_tokens` it is `capped` and stored in history at once (the owner sees it);
+  `bot.pipeline.revisit` answers it once the customer is under the cap again (the next UTC
+  day, or after the owner raised the cap).
 
 Per customer (all in-process, on the injected clock, except the daily tokens):
 - `messages_per_minute` messages taken in any 60 s;
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -41,6 +48,9 @@ from bot.stores.customers import CustomerStore, utc_day
 
 WINDOW = timedelta(minutes=1)
 PRUNE_EVERY = 1000  # calls between sweeps of quiet customers' windows
+MAX_HELD = 500  # held messages kept in memory per customer: a whole flood joins one turn
+# Stores a capped message in the customer's history at once (ids make it idempotent).
+Remember = Callable[[InboundMessage], Awaitable[None]]
 
 
 class Access:
@@ -84,7 +94,7 @@ class RateLimiter:
                  settings: LimitSettings, has_pending: Callable[[CustomerKey], bool],
                  enqueue: Callable[[InboundMessage], None] | None = None,
                  tasks: set[asyncio.Task[None]] | None = None,
-                 alert: AlertOwner | None = None) -> None:
+                 alert: AlertOwner | None = None, remember: Remember | None = None) -> None:
         self.customers = customers
         self.presenter = presenter
         self.clock = clock
@@ -93,6 +103,8 @@ class RateLimiter:
         self.enqueue = enqueue  # None: over the turns cap is dropped like a flood
         self.tasks = tasks if tasks is not None else set()
         self.alert = alert
+        self.remember = remember
+        self.on_capped: list[Callable[[CustomerKey], None]] = []  # the journal revisit
         self._windows: dict[CustomerKey, _Window] = {}
         self._calls = 0
 
@@ -104,17 +116,16 @@ class RateLimiter:
         window = self._windows.setdefault(msg.key, _Window())
         window.trim(now - WINDOW)
         if len(window.messages) >= self.s.messages_per_minute:
+            if self.enqueue is not None:
+                return await self._hold(msg, window, now, "messages per minute")
             return await self._limited(msg, window, now, "messages per minute")
-        if self.s.daily_tokens:
-            day = utc_day(now)
-            used = await self.customers.usage_on(msg.key, day)
-            if used.tokens_in + used.tokens_out >= self.s.daily_tokens:
-                return await self._over_budget(msg, window, day)
+        if self.s.daily_tokens and await self.over_budget(msg.key, now):
+            return await self._over_budget(msg, window, utc_day(now))
         new_turn = not self.has_pending(msg.key)  # nothing awaits from here to the queue
         if window.held or (new_turn and len(window.turns) >= self.s.turns_per_minute):
             if self.enqueue is not None:
                 window.messages.append(now)
-                return await self._hold(msg, window, now)
+                return await self._hold(msg, window, now, "turns per minute")
             return await self._limited(msg, window, now, "turns per minute")
         window.messages.append(now)
         if new_turn:
@@ -130,14 +141,27 @@ class RateLimiter:
             await send_now(self.presenter, self.customers, msg, self.s.notice, "notice")
         return Fed.RATE_LIMITED
 
-    async def _hold(self, msg: InboundMessage, window: _Window, now: datetime) -> Fed:
+    async def over_budget(self, key: CustomerKey, now: datetime) -> bool:
+        """Whether the customer used their daily tokens (the day is UTC)."""
+        if not self.s.daily_tokens:
+            return False
+        used = await self.customers.usage_on(key, utc_day(now))
+        return used.tokens_in + used.tokens_out >= self.s.daily_tokens
+
+    async def _hold(self, msg: InboundMessage, window: _Window, now: datetime,
+                    which: str) -> Fed:
         """Keep the message for the next turn the cap allows; start that turn on time."""
+        if len(window.held) >= MAX_HELD:  # in history: the next turn reads it from there
+            if self.remember is not None:
+                await self.remember(msg)
+            await self._limited(msg, window, now, which)
+            return Fed.RATE_LIMITED
         window.held.append(msg)
         if len(window.held) == 1:
             task = asyncio.create_task(self._release(msg.key, window))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
-        await self._limited(msg, window, now, "turns per minute")
+        await self._limited(msg, window, now, which)
         return Fed.HELD
 
     async def _release(self, key: CustomerKey, window: _Window) -> None:
@@ -148,7 +172,8 @@ class RateLimiter:
                 break
             await self.clock.sleep((window.turns[0] + WINDOW - now).total_seconds() + 0.001)
         held, window.held = window.held, []
-        window.turns.append(self.clock.now())
+        if not self.has_pending(key):  # joining a turn still waiting is free
+            window.turns.append(self.clock.now())
         assert self.enqueue is not None
         logger.bind(customer=mask(key.phone)).info(
             "{} held message(s) join the turn the cap now allows", len(held))
@@ -158,15 +183,20 @@ class RateLimiter:
     async def _over_budget(self, msg: InboundMessage, window: _Window, day: str) -> Fed:
         logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).info(
             "over the daily budget of {} tokens", self.s.daily_tokens)
+        if self.remember is not None:
+            await self.remember(msg)
+        for hook in self.on_capped:
+            hook(msg.key)
         if window.budget_noticed_on != day:
             window.budget_noticed_on = day
             await send_now(self.presenter, self.customers, msg, self.s.budget_notice, "notice")
             if self.alert is not None:  # the owner decides: answer in person, raise the cap
                 await self.alert(f"daily-cap:{msg.phone}",
                                  f"{msg.phone} reached the daily limit of "
-                                 f"{self.s.daily_tokens} tokens and is not answered by the "
-                                 f"agent until tomorrow (UTC)")
-        return Fed.RATE_LIMITED
+                                 f"{self.s.daily_tokens} tokens: their messages are kept and "
+                                 "the agent answers them tomorrow (UTC), or at once if you "
+                                 "raise limits.daily_tokens and restart")
+        return Fed.CAPPED
 
     def _prune(self, now: datetime) -> None:
         """Forget customers quiet for longer than the window and the notice period."""

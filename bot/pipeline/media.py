@@ -22,6 +22,7 @@ from bot.models import InboundMessage, MemoryMessage, MessageKind, Role
 from bot.phones import mask
 from bot.pipeline.inbox import KIND_NOTES, UNANSWERED_KINDS, Fed, describe_kind
 from bot.pipeline.presenter import Presenter
+from bot.pipeline.voice_budget import VoiceBudget
 from bot.settings import MediaSettings
 from bot.stores.customers import Contact, CustomerStore
 from bot.stores.memory_base import MemoryStore
@@ -34,6 +35,9 @@ NOTES = {
                         "matters, ask them to write it]"),
 }
 UNHEARD = "[the customer sent a voice note that could not be transcribed: ask them to write it]"
+# Over the customer's or the business's transcription budget: no transcription call.
+OVER_BUDGET = ("[the customer sent a voice note you cannot listen to today: ask them, kindly, "
+               "to type their message instead]")
 UNSEEN = ("[the customer sent an image that could not be looked at: if it matters, ask them "
           "to tell you in words what it shows]")
 VISION_PROMPT = ("Describe this image for a shop assistant who cannot see it, in two or three "
@@ -54,6 +58,14 @@ async def remember_inbound(customers: CustomerStore, memory: MemoryStore, msg: I
                           msg.timestamp, inbound=1)
     await memory.append(msg.key, [MemoryMessage(Role.CUSTOMER, text, msg.timestamp,
                                                 msg_id=msg.msg_id)])
+
+
+async def remember_text(memory: MemoryStore, msg: InboundMessage) -> None:
+    """Store a held or capped text message in history now (its turn comes later; the id
+    makes the turn's own write a no-op). Other kinds are stored by their turn, described."""
+    if msg.kind is MessageKind.TEXT:
+        await memory.append(msg.key, [MemoryMessage(Role.CUSTOMER, msg.text, msg.timestamp,
+                                                    msg_id=msg.msg_id)])
 
 
 async def send_now(presenter: Presenter, customers: CustomerStore, msg: InboundMessage,
@@ -102,6 +114,7 @@ class Media:
         self.memory = memory
         self.presenter = presenter
         self.s = settings
+        self.voice_budget: VoiceBudget | None = None  # set by the App
 
     def action(self, kind: MessageKind) -> str:
         """transcribe | vision | note | ignore | reply:<text>, for a non-text kind."""
@@ -152,12 +165,20 @@ class Media:
         data = await self._download(msg)
         if data is None:
             return UNHEARD
+        budget, now = self.voice_budget, self.customers.clock.now()
+        seconds = budget.seconds(len(data)) if budget is not None else 0.0
+        if budget is not None and not await budget.allows(msg.key, seconds, now):
+            logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).info(
+                "voice note not transcribed: over the transcription budget")
+            return OVER_BUDGET
         try:
             words = await self.llm.transcribe(data, _audio_name(data),
                                               self.s.transcription_model)
         except LLMError as exc:
             logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).warning("{}", exc)
             return UNHEARD
+        if budget is not None:
+            await budget.charge(msg.key, seconds, now)
         label = "[voice note]" if msg.kind is MessageKind.VOICE else "[audio file]"
         if not words:
             return f"{label} (no words could be made out)"

@@ -5,12 +5,14 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from loguru import logger
 
 from bot.clock import Clock
-from bot.gateway.base import Gateway, GatewayError
+from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered
 from bot.settings import PresenterSettings
+from bot.stores.deliveries import FAILED, SENDING, UNDELIVERED, UNKNOWN, DeliveryStore
 
 SentListener = Callable[[str, str, str], None]  # (chat, text, kind)
 
@@ -49,14 +51,25 @@ def _hard_wrap(text: str) -> list[str]:
     return [text[i:i + WHATSAPP_MAX_CHARS] for i in range(0, len(text), WHATSAPP_MAX_CHARS)]
 
 
+@dataclass(slots=True)
+class Tracked:
+    """A reply whose delivery is recorded bubble by bubble (`bot/stores/deliveries.py`)."""
+
+    phone: str
+    journal_ids: list[str] = field(default_factory=list)
+    row: int | None = None  # the delivery row, once one was needed
+    status: str = ""  # after a failure: UNDELIVERED, UNKNOWN or FAILED
+
+
 class Presenter:
     def __init__(self, gateway: Gateway, clock: Clock, settings: PresenterSettings,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, ledger: DeliveryStore | None = None) -> None:
         self.gateway = gateway
         self.clock = clock
         self.s = settings
         self.rng = rng or random.Random()
         self.listeners: list[SentListener] = []
+        self.ledger = ledger
 
     def typing_seconds(self, text: str) -> float:
         if not self.s.enabled:
@@ -82,19 +95,56 @@ class Presenter:
         except GatewayError as exc:
             logger.debug("presence update failed: {}", exc)
 
-    async def deliver(self, chat: str, text: str, kind: str = "reply") -> int:
+    async def deliver(self, chat: str, text: str, kind: str = "reply",
+                      track: Tracked | None = None) -> int:
         """Send `text` as bubbles; returns how many were sent. A failed send raises
-        GatewayError (the caller records the turn as failed)."""
+        GatewayError (the caller records the turn as failed); with `track`, what went out
+        is recorded before each next bubble, and a failure says which bubble it hit."""
         bubbles = split_bubbles(text, self.s.bubble_chars, self.s.max_bubbles)
+        return await self.send_bubbles(chat, bubbles, kind, track)
+
+    async def send_bubbles(self, chat: str, bubbles: list[str], kind: str = "reply",
+                           track: Tracked | None = None, start: int = 0) -> int:
+        """Send `bubbles[start:]`; returns how many of them went out."""
+        sent = start
         try:
-            for i, bubble in enumerate(bubbles):
-                if i and self.s.enabled:
+            for i in range(start, len(bubbles)):
+                bubble = bubbles[i]
+                if i > start and self.s.enabled:
                     await self.clock.sleep(self.s.between_bubbles_seconds)
                 await self._typing(chat, True)
                 await self.clock.sleep(self.typing_seconds(bubble))
-                await self.gateway.send_text(chat, bubble)
+                try:
+                    await self.gateway.send_text(chat, bubble)
+                except GatewayError as exc:
+                    await self._failed(track, chat, kind, bubbles, sent, exc)
+                    raise
+                sent = i + 1
                 for listener in self.listeners:
                     listener(chat, bubble, kind)
+                if sent < len(bubbles):  # before the next bubble: a crash resumes there
+                    await self._record(track, chat, kind, bubbles, sent, SENDING)
         finally:
             await self._typing(chat, False)
-        return len(bubbles)
+        return sent - start
+
+    async def _failed(self, track: Tracked | None, chat: str, kind: str, bubbles: list[str],
+                      sent: int, exc: GatewayError) -> None:
+        if track is None:
+            return
+        # Only a send that provably never left is sent again; a timeout may have reached
+        # WhatsApp, and a refusal would be refused again.
+        track.status = (UNDELIVERED if isinstance(exc, NotDelivered)
+                        else UNKNOWN if isinstance(exc, DeliveryUnknown) else FAILED)
+        await self._record(track, chat, kind, bubbles, sent, track.status, str(exc))
+
+    async def _record(self, track: Tracked | None, chat: str, kind: str, bubbles: list[str],
+                      sent: int, status: str, error: str = "") -> None:
+        if track is None or self.ledger is None:
+            return
+        now = self.clock.now()
+        if track.row is None:
+            track.row = await self.ledger.open(track.phone, chat, kind, bubbles,
+                                               track.journal_ids, sent, status, now, error)
+        else:
+            await self.ledger.progress(track.row, sent, status, now, error)

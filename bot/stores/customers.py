@@ -356,12 +356,15 @@ class CustomerStore:
             await self._write(update(JOURNAL).where(
                 JOURNAL.c.tenant == tenant, JOURNAL.c.msg_id.in_(ids)).values(status=status))
 
-    async def journal_pending(self, tenant: str) -> list[InboundMessage]:
-        """Journaled messages never answered (the daemon stopped mid-turn), oldest first."""
+    async def journal_pending(self, tenant: str, statuses: Iterable[str] = ("received", "held"),
+                              since: datetime | None = None) -> list[InboundMessage]:
+        """Journaled messages never answered (the daemon stopped mid-turn), oldest first;
+        or those in other `statuses` (`capped`, `failed`: revisited by `bot.pipeline.revisit`)."""
         stmt = (select(JOURNAL)
-                .where(JOURNAL.c.tenant == tenant,
-                       JOURNAL.c.status.in_(("received", "held")))
+                .where(JOURNAL.c.tenant == tenant, JOURNAL.c.status.in_(tuple(statuses)))
                 .order_by(JOURNAL.c.id))
+        if since is not None:
+            stmt = stmt.where(JOURNAL.c.received_at >= since)
         async with self.db.connect() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [

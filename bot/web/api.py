@@ -2,8 +2,9 @@
 
 `{phone}` accepts E.164 with the plus URL-encoded (`%2B5215512345678`) or the digits only.
 Errors are JSON `{"error": "<what to fix>"}` with 400 (bad input), 401 (token), 404
-(nothing of this business by that number or id), 413 (body too large), 422 (malformed
-JSON or fields), 429 (too many failed logins), 502 (WhatsApp refused the message).
+(nothing of this business by that number or id), 409 (WhatsApp already linked), 413 (body
+too large), 422 (malformed JSON or fields; a pair-code number that is not E.164), 429 (too
+many failed logins), 502 (WhatsApp refused the message), 503 (no login offered yet).
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ class SendBody(BaseModel):
     text: str = Field(min_length=1, max_length=4096)
 
 
+class PairCodeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field(description="The business's WhatsApp number, E.164",
+                       examples=["+5215512345678"], max_length=32)
+
+
 def console_of(request: Request) -> Console:
     console: Console = request.app.state.console
     return console
@@ -44,6 +52,13 @@ def router() -> APIRouter:
         c = console_of(request)
         return {"tenant": c.tenant, "connection": c.connection(), "today": await c.today(),
                 "funnel": await c.funnel()}
+
+    @api.post("/login/pair-code", summary="Link WhatsApp with a pair code instead of the QR",
+              responses={409: {"description": "already linked"},
+                         422: {"description": "not an E.164 number"},
+                         503: {"description": "WhatsApp has not offered a login yet"}})
+    async def pair_code(request: Request, body: PairCodeBody) -> dict[str, Any]:
+        return await console_of(request).pair_code(body.phone)
 
     @api.get("/customers", summary="Customers, most recent contact first")
     async def customers(request: Request,

@@ -6,23 +6,30 @@ from html import escape
 from typing import Any
 
 
+def _shown(value: float, field: str) -> str:
+    return f"${value:,.4f}" if field == "cost_usd" else f"{value:,.0f}"
+
+
 def bars(days: list[dict[str, Any]], field: str, *, width: int = 600, height: int = 120,
          color: str = "#2a7", label: str = "") -> str:
-    """A bar per day; the title of each bar reads the day and the value."""
-    values = [float(d[field]) for d in days]
-    top = max(values) if values and max(values) > 0 else 1.0
+    """A bar per day; the title of each bar reads the day and the value. With nothing to
+    show, the scale says so (not a made-up maximum); a day with little is still a sliver."""
+    values = [max(0.0, float(d[field])) for d in days]
+    top = max(values, default=0.0)
     n = max(1, len(values))
     step = width / n
     out = [f'<svg class="chart" viewBox="0 0 {width} {height + 16}" role="img" '
            f'aria-label="{escape(label)}" preserveAspectRatio="none">']
     for i, (day, value) in enumerate(zip((d["day"] for d in days), values, strict=True)):
-        h = round(value / top * height, 1)
-        shown = f"{value:.4f}" if field == "cost_usd" else f"{value:.0f}"
-        out.append(f'<rect x="{i * step + 1:.1f}" y="{height - h:.1f}" width="{step - 2:.1f}" '
-                   f'height="{h}" fill="{color}"><title>{escape(day)}: {shown}</title></rect>')
-    out.append(f'<text x="0" y="{height + 13}" font-size="11">{escape(days[0]["day"]) if days else ""}'
-               f'</text><text x="{width}" y="{height + 13}" font-size="11" text-anchor="end">'
-               f'max {(f"${top:.4f}" if field == "cost_usd" else f"{top:.0f}")}</text></svg>')
+        h = round(max(value / top * height, 1.0), 1) if value > 0 else 0.0
+        out.append(f'<rect x="{i * step + 1:.1f}" y="{height - h:.1f}" '
+                   f'width="{max(step - 2, 0.5):.1f}" height="{h}" fill="{color}">'
+                   f'<title>{escape(day)}: {_shown(value, field)}</title></rect>')
+    scale = f"max {_shown(top, field)}" if top > 0 else "no data yet"
+    out.append(f'<text x="0" y="{height + 13}" font-size="11">'
+               f'{escape(days[0]["day"]) if days else ""}</text>'
+               f'<text x="{width}" y="{height + 13}" font-size="11" text-anchor="end">'
+               f'{scale}</text></svg>')
     return "".join(out)
 
 
@@ -39,7 +46,7 @@ def funnel(counts: dict[str, int], *, width: int = 600) -> str:
         w = max(2.0, n / top * (width - 160))
         out.append(f'<text x="0" y="{i * row + 17}" font-size="13">{name}</text>'
                    f'<rect x="80" y="{i * row + 4}" width="{w:.1f}" height="{row - 8}" '
-                   f'fill="#37a"><title>{name}: {n}</title></rect>'
-                   f'<text x="{84 + w:.1f}" y="{i * row + 17}" font-size="13">{n}</text>')
+                   f'fill="#37a"><title>{name}: {n:,}</title></rect>'
+                   f'<text x="{84 + w:.1f}" y="{i * row + 17}" font-size="13">{n:,}</text>')
     out.append("</svg>")
     return "".join(out)

@@ -7,8 +7,7 @@ simply not found. The App builds one `Console` from its parts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import String, cast, func, or_, select
@@ -20,13 +19,16 @@ from bot.events.outbox import Outbox
 from bot.followups.ports import Scheduling
 from bot.gateway.base import Gateway, GatewayError
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
-from bot.phones import PhoneError, mask, parse_typed
+from bot.phones import PhoneError, parse_typed
 from bot.pipeline.takeover import FOREVER, is_paused, pause, pause_text, resume
 from bot.settings import Settings
-from bot.stores.customers import CUSTOMERS, JOURNAL, USAGE, Customer, CustomerStore, utc_day
+from bot.stores.customers import CUSTOMERS, Customer, CustomerStore
 from bot.stores.memory_base import MemoryStore, message_to_dict
+from bot.stores.outbound import OutboundStore
 from bot.stores.runs import RunStore
+from bot.web import delivery, linking
 from bot.web.metrics import Metrics
+from bot.web.stats import Stats
 
 
 class NotFound(LookupError):
@@ -79,6 +81,7 @@ class Console:
     metrics: Metrics
     followups: Scheduling | None = None
     live: Any = None  # () -> bot.ops.status.Live: turns, failures, agents cached
+    zone: tzinfo = UTC  # the business's timezone: "today" is its local day
 
     @property
     def tenant(self) -> str:
@@ -91,91 +94,38 @@ class Console:
 
     def connection(self) -> dict[str, Any]:
         """The WhatsApp connection as systemd's STATUS line says it, and the QR if shown."""
-        connected = getattr(self.gateway, "connected", None)
-        is_up = bool(connected.is_set()) if connected is not None else True
-        own = getattr(self.gateway, "connected_as", None)
-        status = getattr(self.gateway, "status", None)
-        if not isinstance(status, str) or not status:
-            status = f"connected as {mask(own)}" if is_up and own else (
-                "connected" if is_up else "not connected")
-        qr: Path | None = getattr(self.gateway, "qr_png_path", None)
-        return {"connected": is_up, "connected_as": mask(own) if isinstance(own, str) and own
-                else None, "status": status,
-                "qr": bool(qr is not None and not is_up and qr.is_file())}
+        return linking.connection(self.gateway)
 
     def qr_png(self) -> bytes | None:
-        qr: Path | None = getattr(self.gateway, "qr_png_path", None)
-        if qr is None or not qr.is_file():
-            return None
-        return qr.read_bytes()
+        return linking.qr_png(self.gateway)
+
+    async def pair_code(self, phone: str) -> dict[str, Any]:
+        """A pair code for the business number `phone`, as an alternative to the QR."""
+        return await linking.request_pair_code(self.gateway, phone)
 
     # --- today, the 30 days, the funnel ----------------------------------------------------
 
-    async def today(self) -> dict[str, Any]:
-        now = self.clock.now()
-        midnight = datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), UTC)
-        db = self.customers.db
-        async with db.connect() as conn:
-            msgs_in = int((await conn.execute(select(func.count()).select_from(JOURNAL).where(
-                JOURNAL.c.tenant == self.tenant, JOURNAL.c.received_at >= midnight,
-                JOURNAL.c.from_owner.is_(False)))).scalar_one())
-            row = (await conn.execute(select(
-                func.coalesce(func.sum(USAGE.c.msgs_out), 0),
-                func.coalesce(func.sum(USAGE.c.tokens_in), 0),
-                func.coalesce(func.sum(USAGE.c.tokens_out), 0)).where(
-                    USAGE.c.tenant == self.tenant, USAGE.c.day == utc_day(now)))).one()
-            backlog = int((await conn.execute(select(func.count()).select_from(JOURNAL).where(
-                JOURNAL.c.tenant == self.tenant, JOURNAL.c.status == "received"))).scalar_one())
-        msgs_out, tok_in, tok_out = map(int, row)
-        live = self.live() if self.live is not None else None
-        pending = len(await self.followups.pending()) if self.followups is not None else 0
-        return {
-            "messages_in": msgs_in, "messages_out": msgs_out,
-            "turns": live.turns if live else 0, "failures": live.failures if live else 0,
-            "tokens_in": tok_in, "tokens_out": tok_out, "cost_usd": round(self._cost(
-                tok_in, tok_out), 6),
-            "agents_cached": live.agents_cached if live else 0,
-            "followups_pending": pending, "journal_backlog": backlog,
-        }
+    @property
+    def stats(self) -> Stats:
+        return Stats(self.customers.db, self.settings, self.clock, self.zone)
 
-    def _cost(self, tokens_in: int, tokens_out: int) -> float:
-        p = self.settings.llm
-        return (tokens_in * p.price_in_per_million + tokens_out * p.price_out_per_million) / 1e6
+    async def today(self) -> dict[str, Any]:
+        """Today's numbers from the database (`bot.web.stats`), and what only the running
+        daemon knows: agents cached, follow-ups pending."""
+        out = await self.stats.today()
+        live = self.live() if self.live is not None else None
+        if not self.settings.runs.enabled and live is not None:  # no run log to count
+            out["turns"], out["failures"] = live.turns, live.failures
+        out["agents_cached"] = live.agents_cached if live else 0
+        out["followups_pending"] = (len(await self.followups.pending())
+                                    if self.followups is not None else 0)
+        return out
 
     async def days(self, n: int = 30) -> list[dict[str, Any]]:
-        """Messages in/out and cost per UTC day, oldest first, `n` days to today."""
-        today = self.clock.now().astimezone(UTC).date()
-        first = today - timedelta(days=n - 1)
-        start = datetime.combine(first, datetime.min.time(), UTC)
-        out: dict[str, dict[str, Any]] = {
-            (first + timedelta(days=i)).isoformat(): {"messages_in": 0, "messages_out": 0,
-                                                       "cost_usd": 0.0} for i in range(n)}
-        async with self.customers.db.connect() as conn:
-            rows = (await conn.execute(select(
-                USAGE.c.day, func.sum(USAGE.c.msgs_out), func.sum(USAGE.c.tokens_in),
-                func.sum(USAGE.c.tokens_out)).where(
-                    USAGE.c.tenant == self.tenant, USAGE.c.day >= first.isoformat())
-                .group_by(USAGE.c.day))).all()
-            for day, m_out, t_in, t_out in rows:
-                if day in out:
-                    out[day]["messages_out"] = int(m_out or 0)
-                    out[day]["cost_usd"] = round(self._cost(int(t_in or 0), int(t_out or 0)), 6)
-            received = (await conn.execute(select(JOURNAL.c.received_at).where(
-                JOURNAL.c.tenant == self.tenant, JOURNAL.c.received_at >= start,
-                JOURNAL.c.from_owner.is_(False)))).scalars().all()
-        for at in received:
-            day = utc_day(at)
-            if day in out:
-                out[day]["messages_in"] += 1
-        return [{"day": d, **v} for d, v in out.items()]
+        return await self.stats.days(n)
 
     async def funnel(self) -> dict[str, int]:
-        async with self.customers.db.connect() as conn:
-            rows = (await conn.execute(select(CUSTOMERS.c.stage, func.count()).where(
-                CUSTOMERS.c.tenant == self.tenant).group_by(CUSTOMERS.c.stage))).all()
-        counts = {s.value: 0 for s in Stage}
-        counts.update({str(stage): int(n) for stage, n in rows})
-        return counts
+        return await self.stats.funnel()
 
     # --- customers -------------------------------------------------------------------------
 
@@ -236,7 +186,12 @@ class Console:
             item = message_to_dict(m)
             item["run_id"] = runs.get(m.at.isoformat()) if m.role is Role.AGENT else None
             out.append(item)
-        return out
+        if self.settings.whatsapp.transport != "cloud":  # only the Cloud API reports them
+            return [dict(item, delivery=None) for item in out]
+        since = lines[0].at if lines else None
+        sent = await OutboundStore(self.customers.db, self.tenant).recent(
+            limit=limit * 4, phone=key.phone)
+        return delivery.annotate(out, [e for e in sent if since is None or e.created_at >= since])
 
     async def set_pause(self, phone: str, seconds: float | None) -> dict[str, Any]:
         key = self.key(phone)

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from bot.web import charts
+from bot.web import charts, linking
 from bot.web.auth import SESSION_COOKIE, Auth
 from bot.web.console import BadRequest, Console, NotFound, SendFailed
 
@@ -104,17 +104,7 @@ def router() -> APIRouter:
 
     @pages.get("/")
     async def dashboard(request: Request) -> Response:
-        s = _page(request)
-        c = s.console
-        days = await c.days(30)
-        return _render("dashboard.html", request, s=s, conn=c.connection(),
-                       today=await c.today(), alerts=list(c.alerts.recent)[:10],
-                       msgs_chart=Markup(charts.bars(days, "messages_in", label="messages in")),
-                       out_chart=Markup(charts.bars(days, "messages_out", color="#37a",
-                                                    label="messages out")),
-                       cost_chart=Markup(charts.bars(days, "cost_usd", color="#c73",
-                                                     label="cost")),
-                       funnel=Markup(charts.funnel(await c.funnel())))
+        return await _dashboard(request, _page(request))
 
     @pages.get("/connection")
     async def connection(request: Request) -> Response:
@@ -128,6 +118,19 @@ def router() -> APIRouter:
         if data is None:
             return Response(status_code=404)
         return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @pages.post("/login/pair-code")
+    async def pair_code(request: Request, csrf: CsrfField = "",
+                        phone: Annotated[str, Form()] = "") -> Response:
+        s = _page(request)
+        s.check(csrf)
+        try:
+            got = await s.console.pair_code(phone)
+        except (linking.InvalidPhone, linking.AlreadyLinked, linking.NotReady) as exc:
+            status = {linking.InvalidPhone: 422, linking.AlreadyLinked: 409}.get(
+                type(exc), 503)
+            return await _dashboard(request, s, status, pair_error=str(exc), pair_phone=phone)
+        return await _dashboard(request, s, pair=got)
 
     @pages.get("/customers")
     async def customers(request: Request, q: str = "", stage: str = "",
@@ -203,6 +206,20 @@ def router() -> APIRouter:
         return _render("run.html", request, s=s, run=found)
 
     return pages
+
+
+async def _dashboard(request: Request, s: Session, status: int = 200,
+                     **ctx: Any) -> Response:
+    c = s.console
+    days = await c.days(30)
+    return _render("dashboard.html", request, status, s=s, conn=c.connection(),
+                   today=await c.today(), alerts=list(c.alerts.recent)[:10],
+                   msgs_chart=Markup(charts.bars(days, "messages_in", label="messages in")),
+                   out_chart=Markup(charts.bars(days, "messages_out", color="#37a",
+                                                label="messages out")),
+                   cost_chart=Markup(charts.bars(days, "cost_usd", color="#c73",
+                                                 label="cost")),
+                   funnel=Markup(charts.funnel(await c.funnel())), **ctx)
 
 
 def _logged_in(auth: Auth, next_path: str) -> Response:

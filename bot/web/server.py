@@ -30,7 +30,7 @@ from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.settings import HttpSettings
-from bot.web import api, pages
+from bot.web import api, linking, pages
 from bot.web.auth import Auth
 from bot.web.console import BadRequest, Console, NotFound, SendFailed
 
@@ -139,6 +139,18 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
     async def bad_request(request: Request, exc: BadRequest) -> Response:
         return JSONResponse({"error": str(exc)}, 400)
 
+    @app.exception_handler(linking.InvalidPhone)
+    async def invalid_phone(request: Request, exc: linking.InvalidPhone) -> Response:
+        return JSONResponse({"error": str(exc)}, 422)
+
+    @app.exception_handler(linking.AlreadyLinked)
+    async def already_linked(request: Request, exc: linking.AlreadyLinked) -> Response:
+        return JSONResponse({"error": str(exc)}, 409)
+
+    @app.exception_handler(linking.NotReady)
+    async def not_ready(request: Request, exc: linking.NotReady) -> Response:
+        return JSONResponse({"error": str(exc)}, 503, headers={"Retry-After": "5"})
+
     @app.exception_handler(SendFailed)
     async def send_failed(request: Request, exc: SendFailed) -> Response:
         return JSONResponse({"error": str(exc)}, 502)
@@ -164,8 +176,10 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
 async def refresh_gauges(console: Console) -> None:
     m = console.metrics
     today = await console.today()
-    m.turns.set(today["turns"])
-    m.turn_failures.set(today["failures"])
+    live = console.live() if console.live is not None else None
+    if live is not None:  # since start, as the metrics say (the page shows today's)
+        m.turns.set(live.turns)
+        m.turn_failures.set(live.failures)
     m.agents_cached.set(today["agents_cached"])
     m.followups_pending.set(today["followups_pending"])
     m.journal_backlog.set(today["journal_backlog"])

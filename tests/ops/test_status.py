@@ -47,7 +47,7 @@ async def test_a_running_daemon_reports_itself_and_todays_numbers(settings):
         assert status.cost == pytest.approx((20 * 0.15 + 10 * 0.60) / 1e6)
         assert status.paused == 1
         shown = format_status(status)
-        assert "running · pid" in shown and "connected as +5215500000000" in shown
+        assert "running · pid" in shown and "connected as +52155****0000" in shown
         assert "2 messages in · 2 out" in shown and "30 tokens (20 in / 10 out)" in shown
         assert "last error    none" in shown
         # A heartbeat older than three beats means the daemon died without stopping.

@@ -1,0 +1,85 @@
+"""Linking WhatsApp from the console: the connection card, the QR code and the pair code.
+
+The console reads the gateway by what it offers, not by its class: `connected` (an
+`asyncio.Event`), `connected_as`, `status` (systemd's STATUS line), `qr_png_path`, and for a
+transport that links by pair code, `pair_code` and `request_pair_code(phone)` (the WhatsApp
+Web gateway, `bot.gateway.neonize`). Nothing here imports a transport.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from bot.gateway.base import Gateway, GatewayError
+from bot.phones import PhoneError, mask, parse_typed
+
+
+class AlreadyLinked(RuntimeError):
+    """WhatsApp is linked and connected (or the transport has no pairing): 409."""
+
+
+class InvalidPhone(ValueError):
+    """The number typed in the pair-code form is not E.164: 422."""
+
+
+class NotReady(RuntimeError):
+    """WhatsApp has not offered a login yet, or refused the pair code: 503."""
+
+
+def _is_up(gateway: Gateway) -> bool:
+    connected = getattr(gateway, "connected", None)
+    return bool(connected.is_set()) if connected is not None else True
+
+
+def connection(gateway: Gateway) -> dict[str, Any]:
+    """The WhatsApp connection as systemd's STATUS line says it, the QR if shown, the pair
+    code if one waits to be entered, and whether a pair code can be asked for."""
+    is_up = _is_up(gateway)
+    own = getattr(gateway, "connected_as", None)
+    status = getattr(gateway, "status", None)
+    if not isinstance(status, str) or not status:
+        status = f"connected as {mask(own)}" if is_up and own else (
+            "connected" if is_up else "not connected")
+    qr: Path | None = getattr(gateway, "qr_png_path", None)
+    code = getattr(gateway, "pair_code", None)
+    return {"connected": is_up, "connected_as": mask(own) if isinstance(own, str) and own
+            else None, "status": status,
+            "qr": bool(qr is not None and not is_up and qr.is_file()),
+            "pair_code": code if isinstance(code, str) and not is_up else None,
+            "can_pair": not is_up and callable(getattr(gateway, "request_pair_code", None))}
+
+
+def qr_png(gateway: Gateway) -> bytes | None:
+    qr: Path | None = getattr(gateway, "qr_png_path", None)
+    if qr is None or not qr.is_file():
+        return None
+    return qr.read_bytes()
+
+
+async def request_pair_code(gateway: Gateway, phone: str) -> dict[str, Any]:
+    """Ask the running gateway for a pair code for the business number `phone`."""
+    try:
+        number = parse_typed(phone.strip())
+    except PhoneError as exc:
+        raise InvalidPhone(f"{phone!r} is not a phone number: type the business's WhatsApp "
+                           "number in E.164, e.g. +5215512345678") from exc
+    ask = getattr(gateway, "request_pair_code", None)
+    if _is_up(gateway):
+        raise AlreadyLinked("WhatsApp is already linked and connected: nothing to pair "
+                            "(unlink this device in WhatsApp first to link another phone)")
+    if not callable(ask):
+        raise AlreadyLinked("this transport does not link with a pair code")
+    try:
+        code = str(await ask(number))
+    except GatewayError as exc:
+        if _is_up(gateway):  # linked meanwhile (the QR was scanned)
+            raise AlreadyLinked(str(exc)) from None
+        raise NotReady(f"no pair code: {exc}") from None
+    logger.info("pair code asked from the console for {}", mask(number))
+    return {"phone": mask(number), "pair_code": code,
+            "instructions": "On that phone: WhatsApp → Settings → Linked devices → Link a "
+                            "device → Link with phone number instead → enter the code. "
+                            "It expires in about two and a half minutes."}
