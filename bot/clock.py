@@ -169,3 +169,14 @@ class VirtualClock:
             if not pending or deadline is None or deadline > limit:
                 return pending
             await self.run_until(deadline, tasks)
+
+
+WHATSAPP_EPOCH = datetime(2009, 1, 1, tzinfo=UTC)  # no message is older than WhatsApp
+CLOCK_SLACK = timedelta(days=1)  # a phone's clock may be off; a day is generous
+
+
+def plausible(sent: datetime, received: datetime) -> datetime:
+    """The time a message says it was sent, or when it was received if that cannot be:
+    a tampered client can claim the year 5138, which would sort it after every later
+    message and keep it "recent" for ever."""
+    return sent if WHATSAPP_EPOCH <= sent <= received + CLOCK_SLACK else received

@@ -17,11 +17,13 @@ def from_whatsapp(user: str) -> str:
     """E.164 for the user part of a WhatsApp phone JID (`5215512345678` → `+5215512345678`).
 
     Never rejects what WhatsApp delivered: legacy forms such as Mexico's `521…` and
-    Argentina's `549…` are kept as they are, so one person stays one customer.
+    Argentina's `549…` are kept as they are, so one person stays one customer. A user part
+    that is not 6 to 15 ASCII digits (`12ab34`, 40 digits) is no phone number WhatsApp
+    gives: a tampered event, refused rather than turned into a made-up customer.
     """
-    digits = "".join(_DIGITS.findall(user.split("@", 1)[0].split(":", 1)[0]))
-    if not digits:
-        raise PhoneError(f"no digits in WhatsApp user {user!r}")
+    digits = user.split("@", 1)[0].split(":", 1)[0]
+    if not (digits.isascii() and digits.isdigit() and 6 <= len(digits) <= 15):
+        raise PhoneError(f"WhatsApp user {user[:40]!r} is not 6 to 15 digits")
     return "+" + digits
 
 
@@ -49,12 +51,16 @@ def parse_typed(text: str, default_region: str | None = None) -> str:
     A national number needs `default_region` and must be valid there.
     """
     raw = text.strip()
+    _refuse_odd_characters(text, raw)
     digits = "".join(_DIGITS.findall(raw))
     if raw.startswith("00"):
         raw, digits = "+" + raw[2:], digits[2:]
     if raw.startswith("+"):
         if not 6 <= len(digits) <= 15:
             raise PhoneError(f"{text!r} is not a phone number: E.164 has 6 to 15 digits")
+        if _country_code(digits) is None:
+            raise PhoneError(f"{text!r} is not a phone number: no country has the code "
+                             f"at the start of +{digits}")
         return "+" + digits
     if default_region is None:
         raise PhoneError(f"{text!r} has no country code: write it as +<country><number>")
@@ -84,6 +90,62 @@ def parse_setting(text: str) -> str:
 
 
 _LEGACY_MOBILE = ("+521", "+549")  # WhatsApp ids keep the old mobile prefix
+_TYPED_OK = frozenset("0123456789+-.()/ ")
+_EXTENSION = re.compile(r"(?i)(ext|x|#|;|,)")
+
+
+def _refuse_odd_characters(text: str, raw: str) -> None:
+    """Only ASCII digits and the usual separators: `\\d` also matches Arabic-Indic or
+    full-width digits, which would make a key no WhatsApp id ever equals; an extension
+    (`x12`, `ext. 3`, `;ext=`) is not part of a WhatsApp number."""
+    if _EXTENSION.search(raw):
+        raise PhoneError(f"{text!r}: extensions are not part of a WhatsApp number; "
+                         "write the number alone")
+    if any(ch.isdigit() and not ch.isascii() for ch in raw):
+        raise PhoneError(f"{text!r} has digits other than 0-9: type the number with "
+                         "the digits 0-9")
+    odd = sorted({ch for ch in raw if ch not in _TYPED_OK})
+    if odd:
+        shown = ", ".join(repr(ch) for ch in odd[:5])
+        raise PhoneError(f"{text!r} has characters a phone number does not ({shown}): "
+                         "use the digits 0-9, spaces, dashes and a leading +")
+    if "+" in raw[1:]:
+        raise PhoneError(f"{text!r}: '+' may only start the number")
+
+
+def _country_code(digits: str) -> int | None:
+    """The calling code `digits` starts with, if any country has it (not for `+0000000`)."""
+    for size in (1, 2, 3):
+        code = int(digits[:size])
+        if phonenumbers.region_code_for_country_code(code) != phonenumbers.UNKNOWN_REGION:
+            return code
+    return None
+
+
+def whatsapp_forms(e164: str) -> list[str]:
+    """`e164` and the other forms the same person's WhatsApp id may have, most likely first.
+
+    WhatsApp ids keep legacy mobile forms (see DESIGN.md, Customer identity): Mexico's
+    `+521` + 10 digits for what is dialled today as `+52` + 10, Argentina's `+549` + 10
+    for `+54` + 10, and Brazilian ids of older accounts without the mobile `9` that
+    numbers gained in 2012-2016 (`+55` + area + 8 digits). Used to find the customer a
+    typed number means; never to rewrite what WhatsApp delivered.
+    """
+    forms = [e164]
+    for short, long_ in (("+52", "+521"), ("+54", "+549")):
+        rest = e164[len(long_):]
+        if e164.startswith(long_) and len(rest) == 10:
+            forms.append(short + rest)
+        rest = e164[len(short):]
+        if e164.startswith(short) and len(rest) == 10 and not e164.startswith(long_):
+            forms.append(long_ + rest)
+    if e164.startswith("+55"):
+        area, local = e164[3:5], e164[5:]
+        if len(local) == 9 and local[0] == "9":
+            forms.append(f"+55{area}{local[1:]}")
+        elif len(local) == 8 and local[0] in "6789":
+            forms.append(f"+55{area}9{local}")
+    return forms
 
 
 def _valid(e164: str) -> bool:

@@ -317,9 +317,8 @@ class WhatsAppSettings(Section):
     probe_port: int = Field(443, ge=1, le=65535)
     backoff_initial: float = Field(2.0, gt=0)  # seconds between connection attempts, doubling
     backoff_cap: float = Field(300.0, gt=0)
-    # Threads for neonize's Go calls (it runs each in the loop's default executor, via
-    # asyncio.to_thread): Python's default is min(32, cores + 4), 6 on a 2-core VPS, and a
-    # send may hold a thread for whatsmeow's whole 75 s request timeout.
+    # Threads for neonize's Go calls, a pool of their own (`bot.gateway.goclient.GoThreads`):
+    # a send may hold its thread for whatsmeow's whole request timeout (75 s + one retry).
     go_threads: int = Field(32, ge=4, le=512)
 
 

@@ -28,12 +28,9 @@ T = TypeVar("T")
 PhoneArg = Annotated[str, typer.Argument(help="The customer's number, E.164 (+52 1 55 …).",
                                          show_default=False)]
 def _key(settings: Settings, phone: str) -> CustomerKey:
-    from bot.phones import PhoneError, parse_typed
+    from bot.cli.resolve import customer_key
 
-    try:
-        return CustomerKey(settings.tenant, parse_typed(phone))
-    except PhoneError as exc:
-        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    return customer_key(settings, phone)
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:

@@ -10,7 +10,7 @@ import typer
 
 from bot.app import App
 from bot.cli.common import app as cli
-from bot.cli.common import fail, run_configured, settings_or_exit
+from bot.cli.common import run_configured, settings_or_exit
 from bot.gateway.memory import MemoryGateway
 from bot.models import InboundMessage
 from bot.settings import Settings
@@ -88,12 +88,9 @@ def chat(
     fast: Annotated[bool, typer.Option(help="Skip the human-like delays.")] = False,
 ) -> None:
     """Talk to your own agent in the terminal, as a customer, through the whole pipeline."""
-    from bot.phones import PhoneError, parse_typed
+    from bot.cli.resolve import typed_phone
 
-    try:
-        phone = parse_typed(as_phone)
-    except PhoneError as exc:
-        raise fail(str(exc), 2) from None
+    phone = typed_phone(as_phone)
     settings = settings_or_exit()
     quiet_screen()
     if fast:

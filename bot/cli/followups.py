@@ -66,13 +66,10 @@ def _sending_time(settings: Settings) -> Callable[[datetime], tuple[datetime, tz
     return real
 
 
-def _phone(text: str) -> str:
-    from bot.phones import PhoneError, parse_typed
+def _phone(settings: Settings, text: str) -> str:
+    from bot.cli.resolve import customer_key
 
-    try:
-        return parse_typed(text)
-    except PhoneError as exc:
-        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    return customer_key(settings, text).phone
 
 
 @followups_app.callback(invoke_without_command=True)
@@ -87,7 +84,7 @@ def followups(
     if ctx.invoked_subcommand is not None:
         return
     settings = settings_or_exit()
-    phone = _phone(customer) if customer else None
+    phone = _phone(settings, customer) if customer else None
     sending = _sending_time(settings)
     zone = sending(datetime.now(UTC))[1]
     with job_table(settings) as table:
@@ -124,7 +121,7 @@ def cancel(
         if job.startswith("followup:"):
             ids = [job]
         else:
-            ids = [fu.job_id for fu in table.pending(_phone(job))]
+            ids = [fu.job_id for fu in table.pending(_phone(settings, job))]
         removed = table.remove(ids)
     if not removed:
         raise fail(f"no pending follow-up {job}", EXIT_NOT_FOUND)

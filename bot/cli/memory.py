@@ -24,6 +24,7 @@ from bot.stores.customers import Customer, CustomerStore
 from bot.stores.db import Database
 from bot.stores.memory_base import MemoryStore
 from bot.stores.privacy import Holder
+from bot.text import for_terminal, one_line
 
 EXIT_NOT_FOUND = 1
 EXIT_BAD_INPUT = 2
@@ -94,12 +95,9 @@ def _run(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
 
 
 def customer_key(settings: Settings, phone: str) -> CustomerKey:
-    from bot.phones import PhoneError, parse_typed
+    from bot.cli import resolve
 
-    try:
-        return CustomerKey(settings.tenant, parse_typed(phone))
-    except PhoneError as exc:
-        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    return resolve.customer_key(settings, phone)
 
 
 def local_zone(settings: Settings) -> tzinfo:
@@ -136,7 +134,7 @@ def transcript(messages: Sequence[MemoryMessage], zone: tzinfo) -> list[str]:
     lines: list[str] = []
     for m in messages:
         head = f"{when(m.at, zone, abbreviation=False)}  {who(m):<{width}}  "  # zone: header
-        body = m.text.splitlines() or [""]
+        body = for_terminal(m.text).splitlines() or [""]
         lines.append(head + body[0])
         lines.extend(" " * len(head) + rest for rest in body[1:])
     return lines
@@ -162,7 +160,7 @@ def history(
     customer, total, shown = _run(settings, work())
     if customer is None and not total:
         raise fail(f"no customer {key.phone} in tenant {key.tenant}", EXIT_NOT_FOUND)
-    name = customer.name if customer and customer.name else "(no name)"
+    name = shown_name(customer.name) if customer and customer.name else "(no name)"
     stage = customer.stage if customer else "-"
     more = f", the last {len(shown)} shown" if len(shown) < total else ""
     typer.echo(f"{key.phone} · {name} · {stage} · {total} messages{more} · times in {zone}")
@@ -180,13 +178,18 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [fmt.format(*header).rstrip(), *(fmt.format(*r).rstrip() for r in rows)]
 
 
+def shown_name(name: str) -> str:
+    """A push name for one cell: the customer chose it, escape sequences included."""
+    return one_line(for_terminal(name), 40)
+
+
 def customer_row(c: Customer, zone: tzinfo, now: datetime) -> list[str]:
     flags = []
     if c.opted_out:
         flags.append("opted out")
     if c.paused_until is not None and c.paused_until > now:
         flags.append(f"paused until {when(c.paused_until, zone)}")
-    return [c.phone, c.name or "-", c.stage, when(c.last_inbound, zone), str(c.msgs_in),
+    return [c.phone, shown_name(c.name) or "-", c.stage, when(c.last_inbound, zone), str(c.msgs_in),
             str(c.msgs_out), ", ".join(flags)]
 
 

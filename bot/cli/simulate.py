@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -161,6 +162,9 @@ async def op_voice(run: Run, op: dict[str, Any]) -> None:
 OPS.update(owner=op_owner, voice=op_voice)
 
 
+MAX_AT = 10 * 365.25 * 86400
+
+
 def parse_line(line_no: int, raw: str, last_at: float) -> dict[str, Any] | None:
     if not raw.strip():
         return None
@@ -174,8 +178,11 @@ def parse_line(line_no: int, raw: str, last_at: float) -> dict[str, Any] | None:
         raise ScenarioError(f"line {line_no}: unknown op {op.get('op')!r} "
                             f"(known: {', '.join(OPS)})")
     at = op.get("at")
-    if isinstance(at, bool) or not isinstance(at, int | float) or at < 0:
-        raise ScenarioError(f"line {line_no}: 'at' must be a number of seconds ≥ 0")
+    # JSON as Python reads it allows NaN and Infinity; 1e20 s overflows the virtual clock.
+    if (isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at)
+            or not 0 <= at <= MAX_AT):
+        raise ScenarioError(f"line {line_no}: 'at' must be a number of seconds from 0 to "
+                            f"{MAX_AT:.0f} (ten years)")
     if at < last_at:
         raise ScenarioError(f"line {line_no}: 'at' {at} is earlier than the line before ({last_at})")
     return op
@@ -269,9 +276,21 @@ async def erase_tenant(settings: Settings) -> int:
         await db.close()
 
 
+def decode_lines(data: bytes) -> list[str]:
+    """The scenario's lines; a line that is not UTF-8 is a ScenarioError naming it."""
+    lines: list[str] = []
+    for line_no, raw in enumerate(data.splitlines(), 1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ScenarioError(f"line {line_no}: not UTF-8 (byte {exc.start + 1} of the "
+                                "line); save the scenario as UTF-8") from None
+    return lines
+
+
 async def run_file(settings: Settings, scenario: Path, out_path: Path | None,
                    start: datetime, *, keep: bool = False) -> None:
-    lines = (await asyncio.to_thread(scenario.read_text, encoding="utf-8")).splitlines()
+    lines = decode_lines(await asyncio.to_thread(scenario.read_bytes))
     load_scenario(lines)  # a bad line stops here, before any store is touched
     settings = settings.model_copy(update={"tenant": simulation_tenant(settings.tenant)})
     out = out_path.open("w", encoding="utf-8") if out_path else sys.stdout

@@ -15,7 +15,9 @@ import typer
 
 from bot.cli.common import app, settings_or_exit
 from bot.cli.memory import PhoneArg, _run, customer_key, local_zone, open_stores, when
+from bot.models import CustomerKey
 from bot.settings import Settings
+from bot.text import for_terminal
 
 
 @app.command("console")
@@ -60,10 +62,9 @@ def _call_lines(call: dict[str, Any], prompt: bool) -> list[str]:
     return lines
 
 
-async def _runs(settings: Settings, phone: str, limit: int) -> list[dict[str, Any]]:
+async def _runs(settings: Settings, key: CustomerKey, limit: int) -> list[dict[str, Any]]:
     from bot.stores.runs import RunStore
 
-    key = customer_key(settings, phone)
     async with open_stores(settings) as s:
         runs = await RunStore(s.db).export(key)
     return runs[-limit:]
@@ -81,7 +82,7 @@ def runs_command(
     from datetime import datetime
 
     settings = settings_or_exit()
-    runs = _run(settings, _runs(settings, phone, limit))
+    runs = _run(settings, _runs(settings, customer_key(settings, phone), limit))
     if as_json:
         typer.echo(json.dumps(runs, ensure_ascii=False, indent=2))
         return
@@ -96,6 +97,6 @@ def runs_command(
                    f"{r['tokens_in']} in / {r['tokens_out']} out · {r['latency_ms']:.0f} ms"
                    f"{state}")
         for call in r["calls"]:
-            for line in _call_lines(call, prompt):
-                typer.echo(line)
-        typer.echo(f"  reply: {r['reply']}")
+            for line in _call_lines(call, prompt):  # prompts hold what customers wrote
+                typer.echo(for_terminal(line))
+        typer.echo(for_terminal(f"  reply: {r['reply']}"))

@@ -40,6 +40,7 @@ from bot.pipeline.inbox import Inbox
 from bot.settings import FollowUpRule, FollowUpSettings
 from bot.stores.customers import CustomerStore
 from bot.stores.memory_base import MemoryStore
+from bot.text import quoted
 
 # The job callable as stored in every job row: existing job stores hold this reference, so it
 # stays the package path (re-exported by `bot/followups/__init__.py`) and is passed as a
@@ -302,7 +303,9 @@ class FollowUpScheduler:
     @staticmethod
     def instruction(fu: FollowUp) -> str:
         return ("You are writing first: this is a follow-up, not an answer. "
-                f"Why you are writing now: {fu.reason}\n"
+                # The reason may be the agent's own words about what the customer said:
+                # quoted and on one line, as the prompt's other customer-derived fields.
+                f"Why you are writing now: {quoted(fu.reason, 300)}\n"
                 "Write one short, natural WhatsApp message that fits your conversation so "
                 "far, in the customer's language. Do not say it was scheduled or automatic, "
                 "do not repeat earlier messages, no pressure.")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.clock import plausible
 from bot.models import InboundMessage, MessageKind
 from bot.stores.outbound import StatusUpdate
 
@@ -27,7 +28,7 @@ class Events:
 
 def _when(value: Any, fallback: datetime) -> datetime:
     try:
-        return datetime.fromtimestamp(int(value), tz=UTC)
+        return plausible(datetime.fromtimestamp(int(value), tz=UTC), fallback)
     except (TypeError, ValueError, OverflowError, OSError):
         return fallback
 

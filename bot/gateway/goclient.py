@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar, cast
 
 from loguru import logger
@@ -89,10 +91,54 @@ class GoTimeout(GatewayError):
     """We stopped waiting; the Go call goes on in its thread (it cannot be cancelled)."""
 
 
-async def call_go(what: str, call: Awaitable[T], limit: float) -> T:
-    """Await a Go call within `limit` seconds; every failure becomes a `GatewayError`."""
+_IN_GO: ContextVar[bool] = ContextVar("wabot_go_call", default=False)
+
+
+@contextlib.contextmanager
+def go_context() -> Iterator[None]:
+    """Threads asked for inside (and by tasks created inside) run in the Go pool."""
+    token = _IN_GO.set(True)
     try:
-        return await asyncio.wait_for(call, limit)
+        yield
+    finally:
+        _IN_GO.reset(token)
+
+
+class GoThreads(ThreadPoolExecutor):
+    """The loop's default executor while the WhatsApp Web gateway runs.
+
+    neonize runs every Go call through `asyncio.to_thread` (neonize aioze/client.py
+    `GoCode.execute_sync_function` / `GoCode.__getattr__`), i.e. in the loop's default
+    executor, which the scheduler's and the stores' `to_thread` share. A send may hold its
+    thread 160 s (whatsmeow's bound, see `neonize.SEND_TIMEOUT`) and the connection's
+    `Neonize()` holds one for its life: calls made under `go_context()` go to a pool of
+    their own, `whatsapp.go_threads` wide, so blocked Go calls never starve the rest.
+    """
+
+    def __init__(self, go_threads: int) -> None:
+        super().__init__(thread_name_prefix="wabot-default")
+        self.go = ThreadPoolExecutor(go_threads, thread_name_prefix="wabot-go")
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        if _IN_GO.get():
+            return self.go.submit(fn, *args, **kwargs)
+        return super().submit(fn, *args, **kwargs)
+
+    def stop_go(self) -> None:
+        """Refuse new Go calls; a call in flight cannot be interrupted, so nobody waits."""
+        self.go.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.stop_go()
+        super().shutdown(wait, cancel_futures=cancel_futures)
+
+
+async def call_go(what: str, call: Awaitable[T], limit: float) -> T:
+    """Await a Go call within `limit` seconds, in the Go pool; every failure becomes a
+    `GatewayError`."""
+    try:
+        with go_context():
+            return await asyncio.wait_for(call, limit)
     except TimeoutError as exc:
         raise GoTimeout(f"{what} timed out after {limit:g} s") from exc
     except GatewayError:

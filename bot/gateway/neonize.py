@@ -25,8 +25,10 @@ from bot.gateway.connection import Connection, GatewayExit
 from bot.gateway.goclient import (
     ClientFactory,
     GoClient,
+    GoThreads,
     GoTimeout,
     call_go,
+    go_context,
     guarded,
     new_neonize_client,
 )
@@ -93,6 +95,7 @@ class NeonizeGateway(Gateway):
         backoff_cap: float = 300.0,
         backoff_jitter: float = 0.1,
         login_timeout: float = 75.0,
+        go_threads: int = 8,
         on_status: Callable[[str], None] | None = None,
         client_factory: ClientFactory = new_neonize_client,
         console: TextIO | None = None,
@@ -122,6 +125,8 @@ class NeonizeGateway(Gateway):
         self._sent_ids: OrderedDict[str, None] = OrderedDict()
         self._events = OrderedEvents(self._handle_event)
         self._composing: set[str] = set()
+        self._go_threads = go_threads
+        self._threads: GoThreads | None = None
         self.presence = Presence()
 
     # ── lifecycle: the connection's ────────────────────────────────────────────────────
@@ -153,13 +158,20 @@ class NeonizeGateway(Gateway):
         return await self.connection.linking.pair(phone)
 
     async def start(self) -> None:
-        await self.connection.start()
+        if self._threads is None:
+            self._threads = GoThreads(self._go_threads)
+            asyncio.get_running_loop().set_default_executor(self._threads)
+        with go_context():  # the connection's task (and neonize's connect task) inherit it
+            await self.connection.start()
 
     async def stop(self) -> None:
         # Events already queued were acknowledged by whatsmeow: journal them before leaving.
         await self._events.drain(self._call_timeout)
         await self.connection.stop()
         await self._events.drain(self._call_timeout)
+        if self._threads is not None:
+            self._threads.stop_go()
+            self._threads = None
 
     # ── inbound ────────────────────────────────────────────────────────────────────────
 

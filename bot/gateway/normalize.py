@@ -17,6 +17,7 @@ from typing import Any
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ProtocolMessage
 from neonize.utils.jid import build_jid
 
+from bot.clock import plausible
 from bot.gateway.base import GatewayError
 from bot.models import InboundMessage, MessageKind
 from bot.phones import PhoneError, from_whatsapp, is_lid_customer, lid_customer, mask
@@ -266,7 +267,7 @@ def _timestamp(raw: int, fallback: datetime) -> datetime:
         return fallback
     seconds = raw / 1000 if raw >= 100_000_000_000 else raw
     try:
-        return datetime.fromtimestamp(seconds, UTC)
+        return plausible(datetime.fromtimestamp(seconds, UTC), fallback)
     except (OverflowError, OSError, ValueError):
         return fallback
 

@@ -12,7 +12,6 @@ import asyncio
 import os
 import signal
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from typing import Any, Protocol
 
@@ -59,7 +58,7 @@ def neonize_gateway(settings: Settings, notifier: Notifier) -> Gateway:
         pair_phone=w.pair_phone, allow_groups=settings.inbox.allow_groups,
         call_timeout=w.call_timeout, probe_address=(w.probe_host, w.probe_port),
         backoff_initial=w.backoff_initial, backoff_cap=w.backoff_cap,
-        on_status=notifier.report)
+        on_status=notifier.report, go_threads=w.go_threads)
 
 
 def transport_gateway(settings: Settings, notifier: Notifier) -> Gateway:
@@ -171,21 +170,6 @@ async def serve(app: App, gateway: DaemonGateway, notifier: Notifier,
     return exit_code(reason)
 
 
-def size_go_threads(threads: int) -> None:
-    """Give the loop's default executor enough threads for WhatsApp Web's Go calls.
-
-    neonize runs every Go call with `asyncio.to_thread` (neonize aioze/client.py,
-    `GoCode.execute_sync_function` and `GoCode.__getattr__`), that is in the loop's default
-    executor, shared with DNS lookups (`loop.getaddrinfo`: the model endpoint, PostgreSQL)
-    and our own `to_thread` work. Python sizes it min(32, cores + 4): 6 threads on a 2-core
-    VPS, while one send may hold its thread for whatsmeow's whole request timeout (75 s,
-    request.go defaultRequestTimeout). Six sends stuck on a bad connection would stall every
-    read receipt, typing update and DNS lookup behind them.
-    """
-    loop = asyncio.get_running_loop()
-    loop.set_default_executor(ThreadPoolExecutor(threads, thread_name_prefix="wabot-go"))
-
-
 async def run_daemon(settings: Settings, notifier: Notifier,
                      gateway: Gateway | None = None) -> int:
     if found := problems(settings):
@@ -201,7 +185,6 @@ async def run_daemon(settings: Settings, notifier: Notifier,
         logger.error("cannot start: {}", exc)
         notifier.status(f"misconfigured: {exc}")
         return EXIT_OPERATOR
-    size_go_threads(settings.whatsapp.go_threads)
     stop = asyncio.Event()
     restore = install_signals(stop, app.reindex)
     try:

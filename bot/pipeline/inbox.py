@@ -40,6 +40,7 @@ from bot.pipeline.redelivery import settled, undelivered
 from bot.pipeline.slots import TurnSlots
 from bot.settings import InboxSettings
 from bot.stores.customers import Contact, CustomerStore
+from bot.text import visible
 
 
 @dataclass(slots=True)
@@ -120,7 +121,7 @@ class Inbox:
         if msg.from_owner:
             await self._record_owner(msg)
             return Fed.OWNER
-        if msg.kind in UNANSWERED_KINDS or (msg.kind is MessageKind.TEXT and not msg.text.strip()):
+        if msg.kind in UNANSWERED_KINDS or (msg.kind is MessageKind.TEXT and not visible(msg.text)):
             log.info("ignored {} message with nothing to answer", msg.kind.value)
             await self.customers.journal_mark(self.tenant, [msg.msg_id], "ignored")
             return Fed.IGNORED

@@ -39,7 +39,7 @@ from loguru import logger
 from bot.alerts import AlertOwner
 from bot.clock import Clock
 from bot.models import CustomerKey, InboundMessage
-from bot.phones import mask
+from bot.phones import mask, whatsapp_forms
 from bot.pipeline.inbox import UNANSWERED_KINDS, Fed
 from bot.pipeline.media import send_now
 from bot.pipeline.presenter import Presenter
@@ -57,8 +57,9 @@ class Access:
     """The allow and deny lists (E.164). Owner messages always pass."""
 
     def __init__(self, settings: AccessSettings) -> None:
-        self.allow = frozenset(settings.allow)
-        self.deny = frozenset(settings.deny)
+        # Every form WhatsApp may deliver the number in: `+52 55…` typed, `+521 55…` sent.
+        self.allow = frozenset(f for n in settings.allow for f in whatsapp_forms(n))
+        self.deny = frozenset(f for n in settings.deny for f in whatsapp_forms(n))
 
     def allowed(self, phone: str) -> bool:
         if phone in self.deny:

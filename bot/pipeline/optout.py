@@ -36,7 +36,12 @@ Canceller = Callable[[CustomerKey], Awaitable[int]]
 
 
 def plain(text: str) -> str:
-    """Lower case, no accents, no punctuation, single spaces: '¡BAJA!' → 'baja'."""
+    """Lower case, no accents, no punctuation, single spaces: '¡BAJA!' → 'baja'.
+
+    Format characters (zero-width space, joiners, soft hyphen) are dropped first: "S\u200bTOP"
+    shows as STOP, and a keyboard or a copy-paste may have put them there.
+    """
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(re.sub(r"[^\w\s]", " ", bare).split())

@@ -101,20 +101,32 @@ class Redelivery:
     async def run(self) -> None:
         """Retry until stopped: at every interval while WhatsApp is connected."""
         while True:
-            if self.connected is None or self.connected.is_set():
-                try:
+            try:
+                if self.connected is None or self.connected.is_set():
                     await self.retry()
-                except Exception:  # the next round tries again; nothing is lost
-                    logger.exception("retrying undelivered replies failed")
+                else:  # the owner hears of a reply given up during the outage, not after
+                    await self.expire()
+            except Exception:  # the next round tries again; nothing is lost
+                logger.exception("retrying undelivered replies failed")
             await self.clock.sleep(self.s.retry_seconds)
+
+    async def expire(self) -> int:
+        """Give up on the replies past the retry age; how many."""
+        old = [row for row in await self.ledger.with_status(UNDELIVERED) if self._too_old(row)]
+        for row in old:
+            await self._expire(row)
+        return len(old)
+
+    def _too_old(self, row: Delivery) -> bool:
+        return (self.clock.now() - row.created_at
+                > timedelta(minutes=self.s.retry_undelivered_minutes))
 
     async def retry(self) -> int:
         """Send what is owed, oldest first; stop at the first reply that still cannot go
         out (the connection is down again: the rest waits its turn)."""
         delivered = 0
-        max_age = timedelta(minutes=self.s.retry_undelivered_minutes)
         for row in await self.ledger.with_status(UNDELIVERED):
-            if self.clock.now() - row.created_at > max_age:
+            if self._too_old(row):
                 await self._expire(row)
                 continue
             track = Tracked(row.phone, row.journal_ids, row.id)

@@ -37,6 +37,7 @@ from bot.pipeline.media import note_for, remember_inbound
 from bot.settings import TakeoverSettings
 from bot.stores.customers import Contact, Customer, CustomerStore
 from bot.stores.memory_base import MemoryStore
+from bot.text import visible
 
 FOREVER = datetime(9999, 1, 1, tzinfo=UTC)  # "#bot off": until switched back on
 COMMAND = re.compile(r"^\s*#bot\s+(off|on|status)\s*$", re.IGNORECASE)
@@ -103,7 +104,7 @@ class Takeover:
     async def __call__(self, msg: InboundMessage) -> Fed | None:
         if msg.from_owner:
             return await self._owner(msg)
-        if msg.kind in UNANSWERED_KINDS or (msg.kind is MessageKind.TEXT and not msg.text.strip()):
+        if msg.kind in UNANSWERED_KINDS or (msg.kind is MessageKind.TEXT and not visible(msg.text)):
             return None  # the inbox ignores it either way
         customer = await self.customers.get(msg.key)
         if not is_paused(customer, self.clock.now()):

@@ -33,6 +33,7 @@ from bot.clock import Clock, SystemClock
 from bot.models import CustomerKey, InboundMessage, MessageKind, Stage
 from bot.stores.db import Database, UTCDateTime
 from bot.stores.journal_writer import JournalWriter
+from bot.text import scrub
 
 
 class Customer(SQLModel, table=True):
@@ -72,7 +73,9 @@ class JournalEntry(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     tenant: str = Field(max_length=64)
-    msg_id: str = Field(max_length=128)
+    # No length: ids are the sender's to choose (WhatsApp's are ~20-32 characters, a
+    # tampered client's any length); a longer one must not lose the message.
+    msg_id: str
     phone: str = Field(max_length=20)
     chat: str = ""
     lid: str = ""
@@ -106,6 +109,11 @@ class Contact:
     name: str = ""
     wa_jid: str = ""
     lid: str = ""
+
+    def __post_init__(self) -> None:
+        # A push name is the customer's to choose, NUL included; PostgreSQL refuses NUL in
+        # text and the whole row (the message's turn with it) would fail.
+        object.__setattr__(self, "name", scrub(self.name))
 
 
 def _insert(db: Database, table: Table) -> Any:

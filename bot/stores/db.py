@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -76,6 +77,7 @@ class Database:
             if db_path and db_path != ":memory:":
                 # customer conversations live here: not for other users
                 Path(db_path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                _create_private(Path(db_path))
             engine_kw.setdefault("connect_args", {"timeout": 30})
         else:
             engine_kw.setdefault("pool_size", 10)
@@ -135,12 +137,40 @@ class Database:
     async def create_all(self) -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(SQLModel.metadata.create_all)
+            if not self.is_sqlite:
+                await widen_columns(conn)
 
     async def close(self) -> None:
         if self._raw is not None:
             await self._raw.close()
             self._raw = None
         await self.engine.dispose()
+
+
+# Columns once created with a length that lost messages; `create_all` makes new tables right,
+# existing PostgreSQL ones are altered at start (SQLite ignores VARCHAR lengths).
+WIDENED = (("journal", "msg_id"),)  # VARCHAR(128): a longer id failed the journal insert
+
+
+async def widen_columns(conn: AsyncConnection) -> None:
+    """Drop the length of each `WIDENED` column that still has one, in the current schema.
+    Idempotent, and cheap once done: widening a VARCHAR rewrites no rows (PostgreSQL ≥ 9.2),
+    and a column already unbounded is only read from the catalog."""
+    for table, column in WIDENED:
+        size = (await conn.execute(text(
+            "SELECT character_maximum_length FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = :t AND column_name = :c"),
+            {"t": table, "c": column})).scalar()
+        if size is not None:
+            await conn.execute(text(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE varchar'))
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file owner-only (0600) whatever the umask: outside systemd's
+    UMask a shell's 022 would make it world-readable. SQLite gives its -wal and -shm files
+    the database file's permissions (sqlite3 os_unix.c, findCreateFileMode)."""
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from bot.models import InboundMessage
 from bot.stores.db import Database
 from bot.stores.sqlite_writer import sqlite_time
+from bot.text import scrub
 
 MAX_BATCH = 500
 
@@ -68,9 +69,10 @@ class JournalWriter:
         raw = self._db.raw_writer
         if raw is not None:
             return await raw.run(lambda cur: _sqlite_batch(cur, msgs))
-        rows = [{"tenant": m.tenant, "msg_id": m.msg_id, "phone": m.phone, "chat": m.chat,
-                 "lid": m.lid, "push_name": m.push_name, "kind": m.kind.value, "text": m.text,
-                 "from_owner": m.from_owner, "received_at": m.timestamp, "status": "received"}
+        rows = [{"tenant": m.tenant, "msg_id": m.msg_id, "phone": m.phone,
+                 "chat": scrub(m.chat), "lid": scrub(m.lid), "push_name": scrub(m.push_name),
+                 "kind": m.kind.value, "text": scrub(m.text), "from_owner": m.from_owner,
+                 "received_at": m.timestamp, "status": "received"}
                 for m in msgs]
         async with self._db.begin() as conn:
             if self._db.is_sqlite:  # an in-memory SQLite database: no writer thread
@@ -92,9 +94,10 @@ class JournalWriter:
 def _sqlite_batch(cur: sqlite3.Cursor, msgs: list[InboundMessage]) -> set[str]:
     fresh: set[str] = set()
     for m in msgs:
-        cur.execute(SQLITE_INSERT, (m.tenant, m.msg_id, m.phone, m.chat, m.lid, m.push_name,
-                                    m.kind.value, m.text, int(m.from_owner),
-                                    sqlite_time(m.timestamp)))
+        # NUL replaced as on PostgreSQL (which refuses it): one journal, whatever the backend.
+        cur.execute(SQLITE_INSERT, (m.tenant, m.msg_id, m.phone, scrub(m.chat), scrub(m.lid),
+                                    scrub(m.push_name), m.kind.value, scrub(m.text),
+                                    int(m.from_owner), sqlite_time(m.timestamp)))
         if cur.rowcount == 1:
             fresh.add(m.msg_id)
     return fresh

@@ -18,6 +18,7 @@ from sqlmodel import Field, SQLModel
 from bot.llm import CallLog
 from bot.models import CustomerKey
 from bot.stores.db import Database, UTCDateTime
+from bot.text import scrub
 
 
 class Run(SQLModel, table=True):
@@ -68,7 +69,8 @@ class RunRow:
     def of(cls, kind: str, calls: CallLog, reply: str, failed: bool,
            seconds: float) -> RunRow:
         c = calls.calls
-        return cls(kind, c[-1]["model"] if c else "", failed, reply,
+        # scrub: PostgreSQL refuses NUL; a model may echo a customer's
+        return cls(kind, c[-1]["model"] if c else "", failed, scrub(reply),
                    sum(x["tokens_in"] for x in c), sum(x["tokens_out"] for x in c),
                    round(seconds * 1000, 1), json.dumps(c, ensure_ascii=False))
 

@@ -41,7 +41,10 @@ class SqliteWriter:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            # FULL: the journal's commit is what lets WhatsApp's acknowledgement stand, so it
+            # must survive a power cut, not only a crash (NORMAL: only a crash). It syncs the
+            # WAL at each commit, ~1 ms on an SSD, and makes every earlier commit durable too.
+            conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=30000")
             self._conn = conn
         return self._conn

@@ -301,8 +301,8 @@ async def test_insights_merge_into_the_profile_without_duplicates(
         await p.say(ANA, "thanks")
         await p.settle()
         system = system_of(turns(openai_server)[-1])
-        assert "- dog_name (detail): Pixel" in system
-        assert "- shoe_size (preference): 39" in system
+        assert '- "dog_name" ("detail"): "Pixel"' in system
+        assert '- "shoe_size" ("preference"): "39"' in system
 
 
 async def test_insights_run_every_n_turns(db_url, tmp_path, openai_server, tenant):
@@ -372,7 +372,7 @@ async def test_a_5000_message_relationship_keeps_the_prompt_bounded_and_the_dog_
         assert chat_texts(last)[-1] == "what is my dog called again?"
         assert dog.text not in chat_texts(last)  # long out of the window…
         assert "dog is called Pixel" in system_of(last)  # …but in the summary
-        assert "- dog_name (detail): Pixel" in system_of(last)  # and in the profile
+        assert '- "dog_name" ("detail"): "Pixel"' in system_of(last)  # and in the profile
         assert prompt_tokens(last["messages"]) <= budget
         assert biggest <= budget
         assert len(turns(openai_server)) == 1001

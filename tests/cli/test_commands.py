@@ -63,7 +63,7 @@ def test_simulate_replays_a_scenario_with_eviction_and_restart(env, tmp_path, op
     ('{"op":"dance","at":1}', "line 2: unknown op 'dance'"),
     ("not json", "line 2: not JSON"),
     ('{"op":"message","at":-1,"from":"+15550001111","text":"x"}', "line 2: 'at' must be"),
-    ('{"op":"message","at":5,"from":"nobody","text":"x"}', "line 2: 'nobody' has no country code"),
+    ('{"op":"message","at":5,"from":"nobody","text":"x"}', "line 2: 'nobody' has characters a phone number does not"),
 ])
 def test_simulate_names_the_bad_line(env, tmp_path, line, complaint):
     scenario = tmp_path / "bad.jsonl"

@@ -180,3 +180,53 @@ async def test_forget_erases_a_reply_still_owed_and_export_shows_it(
         erased = await asyncio.to_thread(CliRunner().invoke, cli, ["forget", ANA, "--yes"])
         assert erased.exit_code == 0, erased.output
         assert await p.app.deliveries.with_status("undelivered") == []
+
+
+class Disconnected(MemoryGateway):
+    """A gateway with a connection state, as WhatsApp Web's: retries wait for it."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        super().__init__(clock)
+        self.connected = asyncio.Event()
+
+
+async def test_a_reply_is_given_up_during_a_long_outage_not_only_after_it(
+        settings, openai_server):
+    clock = VirtualClock(START)
+    gateway = Disconnected(clock)
+    refuse(gateway, NotDelivered("cannot send a message: not connected to WhatsApp"))
+    async with pipeline(settings, clock=clock, gateway=gateway) as p:
+        gateway.connected.set()  # answered live, then the connection drops
+        await eventually(lambda: retries(p) != [])
+        await p.say(ANA, "hola")
+        await p.settle()
+        gateway.connected.clear()
+        await p.clock.advance(16 * 60, retries(p))
+        assert [a["kind"] for a in p.app.alerts.recent] == ["undelivered"]
+        assert await p.app.deliveries.with_status("undelivered") == []
+
+
+async def test_a_graceful_stop_finishes_the_reply_in_flight(db_url, tmp_path, openai_server,
+                                                            tenant):
+    settings = make_settings(db_url, tmp_path, openai_server, tenant,
+                             followups={"enabled": False}, stop_grace_seconds=30)
+    openai_server.reply(THREE)
+    clock = VirtualClock(START)
+    gateway = MemoryGateway(clock)
+    stopping: list[asyncio.Task[None]] = []
+    async with pipeline(settings, clock=clock, gateway=gateway) as p:
+        async def stop_during_second(n: int) -> None:
+            if n == 2:  # SIGTERM while the second bubble is on its way
+                stopping.append(asyncio.create_task(p.app.stop()))
+                await clock.sleep(2)
+        gateway.before_send = stop_during_second
+        await p.say(ANA, "hola")
+        await p.settle()
+        await stopping[0]
+    assert gateway.texts(gateway.chat_for(ANA)) == ["Uno.", "Dos.", "Tres."]
+    gateway.before_send = None
+    async with pipeline(settings, clock=clock, gateway=gateway) as p:
+        await p.settle()
+        await p.clock.advance(120, retries(p))
+        assert p.texts_to(ANA) == ["Uno.", "Dos.", "Tres."]  # nothing sent twice
+        assert await journal(p) == ["answered"]
