@@ -91,7 +91,6 @@ class FollowUpScheduler:
             job_defaults={"misfire_grace_time": max(1, int(self.grace.total_seconds())),
                           "coalesce": True, "max_instances": 1})
         self._refresh = RuleRefresh(self)  # the config's rules, after every inbound turn
-        # Each customer's pending jobs, so the rules' refresh after a turn reads nothing.
         self.cache = PendingCache([AGENT, *self.rules])
         self.scheduler.add_listener(  # the jobs APScheduler ran
             lambda event: self.cache.removed([event.job_id]), EVENT_JOB_REMOVED)
@@ -206,17 +205,15 @@ class FollowUpScheduler:
 
     async def pending(self, phone: str | None = None, limit: int | None = None,
                       kinds: list[str] | None = None) -> list[FollowUp]:
-        if phone is None or not self.cache.covers(kinds) or limit is not None:
+        if phone is None or kinds is None or limit is not None or not self.cache.covers(kinds):
             return await asyncio.to_thread(self.table.pending, phone, limit, None, kinds)
-        assert kinds is not None
-        cached = self.cache.get(phone, kinds)
-        if cached is not None:
-            return cached
-        every = sorted(self.cache.kinds)
+        if (cached := self.cache.get(phone, kinds)) is not None:
+            return cached  # the rules' refresh after every turn: no SELECT
         self.cache.looking(phone)
         found: list[FollowUp] | None = None
         try:
-            found = await asyncio.to_thread(self.table.pending, phone, None, None, every)
+            found = await asyncio.to_thread(self.table.pending, phone, None, None,
+                                            sorted(self.cache.kinds))
         finally:
             self.cache.found(phone, found)
         return [fu for fu in found if fu.kind in kinds]
