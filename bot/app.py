@@ -58,7 +58,7 @@ from bot.stores.deliveries import DeliveryStore
 from bot.stores.identity import Identity, moving_followups
 from bot.stores.memory_base import MemoryStore
 from bot.stores.memory_observed import ObservedMemory
-from bot.stores.runs import RunStore
+from bot.stores.runs import RunRow, RunStore
 from bot.stores.stamps import ChangeStamps
 from bot.stores.usage_lines import BusinessUsage
 from bot.web.console import Console
@@ -339,11 +339,13 @@ class App:
         if self._on_agent_event is not None:
             self._on_agent_event(event, key)
 
-    async def _on_run(self, key: CustomerKey, at: datetime, kind: str, calls: CallLog,
-                      reply: Reply, seconds: float) -> None:
+    def _on_run(self, key: CustomerKey, at: datetime, kind: str, calls: CallLog,
+                reply: Reply, seconds: float) -> RunRow | None:
+        """Metrics now; the run log's row is stored by the turn's one write."""
         self.metrics.on_run(calls.calls, seconds)
         if self.settings.runs.enabled and calls.calls:
-            await self.runs.add(key, at, kind, calls, reply.text, reply.failed, seconds)
+            return RunRow.of(kind, calls, reply.text, reply.failed, seconds)
+        return None
 
     def _on_sent(self, chat: str, text: str, kind: str) -> None:
         data = {"chat": chat, "kind": kind, "text": text}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,11 +21,13 @@ from bot.phones import mask
 from bot.stores.customers import Contact, Customer, CustomerStore
 from bot.stores.memory_base import MemoryStore, Profile, estimate_tokens
 from bot.stores.memory_observed import ObservedMemory
+from bot.stores.runs import RunRow
 from bot.stores.turn_writer import TurnRecord, TurnWriter
 
 MAX_TOOL_ROUNDS = 3
-# The run log: (customer, turn time, kind, the turn's model calls, its reply, seconds taken).
-RunSink = Callable[[CustomerKey, datetime, str, CallLog, "Reply", float], Awaitable[None]]
+# The run log: (customer, turn time, kind, the turn's model calls, its reply, seconds taken)
+# → the row the turn's write stores with it (None: nothing to store).
+RunSink = Callable[[CustomerKey, datetime, str, CallLog, "Reply", float], RunRow | None]
 
 
 @dataclass(slots=True)
@@ -78,6 +80,7 @@ class Reply:
     tokens_out: int = 0
     lines: list[MemoryMessage] = field(default_factory=list)  # to remember: said + answer
     inbound: int = 0  # customer lines in the turn
+    run: RunRow | None = None  # the run log's row, stored by the turn's write
 
 
 class CustomerAgent(CachedState):
@@ -132,17 +135,16 @@ class CustomerAgent(CachedState):
                 failure = MemoryMessage(Role.AGENT, deps.failure_reply, now, kind="failure")
                 reply = Reply(deps.failure_reply, failed=True, lines=[*said, failure],
                               inbound=inbound)
-            await self._log_run(now, kind, calls, reply, started)
+            reply.run = self._log_run(now, kind, calls, reply, started)
             return reply
         finally:
             CALL_LOG.reset(scope)
-        await self._log_run(now, kind, calls, Reply(
-            completion.text, tokens_in=completion.tokens_in, tokens_out=completion.tokens_out),
-            started)
         text = completion.text
         answer = [MemoryMessage(Role.AGENT, text, now, kind=kind)] if text else []
-        return Reply(text, tokens_in=completion.tokens_in, tokens_out=completion.tokens_out,
-                     lines=said + answer, inbound=inbound)
+        reply = Reply(text, tokens_in=completion.tokens_in, tokens_out=completion.tokens_out,
+                      lines=said + answer, inbound=inbound)
+        reply.run = self._log_run(now, kind, calls, reply, started)
+        return reply
 
     async def commit(self, reply: Reply, contact: Contact, now: datetime, *, sent: int = 0,
                      journal_ids: list[str] | None = None, status: str = "answered") -> None:
@@ -150,7 +152,7 @@ class CustomerAgent(CachedState):
         deps = self.deps
         stored = await deps.writer.write(TurnRecord(
             self.key, now, contact, reply.inbound, reply.lines, sent, reply.tokens_in,
-            reply.tokens_out, journal_ids or [], status))
+            reply.tokens_out, journal_ids or [], status, reply.run))
         self.add_stored(stored, deps.budget.history)
         deps.customers.written(self.key, now, sent, reply.tokens_in, reply.tokens_out)
         c = self.customer
@@ -168,15 +170,16 @@ class CustomerAgent(CachedState):
         if reply.lines and deps.after_turn is not None:
             deps.after_turn(self.key)
 
-    async def _log_run(self, now: datetime, kind: str, calls: CallLog, reply: Reply,
-                       started: float) -> None:
+    def _log_run(self, now: datetime, kind: str, calls: CallLog, reply: Reply,
+                 started: float) -> RunRow | None:
         if self.deps.on_run is None:
-            return
+            return None
         try:
-            await self.deps.on_run(self.key, now, kind, calls, reply,
-                                   time.perf_counter() - started)
+            return self.deps.on_run(self.key, now, kind, calls, reply,
+                                    time.perf_counter() - started)
         except Exception:  # the run log never costs the customer their answer
             logger.bind(customer=mask(self.key.phone)).exception("run not recorded")
+            return None
 
     def _prompt(self, now: datetime, instruction: str,
                 said: list[MemoryMessage]) -> list[dict[str, Any]]:

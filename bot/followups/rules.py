@@ -10,7 +10,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from bot.followups.ports import Scheduling
-from bot.followups.store import AGENT
+from bot.followups.store import AGENT, job_id
 from bot.models import CustomerKey, Stage
 from bot.settings import FollowUpRule
 
@@ -35,6 +35,10 @@ class RuleRefresh:
                  and f.s.on_reply == "drop"]
         stale += [pending[r.name].job_id for r in f.rules.values()
                   if r.name in pending and r.when == "silent" and r.stage != customer.stage]
+        # A silent rule of their stage is replaced just below: one write, not two.
+        renewed = {job_id(key.tenant, key.phone, r.name) for r in f.rules.values()
+                   if r.when == "silent" and r.stage == customer.stage}
+        stale = [job for job in stale if job not in renewed]
         if stale:
             await asyncio.to_thread(f.remove_ids, stale)
         for rule in f.rules.values():

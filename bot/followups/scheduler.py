@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+from apscheduler.events import EVENT_JOB_REMOVED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from loguru import logger
 from sqlalchemy import delete, update
@@ -28,6 +29,7 @@ from sqlalchemy import delete, update
 from bot.agents.tools import Tool
 from bot.business import Business
 from bot.clock import Clock, SystemClock
+from bot.followups.pending import PendingCache
 from bot.followups.policy import Policy
 from bot.followups.rules import RuleRefresh
 from bot.followups.store import AGENT, SENT, FollowUp, JobTable, job_id
@@ -44,6 +46,7 @@ from bot.text import quoted
 # stays the package path (re-exported by `bot/followups/__init__.py`) and is passed as a
 # string; a function object would be stored as `bot.followups.scheduler:run_followup`.
 JOB_FUNC = "bot.followups:run_followup"
+T = TypeVar("T")
 
 # APScheduler 3 stores only module-level callables with primitive arguments, so a job cannot
 # carry its scheduler: `run_followup` finds the live one by tenant here. This is wabot's one
@@ -64,9 +67,6 @@ async def run_followup(tenant: str, phone: str, kind: str, reason: str, schedule
     # Shielded and tracked: APScheduler cancels running jobs when it shuts down, and this
     # one is already out of the store.
     await asyncio.shield(scheduler.track(scheduler.fire(fu), "followup-fire"))
-
-
-NONE_PENDING_MAX = 100_000
 
 
 class FollowUpScheduler:
@@ -91,10 +91,9 @@ class FollowUpScheduler:
             job_defaults={"misfire_grace_time": max(1, int(self.grace.total_seconds())),
                           "coalesce": True, "max_instances": 1})
         self._refresh = RuleRefresh(self)  # the config's rules, after every inbound turn
-        # Customers known to have no pending job (jobs are only added through `put`, in this
-        # process: one daemon per tenant), so a turn does not look them up again.
-        self._none_pending: set[str] = set()
-        self._puts = 0  # a lookup that raced a `put` is not remembered
+        self.cache = PendingCache([AGENT, *self.rules])
+        self.scheduler.add_listener(  # the jobs APScheduler ran
+            lambda event: self.cache.removed([event.job_id]), EVENT_JOB_REMOVED)
         self.outcomes: Counter[str] = Counter()
         self._lock = threading.Lock()  # store writes and the timer's take-due, across threads
         self._gate = asyncio.Lock()  # caps are counted and reserved one follow-up at a time
@@ -148,7 +147,7 @@ class FollowUpScheduler:
         now = self.clock.now()
         due = await asyncio.to_thread(self.table.pending, None, None, now)
         late = [fu for fu in due if fu.run_at is not None and now - fu.run_at > self.grace]
-        await asyncio.to_thread(self.remove_ids, [fu.job_id for fu in late])
+        await self._write(self.remove_ids, [fu.job_id for fu in late])
         hours = self.s.max_lateness_hours
         for fu in due:
             missed = now - (fu.run_at or now)
@@ -171,13 +170,19 @@ class FollowUpScheduler:
 
     def remove_ids(self, ids: list[str]) -> int:
         with self._lock:
+            self.cache.removed(ids)  # first: a lookup racing the delete is then not kept
             return self.table.remove(ids)
 
     def _take_due(self, now: datetime) -> list[FollowUp]:
         with self._lock:
             due = self.table.pending(due_by=now)
-            self.table.remove([fu.job_id for fu in due])
+            self.cache.removed(ids := [fu.job_id for fu in due])
+            self.table.remove(ids)
         return due
+
+    async def _write(self, work: Callable[..., T], *args: Any) -> T:
+        async with self.customers.db.writing():  # queued with our SQLite writers
+            return await asyncio.to_thread(work, *args)
 
     def store_next_run_time(self) -> datetime | None:
         return cast("datetime | None", self.table.store.get_next_run_time())
@@ -186,9 +191,9 @@ class FollowUpScheduler:
 
     async def put(self, fu: FollowUp, at: datetime) -> None:
         """Store (or replace) the follow-up to run at `at`."""
-        self._none_pending.discard(fu.phone)
-        self._puts += 1
-        await asyncio.to_thread(self._add_sync, fu, at)
+        # Before the insert: APScheduler may run (and remove) a due job before we resume.
+        self.cache.added(fu, at)
+        await self._write(self._add_sync, fu, at)
         if self.own_timer:
             self._arm(at)
 
@@ -200,23 +205,25 @@ class FollowUpScheduler:
 
     async def pending(self, phone: str | None = None, limit: int | None = None,
                       kinds: list[str] | None = None) -> list[FollowUp]:
-        every_kind = kinds is None or {AGENT, *self.rules} <= set(kinds)
-        if phone is not None and every_kind and phone in self._none_pending:
-            return []  # after every turn: most customers have none, and only `put` adds
-        puts = self._puts
-        found = await asyncio.to_thread(self.table.pending, phone, limit, None, kinds)
-        if phone is not None and every_kind and not found and puts == self._puts:
-            if len(self._none_pending) >= NONE_PENDING_MAX:
-                self._none_pending.clear()
-            self._none_pending.add(phone)
-        return found
+        if phone is None or kinds is None or limit is not None or not self.cache.covers(kinds):
+            return await asyncio.to_thread(self.table.pending, phone, limit, None, kinds)
+        if (cached := self.cache.get(phone, kinds)) is not None:
+            return cached  # the rules' refresh after every turn: no SELECT
+        self.cache.looking(phone)
+        found: list[FollowUp] | None = None
+        try:
+            found = await asyncio.to_thread(self.table.pending, phone, None, None,
+                                            sorted(self.cache.kinds))
+        finally:
+            self.cache.found(phone, found)
+        return [fu for fu in found if fu.kind in kinds]
 
     async def cancel(self, key: CustomerKey, kind: str | None = None) -> int:
         """Remove the customer's pending follow-ups (of one kind); returns how many. Known
         kinds only: a job of a rule since removed from the config is dropped when due."""
         kinds = [kind] if kind is not None else [AGENT, *self.rules]
         ids = [job_id(key.tenant, key.phone, k) for k in kinds]
-        return await asyncio.to_thread(self.remove_ids, ids)
+        return await self._write(self.remove_ids, ids)
 
     async def on_inbound(self, key: CustomerKey) -> None:
         """After a customer's turn: refresh the lifecycle rules (see `RuleRefresh`)."""
@@ -325,7 +332,7 @@ class FollowUpScheduler:
         now = self.clock.now()
         retry: datetime | None = None
         try:
-            for fu in await asyncio.to_thread(self._take_due, now):
+            for fu in await self._write(self._take_due, now):
                 if fu.run_at is not None and now - fu.run_at > self.grace:
                     self.outcomes["missed"] += 1
                     logger.warning("follow-up {} missed by {}: dropped (later than "

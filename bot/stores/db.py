@@ -112,6 +112,17 @@ class Database:
         async with self._write_lock, self.engine.begin() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """SQLite's one write slot, for a write made on another connection to the same file
+        (APScheduler's job store has its own synchronous engine): it queues with ours
+        rather than in the busy handler. Nothing on PostgreSQL."""
+        if self._write_lock is None:
+            yield
+            return
+        async with self._write_lock:
+            yield
+
     @property
     def raw_writer(self) -> SqliteWriter | None:
         """The per-turn and journal writers' SQLite connection (None: use the engine)."""

@@ -8,6 +8,7 @@ call. Kept `runs.retention_days`, erased by `wabot forget`, included in `wabot e
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -43,6 +44,42 @@ class Run(SQLModel, table=True):
 
 RUNS = cast(Table, Run.__table__)  # type: ignore[attr-defined]
 
+# Written with the turn, in its one transaction (`bot.stores.turn_writer`): SQL text with
+# parameters, like the turn's other statements.
+INSERT_RUN = (
+    "INSERT INTO runs (tenant, phone, at, kind, model, failed, reply, tokens_in, tokens_out,"
+    " latency_ms, calls) VALUES (:tenant, :phone, :at, :kind, :model, :failed, :reply,"
+    " :tokens_in, :tokens_out, :latency_ms, :calls)")
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One turn's run, waiting for the turn's write."""
+
+    kind: str
+    model: str
+    failed: bool
+    reply: str
+    tokens_in: int
+    tokens_out: int
+    latency_ms: float
+    calls: str  # JSON
+
+    @classmethod
+    def of(cls, kind: str, calls: CallLog, reply: str, failed: bool,
+           seconds: float) -> RunRow:
+        c = calls.calls
+        # scrub: PostgreSQL refuses NUL; a model may echo a customer's
+        return cls(kind, c[-1]["model"] if c else "", failed, scrub(reply),
+                   sum(x["tokens_in"] for x in c), sum(x["tokens_out"] for x in c),
+                   round(seconds * 1000, 1), json.dumps(c, ensure_ascii=False))
+
+    def params(self, key: CustomerKey, at: datetime | str) -> dict[str, Any]:
+        return {"tenant": key.tenant, "phone": key.phone, "at": at, "kind": self.kind,
+                "model": self.model, "failed": self.failed, "reply": self.reply,
+                "tokens_in": self.tokens_in, "tokens_out": self.tokens_out,
+                "latency_ms": self.latency_ms, "calls": self.calls}
+
 
 def _summary(row: Any) -> dict[str, Any]:
     return {"id": row["id"], "phone": row["phone"], "at": row["at"].isoformat(),
@@ -57,13 +94,8 @@ class RunStore:
 
     async def add(self, key: CustomerKey, at: datetime, kind: str, calls: CallLog, reply: str,
                   failed: bool, seconds: float) -> int:
-        c = calls.calls
-        stmt = insert(RUNS).values(
-            tenant=key.tenant, phone=key.phone, at=at, kind=kind,
-            model=c[-1]["model"] if c else "", failed=failed,
-            reply=scrub(reply),  # PostgreSQL refuses NUL; a model may echo a customer's
-            tokens_in=sum(x["tokens_in"] for x in c), tokens_out=sum(x["tokens_out"] for x in c),
-            latency_ms=round(seconds * 1000, 1), calls=json.dumps(c, ensure_ascii=False))
+        row = RunRow.of(kind, calls, reply, failed, seconds)
+        stmt = insert(RUNS).values(**row.params(key, at))
         async with self.db.begin() as conn:
             result = await conn.execute(stmt.returning(RUNS.c.id))
             return int(result.scalar_one())

@@ -21,6 +21,7 @@ from bot.stores.customers import Contact, utc_day
 from bot.stores.db import Database
 from bot.stores.memory_base import MemoryStore
 from bot.stores.memory_sql import INSERT_LINE, SqlMemoryStore, insert_lines, line_params, scrub
+from bot.stores.runs import INSERT_RUN, RunRow
 from bot.stores.sqlite_writer import sqlite_time
 
 
@@ -36,6 +37,7 @@ class TurnRecord:
     tokens_out: int = 0
     journal_ids: list[str] = field(default_factory=list)
     status: str = "answered"
+    run: RunRow | None = None  # the run log's row ("why did it say that")
 
 
 def _p(key: CustomerKey, rec: TurnRecord) -> dict[str, Any]:
@@ -68,7 +70,8 @@ LOCK_PG = "SELECT pg_advisory_xact_lock(hashtext(:k))"  # as SqlMemoryStore.appe
 
 _PG = {name: text(sql) for name, sql in (
     ("customer", CUSTOMER_SQL), ("usage", USAGE_SQL), ("message", MESSAGE_SQL),
-    ("journal", JOURNAL_PG), ("journal_one", JOURNAL_ONE), ("lock", LOCK_PG))}
+    ("journal", JOURNAL_PG), ("journal_one", JOURNAL_ONE), ("lock", LOCK_PG),
+    ("run", INSERT_RUN))}
 
 
 class TurnWriter:
@@ -117,6 +120,8 @@ class TurnWriter:
                     await conn.execute(_PG["journal"], {"status": rec.status,
                                                         "tenant": key.tenant,
                                                         "ids": rec.journal_ids})
+            if rec.run is not None:
+                await conn.execute(_PG["run"], rec.run.params(key, _engine_time(self._db, rec.at)))
         return stored
 
 
@@ -129,4 +134,11 @@ def _sqlite_turn(cur: sqlite3.Cursor, rec: TurnRecord,
         cur.execute(USAGE_SQL, params)
     for msg_id in rec.journal_ids:
         cur.execute(JOURNAL_ONE, {"status": rec.status, "tenant": key.tenant, "msg_id": msg_id})
+    if rec.run is not None:
+        cur.execute(INSERT_RUN, rec.run.params(key, sqlite_time(rec.at)))
     return stored
+
+
+def _engine_time(db: Database, at: datetime) -> datetime | str:
+    # Text statements skip the column's type: SQLite stores UTCDateTime as naive UTC text.
+    return sqlite_time(at) if db.is_sqlite else at

@@ -40,6 +40,13 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def runqueue_wait() -> float:
+    """Seconds the event loop's thread spent runnable but waiting for a CPU (the kernel's
+    schedstat): on a shared machine, the part of wall time that is other people's load."""
+    with open("/proc/thread-self/schedstat") as f:
+        return int(f.read().split()[1]) / 1e9
+
+
 def start_fake_llm(latency: float) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.openai_server", "--latency", str(latency)],
@@ -109,14 +116,16 @@ async def feed_round(app: App, timing: Timing, tenant: str, phones: list[str],
     timing.llm.clear()
     timing.finished.clear()
     timing.expected = len(phones)
-    t0, cpu0 = time.perf_counter(), time.process_time()
+    t0, cpu0, wait0 = time.perf_counter(), time.process_time(), runqueue_wait()
     for i, phone in enumerate(phones):
         timing.fed[phone] = time.perf_counter()
         await app.inbox.feed(InboundMessage(
             tenant=tenant, phone=phone, msg_id=f"{tag}{i}", timestamp=app.clock.now(),
             text=f"hello from {phone}", chat=app.gateway.chat_for(phone)))
     await asyncio.wait_for(timing.finished.wait(), timeout=1800)
-    return time.perf_counter() - t0, time.process_time() - cpu0, timing.overhead_ms()
+    elapsed = time.perf_counter() - t0
+    print(f"  (waited {runqueue_wait() - wait0:.1f} s of {elapsed:.1f} s for a CPU)")
+    return elapsed, time.process_time() - cpu0, timing.overhead_ms()
 
 
 async def throughput(base_url: str, db_url: str, state: Path, n: int, concurrency: int) -> None:
@@ -130,7 +139,7 @@ async def throughput(base_url: str, db_url: str, state: Path, n: int, concurrenc
     for label, tag in (("first contact", "A"), ("warm agents  ", "B")):
         elapsed, cpu, over = await feed_round(app, timing, tenant, phones, tag)
         print(f"throughput  customers={n:>6}  {label}  {n / elapsed:8.1f} msg/s  "
-              f"({elapsed:.1f} s)  CPU {cpu / n * 1000:.2f} ms/msg  "
+              f"({elapsed:.1f} s)  CPU {cpu / n * 1000:.2f} ms/msg, {cpu / elapsed:.0%} of a core  "
               f"overhead under load p50={pct(over, .5):.1f} ms p99={pct(over, .99):.1f} ms")
     await app.stop()
 

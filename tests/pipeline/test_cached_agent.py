@@ -74,10 +74,8 @@ class Statements:
             self.committed.append(tx)
 
     def ours(self, sql: str) -> bool:
-        # The heartbeat `wabot status` reads is the daemon's, not the turn's; the console's
-        # run log ("why did it say that") is written in its own transaction after the turn,
-        # off the reply's path (folding it into the turn's write is the next step).
-        return "heartbeats" not in sql and not sql.lstrip().startswith("INSERT INTO runs")
+        # The heartbeat `wabot status` reads is the daemon's, not the turn's.
+        return "heartbeats" not in sql
 
     @property
     def selects(self) -> list[str]:
@@ -97,10 +95,11 @@ def settings(db_url: str, tmp_path: Path, openai_server: FakeOpenAI, tenant: str
 
 async def test_a_warm_turn_reads_nothing_and_writes_once(db_url, tmp_path, openai_server,
                                                          tenant):
-    # Follow-ups on, without lifecycle rules: with rules, refreshing them after a turn still
-    # reads the customer's pending jobs by primary key (one SELECT on the job table).
-    settings = make_settings(db_url, tmp_path, openai_server, tenant, memory=QUIET,
-                             followups={"rules": []})
+    # The built-in lifecycle rules on: refreshing them after the turn reads the customer's
+    # pending jobs from the scheduler's cache, and renews the "lead_silent" job in place.
+    settings = make_settings(db_url, tmp_path, openai_server, tenant, memory=QUIET)
+    assert [r.name for r in settings.followups.rules] == [
+        "lead_silent", "after_purchase", "customer_inactive"]
     async with pipeline(settings) as p:
         await p.say(ANA, "hola", push_name="Ana")
         await p.settle()  # the first turn loads (and creates) the agent
@@ -112,10 +111,17 @@ async def test_a_warm_turn_reads_nothing_and_writes_once(db_url, tmp_path, opena
         seen.on = False
         assert p.texts_to(ANA) == ["OK: hola", "OK: do you have the blue one?"]
         assert seen.selects == []
-        assert len(seen.writes) == 1, seen.writes
-        tx = " ".join(seen.writes[0])
-        for table in ("memory_messages", "customers", "usage_daily", "journal"):
+        jobs = p.app.followups.table.t.name
+        turn = [tx for tx in seen.writes if not any(jobs in s for s in tx)]
+        assert len(turn) == 1, seen.writes
+        tx = " ".join(turn[0])
+        for table in ("memory_messages", "customers", "usage_daily", "journal", "runs"):
             assert table in tx
+        # The job table is APScheduler's store on an engine of its own: the silent rule's
+        # job moves to 24 h after this message, one UPDATE (no delete and re-insert).
+        renewed = [tx for tx in seen.writes if tx not in turn]
+        assert len(renewed) == 1 and renewed[0][-1].lstrip().startswith("UPDATE"), renewed
+        assert [fu.kind for fu in await p.app.followups.pending(ANA)] == ["lead_silent"]
         # …and what it wrote is what the database holds.
         key = CustomerKey(settings.tenant, ANA)
         history = await p.app.memory.recent(key, 10)
@@ -124,6 +130,8 @@ async def test_a_warm_turn_reads_nothing_and_writes_once(db_url, tmp_path, opena
         customer = await p.app.customers.get(key)
         assert customer is not None and customer.msgs_in == 2 and customer.msgs_out == 2
         assert await p.app.customers.journal_count(settings.tenant, START, "answered") == 2
+        runs = await p.app.runs.for_customer(key)
+        assert [r["reply"] for r in runs] == ["OK: do you have the blue one?", "OK: hola"]
 
 
 async def test_a_pause_from_the_cli_reaches_a_cached_agent_before_its_next_reply(
