@@ -48,6 +48,9 @@ async def test_a_restart_after_bubble_one_of_three_sends_two_and_three_only(
     openai_server.reply("Una respuesta distinta.\n\nDe otro intento.")  # asked again
     async with pipeline(settings, clock=clock) as restarted:
         await restarted.settle()
+        # the rest goes out from the delivery retries, a background task of its own
+        resume = [t for t in restarted.app.background if t.get_name() == "redelivery"]
+        await restarted.clock.advance(120, resume)
         assert restarted.texts_to(ANA) == ["La camisa azul cuesta 1290.", "¿Te la aparto?"]
         history = await restarted.app.memory.recent(CustomerKey(tenant, ANA), 10)
         # the history holds what the customer got, once
