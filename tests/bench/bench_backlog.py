@@ -66,6 +66,7 @@ class Figures:
 
 
 def max_in_any_minute(times: list[datetime]) -> int:
+    """The most sends in any window [t, t + 60 s)."""
     times = sorted(times)
     best, j = 0, 0
     for i, start in enumerate(times):

@@ -4,7 +4,6 @@ go out (regression: the skip used to happen at send time, after the tokens were 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -39,11 +38,6 @@ async def cloud(tmp_path: Path, openai_server: FakeOpenAI, graph_server: FakeGra
         followups={"spread_minutes": 0, "send_hours": "00:00-23:59", "rules": []},
         memory={"insights": False})
     c = Cloud(settings, graph_server, OPEN_ALL_DAY)
-    # The job table first, off the loop: APScheduler creates it synchronously on the loop
-    # in `App.start`, which under load can wait out SQLite's busy timeout behind a write
-    # the blocked loop cannot finish ("database is locked"; reported, not this test's).
-    store: Any = c.app.followups.table.store  # type: ignore[union-attr]
-    await asyncio.to_thread(store.jobs_t.create, store.engine, checkfirst=True)
     await c.app.start()
     try:
         yield c

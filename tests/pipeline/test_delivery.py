@@ -57,11 +57,18 @@ def refuse(gateway: MemoryGateway, exc: Exception, on: set[int] | None = None) -
     gateway.before_send = before
 
 
+def go_offline(gateway: MemoryGateway) -> None:
+    """Every send refused as WhatsApp Web refuses it while disconnected (NotDelivered)."""
+    async def before(n: int) -> None:
+        raise NotDelivered("cannot send a message: not connected to WhatsApp")
+    gateway.before_send = before
+
+
 async def test_a_reply_refused_while_disconnected_is_remembered_as_undelivered_and_sent_once_back(
         settings, openai_server):
     clock = VirtualClock(START)
     gateway = MemoryGateway(clock)
-    refuse(gateway, NotDelivered("cannot send a message: not connected to WhatsApp"))
+    go_offline(gateway)
     async with pipeline(settings, clock=clock, gateway=gateway) as p:
         await p.say(ANA, "hola")
         await p.settle()
@@ -86,7 +93,7 @@ async def test_a_reply_undelivered_past_the_retry_age_is_given_up_and_the_owner_
         settings, openai_server):
     clock = VirtualClock(START)
     gateway = MemoryGateway(clock)
-    refuse(gateway, NotDelivered("cannot send a message: not connected to WhatsApp"))
+    go_offline(gateway)
     async with pipeline(settings, clock=clock, gateway=gateway) as p:
         await p.say(ANA, "hola")
         await p.settle()
@@ -168,7 +175,7 @@ async def test_forget_erases_a_reply_still_owed_and_export_shows_it(
         monkeypatch.setenv(name, value)
     clock = VirtualClock(START)
     gateway = MemoryGateway(clock)
-    refuse(gateway, NotDelivered("cannot send a message: not connected to WhatsApp"))
+    go_offline(gateway)
     async with pipeline(settings, clock=clock, gateway=gateway) as p:
         await p.say(ANA, "mi tarjeta 4111")
         await p.settle()
@@ -194,7 +201,7 @@ async def test_a_reply_is_given_up_during_a_long_outage_not_only_after_it(
         settings, openai_server):
     clock = VirtualClock(START)
     gateway = Disconnected(clock)
-    refuse(gateway, NotDelivered("cannot send a message: not connected to WhatsApp"))
+    go_offline(gateway)
     async with pipeline(settings, clock=clock, gateway=gateway) as p:
         gateway.connected.set()  # answered live, then the connection drops
         await eventually(lambda: retries(p) != [])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,17 +14,7 @@ from bot.gateway.base import GatewayError
 from bot.gateway.memory import MemoryGateway
 from bot.gateway.pacer import Lane, Pacer, lane
 from bot.gateway.restrictions import FILE_NAME, TIMELOCK, Restrictions, read
-
-
-def max_in_any_minute(times: list[datetime]) -> int:
-    """The most sends in any window [t, t + 60 s)."""
-    times = sorted(times)
-    best, j = 0, 0
-    for i, start in enumerate(times):
-        while j < len(times) and times[j] < start + timedelta(seconds=60):
-            j += 1
-        best = max(best, j - i)
-    return best
+from tests.bench.bench_backlog import max_in_any_minute
 
 
 def paced(clock: VirtualClock, per_minute: int = 20, burst: int = 6,

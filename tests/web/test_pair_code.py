@@ -3,7 +3,6 @@ Go layer: the running gateway asks Go for a code for a number typed at runtime."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +13,7 @@ from bot.clock import VirtualClock
 from bot.gateway.neonize import NeonizeGateway
 from tests.fakes.pipeline import START, Pipeline, pipeline
 from tests.gateway.builders import StandInClient, StandInFactory
+from tests.gateway.conftest import reachable  # noqa: F401  (fixture)
 from tests.web.conftest import TOKEN, client
 from tests.web.test_pages import browser, csrf_of
 
@@ -21,20 +21,7 @@ OWNER = "+5215598765432"
 
 
 @pytest.fixture
-async def reachable() -> AsyncIterator[tuple[str, int]]:
-    """A listening loopback address: the gateway's probe finds WhatsApp reachable."""
-
-    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
-    yield "127.0.0.1", server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
-
-
-@pytest.fixture
-async def linking(console_settings, tmp_path, reachable
+async def linking(console_settings, tmp_path, reachable  # noqa: F811
                   ) -> AsyncIterator[tuple[Pipeline, StandInClient]]:
     clock = VirtualClock(START)
     factory = StandInFactory()
