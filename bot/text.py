@@ -20,7 +20,9 @@ _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 def scrub(text: str) -> str:
-    """NUL replaced by U+FFFD, as the memory stores do: PostgreSQL text refuses NUL."""
+    """NUL replaced by U+FFFD in everything stored. PostgreSQL text and jsonb refuse NUL;
+    replacing it in every backend keeps the contract one contract. No WhatsApp client
+    sends NUL, a tampered one or a confused model might."""
     return text.replace("\x00", "\ufffd")
 
 

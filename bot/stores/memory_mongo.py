@@ -40,6 +40,7 @@ from pymongo.errors import (
 
 from bot.models import CustomerKey, MemoryMessage, Stage
 from bot.stores.memory_base import ROLES, Fact, MemoryStore, Profile, StageChange
+from bot.text import scrub  # also for BSON field names, which could not hold NUL at all
 
 MSG_ID_INDEX = "customer_msg_id"
 SEQ_INDEX = "customer_seq"
@@ -129,12 +130,6 @@ def _bson_time(at: datetime) -> datetime:
     # BSON dates hold milliseconds: trim up front so what `append` returns equals what is read.
     at = _as_utc(at)
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
-
-
-def scrub(text: str) -> str:
-    # NUL is replaced as in the SQL store (PostgreSQL refuses it), so every backend returns
-    # the same text; BSON field names could not hold it at all.
-    return text.replace("\x00", "\ufffd")
 
 
 def _slot(fact_key: str) -> str:

@@ -39,6 +39,7 @@ from bot.models import CustomerKey, MemoryMessage, Stage
 from bot.stores.db import Database
 from bot.stores.memory_base import ROLES, Fact, MemoryStore, Profile, StageChange
 from bot.stores.sqlite_writer import sqlite_time
+from bot.text import scrub
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -114,12 +115,6 @@ MESSAGES = MemoryMessageRow.__table__  # type: ignore[attr-defined]
 PROFILES = MemoryProfileRow.__table__  # type: ignore[attr-defined]
 STAGES = MemoryStageRow.__table__  # type: ignore[attr-defined]
 TABLES = [MESSAGES, PROFILES, STAGES]
-
-
-def scrub(text: str) -> str:
-    # PostgreSQL text and jsonb refuse NUL; replacing it in every backend keeps the contract
-    # one contract. No WhatsApp client sends NUL, a tampered one or a confused model might.
-    return text.replace("\x00", "\ufffd")
 
 
 def _customer(table: Any, key: CustomerKey) -> ColumnElement[bool]:

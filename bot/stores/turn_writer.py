@@ -20,9 +20,10 @@ from bot.models import CustomerKey, MemoryMessage
 from bot.stores.customers import Contact, utc_day
 from bot.stores.db import Database
 from bot.stores.memory_base import MemoryStore
-from bot.stores.memory_sql import INSERT_LINE, SqlMemoryStore, insert_lines, line_params, scrub
+from bot.stores.memory_sql import INSERT_LINE, SqlMemoryStore, insert_lines, line_params
 from bot.stores.runs import INSERT_RUN, RunRow
 from bot.stores.sqlite_writer import sqlite_time
+from bot.text import scrub
 
 
 @dataclass(slots=True)
