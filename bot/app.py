@@ -297,9 +297,7 @@ class App:
         p, gateway = self.settings.pacing, self.gateway
         self.restrictions = Restrictions(self.clock, self.settings.state_dir)
         self.pacer = Pacer(self.clock, p.messages_per_minute, p.burst, self.restrictions)
-        if not getattr(gateway, "redelivers", False):
-            # Every send, whoever makes it. Not the Cloud API: Meta paces it (80 messages a
-            # second per number) and its quality rating, not a per-minute count, limits it.
+        if gateway.paced:  # every send, whoever makes it (not the Cloud API's)
             self.pacer.install(gateway, self._own_chat)
         self.backlog = Backlog(
             self.settings.tenant, self.inbox.enqueue_late, self.customers.journal_mark, self.clock,

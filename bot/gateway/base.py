@@ -45,6 +45,10 @@ class Gateway(ABC):
     raise `GatewayError` on failure: a failed send is reported, never swallowed.
     """
 
+    # Sends go through the number's pacer (`bot/gateway/pacer.py`). A transport whose
+    # provider paces it (the Cloud API) says False.
+    paced = True
+
     def __init__(self) -> None:
         self._handler: InboundHandler | None = None
         self.lid_directory: LidDirectory | None = None

@@ -56,6 +56,9 @@ class ExitReason:
 
 class CloudGateway(Gateway):
     redelivers = True  # a handler error reaches the webhook: Meta redelivers on non-2xx
+    # Meta paces it (80 messages a second per number) and its quality rating, not a
+    # per-minute count, limits it.
+    paced = False
 
     def __init__(self, tenant: str, settings: CloudSettings, clock: Clock | None = None,
                  client: httpx.AsyncClient | None = None) -> None:

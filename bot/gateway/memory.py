@@ -13,9 +13,10 @@ from bot.models import InboundMessage, Outbound
 class MemoryGateway(Gateway):
     """Records every outbound action; inbound messages are pushed with `receive`."""
 
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, *, paced: bool = True) -> None:
         super().__init__()
         self.clock = clock or SystemClock()
+        self.paced = paced  # False: stands for many numbers (benchmarks), not one
         self.sent: list[Outbound] = []
         self.media: dict[str, bytes] = {}
         self.media_sent: list[tuple[str, OutboundMedia]] = []  # (chat, media), in order
