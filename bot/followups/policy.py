@@ -54,8 +54,9 @@ class Policy:
         self.restricted: Callable[[], datetime | None] | None = None
 
     def cancelled_by_reply(self, fu: FollowUp) -> bool:
-        rule = self.rules.get(fu.kind)
-        return rule is None or rule.when == "silent"
+        """The agent's own follow-ups; a reply moves a silent rule instead (`_verdict`), and
+        a stage rule counts from the stage change, not from messages."""
+        return fu.kind not in self.rules
 
     async def verdict(self, fu: FollowUp, now: datetime) -> Verdict:
         """Send, move or drop; a move further than `max_days_ahead` (or to nowhere) drops."""
@@ -80,6 +81,12 @@ class Policy:
             if customer.stage != rule.stage:
                 return Verdict("drop", f"the customer is a {customer.stage} now")
         last = customer.last_inbound
+        if rule is not None and rule.when == "silent" and last is not None:
+            # The silence counts from their last message, whatever moves of the job were
+            # skipped (`RuleRefresh`): not due yet means later, never early, never dropped.
+            due = last + timedelta(hours=rule.after_hours)
+            if due > now:
+                return Verdict("move", "the customer wrote since", due, rescheduled=True)
         if self.cancelled_by_reply(fu) and last is not None and last > fu.scheduled_at:
             why = "the customer wrote after it was scheduled"
             if self.s.on_reply == "drop":

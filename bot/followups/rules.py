@@ -2,6 +2,12 @@
 
 A customer's message also drops what it made stale: follow-ups cancelled by a reply, when
 `on_reply = "drop"`, and "silent" rules of a stage the customer has left.
+
+A "silent" rule counts from the customer's last message, so every message moves it. Moving
+it is a job-table write (and a wake-up of APScheduler) per turn, the costliest part of a warm
+turn after the model call; so a job that would move by less than `renew_slack` stays where
+it is. It then falls due up to that much early, and the policy moves it to the customer's
+last message plus the rule's hours (`Policy`), which is exact whatever was skipped here.
 """
 
 from __future__ import annotations
@@ -10,9 +16,16 @@ import asyncio
 from datetime import datetime, timedelta
 
 from bot.followups.ports import Scheduling
-from bot.followups.store import AGENT, job_id
+from bot.followups.store import AGENT, FollowUp
 from bot.models import CustomerKey, Stage
 from bot.settings import FollowUpRule
+
+RENEW_SLACK = timedelta(minutes=15)
+
+
+def renew_slack(rule: FollowUpRule) -> timedelta:
+    """How far a silent rule's job may lag its true time before it is rewritten."""
+    return min(RENEW_SLACK, timedelta(hours=rule.after_hours) / 20)
 
 
 class RuleRefresh:
@@ -35,18 +48,15 @@ class RuleRefresh:
                  and f.s.on_reply == "drop"]
         stale += [pending[r.name].job_id for r in f.rules.values()
                   if r.name in pending and r.when == "silent" and r.stage != customer.stage]
-        # A silent rule of their stage is replaced just below: one write, not two.
-        renewed = {job_id(key.tenant, key.phone, r.name) for r in f.rules.values()
-                   if r.when == "silent" and r.stage == customer.stage}
-        stale = [job for job in stale if job not in renewed]
         if stale:
             await asyncio.to_thread(f.remove_ids, stale)
         for rule in f.rules.values():
             if rule.stage != customer.stage:
                 continue
             if rule.when == "silent":
-                await f.schedule(key, rule.name, rule.reason,
-                                 last + timedelta(hours=rule.after_hours), now)
+                due = last + timedelta(hours=rule.after_hours)
+                if not _close_enough(pending.get(rule.name), rule, due):
+                    await f.schedule(key, rule.name, rule.reason, due, now)
             elif rule.name not in pending:
                 entered = await self._entered(key, rule)
                 if entered is not None and entered >= last:  # the stage changed this turn
@@ -57,3 +67,11 @@ class RuleRefresh:
         changes = [c.at for c in (await self.followups.memory.profile(key)).stages
                    if c.to_stage is Stage(rule.stage)]
         return max(changes, default=None)
+
+
+def _close_enough(held: FollowUp | None, rule: FollowUpRule, due: datetime) -> bool:
+    """The job already pending for this silent rule falls due at most `renew_slack` before
+    `due` (never after it), with the rule's current wording."""
+    if held is None or held.run_at is None or held.reason != rule.reason:
+        return False
+    return held.run_at <= due <= held.run_at + renew_slack(rule)

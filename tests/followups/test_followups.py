@@ -358,6 +358,31 @@ async def test_a_silent_lead_gets_the_rule_follow_up_24h_after_their_last_messag
         assert await p.app.followups.pending(ANA) == []
 
 
+async def test_a_chat_does_not_rewrite_the_silent_rule_each_message_yet_it_fires_on_time(
+        configure, openai_server):
+    """Messages that move the silence by less than the slack leave the job alone (no
+    job-table write per turn); it falls due early and is moved to the exact time."""
+    settings = configure(rules=[LEAD_RULE])
+    openai_server.reply("¿Pudiste ver los tenis?", match="went quiet")
+    async with pipeline(settings) as p:
+        await p.say(ANA, "hola, tienen tenis azules?")
+        await p.settle()
+        [first] = await p.app.followups.pending(ANA)
+        for _ in range(3):  # three more messages, five minutes apart
+            await p.advance(300)
+            await p.say(ANA, "y en talla 26?")
+            await p.settle()
+        [held] = await p.app.followups.pending(ANA)
+        assert held.run_at == first.run_at == START + timedelta(hours=24)
+        await p.advance(24 * 3600 - 900 + 60)  # past the job's time, before the true one
+        assert p.texts_to(ANA)[-1] == "OK: y en talla 26?"
+        [moved] = await p.app.followups.pending(ANA)
+        assert moved.run_at == START + timedelta(hours=24, minutes=15)
+        await p.advance(900)
+        assert p.texts_to(ANA)[-1] == "¿Pudiste ver los tenis?"
+        assert p.app.followups.outcomes["send"] == 1
+
+
 async def test_a_stage_rule_fires_days_after_the_purchase_even_if_they_chat(
         configure, openai_server):
     rule = {"name": "after_purchase", "stage": "customer", "when": "entered",

@@ -96,7 +96,8 @@ def settings(db_url: str, tmp_path: Path, openai_server: FakeOpenAI, tenant: str
 async def test_a_warm_turn_reads_nothing_and_writes_once(db_url, tmp_path, openai_server,
                                                          tenant):
     # The built-in lifecycle rules on: refreshing them after the turn reads the customer's
-    # pending jobs from the scheduler's cache, and renews the "lead_silent" job in place.
+    # pending jobs from the scheduler's cache, and leaves the "lead_silent" job where it is
+    # (it moves by less than its slack; it is moved when it falls due, see RuleRefresh).
     settings = make_settings(db_url, tmp_path, openai_server, tenant, memory=QUIET)
     assert [r.name for r in settings.followups.rules] == [
         "lead_silent", "after_purchase", "customer_inactive"]
@@ -111,16 +112,10 @@ async def test_a_warm_turn_reads_nothing_and_writes_once(db_url, tmp_path, opena
         seen.on = False
         assert p.texts_to(ANA) == ["OK: hola", "OK: do you have the blue one?"]
         assert seen.selects == []
-        jobs = p.app.followups.table.t.name
-        turn = [tx for tx in seen.writes if not any(jobs in s for s in tx)]
-        assert len(turn) == 1, seen.writes
-        tx = " ".join(turn[0])
+        [turn] = seen.writes  # the job table (APScheduler's own engine) is not written
+        tx = " ".join(turn)
         for table in ("memory_messages", "customers", "usage_daily", "journal", "runs"):
             assert table in tx
-        # The job table is APScheduler's store on an engine of its own: the silent rule's
-        # job moves to 24 h after this message, one UPDATE (no delete and re-insert).
-        renewed = [tx for tx in seen.writes if tx not in turn]
-        assert len(renewed) == 1 and renewed[0][-1].lstrip().startswith("UPDATE"), renewed
         assert [fu.kind for fu in await p.app.followups.pending(ANA)] == ["lead_silent"]
         # …and what it wrote is what the database holds.
         key = CustomerKey(settings.tenant, ANA)
