@@ -44,7 +44,7 @@ class Clock(Protocol):
         """Wait for tasks to finish within `within` seconds; returns those still pending."""
         ...
 
-    async def queue(self, turn: asyncio.Future[None]) -> None:
+    async def queue(self, turn: asyncio.Future[Any]) -> None:
         """Wait for `turn`, which only other clock-driven work can complete (a free slot
         handed over by a task that is itself sleeping or working)."""
         ...
@@ -63,7 +63,7 @@ class SystemClock:
         _, pending = await asyncio.wait(tasks, timeout=within)
         return pending
 
-    async def queue(self, turn: asyncio.Future[None]) -> None:
+    async def queue(self, turn: asyncio.Future[Any]) -> None:
         await turn
 
 
@@ -78,7 +78,7 @@ class VirtualClock:
         self._counter = itertools.count()
         # Tasks waiting in a queue (a turn slot): settled while their turn has not come,
         # since only the holders of the slots, which settle on their own, can hand one over.
-        self._queued: dict[asyncio.Task[Any], asyncio.Future[None]] = {}
+        self._queued: dict[asyncio.Task[Any], asyncio.Future[Any]] = {}
 
     def now(self) -> datetime:
         return self._now
@@ -99,7 +99,7 @@ class VirtualClock:
     def sleeping_tasks(self) -> set[asyncio.Task[Any]]:
         return {t for _, _, f, t in self._heap if t is not None and not f.done()}
 
-    async def queue(self, turn: asyncio.Future[None]) -> None:
+    async def queue(self, turn: asyncio.Future[Any]) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._queued[task] = turn

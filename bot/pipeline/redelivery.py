@@ -99,8 +99,12 @@ class Redelivery:
         return len(rows)
 
     async def run(self) -> None:
-        """Retry until stopped: at every interval while WhatsApp is connected."""
+        """Retry until stopped: at every interval while WhatsApp is connected and a reply
+        is owed (none owed: it waits for one, without polling)."""
         while True:
+            # Only a send of ours can make a reply owed: like a task queued for a turn slot,
+            # this wait is settled for a virtual clock until then.
+            await self.clock.queue(self.ledger.when_owed())
             try:
                 if self.connected is None or self.connected.is_set():
                     await self.retry()
@@ -112,7 +116,7 @@ class Redelivery:
 
     async def expire(self) -> int:
         """Give up on the replies past the retry age; how many."""
-        old = [row for row in await self.ledger.with_status(UNDELIVERED) if self._too_old(row)]
+        old = [row for row in await self.ledger.undelivered() if self._too_old(row)]
         for row in old:
             await self._expire(row)
         return len(old)
@@ -125,7 +129,7 @@ class Redelivery:
         """Send what is owed, oldest first; stop at the first reply that still cannot go
         out (the connection is down again: the rest waits its turn)."""
         delivered = 0
-        for row in await self.ledger.with_status(UNDELIVERED):
+        for row in await self.ledger.undelivered():
             if self._too_old(row):
                 await self._expire(row)
                 continue

@@ -11,6 +11,7 @@ the connection returns, up to an age; a timed-out send is `unknown` and never re
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,6 +68,11 @@ class DeliveryStore:
     def __init__(self, db: Database, tenant: str) -> None:
         self.db = db
         self.tenant = tenant
+        # Set while undelivered rows may exist. Only the daemon writes rows (one per tenant),
+        # so once a look found none, nothing is owed until one of our writes says so: the
+        # retry loop waits for that instead of looking every 30 s on a healthy number.
+        self._owed = asyncio.Event()
+        self._owed.set()
 
     async def open(self, phone: str, chat: str, kind: str, bubbles: list[str],
                    journal_ids: list[str], sent: int, status: str, at: datetime,
@@ -77,18 +83,43 @@ class DeliveryStore:
                 bubbles=json.dumps(bubbles), journal_ids=json.dumps(journal_ids), sent=sent,
                 status=status, error=error[:300], created_at=at, updated_at=at,
             ).returning(DELIVERIES.c.id))
-            return int(result.scalar_one())
+            row = int(result.scalar_one())
+        self._mark(status)
+        return row
 
     async def progress(self, row: int, sent: int, status: str, at: datetime,
                        error: str = "") -> None:
         async with self.db.begin() as conn:
             await conn.execute(update(DELIVERIES).where(DELIVERIES.c.id == row).values(
                 sent=sent, status=status, error=error[:300], updated_at=at))
+        self._mark(status)
+
+    def _mark(self, status: str) -> None:
+        if status == UNDELIVERED:
+            self._owed.set()
+
+    def when_owed(self) -> asyncio.Future[bool]:
+        """Done once undelivered rows may exist (at once after a start)."""
+        return asyncio.ensure_future(self._owed.wait())
 
     async def done(self, row: int) -> None:
         """Delivered and remembered: the row has nothing left to say."""
         async with self.db.begin() as conn:
             await conn.execute(delete(DELIVERIES).where(DELIVERIES.c.id == row))
+
+    async def undelivered(self) -> list[Delivery]:
+        """The replies waiting for a retry, oldest first; no query when none can exist."""
+        if not self._owed.is_set():
+            return []
+        self._owed.clear()  # before the look: a row marked meanwhile sets it again
+        try:
+            rows = await self.with_status(UNDELIVERED)
+        except BaseException:
+            self._owed.set()
+            raise
+        if rows:
+            self._owed.set()
+        return rows
 
     async def with_status(self, *statuses: str) -> list[Delivery]:
         """This tenant's rows in these states, oldest first."""

@@ -237,3 +237,30 @@ async def test_a_graceful_stop_finishes_the_reply_in_flight(db_url, tmp_path, op
         await p.clock.advance(120, retries(p))
         assert p.texts_to(ANA) == ["Uno.", "Dos.", "Tres."]  # nothing sent twice
         assert await journal(p) == ["answered"]
+
+
+async def test_with_nothing_owed_the_retry_loop_waits_without_querying(settings, openai_server):
+    """A healthy number: one look at start, then no query every 30 s; a refused reply wakes
+    the loop, which sends it once WhatsApp is back."""
+    clock = VirtualClock(START)
+    gateway = MemoryGateway(clock)
+    async with pipeline(settings, clock=clock, gateway=gateway) as p:
+        looks = 0
+        look = p.app.deliveries.with_status
+
+        async def counted(*statuses: str):  # type: ignore[no-untyped-def]
+            nonlocal looks
+            looks += "undelivered" in statuses
+            return await look(*statuses)
+
+        p.app.deliveries.with_status = counted  # type: ignore[method-assign]
+        await p.clock.advance(3600, retries(p))
+        assert looks <= 1  # an hour of 30-s rounds, at most the first look
+        before = looks
+        go_offline(gateway)
+        await p.say(ANA, "hola")
+        await p.settle()
+        gateway.before_send = None
+        await p.clock.advance(31, retries(p))
+        assert p.texts_to(ANA) == ["OK: hola"]
+        assert looks > before
