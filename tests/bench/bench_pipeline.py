@@ -1,7 +1,10 @@
 """Pipeline benchmark (not part of the test run): throughput, own overhead, memory per agent.
 
     python tests/bench/bench_pipeline.py [--customers 1000 10000] [--latency 0.2]
-                                         [--database-url postgresql://…]
+                                         [--database-url postgresql://…] [--mongodb]
+
+`--mongodb` keeps the agents' memory in MongoDB: a SecantusDB server (test-only, in a
+process of its own, like the model) stands in for mongod, whose timing differs.
 
 The fake OpenAI-wire server runs in its own process (as a real endpoint would), at a fixed
 latency. Presentation delays and debounce are off: they are waiting, not work.
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import os
 import subprocess
@@ -33,6 +37,7 @@ from bot.stores.customers import Contact  # noqa: E402
 from bot.stores.memory_base import Fact  # noqa: E402
 
 INSIGHTS = False  # --insights: also run the background insight call after every turn
+MONGODB_URL = ""  # --mongodb: the agents' memory in MongoDB (SecantusDB)
 
 
 def rss_bytes() -> int:
@@ -64,8 +69,10 @@ def make_app(base_url: str, db_url: str, state: Path, tenant: str, concurrency: 
         llm={"base_url": base_url, "api_key": "bench", "max_retries": 0, "timeout": 30},
         presenter={"enabled": False}, inbox={"debounce_seconds": 0,
                                              "max_concurrent_turns": concurrency},
-        memory={"insights": INSIGHTS}, log_level="WARNING")
-    return App(settings, MemoryGateway(), business=DEFAULT_BUSINESS)
+        memory={"insights": INSIGHTS}, log_level="WARNING",
+        **({"mongodb_url": MONGODB_URL} if MONGODB_URL else {}))
+    # Unpaced: the pipeline's capacity (many numbers), not one WhatsApp Web number's pace.
+    return App(settings, MemoryGateway(paced=False), business=DEFAULT_BUSINESS)
 
 
 class Timing:
@@ -251,15 +258,27 @@ async def main() -> None:
     ap.add_argument("--simulate", type=int, default=0,
                     help="also run `wabot simulate` of this many customers in one minute")
     ap.add_argument("--skip-sequential", action="store_true")
+    ap.add_argument("--mongodb", action="store_true",
+                    help="agents' memory in MongoDB (a SecantusDB server started here)")
     args = ap.parse_args()
-    global INSIGHTS
+    global INSIGHTS, MONGODB_URL
     INSIGHTS = args.insights
+    with contextlib.ExitStack() as stack:
+        if args.mongodb:
+            from tests.fakes.mongo_server import mongo_server
+            MONGODB_URL = stack.enter_context(mongo_server())
+        await run(args)
+
+
+async def run(args: argparse.Namespace) -> None:
     proc, base_url = start_fake_llm(args.latency)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             state = Path(tmp)
             db_url = args.database_url or f"sqlite:///{state / 'bench.db'}"
-            print(f"database: {db_url.split('@')[-1]}  fake LLM latency: {args.latency * 1000:.0f} ms"
+            memory = "  memory: MongoDB (SecantusDB)" if MONGODB_URL else ""
+            print(f"database: {db_url.split('@')[-1]}{memory}"
+                  f"  fake LLM latency: {args.latency * 1000:.0f} ms"
                   f"  concurrency: {args.concurrency}  cpus: {os.cpu_count()}"
                   f"  insights: {'on' if INSIGHTS else 'off'}")
             for n in args.customers:

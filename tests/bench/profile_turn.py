@@ -26,6 +26,7 @@ async def main() -> None:
     ap.add_argument("--customers", type=int, default=300)
     ap.add_argument("--database-url", default="")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--dump", action="store_true", help="also write /tmp/turn.prof")
     args = ap.parse_args()
     proc, base_url = start_fake_llm(0.0)
     try:
@@ -46,6 +47,7 @@ async def main() -> None:
         proc.terminate()
         proc.wait(timeout=10)
     print(f"warm turns: CPU {cpu / args.customers * 1000:.2f} ms/msg under cProfile")
+    profile.dump_stats("/tmp/turn.prof") if args.dump else None
     pstats.Stats(profile).sort_stats("tottime").print_stats(args.top)
 
 
