@@ -211,7 +211,7 @@ class OptOutSettings(Section):
 
 class FollowUpRule(Section):
     """A lifecycle follow-up: `silent` = `after_hours` after the customer's last message
-    while in `stage` (replaced on every message); `entered` = `after_hours` after the
+    while in `stage` (a new message starts the wait again); `entered` = `after_hours` after the
     customer entered `stage` (e.g. N days after a purchase)."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
