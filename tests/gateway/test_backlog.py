@@ -96,35 +96,20 @@ async def test_a_temporary_ban_is_recorded_for_follow_ups_and_status(
     assert "SENT_TOO_MANY_SAME_MESSAGE" in recorded.line()
 
 
-async def test_logout_403_says_locked_not_scan_a_new_qr(
+@pytest.mark.parametrize(("reason", "says", "not_said"), [
+    (ConnectFailureReason.MAIN_DEVICE_GONE, "locked this number (reason 403)", "scan a new QR"),
+    (ConnectFailureReason.UNKNOWN_LOGOUT, "banned this number (reason 406)", "scan a new QR"),
+    (ConnectFailureReason.LOGGED_OUT, "scan a new QR", "banned"),
+], ids=["403-locked", "406-banned", "401-new-qr"])
+async def test_a_logout_says_why_and_asks_for_a_new_qr_only_when_one_helps(
     running: tuple[NeonizeGateway, StandInClient], statuses: list[str],
+    reason: int, says: str, not_said: str,
 ) -> None:
     _, client = running
     await client.fire(ConnectedEv, ConnectedEv(status=True))
-    await client.fire(LoggedOutEv, LoggedOutEv(
-        OnConnect=True, Reason=ConnectFailureReason.MAIN_DEVICE_GONE))
-    assert "locked this number (reason 403)" in statuses[-1]
-    assert "scan a new QR" not in statuses[-1]
-
-
-async def test_logout_406_says_banned(
-    running: tuple[NeonizeGateway, StandInClient], statuses: list[str],
-) -> None:
-    _, client = running
-    await client.fire(ConnectedEv, ConnectedEv(status=True))
-    await client.fire(LoggedOutEv, LoggedOutEv(
-        OnConnect=True, Reason=ConnectFailureReason.UNKNOWN_LOGOUT))
-    assert "banned this number (reason 406)" in statuses[-1]
-
-
-async def test_logout_401_still_asks_for_a_new_qr(
-    running: tuple[NeonizeGateway, StandInClient], statuses: list[str],
-) -> None:
-    _, client = running
-    await client.fire(ConnectedEv, ConnectedEv(status=True))
-    await client.fire(LoggedOutEv, LoggedOutEv(
-        OnConnect=True, Reason=ConnectFailureReason.LOGGED_OUT))
-    assert "scan a new QR" in statuses[-1]
+    await client.fire(LoggedOutEv, LoggedOutEv(OnConnect=True, Reason=reason))
+    assert says in statuses[-1]
+    assert not_said not in statuses[-1]
 
 
 async def test_the_owner_is_warned_when_the_phone_shows_no_sign_for_ten_days(
