@@ -12,7 +12,6 @@ last message plus the rule's hours (`Policy`), which is exact whatever was skipp
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 
 from bot.followups.ports import Scheduling
@@ -49,7 +48,7 @@ class RuleRefresh:
         stale += [pending[r.name].job_id for r in f.rules.values()
                   if r.name in pending and r.when == "silent" and r.stage != customer.stage]
         if stale:
-            await asyncio.to_thread(f.remove_ids, stale)
+            await f.remove(stale)
         for rule in f.rules.values():
             if rule.stage != customer.stage:
                 continue

@@ -147,7 +147,7 @@ class FollowUpScheduler:
         now = self.clock.now()
         due = await asyncio.to_thread(self.table.pending, None, None, now)
         late = [fu for fu in due if fu.run_at is not None and now - fu.run_at > self.grace]
-        await self._write(self.remove_ids, [fu.job_id for fu in late])
+        await self.remove([fu.job_id for fu in late])
         hours = self.s.max_lateness_hours
         for fu in due:
             missed = now - (fu.run_at or now)
@@ -179,6 +179,10 @@ class FollowUpScheduler:
             self.cache.removed(ids := [fu.job_id for fu in due])
             self.table.remove(ids)
         return due
+
+    async def remove(self, ids: list[str]) -> int:
+        """Remove these jobs (missing ones are skipped); returns how many were there."""
+        return await self._write(self.remove_ids, ids)
 
     async def _write(self, work: Callable[..., T], *args: Any) -> T:
         async with self.customers.db.writing():  # queued with our SQLite writers
@@ -222,8 +226,7 @@ class FollowUpScheduler:
         """Remove the customer's pending follow-ups (of one kind); returns how many. Known
         kinds only: a job of a rule since removed from the config is dropped when due."""
         kinds = [kind] if kind is not None else [AGENT, *self.rules]
-        ids = [job_id(key.tenant, key.phone, k) for k in kinds]
-        return await self._write(self.remove_ids, ids)
+        return await self.remove([job_id(key.tenant, key.phone, k) for k in kinds])
 
     async def on_inbound(self, key: CustomerKey) -> None:
         """After a customer's turn: refresh the lifecycle rules (see `RuleRefresh`)."""
