@@ -11,6 +11,7 @@ import asyncio
 import heapq
 import itertools
 import re
+from collections import Counter
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -49,6 +50,22 @@ class Clock(Protocol):
         handed over by a task that is itself sleeping or working)."""
         ...
 
+    async def idle(self, wake: asyncio.Future[None], within: float | None = None) -> None:
+        """A loop's wait for work: until `wake` is done, by whatever gives the loop
+        something to do, or by the clock once `within` seconds have passed (None: only by
+        the work). `wake` is a plain future (not a task) made for this one wait."""
+        ...
+
+
+def _ring(wake: asyncio.Future[None]) -> None:
+    if not wake.done():
+        wake.set_result(None)
+
+
+def _plain(wake: asyncio.Future[None]) -> None:
+    if isinstance(wake, asyncio.Task):  # the clock completes it: a task cannot be
+        raise TypeError("idle() needs a plain future, not a task")
+
 
 class SystemClock:
     def now(self) -> datetime:
@@ -66,6 +83,17 @@ class SystemClock:
     async def queue(self, turn: asyncio.Future[Any]) -> None:
         await turn
 
+    async def idle(self, wake: asyncio.Future[None], within: float | None = None) -> None:
+        _plain(wake)
+        timer = None
+        if within is not None:
+            timer = asyncio.get_running_loop().call_later(max(0.0, within), _ring, wake)
+        try:
+            await wake
+        finally:
+            if timer is not None:
+                timer.cancel()
+
 
 class VirtualClock:
     """A clock that moves only in `advance`/`run_until`, waking sleepers in order."""
@@ -79,6 +107,9 @@ class VirtualClock:
         # Tasks waiting in a queue (a turn slot): settled while their turn has not come,
         # since only the holders of the slots, which settle on their own, can hand one over.
         self._queued: dict[asyncio.Task[Any], asyncio.Future[Any]] = {}
+        # Sleepers woken by time, by their task's name: what an idle daemon costs (each
+        # wake-up is a settle, and on the real clock a wake of the process).
+        self.woken: Counter[str] = Counter()
 
     def now(self) -> datetime:
         return self._now
@@ -99,6 +130,11 @@ class VirtualClock:
     def sleeping_tasks(self) -> set[asyncio.Task[Any]]:
         return {t for _, _, f, t in self._heap if t is not None and not f.done()}
 
+    def waiting_tasks(self) -> set[asyncio.Task[Any]]:
+        """The tasks waiting on this clock now: asleep, idle or queued."""
+        queued = {t for t, turn in self._queued.items() if not turn.done()}
+        return self.sleeping_tasks() | queued
+
     async def queue(self, turn: asyncio.Future[Any]) -> None:
         task = asyncio.current_task()
         if task is not None:
@@ -108,6 +144,19 @@ class VirtualClock:
         finally:
             if task is not None:
                 self._queued.pop(task, None)
+
+    async def idle(self, wake: asyncio.Future[None], within: float | None = None) -> None:
+        """Settled while it waits, like a queued turn: only other work, or time moving
+        (the timer is one of the sleepers, woken in order), can end it."""
+        _plain(wake)
+        if within is not None and within <= 0:
+            _ring(wake)
+            await asyncio.sleep(0)
+        elif within is not None:
+            deadline = self._now + timedelta(seconds=within)
+            heapq.heappush(self._heap, (deadline, next(self._counter), wake,
+                                        asyncio.current_task()))
+        await self.queue(wake)
 
     def _settled(self, task: asyncio.Task[Any], sleeping: set[asyncio.Task[Any]]) -> bool:
         if task.done() or task in sleeping:
@@ -149,9 +198,10 @@ class VirtualClock:
                 break
             self._now = max(self._now, deadline)
             while self._heap and self._heap[0][0] <= self._now:
-                _, _, fut, _ = heapq.heappop(self._heap)
+                _, _, fut, task = heapq.heappop(self._heap)
                 if not fut.done():
                     fut.set_result(None)
+                    self.woken[task.get_name() if task is not None else ""] += 1
             await self.settle(watched)
         self._now = max(self._now, target)
         await self.settle(watched)
