@@ -10,14 +10,16 @@
   is journaled `failed_final` and left to the owner (the failed-turn alert).
 
 Both are marked `held` before they are queued, so a restart in between answers them through
-`Inbox.recover`. One pass runs at start and then every `retry.probe_seconds`.
+`Inbox.recover`. One pass runs at start; the next when what it left waiting is due (failed
+turns: `retry.probe_seconds` later; customers over the cap: the next UTC day) or
+`retry.probe_seconds` after a turn fails or a message is capped. Between, it waits.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from loguru import logger
 
@@ -58,47 +60,76 @@ class Revisit:
         self.usage = usage  # the probe's tokens: a business line
         # The probe asks for one word: a few tokens a minute while turns wait.
         self.probe_llm = LLM(llm.client, llm.model, temperature=0.0, max_tokens=16)
-        # Whether the journal may hold something to revisit: set at start and by `note`
-        # (a turn failed, a message was capped), cleared by a pass that found nothing
-        # left waiting, so an idle daemon does not query the journal every minute.
-        self.waiting = True
+        # When the next pass is due (None: nothing waits): what the last pass left
+        # waiting, and `noted`, the pass a note asks for. A note comes before the journal
+        # write it announces, so the pass it asks for runs `probe_seconds` later and a pass
+        # already due does not stand for it.
+        self.due: datetime | None = None
+        self.noted: datetime | None = None
+        self._wake: asyncio.Future[None] | None = None
 
     def note(self, _key: CustomerKey | None = None) -> None:
         """Something may wait: a turn failed or a message was capped."""
-        self.waiting = True
+        at = self.clock.now() + timedelta(seconds=self.s.probe_seconds)
+        if self.noted is None or at < self.noted:
+            self.noted = at
+            if self._wake is not None and not self._wake.done():
+                self._wake.set_result(None)
+
+    def _after(self, at: datetime) -> None:
+        """Something this pass found waits until `at`."""
+        if self.due is None or at < self.due:
+            self.due = at
+
+    def _next(self) -> datetime | None:
+        return min((t for t in (self.due, self.noted) if t is not None), default=None)
 
     async def run(self) -> None:
+        """A pass at start, then whenever one is due; between, it waits (an idle daemon
+        never looks at the journal)."""
+        loop = asyncio.get_running_loop()
         while True:
+            now = self.clock.now()
+            if self.noted is not None and self.noted <= now:
+                self.noted = None  # this pass reads what the note announced
+            self.due = None
             # Each pass is one of the inbox's tasks: stopping drains it like a turn, and
             # tests that settle the inbox see it finish.
             done = asyncio.create_task(self._pass())
             self.inbox.tasks.add(done)
             done.add_done_callback(self.inbox.tasks.discard)
             await done
-            await self.clock.sleep(self.s.probe_seconds)
+            while (at := self._next()) is None or at > self.clock.now():
+                self._wake = loop.create_future()
+                left = None if at is None else (at - self.clock.now()).total_seconds()
+                await self.clock.idle(self._wake, left)
+            self._wake = None
 
     async def _pass(self) -> None:
         try:
             await self.once()
         except Exception:  # the database may be down for a moment: the next pass
             logger.opt(exception=True).warning("revisiting the journal failed")
+            self._after(self.clock.now() + timedelta(seconds=self.s.probe_seconds))
 
     async def once(self) -> int:
-        """One pass; returns how many messages were queued again."""
-        if not self.waiting:
-            return 0
-        self.waiting = False  # a failure or cap noted during the pass sets it again
+        """One pass; returns how many messages were queued again. What still waits
+        afterwards sets `due`."""
         queued = await self.capped()
         if self.s.enabled:
             queued += await self.failed()
         return queued
+
+    def _next_day(self, now: datetime) -> datetime:
+        """When the daily cap starts over (the day is UTC, `utc_day`)."""
+        return datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), time(), UTC)
 
     async def capped(self) -> int:
         now = self.clock.now()
         queued = 0
         for group in by_customer(await self.customers.journal_pending(self.tenant, ("capped",))):
             if await self.over_budget(group[0].key, now):
-                self.waiting = True
+                self._after(self._next_day(now))
                 continue
             queued += await self._queue(group, AFTER_CAP, last_try=False)
         return queued
@@ -109,11 +140,17 @@ class Revisit:
             self.tenant, ("failed",), since=since) if not m.from_owner]
         if not waiting:
             return 0
-        self.waiting = True
         now = self.clock.now()
-        groups = [g for g in by_customer(waiting)  # over the cap: it waits for the cap
-                  if not await self.over_budget(g[0].key, now)]
-        if not groups or not await self._model_answers():
+        groups = []
+        for group in by_customer(waiting):  # over the cap: it waits for the cap
+            if await self.over_budget(group[0].key, now):
+                self._after(self._next_day(now))
+            else:
+                groups.append(group)
+        if not groups:
+            return 0
+        if not await self._model_answers():
+            self._after(now + timedelta(seconds=self.s.probe_seconds))
             return 0
         queued = 0
         for group in groups:
