@@ -2,8 +2,9 @@
 
 `use(key)` is the only way to reach an agent: it creates or reloads it (single-flight:
 concurrent first messages share one load), marks it busy so a sweep never evicts it mid-turn,
-and stamps its last use. A periodic sweep evicts agents idle longer than the TTL; a hard cap
-evicts the least recently used idle agents first.
+and stamps its last use. A sweep evicts agents idle longer than the TTL, run when the first
+one can go (none cached: it waits for one); a hard cap evicts the least recently used idle
+agents first.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ class AgentRegistry:
         self.on_stamped: Callable[[str], None] | None = None
         self.hits = 0
         self.misses = 0
+        # The sweeper's wait: until `_due` (a timestamp; None: no agent can go yet), or
+        # until `_wake` is done by an agent that can go sooner.
+        self._due: float | None = None
+        self._wake: asyncio.Future[None] | None = None
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -144,6 +149,7 @@ class AgentRegistry:
             slot.last_used = self._now()
             if slot.stale and not slot.busy and self._slots.get(key) is slot:
                 del self._slots[key]
+            self._evictable(slot)
 
     def _evict(self, key: CustomerKey) -> None:
         del self._slots[key]
@@ -165,10 +171,32 @@ class AgentRegistry:
             self._evict(key)
         return len(idle)
 
+    def _evictable(self, slot: _Slot) -> None:
+        """An agent out of its turn: wake the sweeper if it can go before the sweep due."""
+        if slot.busy or self._wake is None or self._wake.done():
+            return
+        if self._due is None or slot.last_used + self.idle_seconds < self._due:
+            self._wake.set_result(None)
+
+    def _first_eviction(self) -> float | None:
+        """When the first cached agent can be evicted (a timestamp), None if none can."""
+        idle = [s.last_used for s in self._slots.values() if not s.busy]
+        return min(idle) + self.idle_seconds if idle else None
+
     async def run_sweeper(self, interval: float) -> None:
+        """Sweep until cancelled: when the first agent can go, at most once per `interval`
+        (agents that go within it share a sweep); with none that can, wait for one."""
+        loop = asyncio.get_running_loop()
         while True:
-            await self._clock.sleep(interval)
+            swept = self._now()
             try:
                 self.sweep()
             except Exception:  # a sweep bug must not stop future sweeps
                 logger.exception("agent sweep failed")
+            first = self._first_eviction()
+            self._due = None if first is None else max(first, swept + interval)
+            self._wake = loop.create_future()
+            # A timestamp read back from the clock can fall a microsecond short of the
+            # TTL: the wait rounds up to the next millisecond.
+            left = None if self._due is None else self._due - self._now() + 0.001
+            await self._clock.idle(self._wake, left)

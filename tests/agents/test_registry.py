@@ -84,3 +84,39 @@ async def test_hits_and_misses_are_counted():
         async with reg.use(key(1)):
             pass
     assert (reg.misses, reg.hits) == (1, 2)
+
+
+async def test_the_sweeper_waits_for_an_agent_and_evicts_it_at_the_ttl():
+    clock, loads = VirtualClock(), []
+    reg, events = make(clock, loads, idle_seconds=1800)
+    sweeper = asyncio.create_task(reg.run_sweeper(60), name="sweeper")
+    try:
+        await clock.advance(86400, {sweeper})  # nothing cached: it never wakes
+        assert not clock.woken
+        async with reg.use(key(1)):
+            await clock.advance(3 * 3600, {sweeper})  # in a turn: never evicted
+        assert key(1) in reg and not clock.woken
+        await clock.advance(1799, {sweeper})
+        assert key(1) in reg
+        await clock.advance(2, {sweeper})
+        assert key(1) not in reg and ("agent_evicted", key(1).phone) in events
+        await clock.advance(86400, {sweeper})
+        assert clock.woken == {"sweeper": 1}  # the one eviction, then nothing to wait for
+    finally:
+        sweeper.cancel()
+
+
+async def test_agents_going_idle_within_the_interval_share_one_sweep():
+    clock, loads = VirtualClock(), []
+    reg, _ = make(clock, loads, idle_seconds=60)
+    sweeper = asyncio.create_task(reg.run_sweeper(30), name="sweeper")
+    try:
+        for i in range(10):  # one a second
+            async with reg.use(key(i)):
+                pass
+            await clock.advance(1, {sweeper})
+        await clock.advance(120, {sweeper})
+        assert len(reg) == 0
+        assert clock.woken["sweeper"] <= 2
+    finally:
+        sweeper.cancel()

@@ -107,7 +107,7 @@ async def test_idle_agent_is_evicted_and_reloads_with_full_context(settings, ope
         await p.settle()
         await p.advance(29 * 60)
         assert CustomerKey(settings.tenant, ANA) in p.app.registry
-        await p.advance(3 * 60)  # idle TTL is 30 min; the sweep runs every minute
+        await p.advance(3 * 60)  # idle TTL is 30 min
         assert CustomerKey(settings.tenant, ANA) not in p.app.registry
         assert ("agent_evicted", ANA) in p.events
         await p.say(ANA, "what is my dog called?")
@@ -135,7 +135,9 @@ async def test_agent_is_never_evicted_during_a_turn(instant, openai_server):
         assert p.app.registry.sweep() == 0
         gate.release()
         await p.settle()
-        assert p.app.registry.sweep() == 1
+        # Out of its turn it can go, and goes: the sweeper was waiting for that.
+        assert CustomerKey(p.settings.tenant, ANA) not in p.app.registry
+        assert ("agent_evicted", ANA) in p.events
 
 
 async def test_a_burst_becomes_one_turn(settings, openai_server):
