@@ -8,7 +8,9 @@ memory as a `StageChange` with its reason.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
+from typing import Any
 
 from loguru import logger
 from sqlalchemy import ColumnElement, func, select, update
@@ -92,12 +94,51 @@ async def churn_silent(customers: CustomerStore, memory: MemoryStore, tenant: st
         last_id = rows[-1].id
 
 
+async def next_churn(customers: CustomerStore, tenant: str, now: datetime,
+                     after_days: float) -> datetime:
+    """The first moment a customer of `tenant` can be churned: when the longest-silent one
+    has been silent for more than `after_days` (a second more); with none, a customer who
+    is new now."""
+    c = CUSTOMERS.c
+    query = (select(func.min(_silent_since()))
+             .where(c.tenant == tenant, c.stage != Stage.CHURNED.value))
+    async with customers.db.connect() as conn:
+        since: datetime | None = (await conn.execute(query)).scalar_one()
+    return min(since or now, now) + timedelta(days=after_days, seconds=1)
+
+
 async def run_churn_sweep(customers: CustomerStore, memory: MemoryStore, clock: Clock,
                           tenant: str, after_days: float, every_seconds: float) -> None:
-    """The daemon's churn rule: sweep now, then every `every_seconds`, until cancelled."""
-    while True:
-        try:
-            await churn_silent(customers, memory, tenant, clock.now(), after_days)
-        except Exception:
-            logger.exception("churn sweep failed; retrying at the next interval")
-        await clock.sleep(every_seconds)
+    """The daemon's churn rule, until cancelled: sweep now, then when the next customer can
+    churn, at most once per `every_seconds`. Silence only grows while nothing happens; a
+    customer moved out of CHURNED (by the agent) may already be silent long enough, and
+    brings the next sweep forward to `every_seconds` after the last, as a sweep on the
+    interval would."""
+    loop = asyncio.get_running_loop()
+    every = timedelta(seconds=every_seconds)
+    wake: asyncio.Future[None] = loop.create_future()
+    unchurned = False
+
+    def stage_changed(key: CustomerKey, field: str, value: Any) -> None:
+        nonlocal unchurned
+        if key.tenant == tenant and field == "stage" and value != Stage.CHURNED.value:
+            unchurned = True
+            if not wake.done():
+                wake.set_result(None)
+
+    customers.on_change.append(stage_changed)
+    try:
+        while True:
+            unchurned = False
+            swept = clock.now()
+            due = swept + every
+            try:
+                await churn_silent(customers, memory, tenant, swept, after_days)
+                due = max(due, await next_churn(customers, tenant, swept, after_days))
+            except Exception:
+                logger.exception("churn sweep failed; retrying at the next interval")
+            while clock.now() < (at := swept + every if unchurned else due):
+                wake = loop.create_future()
+                await clock.idle(wake, (at - clock.now()).total_seconds())
+    finally:
+        customers.on_change.remove(stage_changed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 
@@ -9,8 +10,9 @@ import pytest
 from loguru import logger
 
 from bot.agents import lifecycle
-from bot.agents.lifecycle import churn_silent, transition_error
+from bot.agents.lifecycle import churn_silent, next_churn, run_churn_sweep, transition_error
 from bot.agents.tools import TurnContext, set_stage
+from bot.clock import VirtualClock
 from bot.models import CustomerKey, Stage
 from bot.stores.customers import Contact, CustomerStore
 from bot.stores.db import Database
@@ -117,6 +119,45 @@ async def test_the_churn_sweep_pages_through_any_number_of_customers(stores, ten
                               inbound=1)
     marked = await churn_silent(customers, memory, tenant, START + timedelta(days=91), 90)
     assert len(marked) == 5
+
+
+async def test_the_next_churn_is_when_the_longest_silent_customer_passes_the_days(
+        stores, tenant):
+    customers, memory = stores
+    days, second = timedelta(days=90), timedelta(seconds=1)
+    ana, bob = CustomerKey(tenant, "+15550001"), CustomerKey(tenant, "+15550002")
+    assert await next_churn(customers, tenant, START, 90) == START + days + second  # a new one
+    await customers.touch(ana, Contact(), START, inbound=1)
+    await customers.touch(bob, Contact(), START + timedelta(days=3), inbound=1)
+    assert await next_churn(customers, tenant, START + timedelta(days=5), 90) \
+        == START + days + second
+    assert await churn_silent(customers, memory, tenant, START + days, 90) == []
+    assert await churn_silent(customers, memory, tenant, START + days + second, 90) == [ana]
+    assert await next_churn(customers, tenant, START + days, 90) \
+        == START + timedelta(days=3) + days + second
+
+
+async def test_the_sweep_wakes_only_when_someone_can_churn(stores, tenant):
+    customers, memory = stores
+    clock = VirtualClock(START)
+    ana = CustomerKey(tenant, "+15550001")
+    await customers.touch(ana, Contact(), START, inbound=1)
+    sweep = asyncio.create_task(run_churn_sweep(customers, memory, clock, tenant, 2, 3600),
+                                name="churn-sweep")
+    try:
+        await clock.advance(2 * 86400, {sweep})
+        assert (await customers.get(ana)).stage == "lead" and not clock.woken
+        await clock.advance(1, {sweep})
+        assert (await customers.get(ana)).stage == "churned"
+        await clock.advance(30 * 86400, {sweep})  # nobody left to churn: a new customer's days
+        assert clock.woken["churn-sweep"] <= 1 + 30 // 2  # not 24 a day
+        # The agent moves a long-silent customer back: the next sweep on the interval
+        # looks again, as it did when the sweep ran every interval.
+        await customers.set_stage(ana, Stage.LEAD)
+        await clock.advance(3600, {sweep})
+        assert (await customers.get(ana)).stage == "churned"
+    finally:
+        sweep.cancel()
 
 
 async def test_the_daemon_sweeps_on_its_clock_and_the_agent_sees_the_new_stage(
