@@ -71,7 +71,9 @@ class InboxSettings(Section):
 
 class AgentSettings(Section):
     idle_evict_minutes: float = Field(30.0, gt=0)
-    sweep_seconds: float = Field(60.0, gt=0)
+    sweep_seconds: float = Field(
+        60.0, gt=0, description="at most one eviction sweep this often (it runs when an "
+        "agent's idle time is up, not on a timer)")
     max_cached_agents: int = Field(50_000, ge=1)
     failure_reply: str = ""  # empty: the built-in text in the business's language (bot.messages)
 
@@ -114,7 +116,9 @@ class MemorySettings(Section):
     max_background: int = Field(4, ge=1, description="summary/insight calls running at once")
     stop_grace_seconds: float = Field(2.0, ge=0, le=60)
     churn_after_days: float = Field(90.0, ge=0, description="0: never mark customers churned")
-    churn_sweep_minutes: float = Field(60.0, gt=0)
+    churn_sweep_minutes: float = Field(
+        60.0, gt=0, description="at most one churn sweep this often (it runs when the "
+        "longest-silent customer reaches churn_after_days, not on a timer)")
 
     @model_validator(mode="after")
     def _recent_below_trigger(self) -> MemorySettings:
