@@ -69,7 +69,7 @@ class Outbox:
         self.s = settings
         self.clock = clock
         self._client = client
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Future[None] | None = None  # the delivery loop's wait
         self._writes: set[asyncio.Task[None]] = set()
         self.depth = 0  # rows waiting, as of the last delivery pass (for /metrics)
 
@@ -104,7 +104,8 @@ class Outbox:
         except Exception as exc:
             logger.warning("webhook event {} could not be queued: {}", event, exc)
             return
-        self._wake.set()
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
     async def flush(self) -> None:
         """Wait for queued writes (tests, and stop)."""
@@ -168,29 +169,29 @@ class Outbox:
         async with self.db.begin() as conn:
             await conn.execute(delete(OUTBOX).where(OUTBOX.c.id == row_id))
 
-    async def _next_delay(self) -> float:
+    async def _next_delay(self) -> float | None:
+        """Seconds until the next retry is due; None when no row waits."""
         async with self.db.connect() as conn:
             soonest = (await conn.execute(select(func.min(OUTBOX.c.next_at)).where(
                 OUTBOX.c.tenant == self.tenant))).scalar_one()
         if soonest is None:
-            return 3600.0
+            return None
         return max(0.05, float((soonest - self.clock.now()).total_seconds()))
 
     async def run(self) -> None:
-        """Deliver until cancelled: wakes for new events and for the next retry."""
+        """Deliver until cancelled: wakes for new events and for the next retry (nothing
+        queued: only for an event)."""
+        loop = asyncio.get_running_loop()
         while True:
-            self._wake.clear()
+            self._wake = loop.create_future()  # an event queued during the pass: again
+            delay: float | None
             try:
                 await self.deliver_due()
                 delay = await self._next_delay()
             except Exception as exc:  # the database may be down for a moment: try again
                 logger.warning("webhook delivery pass failed: {}", exc)
                 delay = 30.0
-            waiter = asyncio.create_task(self._wake.wait())
-            try:
-                await self.clock.wait({waiter}, delay)
-            finally:
-                waiter.cancel()
+            await self.clock.idle(self._wake, delay)
 
     async def close(self) -> None:
         await self.flush()

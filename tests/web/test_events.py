@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -84,6 +85,33 @@ async def test_a_receiver_that_was_down_gets_the_event_after_a_restart(
     finally:
         await outbox.close()
         await outbox.db.close()
+
+
+async def test_the_delivery_loop_waits_for_an_event_and_retries_when_due(
+        db_url, tenant, receiver):
+    receiver.status = 500
+    clock = VirtualClock(START)
+    db = Database(db_url)
+    outbox = Outbox(db, tenant, WebhookSettings(urls=[receiver.url], secret=SECRET), clock)
+    await db.create_all()
+    loop = asyncio.create_task(outbox.run(), name="webhooks")
+    try:
+        await clock.advance(86400, {loop})  # nothing queued: it never wakes
+        assert not clock.woken and not receiver.received
+        await outbox.enqueue("owner.alert", {"text": "x"})  # wakes it
+        await clock.settle({loop})
+        assert len(receiver.received) == 1 and await outbox.count() == 1
+        receiver.status = 200
+        await clock.advance(4, {loop})
+        assert len(receiver.received) == 1
+        await clock.advance(1, {loop})  # the first retry, 5 s later
+        assert len(receiver.received) == 2 and await outbox.count() == 0
+        await clock.advance(86400, {loop})
+        assert clock.woken == {"webhooks": 1}
+    finally:
+        loop.cancel()
+        await outbox.close()
+        await db.close()
 
 
 async def test_an_event_is_given_up_after_its_age_with_a_log_line(
