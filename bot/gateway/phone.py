@@ -54,6 +54,8 @@ class PhoneWatch:
         return True
 
     async def run(self, alert: AlertOwner, every: float = 6 * 3600) -> None:
+        """Check when the silence can reach `warn_after`, then every `every` while it
+        lasts (the owner is reminded); a sign meanwhile only moves the check later."""
         if self._read() is None:  # the state directory exists now: start the count
             self._write(self.seen_at)
         while True:
@@ -61,7 +63,8 @@ class PhoneWatch:
                 await self.check(alert)
             except Exception:
                 logger.opt(exception=True).warning("the phone watch failed")
-            await self.clock.sleep(every)
+            left = (self.warn_after - self.silent_for()).total_seconds()
+            await self.clock.sleep(left if left > 0 else every)
 
     def _read(self) -> datetime | None:
         try:
