@@ -30,7 +30,7 @@ from bot.events.alerts import Alerts
 from bot.events.hub import Events
 from bot.events.outbox import Outbox
 from bot.followups import FollowUpScheduler
-from bot.gateway.base import Gateway
+from bot.gateway.base import Binding, Gateway
 from bot.gateway.pacer import Pacer
 from bot.gateway.phone import PhoneWatch
 from bot.gateway.restrictions import Restriction, Restrictions
@@ -197,18 +197,16 @@ class App:
                 self.deps.tools.add(tool)
             self.inbox.after_inbound.append(self.followups.on_inbound)
             # The Cloud API's 24-hour window is checked before the model writes a follow-up.
-            self.followups.policy.reachable = getattr(gateway, "may_write_first", None)
+            self.followups.policy.reachable = gateway.may_write_first
         self.identity = Identity(s.tenant, self.customers, self.memory, busy=self.inbox.busy,
                                  dropped=self.registry.drop)  # LID customers → phone numbers
         if self.followups is not None:
             self.identity.rekeyers.append(moving_followups(self.followups))
         self.events = Events()
         self.alerts = Alerts(s.alerts, self.events, gateway, self.clock)
-        connected = getattr(gateway, "connected", None)
         self.redelivery = Redelivery(
             s.tenant, self.deliveries, self.presenter, self.memory, self.customers,
-            self.clock, s.presenter, self.alerts,
-            connected if isinstance(connected, asyncio.Event) else None)
+            self.clock, s.presenter, self.alerts, gateway.connected)
         self._wire_pacing()
         # ── knowledge: catalog and document search, media sends ──
         self.reindex = asyncio.Event()  # set by SIGHUP: re-index changed sources
@@ -288,7 +286,7 @@ class App:
             auth = Auth(ensure_token(s), s.http.session_hours * 3600,
                         s.http.failed_auth_per_minute)
             # A transport that receives webhooks (e.g. the Cloud API) offers its routers.
-            routers = [*extra_routers, *getattr(self.gateway, "routers", ())]
+            routers = [*extra_routers, *self.gateway.routers]
             self.web = WebServer(self.console, auth, s.http, extra_routers=routers)
 
     # --- one send pace, the offline backlog, WhatsApp's restrictions ----------------------
@@ -305,31 +303,24 @@ class App:
             settle_seconds=p.backlog_settle_seconds, alert=self.alerts)
         self.inbox.take_backlog, self.inbox.backlog_holds = self.backlog.take, self.backlog.holds
         self.inbox.after_inbound.append(self.backlog.turn_done)
-        if hasattr(gateway, "on_backlog_complete"):  # WhatsApp Web's offline sync
-            gateway.on_backlog_complete = self.backlog.complete
-        connection = getattr(gateway, "connection", None)
-        if hasattr(connection, "restrictions"):
-            connection.restrictions = self.restrictions  # type: ignore[union-attr]
         self.restrictions.listeners.append(self._restricted)
         if self.followups is not None:  # deferred while restricted, not lost
             self.followups.policy.restricted = self.restrictions.proactive_until
         self.phone: PhoneWatch | None = None
-        if hasattr(gateway, "phone"):  # WhatsApp Web: the linked device needs the phone
-            self.phone = gateway.phone = PhoneWatch(
+        if gateway.linking is not None:  # WhatsApp Web: the linked device needs the phone
+            self.phone = PhoneWatch(
                 self.clock, self.settings.state_dir, timedelta(days=p.phone_offline_warn_days))
 
     def _own_chat(self) -> str | None:
-        own = getattr(self.gateway, "connected_as", None)
-        return self.gateway.chat_for(own) if isinstance(own, str) and own else None
+        own = self.gateway.connected_as
+        return self.gateway.chat_for(own) if own else None
 
     def _restricted(self, restriction: Restriction) -> None:
         line = f"restricted by WhatsApp: {restriction.line()}"
         self.alerts.fire(f"whatsapp_{restriction.kind}",
                          f"{line}. Follow-ups wait until it ends; replies to customers who "
                          "write go on where WhatsApp allows them.")
-        report = getattr(getattr(self.gateway, "connection", None), "report", None)
-        if callable(report):
-            report(line)  # systemd's STATUS
+        self.gateway.report(line)  # systemd's STATUS
 
     def _agent_event(self, event: str, key: CustomerKey) -> None:
         if event == "agent_created":
@@ -366,19 +357,12 @@ class App:
         if done.cancelled() or done.exception() is not None:
             return
         reason = done.result()
-        if getattr(reason, "needs_operator", False):
-            status = getattr(self.gateway, "status", "") or str(reason)
-            self.alerts.fire("whatsapp_" + str(getattr(reason, "value", reason)), str(status))
+        if reason.needs_operator:
+            self.alerts.fire(f"whatsapp_{reason}", self.gateway.status or str(reason))
 
-    async def _watch_connection(self) -> None:
+    def _status_changed(self, status: str) -> None:
         """`connection.changed` for every new STATUS line of the transport."""
-        last = None
-        while True:
-            status = getattr(self.gateway, "status", None)
-            if isinstance(status, str) and status != last:
-                last = status
-                self.events.emit("connection.changed", {"status": status})
-            await self.clock.sleep(1.0)
+        self.events.emit("connection.changed", {"status": status})
 
     async def _check_crash(self) -> None:
         """Alert when the previous run of this tenant ended without a clean stop."""
@@ -413,15 +397,11 @@ class App:
             await self.clock.sleep(3600)
 
     async def _start_console(self) -> None:
-        finished = getattr(self.gateway, "finished", None)
-        if isinstance(finished, asyncio.Future):
-            finished.add_done_callback(self._on_finished)
+        self.gateway.finished.add_done_callback(self._on_finished)
         if self.web is not None:
             await self.web.start()
         self.spawn(self.outbox.run(), "webhooks")
         self.spawn(self._prune_runs(), "run-log-retention")
-        if isinstance(getattr(self.gateway, "status", None), str):
-            self.spawn(self._watch_connection(), "connection-watch")
 
     async def _stop_console(self) -> None:
         await self.alerts.drain()
@@ -446,8 +426,7 @@ class App:
         return agent, customer is None
 
     def _live(self) -> Live:
-        own = getattr(self.gateway, "connected_as", None)  # the WhatsApp gateway knows it
-        return Live(connected_as=own if isinstance(own, str) else "",
+        return Live(connected_as=self.gateway.connected_as or "",
                     agents_cached=len(self.registry), turns=self.inbox.turns,
                     failures=self.inbox.failures)
 
@@ -463,7 +442,7 @@ class App:
             await self.identity.observe(msg)
         except Exception:  # merged on a later message or start; the message goes on
             logger.opt(exception=True).warning("merging a LID customer failed")
-        if getattr(self.gateway, "redelivers", False):
+        if self.gateway.redelivers:
             # The Cloud API webhook answers non-2xx when this raises and Meta delivers the
             # message again: nothing to hold in memory.
             await self.inbox.feed(msg)
@@ -503,13 +482,15 @@ class App:
             log_report(await self.library.sync())
             self.spawn(reindex_on(self.library, self.reindex), "knowledge")
         await self._start_console()  # before WhatsApp: the page says why it is not connected
-        self.gateway.on_message(self._on_inbound)
-        self.gateway.lid_directory = self._phone_for_lid
+        self.gateway.bind(Binding(
+            on_message=self._on_inbound, lid_directory=self._phone_for_lid,
+            on_backlog_complete=self.backlog.complete, on_status=self._status_changed,
+            restrictions=self.restrictions, phone=self.phone))
         await self.gateway.start()
         if self.webhook is not None:
             await self.webhook.start()
-        connected = getattr(self.gateway, "connected", None)
-        if isinstance(connected, asyncio.Event):
+        connected = self.gateway.connected
+        if connected is not None:
             # WhatsApp connects in the background and refuses sends until it has: answer
             # what the journal holds once replies can go out.
             self.spawn(self._recover_when(connected), "recover")

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from loguru import logger
@@ -33,6 +33,9 @@ from bot.phones import mask
 from bot.settings import CloudSettings
 from bot.stores.customers import CustomerStore
 from bot.stores.outbound import OutboundStore, StatusUpdate
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 WINDOW = timedelta(hours=24)
 ANSWERED_FILE = "cloud-answered.log"
@@ -48,12 +51,6 @@ class OutsideWindow(CloudError):
     """Skipped: the customer last wrote over 24 h ago and no template is configured."""
 
 
-class ExitReason:
-    """The Cloud transport has no connection that can end; the daemon stops on a signal."""
-
-    needs_operator = False
-
-
 class CloudGateway(Gateway):
     redelivers = True  # a handler error reaches the webhook: Meta redelivers on non-2xx
     # Meta paces it (80 messages a second per number) and its quality rating, not a
@@ -67,9 +64,9 @@ class CloudGateway(Gateway):
         self.s = settings
         self.clock: Clock = clock or SystemClock()
         self.graph = GraphAPI(settings, self.clock, client)
-        self.connected = asyncio.Event()
-        self.connected_as: str | None = None
-        self._finished: asyncio.Future[ExitReason] | None = None
+        self._connected = asyncio.Event()
+        self._own: str | None = None
+        self._routers: tuple[APIRouter, ...] = ()
         self.outbound: OutboundStore | None = None  # set by the App: per-message statuses
         self.lookup: Lookup | None = None  # set by the App: the window after a restart
         self._last_in: dict[str, datetime] = {}
@@ -84,15 +81,29 @@ class CloudGateway(Gateway):
 
     # --- lifecycle ---------------------------------------------------------------------
 
+    # The Cloud transport has no connection that can end (`finished` never resolves): the
+    # daemon stops on a signal.
+
     @property
-    def finished(self) -> asyncio.Future[ExitReason]:
-        if self._finished is None:
-            self._finished = asyncio.get_running_loop().create_future()
-        return self._finished
+    def connected(self) -> asyncio.Event:
+        return self._connected
+
+    @property
+    def connected_as(self) -> str | None:
+        return self._own
+
+    @property
+    def routers(self) -> tuple[APIRouter, ...]:
+        """The webhook receiver, at `/webhooks/whatsapp`."""
+        if not self._routers:
+            from bot.gateway.cloud_webhook import webhook_router
+
+            self._routers = (webhook_router(self),)
+        return self._routers
 
     async def start(self) -> None:
         await self._settle_answered()
-        self.connected.set()  # webhooks carry the messages; nothing to connect to
+        self._connected.set()  # webhooks carry the messages; nothing to connect to
         self._learning = asyncio.create_task(self._learn_number(), name="cloud-number")
 
     async def _learn_number(self) -> None:
@@ -104,10 +115,10 @@ class CloudGateway(Gateway):
             logger.warning("the Cloud API number could not be read ({}): check "
                            "cloud.access_token with `wabot doctor`", exc)
             return
-        self.connected_as = number or None
+        self._own = number or None
 
     async def stop(self) -> None:
-        self.connected.clear()
+        self._connected.clear()
         if self._learning is not None:
             self._learning.cancel()
             with suppress(asyncio.CancelledError):

@@ -41,7 +41,7 @@ from neonize.proto.Neonize_pb2 import ConnectFailureReason, TemporaryBan
 
 from bot.clock import Clock
 from bot.gateway import login
-from bot.gateway.base import GatewayError
+from bot.gateway.base import ExitReason, GatewayError
 from bot.gateway.goclient import (
     ClientFactory,
     EventHandler,
@@ -131,7 +131,7 @@ class Connection:
         self._restart: asyncio.Future[float] | None = None
         self._runner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._finished: asyncio.Future[GatewayExit] | None = None
+        self._finished: asyncio.Future[ExitReason] | None = None
         self._exit: GatewayExit | None = None
         self._generation = 0
         self._failures = 0
@@ -139,6 +139,7 @@ class Connection:
         self.syncing = False  # WhatsApp is delivering what it kept while we were offline
         self.on_synced: Callable[[GoClient], Awaitable[None]] | None = None
         self.restrictions: Restrictions | None = None
+        self.status_listener: Callable[[str], None] | None = None  # the unit's (console)
 
     @property
     def client(self) -> GoClient | None:
@@ -151,7 +152,7 @@ class Connection:
     # ── lifecycle ──────────────────────────────────────────────────────────────────────
 
     @property
-    def finished(self) -> asyncio.Future[GatewayExit]:
+    def finished(self) -> asyncio.Future[ExitReason]:
         if self._finished is None:
             self._finished = asyncio.get_running_loop().create_future()
         return self._finished
@@ -315,9 +316,11 @@ class Connection:
         self.status = line
         if log:
             logger.info(line)
-        if self._on_status is not None:
+        for listener in (self._on_status, self.status_listener):
+            if listener is None:
+                continue
             try:
-                self._on_status(line)
+                listener(line)
             except Exception:
                 logger.opt(exception=True).warning("the status callback failed")
 

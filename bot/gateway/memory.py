@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
 
@@ -11,7 +12,14 @@ from bot.models import InboundMessage, Outbound
 
 
 class MemoryGateway(Gateway):
-    """Records every outbound action; inbound messages are pushed with `receive`."""
+    """Records every outbound action; inbound messages are pushed with `receive`.
+
+    The connection state is plain attributes a test sets (`connected`, `connected_as`);
+    `report` stands for a transport's STATUS line."""
+
+    connected: asyncio.Event | None = None
+    connected_as: str | None = None
+    status: str | None = None
 
     def __init__(self, clock: Clock | None = None, *, paced: bool = True) -> None:
         super().__init__()
@@ -34,6 +42,11 @@ class MemoryGateway(Gateway):
 
     async def stop(self) -> None:
         self.started = False
+
+    def report(self, line: str) -> None:
+        self.status = line
+        if self.binding.on_status is not None:
+            self.binding.on_status(line)
 
     async def receive(self, message: InboundMessage) -> None:
         await self.dispatch(message)

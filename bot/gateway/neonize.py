@@ -21,7 +21,15 @@ from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ReceiptType
 
 from bot.clock import Clock
 from bot.gateway.addresses import RawChats
-from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered, OutboundMedia
+from bot.gateway.base import (
+    Binding,
+    DeliveryUnknown,
+    ExitReason,
+    Gateway,
+    GatewayError,
+    NotDelivered,
+    OutboundMedia,
+)
 from bot.gateway.connection import Connection, GatewayExit
 from bot.gateway.goclient import (
     ClientFactory,
@@ -44,7 +52,6 @@ from bot.gateway.normalize import (
     parse_jid,
 )
 from bot.gateway.ordered import OrderedEvents
-from bot.gateway.phone import PhoneWatch
 from bot.gateway.presence import Presence
 from bot.models import InboundMessage
 from bot.phones import is_lid_customer
@@ -115,7 +122,6 @@ class NeonizeGateway(Gateway):
             probe_timeout=probe_timeout, backoff_initial=backoff_initial,
             backoff_cap=backoff_cap, backoff_jitter=backoff_jitter, login_timeout=login_timeout,
             on_status=on_status, client_factory=client_factory, console=console, rng=rng)
-        self.connected = self.connection.connected
         self.state_dir = state_dir
         self.session_path = self.connection.session_path
         self.qr_png_path = self.connection.qr_png_path
@@ -133,23 +139,37 @@ class NeonizeGateway(Gateway):
         self._go_threads = go_threads
         self._threads: GoThreads | None = None
         self._backlog_ids: set[str] = set()  # delivered during WhatsApp's offline sync
-        self.on_backlog_complete: Callable[[], Awaitable[None]] | None = None
-        self.phone: PhoneWatch | None = None  # the business phone's last sign (App sets it)
         self.connection.on_synced = self._offline_synced
         self.presence = Presence()
 
     # ── lifecycle: the connection's ────────────────────────────────────────────────────
+
+    def bind(self, binding: Binding) -> None:
+        super().bind(binding)
+        self.connection.restrictions = binding.restrictions
+        self.connection.status_listener = binding.on_status
+
+    @property
+    def connected(self) -> asyncio.Event:
+        return self.connection.connected
 
     @property
     def connected_as(self) -> str | None:
         return self.connection.connected_as
 
     @property
+    def linking(self) -> NeonizeGateway:
+        return self  # the QR's file, the pair code on show, and a code asked while running
+
+    def report(self, line: str) -> None:
+        self.connection.report(line)
+
+    @property
     def status(self) -> str:
         return self.connection.status
 
     @property
-    def finished(self) -> asyncio.Future[GatewayExit]:
+    def finished(self) -> asyncio.Future[ExitReason]:
         return self.connection.finished
 
     @property
@@ -227,9 +247,9 @@ class NeonizeGateway(Gateway):
     async def _on_message(self, client: GoClient, ev: Any) -> None:
         if self.connection.syncing:
             self._backlog_ids.add(str(ev.Info.ID))
-        if self.phone is not None:  # before normalizing: "Message yourself" is dropped there
+        if self.binding.phone is not None:  # before normalizing: "Message yourself" is dropped there
             source = ev.Info.MessageSource
-            self.phone.seen(int(source.Sender.Device), bool(source.IsFromMe))
+            self.binding.phone.seen(int(source.Sender.Device), bool(source.IsFromMe))
         handled = self._events.put(client, ev)  # no await before this: Go's order is kept
         await handled
 
@@ -240,8 +260,8 @@ class NeonizeGateway(Gateway):
 
     async def _handle_event(self, client: GoClient, ev: Any) -> None:
         if ev is _SYNC_DONE:
-            if self.on_backlog_complete is not None:
-                await self.on_backlog_complete()
+            if self.binding.on_backlog_complete is not None:
+                await self.binding.on_backlog_complete()
             return
         result = await self.normalize(ev, client)
         if str(ev.Info.ID) in self._backlog_ids:

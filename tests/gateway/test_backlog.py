@@ -21,7 +21,7 @@ from neonize.aioze.events import (
 from neonize.exc import SendMessageError
 from neonize.proto.Neonize_pb2 import ConnectFailureReason, TemporaryBan
 
-from bot.gateway.base import GatewayError
+from bot.gateway.base import Binding, GatewayError
 from bot.gateway.neonize import NeonizeGateway
 from bot.gateway.pacer import Pacer
 from bot.gateway.phone import PhoneWatch
@@ -44,8 +44,7 @@ async def test_messages_delivered_during_the_offline_sync_are_tagged_backlog(
     async def complete() -> None:
         completions.append([m for m, _ in seen])
 
-    gateway.on_message(handle)
-    gateway.on_backlog_complete = complete
+    gateway.bind(Binding(on_message=handle, on_backlog_complete=complete))
     await client.fire(ConnectedEv, ConnectedEv(status=True))
     await client.fire(MessageEv, event(text("antes"), msg_id="LIVE0"))
     await client.fire(OfflineSyncPreviewEv, OfflineSyncPreviewEv(
@@ -82,7 +81,7 @@ async def test_a_temporary_ban_is_recorded_for_follow_ups_and_status(
 ) -> None:
     gateway, client = running
     restrictions = Restrictions(clock, tmp_path)
-    gateway.connection.restrictions = restrictions
+    gateway.bind(Binding(restrictions=restrictions))
     await client.fire(ConnectedEv, ConnectedEv(status=True))
     await client.fire(TemporaryBanEv, TemporaryBanEv(
         Code=TemporaryBan.SENT_TOO_MANY_SAME_MESSAGE, Expire=7200))
@@ -116,14 +115,14 @@ async def test_the_owner_is_warned_when_the_phone_shows_no_sign_for_ten_days(
     running: tuple[NeonizeGateway, StandInClient], clock: RecordingClock, tmp_path: Path,
 ) -> None:
     gateway, client = running
-    watch = gateway.phone = PhoneWatch(clock, tmp_path, timedelta(days=10))
+    watch = PhoneWatch(clock, tmp_path, timedelta(days=10))
     alerts: list[str] = []
 
     async def alert(subject: str, text: str) -> bool:
         alerts.append(text)
         return True
 
-    gateway.on_message(lambda m: asyncio.sleep(0))
+    gateway.bind(Binding(on_message=lambda m: asyncio.sleep(0), phone=watch))
     await client.fire(ConnectedEv, ConnectedEv(status=True))
     await clock.advance(9 * 86400)
     # A customer's message, and one this device sent (device 3): no sign of the phone.

@@ -51,8 +51,13 @@ class LinkingGateway(MemoryGateway):
         self.connected_as: str | None = None
         self.status = "waiting for QR scan (see journalctl or the console)"
         self.qr_png_path = state_dir / "login-qr.png"
+        self.pair_code = None
         segno.make("2@wabot-test-qr-code,not-a-real-one", error="L").save(
             str(self.qr_png_path), scale=6)
+
+    @property
+    def linking(self):
+        return self  # links by QR from the console, as the WhatsApp Web gateway does
 
     def scanned(self) -> None:
         self.connected_as = "+5215500005678"

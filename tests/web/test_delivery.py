@@ -15,7 +15,6 @@ from bot.app import App
 from bot.clock import VirtualClock
 from bot.gateway.cloud import CloudGateway
 from bot.models import CustomerKey
-from bot.ops.daemon import transport_routers
 from bot.stores.outbound import OutboundStore
 from bot.web import delivery
 from tests.fakes import meta_webhooks as meta
@@ -70,7 +69,7 @@ async def served(tmp_path: Path, openai_server: FakeOpenAI, graph_server: FakeGr
     clock = VirtualClock(START)
     gateway = CloudGateway(tenant, settings.cloud, clock)
     app = App(settings, gateway, clock=clock, business=BUSINESS, heartbeat=False,
-              serve_http=True, extra_routers=transport_routers(gateway))
+              serve_http=True)
     await app.start()
     s = Served(app, gateway, clock)
     try:
