@@ -19,8 +19,8 @@ app.add_typer(knowledge, name="knowledge")
 
 
 async def _with_library(settings: Settings, work: Callable[[Library], Awaitable[T]]) -> T:
-    from bot.app import build_library, build_llm
     from bot.clock import SystemClock
+    from bot.parts import build_library, build_llm
     from bot.stores.db import Database
 
     db = Database(settings.sql_url)

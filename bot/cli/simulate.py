@@ -61,8 +61,11 @@ class Run:
     def on_agent(self, event: str, key: CustomerKey) -> None:
         self.emit({"event": event, "customer": key.phone})
 
-    def on_sent(self, chat: str, text: str, kind: str) -> None:
-        self.emit({"to": "+" + chat.split("@", 1)[0], "text": text, "kind": kind})
+    def on_event(self, name: str, data: dict[str, Any]) -> None:
+        if name == "message.sent":  # everything the presenter sent
+            chat = str(data["chat"])
+            self.emit({"to": "+" + chat.split("@", 1)[0], "text": data["text"],
+                       "kind": data["kind"]})
 
     def on_gateway(self, out: Outbound) -> None:
         """Pictures and documents the agent sent (text goes through the presenter)."""
@@ -74,7 +77,7 @@ class Run:
         llm = self.llm_factory() if self.llm_factory else None
         app = App(self.settings, self.gateway, clock=self.clock, llm=llm,
                   on_agent_event=self.on_agent, heartbeat=False)
-        app.presenter.listeners.append(self.on_sent)
+        app.unit.events.listeners.append(self.on_event)
         await app.start()
         self.app = app
         return app
@@ -86,7 +89,7 @@ class Run:
 
     @property
     def work(self) -> set[Any]:
-        return self.app.inbox.tasks if self.app else set()
+        return self.app.unit.inbox.tasks if self.app else set()
 
 
 Op = Callable[[Run, dict[str, Any]], Awaitable[None]]
@@ -248,7 +251,7 @@ def simulation_tenant(base: str) -> str:
 
 async def erase_tenant(settings: Settings) -> int:
     """Erase every customer of `settings.tenant` from every store; returns how many."""
-    from bot.app import build_memory
+    from bot.parts import build_memory
     from bot.stores.customers import CustomerStore
     from bot.stores.db import Database
 

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from bot.models import InboundMessage
 from bot.phones import group_jid, is_group_customer
@@ -68,6 +68,14 @@ class Linkable(Protocol):
     async def request_pair_code(self, phone: str) -> str: ...
 
 
+class Pace(Protocol):
+    """The number's send pace (`bot.gateway.pacer.Pacer`): `send` waits for a slot, unless
+    `chat` is `own` (the owner's own chat), then calls `send(*args)`."""
+
+    async def send(self, chat: str, own: str | None, send: Callable[..., Awaitable[str]],
+                   *args: Any) -> str: ...
+
+
 async def _unbound(message: InboundMessage) -> None:
     raise GatewayError("no inbound handler registered before messages arrived")
 
@@ -82,6 +90,7 @@ class Binding:
     `on_status`: each new status line (the console's `connection.changed`).
     `restrictions`: bans and limits the transport learns of (WhatsApp Web).
     `phone`: the business phone's last sign of life (WhatsApp Web's linked device).
+    `pacer`: the number's send pace, applied to every send of a `paced` transport.
     A transport uses what applies to it and ignores the rest.
     """
 
@@ -91,6 +100,7 @@ class Binding:
     on_status: StatusListener | None = None
     restrictions: Restrictions | None = None
     phone: PhoneWatch | None = None
+    pacer: Pace | None = None
 
 
 class Gateway(ABC):
@@ -182,9 +192,13 @@ class Gateway(ABC):
     async def stop(self) -> None:
         """Disconnect; idempotent."""
 
-    @abstractmethod
     async def send_text(self, chat: str, text: str) -> str:
         """Send a text message; returns the transport's message id."""
+        return await self._paced(chat, self._send_text, chat, text)
+
+    @abstractmethod
+    async def _send_text(self, chat: str, text: str) -> str:
+        """The transport's own send, unpaced."""
 
     @abstractmethod
     async def mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None: ...
@@ -199,10 +213,23 @@ class Gateway(ABC):
 
         Callers bound the size before calling (`knowledge.max_media_bytes`). Transports
         map `kind` to their own message types (WhatsApp Web: image/document messages; the
-        Cloud API: `image`/`document` media messages) and raise `GatewayError` on failure.
-        The default raises: a transport without media support says so, never drops it.
+        Cloud API: `image`/`document` media messages) in `_send_media` and raise
+        `GatewayError` on failure.
         """
+        return await self._paced(chat, self._send_media, chat, media)
+
+    async def _send_media(self, chat: str, media: OutboundMedia) -> str:
+        """The default raises: a transport without media support says so, never drops it."""
         raise GatewayError(f"{type(self).__name__} cannot send media")
+
+    async def _paced(self, chat: str, send: Callable[..., Awaitable[str]], *args: Any) -> str:
+        """Every send, whoever makes it, waits for the number's pacer (not a transport whose
+        provider paces it); the owner's own chat never waits."""
+        pacer = self.binding.pacer
+        if pacer is None or not self.paced:
+            return await send(*args)
+        own = self.connected_as
+        return await pacer.send(chat, self.chat_for(own) if own else None, send, *args)
 
     async def send_image(self, chat: str, data: bytes, mimetype: str, caption: str = "",
                          filename: str = "image") -> str:

@@ -289,7 +289,7 @@ class CloudGateway(Gateway):
 
     # --- sending -----------------------------------------------------------------------
 
-    async def send_text(self, chat: str, text: str) -> str:
+    async def _send_text(self, chat: str, text: str) -> str:
         try:
             if not await self.window_open("+" + chat):
                 wamid = await self._outside_window(chat, text)
@@ -308,7 +308,7 @@ class CloudGateway(Gateway):
                 {"type": "text", "text": p} for p in params]}]
         return await self._send(chat, "template", template)
 
-    async def send_media(self, chat: str, media: OutboundMedia) -> str:
+    async def _send_media(self, chat: str, media: OutboundMedia) -> str:
         """An image or a document: uploaded to `/{phone_number_id}/media`, then sent by
         its media id with the caption (and the file name for documents)."""
         if not await self.window_open("+" + chat):

@@ -11,13 +11,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import Protocol
 
 from fastapi import APIRouter, Request, Response
 from loguru import logger
 
-from bot.gateway.cloud import CloudGateway
+from bot.clock import Clock
 from bot.gateway.cloud_events import parse
+from bot.models import InboundMessage
 from bot.phones import mask
+from bot.settings import CloudSettings
+from bot.stores.outbound import StatusUpdate
 
 PATH = "/webhooks/whatsapp"
 SIGNATURE = "X-Hub-Signature-256"
@@ -33,7 +37,19 @@ def signed(body: bytes | bytearray, header: str | None, secret: str) -> bool:
     return bool(header) and hmac.compare_digest(signature(body, secret), header or "")
 
 
-def webhook_router(gateway: CloudGateway) -> APIRouter:
+class WebhookTarget(Protocol):
+    """What the receiver hands its events to (the Cloud API gateway)."""
+
+    s: CloudSettings
+    tenant: str
+    clock: Clock
+
+    async def dispatch(self, message: InboundMessage) -> None: ...
+
+    async def record_status(self, change: StatusUpdate) -> None: ...
+
+
+def webhook_router(gateway: WebhookTarget) -> APIRouter:
     s = gateway.s
     secret = s.app_secret.get_secret_value() if s.app_secret else ""
     verify = s.verify_token.get_secret_value() if s.verify_token else ""

@@ -56,7 +56,7 @@ class MemoryGateway(Gateway):
         for listener in self.listeners:
             listener(out)
 
-    async def send_text(self, chat: str, text: str) -> str:
+    async def _send_text(self, chat: str, text: str) -> str:
         if self.fail_sends:
             raise GatewayError(f"send to {chat} failed (test switch)")
         self.text_sends += 1
@@ -65,7 +65,7 @@ class MemoryGateway(Gateway):
         self._record(Outbound("text", chat, text, self.clock.now()))
         return f"OUT{next(self._ids)}"
 
-    async def send_media(self, chat: str, media: OutboundMedia) -> str:
+    async def _send_media(self, chat: str, media: OutboundMedia) -> str:
         if self.fail_sends:
             raise GatewayError(f"send to {chat} failed (test switch)")
         self.media_sent.append((chat, media))

@@ -286,7 +286,7 @@ class NeonizeGateway(Gateway):
 
     # ── outbound ───────────────────────────────────────────────────────────────────────
 
-    async def send_text(self, chat: str, text: str) -> str:
+    async def _send_text(self, chat: str, text: str) -> str:
         """Send one text. whatsmeow queues nothing (send.go SendMessage fails at once when
         the socket is down): wait a bounded time for the connection, and send again only
         what provably never left. A timeout raises `DeliveryUnknown`, never a resend."""
@@ -318,7 +318,7 @@ class NeonizeGateway(Gateway):
             self._sent_ids.popitem(last=False)
         return msg_id
 
-    async def send_media(self, chat: str, media: OutboundMedia) -> str:
+    async def _send_media(self, chat: str, media: OutboundMedia) -> str:
         """neonize's builders upload the bytes (and make an image's thumbnail); the built
         message goes through `send_message` like text."""
         if not self.connected.is_set():

@@ -38,6 +38,7 @@ from loguru import logger
 
 from bot.alerts import AlertOwner
 from bot.clock import Clock
+from bot.events.hub import CAPPED, Events
 from bot.models import CustomerKey, InboundMessage
 from bot.phones import mask, whatsapp_forms
 from bot.pipeline.inbox import UNANSWERED_KINDS, Fed
@@ -95,7 +96,8 @@ class RateLimiter:
                  settings: LimitSettings, has_pending: Callable[[CustomerKey], bool],
                  enqueue: Callable[[InboundMessage], None] | None = None,
                  tasks: set[asyncio.Task[None]] | None = None,
-                 alert: AlertOwner | None = None, remember: Remember | None = None) -> None:
+                 alert: AlertOwner | None = None, remember: Remember | None = None,
+                 events: Events | None = None) -> None:
         self.customers = customers
         self.presenter = presenter
         self.clock = clock
@@ -105,7 +107,7 @@ class RateLimiter:
         self.tasks = tasks if tasks is not None else set()
         self.alert = alert
         self.remember = remember
-        self.on_capped: list[Callable[[CustomerKey], None]] = []  # the journal revisit
+        self.events = events  # `message.capped`: answered once under the cap again
         self._windows: dict[CustomerKey, _Window] = {}
         self._calls = 0
 
@@ -186,8 +188,8 @@ class RateLimiter:
             "over the daily budget of {} tokens", self.s.daily_tokens)
         if self.remember is not None:
             await self.remember(msg)
-        for hook in self.on_capped:
-            hook(msg.key)
+        if self.events is not None:
+            await self.events.tell(CAPPED, msg.key)
         if window.budget_noticed_on != day:
             window.budget_noticed_on = day
             await send_now(self.presenter, self.customers, msg, self.s.budget_notice, "notice")

@@ -25,7 +25,7 @@ from bot.clock import Clock
 from bot.llm import LLM, LLMError
 from bot.models import CustomerKey, InboundMessage
 from bot.phones import mask
-from bot.pipeline.inbox import Inbox
+from bot.pipeline.chats import Chats
 from bot.pipeline.late import AFTER_CAP, AFTER_OUTAGE, late_instruction
 from bot.settings import RetrySettings
 from bot.stores.customers import CustomerStore
@@ -45,12 +45,12 @@ def by_customer(msgs: list[InboundMessage]) -> list[list[InboundMessage]]:
 
 
 class Revisit:
-    def __init__(self, tenant: str, customers: CustomerStore, inbox: Inbox, llm: LLM,
+    def __init__(self, tenant: str, customers: CustomerStore, chats: Chats, llm: LLM,
                  clock: Clock, settings: RetrySettings, zone: tzinfo,
                  over_budget: OverBudget, usage: BusinessUsage | None = None) -> None:
         self.tenant = tenant
         self.customers = customers
-        self.inbox = inbox
+        self.chats = chats
         self.clock = clock
         self.s = settings
         self.zone = zone
@@ -72,8 +72,8 @@ class Revisit:
             # Each pass is one of the inbox's tasks: stopping drains it like a turn, and
             # tests that settle the inbox see it finish.
             done = asyncio.create_task(self._pass())
-            self.inbox.tasks.add(done)
-            done.add_done_callback(self.inbox.tasks.discard)
+            self.chats.tasks.add(done)
+            done.add_done_callback(self.chats.tasks.discard)
             await done
             await self.clock.sleep(self.s.probe_seconds)
 
@@ -125,7 +125,7 @@ class Revisit:
         logger.bind(customer=mask(group[0].phone)).info(
             "answering {} message(s) late ({})", len(group),
             "after a failure" if last_try else "after the daily cap")
-        self.inbox.enqueue_late(group, late_instruction(template, group[0].timestamp,
+        self.chats.enqueue_late(group, late_instruction(template, group[0].timestamp,
                                                         self.zone), last_try=last_try)
         return len(group)
 

@@ -141,11 +141,12 @@ class CustomerStore:
     RECENT = 4096  # customers whose last read is kept for `get(max_age=…)`
     USAGE_CACHED = 50_000  # customer-days whose usage is kept (the daily cap reads it)
 
-    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+    def __init__(self, db: Database, clock: Clock | None = None, *,
+                 resident: Resident | None = None) -> None:
         self.db = db
         self.clock: Clock = clock or SystemClock()  # which day usage counts towards
         self.listeners: list[CustomerListener] = []
-        self.resident: Resident | None = None
+        self.resident = resident
         self._journal = JournalWriter(db, JOURNAL)
         # Only this process writes its tenant's usage: once read, a day's counts are kept
         # and added to as they are written.

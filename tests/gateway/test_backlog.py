@@ -146,7 +146,7 @@ async def test_a_send_refused_with_463_by_whatsmeow_is_recorded_as_a_timelock(
 ) -> None:
     gateway, client = running
     restrictions = Restrictions(clock, tmp_path)
-    Pacer(clock, 20, 6, restrictions).install(gateway, lambda: None)
+    gateway.bind(Binding(pacer=Pacer(clock, 20, 6, restrictions)))
     await client.fire(ConnectedEv, ConnectedEv(status=True))
     # neonize aioze/client.py send_message raises SendMessageError(model.Error), the text of
     # whatsmeow send.go's `fmt.Errorf("%w %d", ErrServerReturnedError, errorCode)`.

@@ -48,11 +48,11 @@ async def test_a_customer_writing_live_is_answered_at_once_with_their_backlog(
         for i in range(40):  # a backlog of 40 chats: ~3 minutes to answer
             msg = p.message(f"+5215500000{i:03d}", "¿tienen envíos?", backlog=True)
             msg.timestamp = clock.now() - timedelta(hours=2)
-            await p.app.intake(msg)
+            await p.app.unit.intake(msg)
         waiting = p.message("+5215500000039", "¿hola? sigo esperando")
-        await p.app.backlog.complete()
+        await p.app.unit.backlog.complete()
         await p.advance(20)
-        await p.app.intake(waiting)  # the youngest backlog chat writes again, live
+        await p.app.unit.intake(waiting)  # the youngest backlog chat writes again, live
         await p.advance(15)
         assert len(p.texts_to("+5215500000039")) == 1, "answered in seconds, not minutes"
         [turn] = [r for r in openai_server.chat_requests()

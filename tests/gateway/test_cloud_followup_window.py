@@ -52,7 +52,7 @@ async def _due_after(cloud: Cloud, openai: FakeOpenAI, hours: float) -> tuple[st
     await cloud.settle()
     before = len(openai.chat_requests())
     assert before >= 1  # the reply to "hola"
-    followups: Any = cloud.app.followups
+    followups: Any = cloud.app.unit.followups
     fu = await followups.schedule(CustomerKey(cloud.tenant, PHONE), "agent",
                                   "ask about the blue blouse",
                                   START + timedelta(hours=hours))
@@ -74,7 +74,7 @@ async def test_outside_the_window_without_a_template_no_model_call_is_made(
     assert action == "drop"
     assert calls == 0  # no tokens spent on a message that could not go out
     assert len(cloud.graph.sends()) == 1  # only the reply to "hola"
-    lines = await OutboundStore(cloud.app.db, cloud.tenant).recent()
+    lines = await OutboundStore(cloud.app.unit.db, cloud.tenant).recent()
     assert [line.status for line in lines] == ["skipped", "accepted"]  # the console's note
     assert "24-hour window" in lines[0].error
     assert any("message skipped: the customer last wrote over 24 h ago" in m for m in logged)

@@ -68,7 +68,7 @@ class Cloud:
         return [c for c in self.graph.calls if c.path != own]
 
     async def settle(self) -> None:
-        pending = await self.clock.wait(self.app.inbox.tasks, 3600)
+        pending = await self.clock.wait(self.app.unit.inbox.tasks, 3600)
         assert not pending
         await self.gateway.flush()
 
@@ -78,7 +78,7 @@ class Cloud:
     async def _rows(self, sql: str) -> list[Any]:
         from sqlalchemy import text
 
-        async with self.app.db.connect() as conn:
+        async with self.app.unit.db.connect() as conn:
             return list((await conn.execute(text(sql), {"t": self.tenant})).all())
 
 
@@ -147,13 +147,13 @@ async def test_a_redelivered_webhook_is_answered_once(cloud: Cloud) -> None:
     assert await cloud.post(payload) == 200  # after the answer, too
     await cloud.settle()
     assert cloud.graph.texts(WA) == ["OK: hola"]
-    customer = await cloud.app.customers.get(CustomerKey(cloud.tenant, PHONE))
+    customer = await cloud.app.unit.customers.get(CustomerKey(cloud.tenant, PHONE))
     assert customer is not None and customer.name == "Ana" and customer.msgs_in == 1
 
 
 async def test_the_reply_is_read_receipt_then_typing_then_text(cloud: Cloud) -> None:
-    cloud.app.presenter.s.enabled = True
-    cloud.app.presenter.s.read_delay_seconds = 0
+    cloud.app.unit.presenter.s.enabled = True
+    cloud.app.unit.presenter.s.read_delay_seconds = 0
     await cloud.post(meta.text(WA, "hola", msg_id="wamid.P1", at=T0))
     await cloud.settle()
     bodies = [c.body for c in cloud.graph.calls if c.path.endswith("/messages")]
@@ -204,7 +204,7 @@ async def test_media_over_the_size_limit_is_refused_before_download(cloud: Cloud
 async def test_status_callbacks_are_recorded_per_outbound_message(cloud: Cloud) -> None:
     await cloud.post(meta.text(WA, "hola", at=T0))
     await cloud.settle()
-    store = OutboundStore(cloud.app.db, cloud.tenant)
+    store = OutboundStore(cloud.app.unit.db, cloud.tenant)
     [line] = await store.recent()
     assert line.status == "accepted" and line.phone == PHONE
     for state in ("sent", "read", "delivered"):  # Meta may deliver them out of order
@@ -223,7 +223,7 @@ async def _proactive_after(cloud: Cloud, hours: float) -> bool:
     await cloud.post(meta.text(WA, "hola", at=T0))
     await cloud.settle()
     await cloud.clock.advance(hours * 3600)
-    return await cloud.app.inbox.proactive(CustomerKey(cloud.tenant, PHONE),
+    return await cloud.app.unit.chats.proactive(CustomerKey(cloud.tenant, PHONE),
                                            "follow up on the blue blouse")
 
 
@@ -236,7 +236,7 @@ async def test_outside_the_window_without_a_template_the_follow_up_is_skipped(
         cloud: Cloud) -> None:
     assert await _proactive_after(cloud, 25) is False
     assert len(cloud.graph.sends()) == 1  # only the first reply: nothing sent blindly
-    lines = await OutboundStore(cloud.app.db, cloud.tenant).recent()
+    lines = await OutboundStore(cloud.app.unit.db, cloud.tenant).recent()
     assert [line.status for line in lines] == ["skipped", "accepted"]
     assert "24-hour window" in lines[0].error
 
@@ -259,7 +259,7 @@ async def test_the_window_survives_a_restart_through_the_journal(
     await cloud.post(meta.text(WA, "hola", at=T0))
     await cloud.settle()
     fresh = CloudGateway(cloud.tenant, cloud.gateway.s, cloud.clock)  # knows nothing yet
-    fresh.bind_store(cloud.app.customers, OutboundStore(cloud.app.db, cloud.tenant))
+    fresh.bind_store(cloud.app.unit.customers, OutboundStore(cloud.app.unit.db, cloud.tenant))
     await cloud.clock.advance(3600)
     assert await fresh.window_open(PHONE)
     await cloud.clock.advance(24 * 3600)
@@ -273,14 +273,14 @@ async def test_a_reply_accepted_by_meta_just_before_a_crash_is_not_sent_again(
     acceptance close that gap for the restart."""
     await cloud.post(meta.text(WA, "hola", msg_id="wamid.K1", at=T0))
     await cloud.settle()
-    await cloud.app.customers.journal_mark(cloud.tenant, ["wamid.K1"], "received")  # as if
+    await cloud.app.unit.customers.journal_mark(cloud.tenant, ["wamid.K1"], "received")  # as if
     # the process had died between the send and the journal write
-    await cloud.app.customers.journal_add(_inbound(cloud.tenant, "wamid.K2"))  # never answered
+    await cloud.app.unit.customers.journal_add(_inbound(cloud.tenant, "wamid.K2"))  # never answered
     restarted = CloudGateway(cloud.tenant, cloud.gateway.s, cloud.clock)
-    restarted.bind_store(cloud.app.customers, OutboundStore(cloud.app.db, cloud.tenant),
+    restarted.bind_store(cloud.app.unit.customers, OutboundStore(cloud.app.unit.db, cloud.tenant),
                          tmp_path)
     await restarted.start()
-    pending = await cloud.app.customers.journal_pending(cloud.tenant)
+    pending = await cloud.app.unit.customers.journal_pending(cloud.tenant)
     assert [m.msg_id for m in pending] == ["wamid.K2"]  # recovery answers only this one
     await restarted.stop()
 

@@ -40,11 +40,11 @@ def retries(p: Pipeline) -> list[asyncio.Task[None]]:
 
 async def history(p: Pipeline) -> list[tuple[Role, str]]:
     key = CustomerKey(p.settings.tenant, ANA)
-    return [(m.role, m.text) for m in await p.app.memory.recent(key, 20)]
+    return [(m.role, m.text) for m in await p.app.unit.memory.recent(key, 20)]
 
 
 async def journal(p: Pipeline) -> list[str]:
-    async with p.app.db.connect() as conn:
+    async with p.app.unit.db.connect() as conn:
         rows = await conn.execute(select(JOURNAL.c.status).where(
             JOURNAL.c.tenant == p.settings.tenant).order_by(JOURNAL.c.id))
         return [r[0] for r in rows]
@@ -85,7 +85,7 @@ async def test_a_reply_refused_while_disconnected_is_remembered_as_undelivered_a
         assert p.texts_to(ANA) == ["OK: hola"]  # once
         assert (await history(p))[-1][1].startswith("(Delivered late")
         assert await journal(p) == ["answered"]
-        assert await p.app.deliveries.with_status("undelivered", "sending") == []
+        assert await p.app.unit.deliveries.with_status("undelivered", "sending") == []
     assert len(openai_server.chat_requests()) == 1  # the reply was sent, not composed again
 
 
@@ -98,11 +98,11 @@ async def test_a_reply_undelivered_past_the_retry_age_is_given_up_and_the_owner_
         await p.say(ANA, "hola")
         await p.settle()
         await p.clock.advance(14 * 60, retries(p))
-        assert [a["kind"] for a in p.app.alerts.recent] == []
+        assert [a["kind"] for a in p.app.unit.alerts.recent] == []
         await p.clock.advance(2 * 60, retries(p))
-        assert [a["kind"] for a in p.app.alerts.recent] == ["undelivered"]
+        assert [a["kind"] for a in p.app.unit.alerts.recent] == ["undelivered"]
         assert (await history(p))[-1] == (Role.NOTE, redelivery.NEVER.format(minutes=15))
-        assert await p.app.deliveries.with_status("undelivered") == []
+        assert await p.app.unit.deliveries.with_status("undelivered") == []
         gateway.before_send = None
         await p.clock.advance(120, retries(p))
         assert p.texts_to(ANA) == []  # a quarter of an hour late is not sent at all
@@ -122,7 +122,7 @@ async def test_a_send_that_timed_out_is_never_sent_again_nor_the_bubbles_after_i
         assert p.texts_to(ANA) == ["Uno."]
         assert (await history(p))[-1] == (Role.NOTE, redelivery.UNCERTAIN)
         assert await journal(p) == ["unknown"]
-        assert await p.app.deliveries.with_status("undelivered", "sending", "unknown") == []
+        assert await p.app.unit.deliveries.with_status("undelivered", "sending", "unknown") == []
 
 
 async def test_a_crash_between_bubbles_resumes_from_the_first_unsent_one(settings,
@@ -139,10 +139,10 @@ async def test_a_crash_between_bubbles_resumes_from_the_first_unsent_one(setting
         await p.say(ANA, "hola")
         await p.advance(60)
         assert p.texts_to(ANA) == ["Uno."]
-        p.app.inbox.close()  # the crash: nothing after this point of the turn happens
-        for task in list(p.app.inbox.tasks):
+        p.app.unit.inbox.close()  # the crash: nothing after this point of the turn happens
+        for task in list(p.app.unit.inbox.tasks):
             task.cancel()
-        await asyncio.gather(*p.app.inbox.tasks, return_exceptions=True)
+        await asyncio.gather(*p.app.unit.inbox.tasks, return_exceptions=True)
     gateway.before_send = None
     async with pipeline(settings, clock=clock, gateway=gateway) as p:
         await eventually(lambda: len(p.texts_to(ANA)) == 3)
@@ -162,7 +162,7 @@ async def test_a_reply_of_several_bubbles_leaves_no_delivery_row_behind(settings
         await p.say(ANA, "hola")
         await p.settle()
         assert p.texts_to(ANA) == ["Uno.", "Dos.", "Tres."]
-        assert await p.app.deliveries.with_status("sending", "undelivered") == []
+        assert await p.app.unit.deliveries.with_status("sending", "undelivered") == []
 
 
 async def test_forget_erases_a_reply_still_owed_and_export_shows_it(
@@ -179,14 +179,14 @@ async def test_forget_erases_a_reply_still_owed_and_export_shows_it(
     async with pipeline(settings, clock=clock, gateway=gateway) as p:
         await p.say(ANA, "mi tarjeta 4111")
         await p.settle()
-        assert len(await p.app.deliveries.with_status("undelivered")) == 1
+        assert len(await p.app.unit.deliveries.with_status("undelivered")) == 1
         exported = await asyncio.to_thread(CliRunner().invoke, cli, ["export", ANA])
         assert exported.exit_code == 0, exported.output
         assert json.loads(exported.output)["undelivered_replies"][0]["bubbles"] == [
             "OK: mi tarjeta 4111"]
         erased = await asyncio.to_thread(CliRunner().invoke, cli, ["forget", ANA, "--yes"])
         assert erased.exit_code == 0, erased.output
-        assert await p.app.deliveries.with_status("undelivered") == []
+        assert await p.app.unit.deliveries.with_status("undelivered") == []
 
 
 class Disconnected(MemoryGateway):
@@ -209,8 +209,8 @@ async def test_a_reply_is_given_up_during_a_long_outage_not_only_after_it(
         await p.settle()
         gateway.connected.clear()
         await p.clock.advance(16 * 60, retries(p))
-        assert [a["kind"] for a in p.app.alerts.recent] == ["undelivered"]
-        assert await p.app.deliveries.with_status("undelivered") == []
+        assert [a["kind"] for a in p.app.unit.alerts.recent] == ["undelivered"]
+        assert await p.app.unit.deliveries.with_status("undelivered") == []
 
 
 async def test_a_graceful_stop_finishes_the_reply_in_flight(db_url, tmp_path, openai_server,
@@ -246,14 +246,14 @@ async def test_with_nothing_owed_the_retry_loop_waits_without_querying(settings,
     gateway = MemoryGateway(clock)
     async with pipeline(settings, clock=clock, gateway=gateway) as p:
         looks = 0
-        look = p.app.deliveries.with_status
+        look = p.app.unit.deliveries.with_status
 
         async def counted(*statuses: str):  # type: ignore[no-untyped-def]
             nonlocal looks
             looks += "undelivered" in statuses
             return await look(*statuses)
 
-        p.app.deliveries.with_status = counted  # type: ignore[method-assign]
+        p.app.unit.deliveries.with_status = counted  # type: ignore[method-assign]
         await p.clock.advance(3600, retries(p))
         assert looks <= 1  # an hour of 30-s rounds, at most the first look
         before = looks

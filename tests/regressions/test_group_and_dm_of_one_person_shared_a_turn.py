@@ -73,6 +73,6 @@ async def test_a_persons_dm_and_group_message_are_separate_turns_with_their_own_
     assert receipts == {(CUSTOMER, CUSTOMER, ("D1",)),  # a DM's sender is ignored by Go
                         (GROUP, CUSTOMER, ("G1",)), (GROUP, OTHER, ("G2",))}
     tenant = p.settings.tenant
-    ana = await p.app.customers.get(CustomerKey(tenant, CUSTOMER_E164))
+    ana = await p.app.unit.customers.get(CustomerKey(tenant, CUSTOMER_E164))
     assert ana is not None and ana.wa_jid == f"{CUSTOMER}@s.whatsapp.net"  # follow-ups: DM
-    assert await p.app.customers.get(CustomerKey(tenant, f"g:{GROUP}")) is not None
+    assert await p.app.unit.customers.get(CustomerKey(tenant, f"g:{GROUP}")) is not None

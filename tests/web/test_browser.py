@@ -85,7 +85,7 @@ async def seed(p) -> None:
         p._server.reply("¡Hola! ¿En qué te puedo ayudar?")
         await p.say(phone, "hola", push_name=["Bob", "Lupita", "Marta"][i])
         await p.settle()
-    await p.app.customers.set_stage(CustomerKey(p.settings.tenant, "+5215598765432"),
+    await p.app.unit.customers.set_stage(CustomerKey(p.settings.tenant, "+5215598765432"),
                                     Stage.CUSTOMER)
 
 
