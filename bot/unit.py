@@ -33,13 +33,13 @@ from bot.gateway.phone import PhoneWatch
 from bot.gateway.restrictions import Restrictions
 from bot.knowledge.library import Library, log_report, reindex_on
 from bot.ops.status import STALE_BEATS, Live, Monitor, read_heartbeat
-from bot.pipeline.backlog import Backlog
 from bot.pipeline.chats import Chats
 from bot.pipeline.inbox import Inbox
 from bot.pipeline.intake import Intake
+from bot.pipeline.later.backlog import Backlog
+from bot.pipeline.later.capped_and_failed import Revisit
+from bot.pipeline.later.undelivered import Redelivery
 from bot.pipeline.presenter import Presenter
-from bot.pipeline.redelivery import Redelivery
-from bot.pipeline.revisit import Revisit
 from bot.pipeline.takeover import Takeover
 from bot.settings import Settings
 from bot.stores.customers import CustomerStore

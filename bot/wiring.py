@@ -35,16 +35,16 @@ from bot.llm import LLM, CallLog
 from bot.models import CustomerKey
 from bot.ops.status import Live, Monitor
 from bot.parts import build_library, build_llm, build_memory, load_business_for, with_canned_texts
-from bot.pipeline.backlog import Backlog
 from bot.pipeline.chats import Chats
 from bot.pipeline.inbox import Inbox
 from bot.pipeline.intake import Intake
+from bot.pipeline.later.backlog import Backlog
+from bot.pipeline.later.capped_and_failed import Revisit
+from bot.pipeline.later.undelivered import Redelivery
 from bot.pipeline.limits import Access, RateLimiter
 from bot.pipeline.media import Media, remember_text
 from bot.pipeline.optout import OptOut
 from bot.pipeline.presenter import Presenter
-from bot.pipeline.redelivery import Redelivery
-from bot.pipeline.revisit import Revisit
 from bot.pipeline.takeover import Takeover
 from bot.pipeline.voice_budget import VoiceBudget
 from bot.settings import Settings

@@ -307,7 +307,7 @@ async def diagnose(settings: Settings, limit_s: float = 10.0) -> list[Check]:
                                    check_llm(settings, limit_s))
     if cloud:
         checks.append(await check_cloud_token(settings, limit_s))
-    from bot.web.doctor import check_console
+    from bot.web.console_check import check_console
 
     checks.append(Check("console", *await check_console(settings, min(limit_s, 3.0))))
     return checks

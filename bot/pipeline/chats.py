@@ -25,11 +25,11 @@ from bot.gateway.base import GatewayError
 from bot.gateway.pacer import Lane, lane
 from bot.models import CustomerKey, InboundMessage, MessageKind
 from bot.phones import mask
-from bot.pipeline.backlog import lane_for
-from bot.pipeline.late import FAILED_FINAL, fit_flood
+from bot.pipeline.later.backlog import lane_for
+from bot.pipeline.later.instructions import FAILED_FINAL, fit_flood
+from bot.pipeline.later.undelivered import settled, undelivered
 from bot.pipeline.outcomes import Describer, Fed, Proactive, describe_kind
 from bot.pipeline.presenter import Presenter, Tracked
-from bot.pipeline.redelivery import settled, undelivered
 from bot.pipeline.slots import TurnSlots
 from bot.settings import InboxSettings
 from bot.stores.customers import Contact, CustomerStore

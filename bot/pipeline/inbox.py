@@ -34,7 +34,7 @@ from bot.text import visible
 
 __all__ = ["KIND_NOTES", "UNANSWERED_KINDS", "Describer", "Fed", "Filter", "Inbox",
            "JournalUnavailable", "Proactive", "describe_kind"]
-# bot.pipeline.backlog: True when it took the message (it comes back through
+# bot.pipeline.later.backlog: True when it took the message (it comes back through
 # `Chats.enqueue_late`).
 TakeBacklog = Callable[[InboundMessage], Awaitable[bool]]
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 from loguru import logger
 
-from bot.alerts import AlertOwner
 from bot.clock import Clock
 from bot.models import InboundMessage, MessageKind
+from bot.owner_alert import AlertOwner
 from bot.phones import mask
 from bot.pipeline.inbox import Fed, JournalUnavailable
 

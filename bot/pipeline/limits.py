@@ -11,7 +11,7 @@ when the cap allows:
   they are journaled `rate_limited` and the next turn reads them from history as far as
   its prompt allows. The inbox tells the agent when a turn carries a flood;
 - over `daily_tokens` it is `capped` and stored in history at once (the owner sees it);
-  `bot.pipeline.revisit` answers it once the customer is under the cap again (the next UTC
+  `bot.pipeline.later.capped_and_failed` answers it once the customer is under the cap again (the next UTC
   day, or after the owner raised the cap).
 
 Per customer (all in-process, on the injected clock, except the daily tokens):
@@ -36,10 +36,10 @@ from datetime import datetime, timedelta
 
 from loguru import logger
 
-from bot.alerts import AlertOwner
 from bot.clock import Clock
 from bot.events.hub import CAPPED, Events
 from bot.models import CustomerKey, InboundMessage
+from bot.owner_alert import AlertOwner
 from bot.phones import mask, whatsapp_forms
 from bot.pipeline.inbox import UNANSWERED_KINDS, Fed
 from bot.pipeline.media import send_now

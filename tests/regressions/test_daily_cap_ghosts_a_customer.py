@@ -12,7 +12,7 @@ from bot.agents.prompt import RULES, prompt_tokens
 from bot.models import CustomerKey, Role
 from bot.ops.status import format_status, read_status
 from bot.pipeline.inbox import Fed
-from bot.pipeline.late import AFTER_CAP
+from bot.pipeline.later.instructions import AFTER_CAP
 from bot.stores.customers import utc_day
 from bot.stores.usage_lines import LINES, MEMORY
 from tests.fakes.pipeline import START, make_settings, pipeline

@@ -9,7 +9,7 @@ from __future__ import annotations
 from bot.agents.prompt import RULES
 from bot.models import CustomerKey, Role
 from bot.pipeline.inbox import Fed
-from bot.pipeline.late import FLOOD
+from bot.pipeline.later.instructions import FLOOD
 from tests.fakes.pipeline import START, make_settings, pipeline
 
 ANA = "+5215512345678"

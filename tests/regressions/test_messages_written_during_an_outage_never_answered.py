@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from bot.agents.prompt import RULES
 from bot.ops.status import format_status, read_status, status_json
-from bot.pipeline.late import AFTER_OUTAGE, FAILED_FINAL
+from bot.pipeline.later.instructions import AFTER_OUTAGE, FAILED_FINAL
 from tests.fakes.openai_server import Error, Reply
 from tests.fakes.pipeline import START, make_settings, pipeline
 

@@ -21,10 +21,10 @@ from datetime import datetime, timedelta
 from loguru import logger
 
 from bot.agents.agent import Reply
-from bot.alerts import AlertOwner
 from bot.clock import Clock
 from bot.gateway.base import GatewayError
 from bot.models import CustomerKey, MemoryMessage, Role
+from bot.owner_alert import AlertOwner
 from bot.phones import mask
 from bot.pipeline.presenter import Presenter, Tracked
 from bot.settings import PresenterSettings

@@ -26,7 +26,7 @@ from bot.llm import LLM, LLMError
 from bot.models import CustomerKey, InboundMessage
 from bot.phones import mask
 from bot.pipeline.chats import Chats
-from bot.pipeline.late import AFTER_CAP, AFTER_OUTAGE, late_instruction
+from bot.pipeline.later.instructions import AFTER_CAP, AFTER_OUTAGE, late_instruction
 from bot.settings import RetrySettings
 from bot.stores.customers import CustomerStore
 from bot.stores.usage_lines import PROBE_LINE, BusinessUsage

@@ -25,10 +25,10 @@ from datetime import datetime, timedelta
 
 from loguru import logger
 
-from bot.alerts import AlertOwner
 from bot.clock import Clock
 from bot.gateway.pacer import Lane, lane
 from bot.models import CustomerKey, InboundMessage
+from bot.owner_alert import AlertOwner
 
 EnqueueLate = Callable[[list[InboundMessage], str], None]  # Inbox.enqueue_late
 MarkJournal = Callable[[str, list[str], str], Awaitable[None]]
