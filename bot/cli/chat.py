@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from bot.app import App
 from bot.cli.common import app as cli
 from bot.cli.common import run_configured, settings_or_exit
 from bot.gateway.memory import MemoryGateway
@@ -20,6 +19,8 @@ PROMPT = "you> "
 
 async def run_chat(settings: Settings, phone: str, name: str = "") -> None:
     gateway = MemoryGateway()
+    from bot.app import App  # the daemon's parts load when a chat starts, not with the CLI
+
     app = App(settings, gateway, heartbeat=False)  # not the daemon: `status` must not see it
     agent_name = app.unit.business.name
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from bot.cli.common import app, run_configured, settings_or_exit
-from bot.knowledge.library import Library
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.knowledge.library import Library
 
 T = TypeVar("T")
 knowledge = typer.Typer(help="The catalog and documents the agents search.",

@@ -17,19 +17,21 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
-from bot.app import App
 from bot.cli.common import app as cli
 from bot.cli.common import fail, run_configured, settings_or_exit
 from bot.clock import VirtualClock
 from bot.gateway.memory import MemoryGateway
-from bot.llm import LLM
 from bot.models import CustomerKey, InboundMessage, MessageKind, Outbound
 from bot.phones import PhoneError, parse_typed
 from bot.settings import Settings
+
+if TYPE_CHECKING:  # the daemon's parts load when a run starts, not with the CLI
+    from bot.app import App
+    from bot.llm import LLM
 
 DRAIN_SECONDS = 24 * 3600  # the most virtual time the end of a scenario may take
 
@@ -74,6 +76,8 @@ class Run:
                        "text": out.text})
 
     async def start_app(self) -> App:
+        from bot.app import App
+
         llm = self.llm_factory() if self.llm_factory else None
         app = App(self.settings, self.gateway, clock=self.clock, llm=llm,
                   on_agent_event=self.on_agent, heartbeat=False)
