@@ -15,7 +15,7 @@ from bot.clock import VirtualClock
 from bot.gateway.base import DeliveryUnknown, NotDelivered
 from bot.gateway.memory import MemoryGateway
 from bot.models import CustomerKey, Role
-from bot.pipeline import redelivery
+from bot.pipeline.later import undelivered
 from bot.stores.customers import JOURNAL
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.pipeline import START, Pipeline, eventually, make_settings, pipeline
@@ -74,7 +74,7 @@ async def test_a_reply_refused_while_disconnected_is_remembered_as_undelivered_a
         await p.settle()
         assert p.texts_to(ANA) == []
         assert await history(p) == [(Role.CUSTOMER, "hola"), (Role.AGENT, "OK: hola"),
-                                    (Role.NOTE, redelivery.NOT_YET)]
+                                    (Role.NOTE, undelivered.NOT_YET)]
         assert await journal(p) == ["undelivered"]
         await p.clock.advance(60, retries(p))  # still disconnected: nothing goes out
         assert p.texts_to(ANA) == []
@@ -101,7 +101,7 @@ async def test_a_reply_undelivered_past_the_retry_age_is_given_up_and_the_owner_
         assert [a["kind"] for a in p.app.unit.alerts.recent] == []
         await p.clock.advance(2 * 60, retries(p))
         assert [a["kind"] for a in p.app.unit.alerts.recent] == ["undelivered"]
-        assert (await history(p))[-1] == (Role.NOTE, redelivery.NEVER.format(minutes=15))
+        assert (await history(p))[-1] == (Role.NOTE, undelivered.NEVER.format(minutes=15))
         assert await p.app.unit.deliveries.with_status("undelivered") == []
         gateway.before_send = None
         await p.clock.advance(120, retries(p))
@@ -120,7 +120,7 @@ async def test_a_send_that_timed_out_is_never_sent_again_nor_the_bubbles_after_i
         gateway.before_send = None
         await p.clock.advance(600, retries(p))
         assert p.texts_to(ANA) == ["Uno."]
-        assert (await history(p))[-1] == (Role.NOTE, redelivery.UNCERTAIN)
+        assert (await history(p))[-1] == (Role.NOTE, undelivered.UNCERTAIN)
         assert await journal(p) == ["unknown"]
         assert await p.app.unit.deliveries.with_status("undelivered", "sending", "unknown") == []
 
