@@ -44,7 +44,7 @@ class Budget:
 
 @dataclass(slots=True)
 class AgentDeps:
-    """What every agent shares: built once by the App."""
+    """What every agent of one number shares: built once by the wiring (`bot.wiring`)."""
 
     customers: CustomerStore
     memory: MemoryStore

@@ -67,8 +67,8 @@ class CloudGateway(Gateway):
         self._connected = asyncio.Event()
         self._own: str | None = None
         self._routers: tuple[APIRouter, ...] = ()
-        self.outbound: OutboundStore | None = None  # set by the App: per-message statuses
-        self.lookup: Lookup | None = None  # set by the App: the window after a restart
+        self.outbound: OutboundStore | None = None  # bound by cloud_server.attach: per-message statuses
+        self.lookup: Lookup | None = None  # bound by cloud_server.attach: the window after a restart
         self._last_in: dict[str, datetime] = {}
         self._last_id: dict[str, str] = {}
         self._names: dict[str, str] = {}

@@ -6,7 +6,7 @@ carries both (MessageSource.SenderAlt) or a usync answer fills it. Until then th
 lives under `lid:<digits>` (`bot.phones.lid_customer`). When an event first names both the
 phone and that LID, `Identity.observe` merges the LID customer into the phone customer:
 row, journal, usage, run log and pending deliveries in one transaction; memory through `MemoryStore.rekey`;
-anything else (follow-up jobs) through the `Rekeyer` hooks the App adds.
+anything else (follow-up jobs) through the `Rekeyer` hooks it is built with.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ extra routers a transport brings — e.g. a webhook receiver mounted at `/webhoo
 
     server = WebServer(console, auth, settings.http, extra_routers=[cloud_router])
 
-The App mounts its `extra_routers` argument and any routers its gateway lists in a
-`routers` attribute (`App(settings, gateway, serve_http=True, extra_routers=[...])`).
+The App mounts its `extra_routers` argument and the routers its gateway offers
+(`Gateway.routers`: the Cloud API's webhook receiver).
 Extra routers are mounted as given (their own prefix and their own authentication: they
 are not behind the console's token). `WebServer.start()` binds the socket (a port in use
 fails the start with a message) and serves in a task; `stop()` finishes requests in
