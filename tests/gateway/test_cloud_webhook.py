@@ -124,7 +124,7 @@ async def test_a_body_with_a_wrong_or_missing_signature_is_refused_and_not_journ
 
 async def test_200_means_journaled_and_a_journal_failure_gets_meta_to_redeliver(
         cloud: Cloud, tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "wabot.db")
+    db = sqlite3.connect(tmp_path / "wabot.db", timeout=60)  # the daemon may be writing
     db.execute("ALTER TABLE journal RENAME TO journal_away")  # the journal cannot be written
     db.commit()
     payload = meta.text(WA, "¿tienen la blusa azul?", msg_id="wamid.J1", at=T0)
