@@ -249,7 +249,7 @@ class App:
         self._wire_console(serve_http, extra_routers)
         # --- the Cloud API transport: per-message statuses; its webhook is served by
         # the console (`extra_routers`), or by a server of its own when the console is off
-        from bot.gateway.cloud_server import attach
+        from bot.gateway.cloud.server import attach
 
         self.webhook = attach(gateway, settings, self.customers, own_server=self.web is None)
         # --- end of the Cloud API transport ---------------------------------------------

@@ -65,7 +65,7 @@ def neonize_gateway(settings: Settings, notifier: Notifier) -> Gateway:
 def transport_gateway(settings: Settings, notifier: Notifier) -> Gateway:
     """The configured transport: WhatsApp Web (neonize) or Meta's Cloud API."""
     if settings.whatsapp.transport == "cloud":
-        from bot.gateway.cloud import CloudGateway
+        from bot.gateway.cloud.gateway import CloudGateway
 
         return CloudGateway(settings.tenant, settings.cloud)
     return neonize_gateway(settings, notifier)

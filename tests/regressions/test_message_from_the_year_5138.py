@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.clock import plausible
-from bot.gateway.cloud_events import parse
+from bot.gateway.cloud.events import parse
 from bot.models import InboundMessage
 from tests.fakes import meta_webhooks as meta
 from tests.gateway.builders import event, text

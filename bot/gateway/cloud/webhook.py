@@ -15,8 +15,8 @@ import json
 from fastapi import APIRouter, Request, Response
 from loguru import logger
 
-from bot.gateway.cloud import CloudGateway
-from bot.gateway.cloud_events import parse
+from bot.gateway.cloud.events import parse
+from bot.gateway.cloud.gateway import CloudGateway
 from bot.phones import mask
 
 PATH = "/webhooks/whatsapp"
