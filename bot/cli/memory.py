@@ -60,7 +60,7 @@ def holders(settings: Settings, stores: Stores) -> list[Holder]:
 @asynccontextmanager
 async def open_stores(settings: Settings, *, erasing: bool = False) -> AsyncIterator[Stores]:
     from bot.app import build_memory  # every table wabot has is declared by now
-    from bot.gateway.login import prepare_state_dir
+    from bot.gateway.web.session import prepare_state_dir
     from bot.stores.privacy import erase_for_real
 
     if settings.database_url is None:

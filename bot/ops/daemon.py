@@ -51,7 +51,7 @@ def apply_bot_label(settings: Settings) -> None:
 
 def neonize_gateway(settings: Settings, notifier: Notifier) -> Gateway:
     apply_bot_label(settings)  # before the import below loads Go
-    from bot.gateway.neonize import NeonizeGateway
+    from bot.gateway.web.gateway import NeonizeGateway
 
     w = settings.whatsapp
     return NeonizeGateway(

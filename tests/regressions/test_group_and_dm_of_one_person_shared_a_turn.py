@@ -12,11 +12,11 @@ import pytest
 from neonize.aioze.events import ConnectedEv, MessageEv
 
 from bot.clock import VirtualClock
-from bot.gateway.neonize import NeonizeGateway
+from bot.gateway.web.gateway import NeonizeGateway
 from bot.models import CustomerKey
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.pipeline import START, Pipeline, make_settings, pipeline
-from tests.gateway.builders import (
+from tests.gateway.web.builders import (
     CUSTOMER,
     CUSTOMER_E164,
     GROUP,
@@ -26,7 +26,7 @@ from tests.gateway.builders import (
     jid,
     text,
 )
-from tests.gateway.conftest import reachable  # noqa: F401  (fixture)
+from tests.gateway.web.conftest import reachable  # noqa: F401  (fixture)
 
 OTHER = "14155550123"
 

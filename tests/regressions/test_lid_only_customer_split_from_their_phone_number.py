@@ -17,12 +17,12 @@ from neonize.aioze.events import ConnectedEv, MessageEv
 from sqlalchemy import select
 
 from bot.clock import VirtualClock
-from bot.gateway.neonize import NeonizeGateway
+from bot.gateway.web.gateway import NeonizeGateway
 from bot.models import CustomerKey, Role
 from bot.stores.customers import JOURNAL
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.pipeline import START, Pipeline, make_settings, pipeline
-from tests.gateway.builders import (
+from tests.gateway.web.builders import (
     CUSTOMER,
     CUSTOMER_E164,
     CUSTOMER_LID,
@@ -32,7 +32,7 @@ from tests.gateway.builders import (
     jid,
     text,
 )
-from tests.gateway.conftest import reachable  # noqa: F401  (fixture)
+from tests.gateway.web.conftest import reachable  # noqa: F401  (fixture)
 
 LID_KEY = f"lid:{CUSTOMER_LID}"
 

@@ -10,10 +10,10 @@ import pytest
 from neonize.events import ConnectedEv
 
 from bot.clock import VirtualClock
-from bot.gateway.neonize import NeonizeGateway
+from bot.gateway.web.gateway import NeonizeGateway
 from tests.fakes.pipeline import START, Pipeline, pipeline
-from tests.gateway.builders import StandInClient, StandInFactory
-from tests.gateway.conftest import reachable  # noqa: F401  (fixture)
+from tests.gateway.web.builders import StandInClient, StandInFactory
+from tests.gateway.web.conftest import reachable  # noqa: F401  (fixture)
 from tests.web.conftest import TOKEN, client
 from tests.web.test_pages import browser, csrf_of
 

@@ -29,10 +29,10 @@ from neonize.events import EVENT_TO_INT
 from neonize.exc import PairPhoneError
 from neonize.proto.Neonize_pb2 import LOGGED_OUT, SERVICE_UNAVAILABLE, TemporaryBan
 
-from bot.gateway.neonize import GatewayExit, NeonizeGateway
+from bot.gateway.web.gateway import GatewayExit, NeonizeGateway
 from bot.models import InboundMessage
-from tests.gateway.builders import GROUP, StandInClient, StandInFactory, event, jid, text
-from tests.gateway.conftest import RecordingClock, free_port
+from tests.gateway.web.builders import GROUP, StandInClient, StandInFactory, event, jid, text
+from tests.gateway.web.conftest import RecordingClock, free_port
 
 # --- reachability probe before the Go layer may connect ------------------------------------
 
@@ -394,7 +394,7 @@ async def test_handlers_register_on_a_real_neonize_client(
     assert registered[EVENT_TO_INT[MessageEv]] == gateway._on_message
     assert registered[EVENT_TO_INT[LoggedOutEv]] == gateway.connection._on_logged_out
     assert len(registered) == 13  # + OfflineSyncPreview, OfflineSyncCompleted
-    assert client.event._qr == gateway.connection.linking.on_qr
+    assert client.event._qr == gateway.connection.pairing.on_qr
 
 
 async def test_real_neonize_dispatch_runs_the_guarded_handler(

@@ -1,8 +1,8 @@
 """The WhatsApp Web transport on neonize (whatsmeow in Go): receive and send.
 
 The connection's lifecycle (probe, connect, login, reconnect, exit reasons) is
-`bot.gateway.connection`; turning events into `InboundMessage`s is `bot.gateway.normalize`;
-the rules for calling Go are in `bot.gateway.goclient`.
+`connection`; turning events into `InboundMessage`s is `normalize`; the rules for calling
+Go are in `goclient` (all in `bot.gateway.web`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from bot.gateway.base import (
     NotDelivered,
     OutboundMedia,
 )
-from bot.gateway.connection import Connection, GatewayExit
-from bot.gateway.goclient import (
+from bot.gateway.web.connection import Connection, GatewayExit
+from bot.gateway.web.goclient import (
     ClientFactory,
     GoClient,
     GoThreads,
@@ -41,7 +41,7 @@ from bot.gateway.goclient import (
     guarded,
     new_neonize_client,
 )
-from bot.gateway.normalize import (
+from bot.gateway.web.normalize import (
     Dropped,
     DropReason,
     NormalizeContext,
@@ -51,8 +51,8 @@ from bot.gateway.normalize import (
     normalize_event,
     parse_jid,
 )
-from bot.gateway.ordered import OrderedEvents
-from bot.gateway.presence import Presence
+from bot.gateway.web.ordered import OrderedEvents
+from bot.gateway.web.presence import Presence
 from bot.models import InboundMessage
 from bot.phones import is_lid_customer
 
@@ -180,11 +180,11 @@ class NeonizeGateway(Gateway):
     @property
     def pair_code(self) -> str | None:
         """The pair code on show while not linked (ABCD-EFGH), else None."""
-        return self.connection.linking.pair_code
+        return self.connection.pairing.pair_code
 
     async def request_pair_code(self, phone: str) -> str:
         """A pair code for `phone` (E.164) asked while running: the console's form."""
-        return await self.connection.linking.pair(phone)
+        return await self.connection.pairing.pair(phone)
 
     async def start(self) -> None:
         if self._threads is None:

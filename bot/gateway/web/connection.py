@@ -2,7 +2,7 @@
 
 `Connection` owns neonize's Go client and its lifecycle; `NeonizeGateway` composes it and
 does the sending and receiving. What the Go layer does to us is in `goclient`; reaching
-WhatsApp before Go may try is `probe`; the QR and pair-code login is `linking`.
+WhatsApp before Go may try is `probe`; the QR and pair-code login is `pairing`.
 
 It is longer than most modules on purpose: it is one state machine (the live client, the
 restart future, the exit reason), and each connection event's handler reads and moves that
@@ -40,9 +40,10 @@ from neonize.aioze.events import (
 from neonize.proto.Neonize_pb2 import ConnectFailureReason, TemporaryBan
 
 from bot.clock import Clock
-from bot.gateway import login
 from bot.gateway.base import ExitReason, GatewayError
-from bot.gateway.goclient import (
+from bot.gateway.restrictions import TEMPORARY_BAN, Restrictions
+from bot.gateway.web import qr, session
+from bot.gateway.web.goclient import (
     ClientFactory,
     EventHandler,
     GoClient,
@@ -52,9 +53,8 @@ from bot.gateway.goclient import (
     guarded,
     new_neonize_client,
 )
-from bot.gateway.linking import Linking
-from bot.gateway.probe import Probe
-from bot.gateway.restrictions import TEMPORARY_BAN, Restrictions
+from bot.gateway.web.pairing import Pairing
+from bot.gateway.web.probe import Probe
 from bot.phones import PhoneError, from_whatsapp, mask
 
 T = TypeVar("T")
@@ -108,7 +108,7 @@ class Connection:
         self.tenant = tenant
         self.state_dir = state_dir
         self.session_path = state_dir / session_name
-        self.qr_png_path = state_dir / login.QR_PNG_NAME
+        self.qr_png_path = state_dir / qr.QR_PNG_NAME
         self.connected = asyncio.Event()
         self.connected_as: str | None = None
         self.status = "not started"
@@ -135,7 +135,7 @@ class Connection:
         self._exit: GatewayExit | None = None
         self._generation = 0
         self._failures = 0
-        self.linking = Linking(self, clock, pair_phone, login_timeout)
+        self.pairing = Pairing(self, clock, pair_phone, login_timeout)
         self.syncing = False  # WhatsApp is delivering what it kept while we were offline
         self.on_synced: Callable[[GoClient], Awaitable[None]] | None = None
         self.restrictions: Restrictions | None = None
@@ -168,7 +168,7 @@ class Connection:
         if self._exit is not None:
             raise GatewayError(f"this gateway has finished ({self._exit}): make a new one")
         _ = self.finished  # bind it to the running loop now
-        login.prepare_state_dir(self.state_dir)
+        session.prepare_state_dir(self.state_dir)
         self._runner = asyncio.create_task(self._run(), name=f"whatsapp:{self.tenant}")
 
     async def stop(self) -> None:
@@ -192,7 +192,7 @@ class Connection:
 
     async def _connect_once(self) -> float:
         """Hand over to Go until a restart is wanted; returns the wait before reconnecting."""
-        stored = login.prepare_session_file(self.session_path)
+        stored = session.prepare_session_file(self.session_path)
         self._generation += 1
         # A fresh uuid per client: NewAClient's finalizer calls Go's Stop(uuid), which would
         # otherwise stop the client that replaced it.
@@ -227,13 +227,13 @@ class Connection:
             ConnectFailureEv: self._on_connect_failure,
             KeepAliveTimeoutEv: self._on_keepalive_timeout,
             KeepAliveRestoredEv: self._on_keepalive_restored,
-            PairStatusEv: self.linking.on_pair_status,
+            PairStatusEv: self.pairing.on_pair_status,
             OfflineSyncPreviewEv: self._on_offline_preview,
             OfflineSyncCompletedEv: self._on_offline_completed,
         }
         for event_type, handler in handlers.items():
             client.event(event_type)(handler)
-        client.qr(self.linking.on_qr)
+        client.qr(self.pairing.on_qr)
 
     def _request_restart(self, delay: float) -> None:
         if self._restart is not None and not self._restart.done():
@@ -265,8 +265,8 @@ class Connection:
         self.connected.clear()
         # Calls in flight on this client finish first: Go would dereference nil otherwise.
         client = await self.gate.close(self._call_timeout)
-        self.linking.stop_watchdog()
-        login.remove_file(self.qr_png_path)
+        self.pairing.stop_watchdog()
+        qr.remove_file(self.qr_png_path)
         if client is None:
             return
         try:
@@ -287,7 +287,7 @@ class Connection:
         self.report(message, log=False)
         await self._shutdown()
         if exit is GatewayExit.LOGGED_OUT:
-            for path in login.remove_session_files(self.session_path):
+            for path in session.remove_session_files(self.session_path):
                 logger.info("removed the stale WhatsApp session {}", path)
         if not self.finished.done():
             self.finished.set_result(exit)
@@ -336,13 +336,13 @@ class Connection:
     async def _on_connected(self, client: GoClient, ev: Any) -> None:
         if not self.is_current(client):
             return
-        self.linking.stop_watchdog()
+        self.pairing.stop_watchdog()
         self._failures = 0
         self._linked = True
         self.syncing = False  # a new connection: a new offline preview, if any, follows
         self.connected.set()
-        login.secure_session_files(self.session_path)
-        login.remove_file(self.qr_png_path)
+        session.secure_session_files(self.session_path)
+        qr.remove_file(self.qr_png_path)
         try:
             me = await self.call("reading our own number", client.get_me())
             self.connected_as = from_whatsapp(me.JID.User) if me.JID.User else None

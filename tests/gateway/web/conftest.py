@@ -15,8 +15,8 @@ from loguru import logger
 
 # neonize is imported quietly by tests/conftest.py before this module loads.
 from bot.clock import VirtualClock
-from bot.gateway.neonize import NeonizeGateway
-from tests.gateway.builders import StandInClient, StandInFactory
+from bot.gateway.web.gateway import NeonizeGateway
+from tests.gateway.web.builders import StandInClient, StandInFactory
 
 TENANT = "tienda"
 
