@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 from loguru import logger
 from neonize.aioze.events import (
@@ -44,18 +44,18 @@ from bot.gateway.base import ExitReason, GatewayError
 from bot.gateway.restrictions import TEMPORARY_BAN, Restrictions
 from bot.gateway.web import qr, session
 from bot.gateway.web.goclient import (
-    ClientFactory,
     EventHandler,
     GoClient,
     GoGate,
     call_go,
     enum_name,
     guarded,
-    new_neonize_client,
 )
 from bot.gateway.web.pairing import Pairing
 from bot.gateway.web.probe import Probe
+from bot.gateway.web.tuning import Tuning
 from bot.phones import PhoneError, from_whatsapp, mask
+from bot.settings import WhatsAppSettings
 
 T = TypeVar("T")
 
@@ -87,44 +87,35 @@ class Connection:
     def __init__(
         self,
         tenant: str,
-        state_dir: Path,
+        settings: WhatsAppSettings,
         clock: Clock,
         *,
+        state_dir: Path,
         on_message: EventHandler,
-        session_name: str = "whatsapp-session.sqlite3",
-        pair_phone: str | None = None,
-        call_timeout: float = 20.0,
-        probe_address: tuple[str, int] = ("web.whatsapp.com", 443),
-        probe_timeout: float = 10.0,
-        backoff_initial: float = 2.0,
-        backoff_cap: float = 300.0,
-        backoff_jitter: float = 0.1,
-        login_timeout: float = 75.0,
         on_status: Callable[[str], None] | None = None,
-        client_factory: ClientFactory = new_neonize_client,
-        console: TextIO | None = None,
-        rng: random.Random | None = None,
+        tuning: Tuning | None = None,
     ) -> None:
+        t = tuning or Tuning()
         self.tenant = tenant
         self.state_dir = state_dir
-        self.session_path = state_dir / session_name
+        self.session_path = state_dir / settings.session_file
         self.qr_png_path = state_dir / qr.QR_PNG_NAME
         self.connected = asyncio.Event()
         self.connected_as: str | None = None
         self.status = "not started"
-        self.probe = Probe(clock, probe_address, probe_timeout,
-                           (backoff_initial, backoff_cap, backoff_jitter),
-                           rng or random.Random(), lambda line: self.report(line, log=False))
+        self.probe = Probe(clock, (settings.probe_host, settings.probe_port), t.probe_timeout,
+                           (settings.backoff_initial, settings.backoff_cap, t.backoff_jitter),
+                           t.rng or random.Random(), lambda line: self.report(line, log=False))
         # Never linked: a person is watching for the QR code, so say why it is not there yet
         # and retry sooner.
         self.probe.first_start = not (self.session_path.is_file()
                                       and self.session_path.stat().st_size > 0)
         self._clock = clock
         self._on_message = on_message
-        self._call_timeout = call_timeout
+        self._call_timeout = settings.call_timeout
         self._on_status = on_status
-        self._factory = client_factory
-        self._console = console
+        self._factory = t.client_factory
+        self._console = t.console
         self.gate = GoGate()
         self._linked = False  # this client has had its first ConnectedEv
         self._go_task: asyncio.Future[Any] | None = None
@@ -135,7 +126,7 @@ class Connection:
         self._exit: GatewayExit | None = None
         self._generation = 0
         self._failures = 0
-        self.pairing = Pairing(self, clock, pair_phone, login_timeout)
+        self.pairing = Pairing(self, clock, settings.pair_phone, t.login_timeout)
         self.syncing = False  # WhatsApp is delivering what it kept while we were offline
         self.on_synced: Callable[[GoClient], Awaitable[None]] | None = None
         self.restrictions: Restrictions | None = None

@@ -8,12 +8,11 @@ Go are in `goclient` (all in `bot.gateway.web`).
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 from loguru import logger
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
@@ -32,14 +31,12 @@ from bot.gateway.base import (
 )
 from bot.gateway.web.connection import Connection, GatewayExit
 from bot.gateway.web.goclient import (
-    ClientFactory,
     GoClient,
     GoThreads,
     GoTimeout,
     call_go,
     go_context,
     guarded,
-    new_neonize_client,
 )
 from bot.gateway.web.normalize import (
     Dropped,
@@ -53,17 +50,15 @@ from bot.gateway.web.normalize import (
 )
 from bot.gateway.web.ordered import OrderedEvents
 from bot.gateway.web.presence import Presence
+from bot.gateway.web.tuning import Tuning
 from bot.models import InboundMessage
 from bot.phones import is_lid_customer
+from bot.settings import WhatsAppSettings
 
 __all__ = ["GatewayExit", "NeonizeGateway"]
 
 SENT_IDS_KEPT = 1000
 T = TypeVar("T")
-# whatsmeow request.go defaultRequestTimeout (75 s) for the send's answer, and send.go
-# SendMessage's one retryFrame after a disconnect (request.go: WaitForConnection(5 s), then
-# the frame again): a Python timeout shorter than that calls "failed" what may be delivered.
-SEND_TIMEOUT = 2 * 75.0 + 5.0 + 5.0
 # Errors that prove the frame never left: whatsmeow errors.go ErrNotConnected ("websocket
 # not connected", socket.go/request.go sendNode with no socket), ErrNotLoggedIn, and ours.
 _NEVER_LEFT = ("websocket not connected", "doesn't contain a device jid", "not connected to")
@@ -89,54 +84,38 @@ class NeonizeGateway(Gateway):
     def __init__(
         self,
         tenant: str,
-        state_dir: Path,
+        settings: WhatsAppSettings,
         clock: Clock,
         *,
-        session_name: str = "whatsapp-session.sqlite3",
-        pair_phone: str | None = None,
+        state_dir: Path,
         allow_groups: bool = False,
-        call_timeout: float = 20.0,
-        send_timeout: float = SEND_TIMEOUT,
-        connect_wait: float = 30.0,
-        send_attempts: int = 3,
-        download_timeout: float = 120.0,
-        probe_address: tuple[str, int] = ("web.whatsapp.com", 443),
-        probe_timeout: float = 10.0,
-        backoff_initial: float = 2.0,
-        backoff_cap: float = 300.0,
-        backoff_jitter: float = 0.1,
-        login_timeout: float = 75.0,
-        go_threads: int = 8,
         on_status: Callable[[str], None] | None = None,
-        client_factory: ClientFactory = new_neonize_client,
-        console: TextIO | None = None,
-        rng: random.Random | None = None,
+        tuning: Tuning | None = None,
     ) -> None:
         super().__init__()
+        pair_phone = settings.pair_phone
         if pair_phone is not None and not re.fullmatch(r"\+[1-9]\d{5,14}", pair_phone):
             raise ValueError("pair_phone must be the business number in E.164 (+ and digits)")
+        t = tuning or Tuning()
         self.tenant = tenant
-        self.connection = Connection(
-            tenant, state_dir, clock, on_message=self._on_message, session_name=session_name,
-            pair_phone=pair_phone, call_timeout=call_timeout, probe_address=probe_address,
-            probe_timeout=probe_timeout, backoff_initial=backoff_initial,
-            backoff_cap=backoff_cap, backoff_jitter=backoff_jitter, login_timeout=login_timeout,
-            on_status=on_status, client_factory=client_factory, console=console, rng=rng)
+        self.connection = Connection(tenant, settings, clock, state_dir=state_dir,
+                                     on_message=self._on_message, on_status=on_status,
+                                     tuning=t)
         self.state_dir = state_dir
         self.session_path = self.connection.session_path
         self.qr_png_path = self.connection.qr_png_path
         self._clock = clock
         self._allow_groups = allow_groups
-        self._call_timeout = call_timeout
-        self._send_timeout = send_timeout
-        self._connect_wait = connect_wait
-        self._send_attempts = max(1, send_attempts)
-        self._download_timeout = download_timeout
+        self._call_timeout = settings.call_timeout
+        self._send_timeout = t.send_timeout
+        self._connect_wait = t.connect_wait
+        self._send_attempts = max(1, t.send_attempts)
+        self._download_timeout = t.download_timeout
         self._sent_ids: OrderedDict[str, None] = OrderedDict()
         self._events = OrderedEvents(self._handle_event)
         self._composing: set[str] = set()
         self.raw_chat = RawChats()  # receipts, typing and revokes go where WhatsApp wrote
-        self._go_threads = go_threads
+        self._go_threads = settings.go_threads
         self._threads: GoThreads | None = None
         self._backlog_ids: set[str] = set()  # delivered during WhatsApp's offline sync
         self.connection.on_synced = self._offline_synced

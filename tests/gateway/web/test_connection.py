@@ -49,7 +49,7 @@ async def test_unreachable_whatsapp_is_retried_with_capped_backoff_and_go_never_
     linked.write_bytes(b"SQLite format 3\x00")
     port = free_port()
     gateway = make_gateway(
-        probe_address=("127.0.0.1", port), backoff_initial=2, backoff_cap=30, backoff_jitter=0
+        probe_port=port, backoff_initial=2, backoff_cap=30, backoff_jitter=0
     )
     await gateway.start()
     assert gateway.task is not None
@@ -73,7 +73,7 @@ async def test_at_first_start_the_wait_is_short_and_says_the_qr_comes_once_conne
     clock: RecordingClock,
 ) -> None:
     gateway = make_gateway(
-        probe_address=("127.0.0.1", free_port()), backoff_initial=2, backoff_cap=300,
+        probe_port=free_port(), backoff_initial=2, backoff_cap=300,
         backoff_jitter=0)
     lines: list[str] = []
     sink = logger.add(lambda m: lines.append(str(m)), level="WARNING", format="{message}")
