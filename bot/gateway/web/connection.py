@@ -4,9 +4,12 @@
 does the sending and receiving. What the Go layer does to us is in `goclient`; reaching
 WhatsApp before Go may try is `probe`; the QR and pair-code login is `pairing`.
 
-It is longer than most modules on purpose: it is one state machine (the live client, the
-restart future, the exit reason), and each connection event's handler reads and moves that
-same state, so splitting the handlers off would only spread it across files.
+The state (the live client, the restart future, the exit reason) is here, and so is the
+event that moves most of it, ConnectedEv. The other events' handlers move it through the
+few transitions this class offers (finishing, restarting after a wait, the next backoff):
+the ones
+that end the connection are `exits`, the ones it waits out are `outages`, and WhatsApp's
+delivery of what it kept while we were offline is `offline`.
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ import contextlib
 import random
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,20 +38,15 @@ from neonize.aioze.events import (
     StreamReplacedEv,
     TemporaryBanEv,
 )
-from neonize.proto.Neonize_pb2 import ConnectFailureReason, TemporaryBan
 
 from bot.clock import Clock
 from bot.gateway.base import ExitReason, GatewayError
-from bot.gateway.restrictions import TEMPORARY_BAN, Restrictions
+from bot.gateway.restrictions import Restrictions
 from bot.gateway.web import qr, session
-from bot.gateway.web.goclient import (
-    EventHandler,
-    GoClient,
-    GoGate,
-    call_go,
-    enum_name,
-    guarded,
-)
+from bot.gateway.web.exits import Exits, GatewayExit
+from bot.gateway.web.goclient import EventHandler, GoClient, GoGate, call_go, guarded
+from bot.gateway.web.offline import OfflineSync
+from bot.gateway.web.outages import Outages
 from bot.gateway.web.pairing import Pairing
 from bot.gateway.web.probe import Probe
 from bot.gateway.web.tuning import Tuning
@@ -58,21 +54,6 @@ from bot.phones import PhoneError, from_whatsapp, mask
 from bot.settings import WhatsAppSettings
 
 T = TypeVar("T")
-
-
-class GatewayExit(StrEnum):
-    """Why the gateway gave up for good; `needs_operator` ones want a human (exit 78)."""
-
-    LOGGED_OUT = "logged_out"
-    STREAM_REPLACED = "stream_replaced"
-    CLIENT_OUTDATED = "client_outdated"
-    LOGIN_TIMEOUT = "login_timeout"
-    FAILED = "failed"
-    STOPPED = "stopped"
-
-    @property
-    def needs_operator(self) -> bool:
-        return self not in (GatewayExit.FAILED, GatewayExit.STOPPED)
 
 
 class Connection:
@@ -117,7 +98,7 @@ class Connection:
         self._factory = t.client_factory
         self._console = t.console
         self.gate = GoGate()
-        self._linked = False  # this client has had its first ConnectedEv
+        self.linked = False  # this client has had its first ConnectedEv
         self._go_task: asyncio.Future[Any] | None = None
         self._restart: asyncio.Future[float] | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -127,8 +108,9 @@ class Connection:
         self._generation = 0
         self._failures = 0
         self.pairing = Pairing(self, clock, settings.pair_phone, t.login_timeout)
-        self.syncing = False  # WhatsApp is delivering what it kept while we were offline
-        self.on_synced: Callable[[GoClient], Awaitable[None]] | None = None
+        self.exits = Exits(self._finish)
+        self.outages = Outages(self, clock)
+        self.offline = OfflineSync(self.is_current)
         self.restrictions: Restrictions | None = None
         self.status_listener: Callable[[str], None] | None = None  # the unit's (console)
 
@@ -191,7 +173,7 @@ class Connection:
         self._register(client)
         self._restart = asyncio.get_running_loop().create_future()
         self.gate.open(client)
-        self._linked = False
+        self.linked = False
         self.report(
             "connecting to WhatsApp" + ("" if stored else " (no session yet: login follows)")
         )
@@ -210,23 +192,23 @@ class Connection:
         handlers: dict[type[Any], EventHandler] = {
             MessageEv: self._on_message,
             ConnectedEv: self._on_connected,
-            DisconnectedEv: self._on_disconnected,
-            LoggedOutEv: self._on_logged_out,
-            StreamReplacedEv: self._on_stream_replaced,
-            ClientOutdatedEv: self._on_client_outdated,
-            TemporaryBanEv: self._on_temporary_ban,
-            ConnectFailureEv: self._on_connect_failure,
-            KeepAliveTimeoutEv: self._on_keepalive_timeout,
-            KeepAliveRestoredEv: self._on_keepalive_restored,
+            DisconnectedEv: self.outages.on_disconnected,
+            LoggedOutEv: self.exits.on_logged_out,
+            StreamReplacedEv: self.exits.on_stream_replaced,
+            ClientOutdatedEv: self.exits.on_client_outdated,
+            TemporaryBanEv: self.outages.on_temporary_ban,
+            ConnectFailureEv: self.outages.on_connect_failure,
+            KeepAliveTimeoutEv: self.outages.on_keepalive_timeout,
+            KeepAliveRestoredEv: self.outages.on_keepalive_restored,
             PairStatusEv: self.pairing.on_pair_status,
-            OfflineSyncPreviewEv: self._on_offline_preview,
-            OfflineSyncCompletedEv: self._on_offline_completed,
+            OfflineSyncPreviewEv: self.offline.on_preview,
+            OfflineSyncCompletedEv: self.offline.on_completed,
         }
         for event_type, handler in handlers.items():
             client.event(event_type)(handler)
         client.qr(self.pairing.on_qr)
 
-    def _request_restart(self, delay: float) -> None:
+    def request_restart(self, delay: float) -> None:
         if self._restart is not None and not self._restart.done():
             self._restart.set_result(delay)
 
@@ -234,19 +216,24 @@ class Connection:
         error = None if task.cancelled() else task.exception()
         if task is not self._go_task:
             return  # we stopped it
-        if not self._linked:
+        if not self.linked:
             # neonize 0.5.2 aioze/client.py connect_with_proxy: a failed first connect ends
             # the connect task with NeonizeError (older builds panicked). Until this client
             # has connected once, that is the network or WhatsApp, not us: back off, retry,
             # instead of exiting 1 into systemd's start limit.
-            self._request_restart(self._connect_failed(error))
+            self.request_restart(self._connect_failed(error))
             return
         detail = f": {error}" if error else ""
         self.spawn(self._finish(GatewayExit.FAILED, f"the WhatsApp client stopped{detail}"))
 
-    def _connect_failed(self, error: BaseException | None) -> float:
+    def retry_delay(self) -> float:
+        """The wait after a failed attempt: it grows until a connect succeeds."""
         delay = self.probe.delay(self._failures)
         self._failures += 1
+        return delay
+
+    def _connect_failed(self, error: BaseException | None) -> float:
+        delay = self.retry_delay()
         logger.warning("connecting to WhatsApp failed ({}); retrying in {:.0f} s",
                        error or "the client stopped", delay)
         return delay
@@ -329,8 +316,8 @@ class Connection:
             return
         self.pairing.stop_watchdog()
         self._failures = 0
-        self._linked = True
-        self.syncing = False  # a new connection: a new offline preview, if any, follows
+        self.linked = True
+        self.offline.syncing = False  # a new connection: a new offline preview may follow
         self.connected.set()
         session.secure_session_files(self.session_path)
         qr.remove_file(self.qr_png_path)
@@ -342,104 +329,6 @@ class Connection:
         who = mask(self.connected_as) if self.connected_as else "an unknown number"
         self.report(f"connected as {who}")
 
-    @guarded("DisconnectedEv")
-    async def _on_disconnected(self, client: GoClient, ev: Any) -> None:
-        if not self.is_current(client):
-            return
-        self.connected.clear()
-        self.report("offline: WhatsApp disconnected, reconnecting")
-
-    @guarded("LoggedOutEv")
-    async def _on_logged_out(self, client: GoClient, ev: Any) -> None:
-        reason = enum_name(ConnectFailureReason, ev.Reason)
-        await self._finish(GatewayExit.LOGGED_OUT, logout_message(int(ev.Reason), reason))
-
-    @guarded("StreamReplacedEv")
-    async def _on_stream_replaced(self, client: GoClient, ev: Any) -> None:
-        await self._finish(
-            GatewayExit.STREAM_REPLACED,
-            "the number was opened in another WhatsApp Web session/instance: stopping",
-        )
-
-    @guarded("ClientOutdatedEv")
-    async def _on_client_outdated(self, client: GoClient, ev: Any) -> None:
-        await self._finish(
-            GatewayExit.CLIENT_OUTDATED,
-            "WhatsApp rejected this client version as outdated: upgrade neonize",
-        )
-
-    @guarded("TemporaryBanEv")
-    async def _on_temporary_ban(self, client: GoClient, ev: Any) -> None:
-        if not self.is_current(client):
-            return
-        # whatsmeow does not reconnect after a ban; we do once it has expired.
-        expire = max(0, int(ev.Expire))  # seconds (goneonize encodes Expire.Seconds())
-        until = self._clock.now() + timedelta(seconds=expire)
-        reason = enum_name(TemporaryBan.TempBanReason, ev.Code)
-        if self.restrictions is not None:
-            self.restrictions.impose(TEMPORARY_BAN, until, reason)
-        logger.bind(ban_reason=reason, expire_s=expire).error(
-            "WhatsApp temporarily banned this number ({}) until {:%Y-%m-%d %H:%M} UTC;"
-            " reconnecting after that",
-            reason,
-            until,
-        )
-        self.report(f"temporarily banned by WhatsApp until {until:%Y-%m-%d %H:%M} UTC", log=False)
-        self._request_restart(expire + self.probe.backoff[0] if expire else self.probe.backoff[1])
-
-    @guarded("OfflineSyncPreviewEv")
-    async def _on_offline_preview(self, client: GoClient, ev: Any) -> None:
-        # whatsmeow connectionevents.go handleIB: `offline_preview` comes right after
-        # connecting when the server kept events for us; everything until `offline`
-        # (OfflineSyncCompleted) is that backlog, not live traffic. Set before any await:
-        # message handlers that follow in Go's order must see it.
-        if not self.is_current(client):
-            return
-        self.syncing = True
-        logger.info("WhatsApp is delivering what arrived while offline: {} message(s)",
-                    ev.Message)
-
-    @guarded("OfflineSyncCompletedEv")
-    async def _on_offline_completed(self, client: GoClient, ev: Any) -> None:
-        if not self.is_current(client):
-            return
-        self.syncing = False
-        logger.info("WhatsApp's offline backlog is complete ({} event(s))", ev.Count)
-        if self.on_synced is not None:
-            await self.on_synced(client)
-
-    @guarded("ConnectFailureEv")
-    async def _on_connect_failure(self, client: GoClient, ev: Any) -> None:
-        if not self.is_current(client):
-            return
-        # whatsmeow only emits this for failures it will not retry itself.
-        delay = self.probe.delay(self._failures)
-        self._failures += 1
-        logger.warning(
-            "WhatsApp refused the connection ({}: {}); reconnecting in {:.0f} s",
-            enum_name(ConnectFailureReason, ev.Reason),
-            ev.Message or "no message",
-            delay,
-        )
-        self._request_restart(delay)
-
-    @guarded("KeepAliveTimeoutEv")
-    async def _on_keepalive_timeout(self, client: GoClient, ev: Any) -> None:
-        # whatsmeow keepalive.go keepAliveLoop: after KeepAliveMaxFailTime (3 min) it calls
-        # Disconnect() + autoReconnect, and Disconnect emits no Disconnected event
-        # (client.go Disconnect). The socket is not to be trusted from the first timeout.
-        logger.warning("WhatsApp keep-alive timed out ({} in a row)", ev.ErrorCount)
-        if self.is_current(client):
-            self.connected.clear()
-            self.report("offline: WhatsApp keep-alive timed out, reconnecting", log=False)
-
-    @guarded("KeepAliveRestoredEv")
-    async def _on_keepalive_restored(self, client: GoClient, ev: Any) -> None:
-        logger.info("WhatsApp keep-alive restored")
-        if self.is_current(client) and self._linked:
-            self.connected.set()
-            self.report("connected (keep-alive restored)", log=False)
-
     async def login_timed_out(self) -> None:
         await self._finish(
             GatewayExit.LOGIN_TIMEOUT,
@@ -448,24 +337,3 @@ class Connection:
 
     async def call(self, what: str, call: Awaitable[T]) -> T:
         return await call_go(what, call, self._call_timeout)
-
-
-# whatsmeow types/events/events.go ConnectFailureReason: 403 "is now called LOCKED in the
-# whatsapp web code" (ConnectFailureMainDeviceGone), 406 "is now called BANNED"
-# (ConnectFailureUnknownLogout). Neither is fixed by scanning a new QR code. neonize does not
-# pass the number: goneonize/utils/encoder.go EncodeConnectFailureReason maps them to its own
-# enum, MAIN_DEVICE_GONE (4) and UNKNOWN_LOGOUT (5).
-_LOGOUT_REASONS = {
-    ConnectFailureReason.MAIN_DEVICE_GONE:
-        "WhatsApp locked this number (reason 403): open WhatsApp on the phone and follow "
-        "what it says (it may ask to verify the number or to appeal); link again with "
-        "`wabot login` only once the phone works normally",
-    ConnectFailureReason.UNKNOWN_LOGOUT:
-        "WhatsApp banned this number (reason 406): the phone's WhatsApp shows the ban and "
-        "the way to request a review; a new QR code will not help",
-}
-
-
-def logout_message(code: int, reason: str) -> str:
-    return _LOGOUT_REASONS.get(
-        code, f"WhatsApp logged this device out ({reason}): run `wabot login` to scan a new QR")

@@ -29,7 +29,9 @@ from bot.gateway.base import (
     NotDelivered,
     OutboundMedia,
 )
-from bot.gateway.web.connection import Connection, GatewayExit
+from bot.gateway.web import offline
+from bot.gateway.web.connection import Connection
+from bot.gateway.web.exits import GatewayExit
 from bot.gateway.web.goclient import (
     GoClient,
     GoThreads,
@@ -62,8 +64,6 @@ T = TypeVar("T")
 # Errors that prove the frame never left: whatsmeow errors.go ErrNotConnected ("websocket
 # not connected", socket.go/request.go sendNode with no socket), ErrNotLoggedIn, and ours.
 _NEVER_LEFT = ("websocket not connected", "doesn't contain a device jid", "not connected to")
-
-_SYNC_DONE = object()  # OfflineSyncCompleted's place among the message events
 
 # Routine drops (status updates, key distribution, reactions…) stay at DEBUG.
 _DROP_LEVELS = {
@@ -117,8 +117,8 @@ class NeonizeGateway(Gateway):
         self.raw_chat = RawChats()  # receipts, typing and revokes go where WhatsApp wrote
         self._go_threads = settings.go_threads
         self._threads: GoThreads | None = None
-        self._backlog_ids: set[str] = set()  # delivered during WhatsApp's offline sync
-        self.connection.on_synced = self._offline_synced
+        self._offline = self.connection.offline
+        self._offline.on_complete = self._offline_synced
         self.presence = Presence()
 
     # ── lifecycle: the connection's ────────────────────────────────────────────────────
@@ -224,8 +224,7 @@ class NeonizeGateway(Gateway):
 
     @guarded("MessageEv")
     async def _on_message(self, client: GoClient, ev: Any) -> None:
-        if self.connection.syncing:
-            self._backlog_ids.add(str(ev.Info.ID))
+        self._offline.note(str(ev.Info.ID))
         if self.binding.phone is not None:  # before normalizing: "Message yourself" is dropped there
             source = ev.Info.MessageSource
             self.binding.phone.seen(int(source.Sender.Device), bool(source.IsFromMe))
@@ -235,18 +234,16 @@ class NeonizeGateway(Gateway):
     async def _offline_synced(self, client: GoClient) -> None:
         # Through the ordered queue: the backlog is complete once every message before
         # OfflineSyncCompleted (in Go's order) has reached the inbox.
-        await self._events.put(client, _SYNC_DONE)
+        await self._events.put(client, offline.DONE)
 
     async def _handle_event(self, client: GoClient, ev: Any) -> None:
-        if ev is _SYNC_DONE:
+        if ev is offline.DONE:
             if self.binding.on_backlog_complete is not None:
                 await self.binding.on_backlog_complete()
             return
         result = await self.normalize(ev, client)
-        if str(ev.Info.ID) in self._backlog_ids:
-            self._backlog_ids.discard(str(ev.Info.ID))
-            if not isinstance(result, Dropped):
-                result.backlog = True
+        if self._offline.kept(str(ev.Info.ID)) and not isinstance(result, Dropped):
+            result.backlog = True
         if isinstance(result, Dropped):
             logger.bind(msg_id=ev.Info.ID, reason=result.reason.value).log(
                 _DROP_LEVELS.get(result.reason, "DEBUG"),

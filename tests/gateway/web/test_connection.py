@@ -392,7 +392,7 @@ async def test_handlers_register_on_a_real_neonize_client(
 
     registered = client.event.list_func
     assert registered[EVENT_TO_INT[MessageEv]] == gateway._on_message
-    assert registered[EVENT_TO_INT[LoggedOutEv]] == gateway.connection._on_logged_out
+    assert registered[EVENT_TO_INT[LoggedOutEv]] == gateway.connection.exits.on_logged_out
     assert len(registered) == 13  # + OfflineSyncPreview, OfflineSyncCompleted
     assert client.event._qr == gateway.connection.pairing.on_qr
 
