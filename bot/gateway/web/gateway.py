@@ -286,13 +286,7 @@ class NeonizeGateway(Gateway):
                     raise NotDelivered(str(exc)) from exc
                 logger.warning("{} never left ({}); retrying once connected", what, exc)
                 self.connected.clear()
-        msg_id = str(response.ID)
-        if not msg_id:
-            raise GatewayError(f"sending to {mask_address(chat)} returned no message id")
-        self._sent_ids[msg_id] = None
-        while len(self._sent_ids) > SENT_IDS_KEPT:
-            self._sent_ids.popitem(last=False)
-        return msg_id
+        return self._remember(response, what)
 
     async def send_media(self, chat: str, media: OutboundMedia) -> str:
         """neonize's builders upload the bytes (and make an image's thumbnail); the built
@@ -312,9 +306,13 @@ class NeonizeGateway(Gateway):
                                        self._download_timeout)
             response = await self._call(f"sending a {media.kind} to {where}",
                                         client.send_message(parse_jid(chat), message))
+        return self._remember(response, f"sending a {media.kind} to {where}")
+
+    def _remember(self, response: Any, what: str) -> str:
+        """The sent message's id, kept to recognise its echo (`normalize`, `SENT_IDS_KEPT`)."""
         msg_id = str(response.ID)
         if not msg_id:
-            raise GatewayError(f"sending a {media.kind} to {where} returned no message id")
+            raise GatewayError(f"{what} returned no message id")
         self._sent_ids[msg_id] = None
         while len(self._sent_ids) > SENT_IDS_KEPT:
             self._sent_ids.popitem(last=False)
