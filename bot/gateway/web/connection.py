@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import random
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,7 +40,7 @@ from neonize.aioze.events import (
 )
 
 from bot.clock import Clock
-from bot.gateway.base import ExitReason, GatewayError
+from bot.gateway.base import ExitReason, GatewayError, StatusListener
 from bot.gateway.restrictions import Restrictions
 from bot.gateway.web import qr, session
 from bot.gateway.web.exits import Exits, GatewayExit
@@ -65,17 +65,9 @@ class Connection:
     `client` is the live Go client, or None. Messages go to `on_message`.
     """
 
-    def __init__(
-        self,
-        tenant: str,
-        settings: WhatsAppSettings,
-        clock: Clock,
-        *,
-        state_dir: Path,
-        on_message: EventHandler,
-        on_status: Callable[[str], None] | None = None,
-        tuning: Tuning | None = None,
-    ) -> None:
+    def __init__(self, tenant: str, settings: WhatsAppSettings, clock: Clock, *,
+                 state_dir: Path, on_message: EventHandler,
+                 on_status: StatusListener | None = None, tuning: Tuning | None = None) -> None:
         t = tuning or Tuning()
         self.tenant = tenant
         self.state_dir = state_dir
@@ -112,7 +104,7 @@ class Connection:
         self.outages = Outages(self, clock)
         self.offline = OfflineSync(self.is_current)
         self.restrictions: Restrictions | None = None
-        self.status_listener: Callable[[str], None] | None = None  # the unit's (console)
+        self.status_listener: StatusListener | None = None  # the unit's (console)
 
     @property
     def client(self) -> GoClient | None:

@@ -28,6 +28,7 @@ from bot.gateway.base import (
     GatewayError,
     NotDelivered,
     OutboundMedia,
+    StatusListener,
 )
 from bot.gateway.web import offline
 from bot.gateway.web.connection import Connection
@@ -89,7 +90,7 @@ class NeonizeGateway(Gateway):
         *,
         state_dir: Path,
         allow_groups: bool = False,
-        on_status: Callable[[str], None] | None = None,
+        on_status: StatusListener | None = None,
         tuning: Tuning | None = None,
     ) -> None:
         super().__init__()
