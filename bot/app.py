@@ -30,7 +30,7 @@ from bot.wiring import Shared, build_shared, build_unit
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-    from bot.gateway.cloud_server import WebhookServer
+    from bot.gateway.cloud.server import WebhookServer
     from bot.web.server import WebServer
 
 
@@ -55,7 +55,7 @@ class App:
         self.web = self._web_server(serve_http, extra_routers)
         # The Cloud API's webhook: served by the console, or by a server of its own when the
         # console is off; its stores record the per-message statuses.
-        from bot.gateway.cloud_server import attach
+        from bot.gateway.cloud.server import attach
 
         self.webhook: WebhookServer | None = attach(
             gateway, u.settings, u.customers, own_server=self.web is None)

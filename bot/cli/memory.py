@@ -59,7 +59,7 @@ def holders(settings: Settings, stores: Stores) -> list[Holder]:
 
 @asynccontextmanager
 async def open_stores(settings: Settings, *, erasing: bool = False) -> AsyncIterator[Stores]:
-    from bot.gateway.login import prepare_state_dir
+    from bot.gateway.web.session import prepare_state_dir
     from bot.parts import build_memory  # every table wabot has is declared by now
     from bot.stores.privacy import erase_for_real
 

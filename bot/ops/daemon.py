@@ -51,21 +51,17 @@ def apply_bot_label(settings: Settings) -> None:
 
 def neonize_gateway(settings: Settings, notifier: Notifier) -> Gateway:
     apply_bot_label(settings)  # before the import below loads Go
-    from bot.gateway.neonize import NeonizeGateway
+    from bot.gateway.web.gateway import NeonizeGateway
 
-    w = settings.whatsapp
-    return NeonizeGateway(
-        settings.tenant, settings.state_dir, SystemClock(), session_name=w.session_file,
-        pair_phone=w.pair_phone, allow_groups=settings.inbox.allow_groups,
-        call_timeout=w.call_timeout, probe_address=(w.probe_host, w.probe_port),
-        backoff_initial=w.backoff_initial, backoff_cap=w.backoff_cap,
-        on_status=notifier.report, go_threads=w.go_threads)
+    return NeonizeGateway(settings.tenant, settings.whatsapp, SystemClock(),
+                          state_dir=settings.state_dir,
+                          allow_groups=settings.inbox.allow_groups, on_status=notifier.report)
 
 
 def transport_gateway(settings: Settings, notifier: Notifier) -> Gateway:
     """The configured transport: WhatsApp Web (neonize) or Meta's Cloud API."""
     if settings.whatsapp.transport == "cloud":
-        from bot.gateway.cloud import CloudGateway
+        from bot.gateway.cloud.gateway import CloudGateway
 
         return CloudGateway(settings.tenant, settings.cloud)
     return neonize_gateway(settings, notifier)

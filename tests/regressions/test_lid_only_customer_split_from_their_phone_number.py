@@ -17,12 +17,14 @@ from neonize.aioze.events import ConnectedEv, MessageEv
 from sqlalchemy import select
 
 from bot.clock import VirtualClock
-from bot.gateway.neonize import NeonizeGateway
+from bot.gateway.web.gateway import NeonizeGateway
+from bot.gateway.web.tuning import Tuning
 from bot.models import CustomerKey, Role
+from bot.settings import WhatsAppSettings
 from bot.stores.customers import JOURNAL
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.pipeline import START, Pipeline, make_settings, pipeline
-from tests.gateway.builders import (
+from tests.gateway.web.builders import (
     CUSTOMER,
     CUSTOMER_E164,
     CUSTOMER_LID,
@@ -32,7 +34,7 @@ from tests.gateway.builders import (
     jid,
     text,
 )
-from tests.gateway.conftest import reachable  # noqa: F401  (fixture)
+from tests.gateway.web.conftest import reachable  # noqa: F401  (fixture)
 
 LID_KEY = f"lid:{CUSTOMER_LID}"
 
@@ -43,8 +45,11 @@ async def running(db_url: str, tmp_path: Path, openai_server: FakeOpenAI, tenant
                   ) -> AsyncIterator[tuple[Pipeline, StandInClient]]:
     clock = VirtualClock(START)
     factory = StandInFactory()
-    gateway = NeonizeGateway(tenant, tmp_path / "wa", clock, probe_address=reachable,
-                             client_factory=factory, console=io.StringIO(), call_timeout=2.0)
+    gateway = NeonizeGateway(
+        tenant,
+        WhatsAppSettings(probe_host=reachable[0], probe_port=reachable[1], call_timeout=2.0),
+        clock, state_dir=tmp_path / "wa",
+        tuning=Tuning(client_factory=factory, console=io.StringIO()))
     settings = make_settings(db_url, tmp_path, openai_server, tenant)
     async with pipeline(settings, clock=clock, gateway=gateway) as p:  # type: ignore[arg-type]
         client = await factory.next_client()

@@ -13,7 +13,7 @@ import pytest
 
 from bot.app import App
 from bot.clock import VirtualClock
-from bot.gateway.cloud import CloudGateway
+from bot.gateway.cloud.gateway import CloudGateway
 from bot.models import CustomerKey
 from bot.stores.outbound import OutboundStore
 from bot.web import delivery

@@ -1,8 +1,8 @@
-"""Linking the device: the QR codes, the pair code and the login watchdog.
+"""Pairing the device: the QR codes, the pair code and the login watchdog.
 
 Go calls the QR callback on every refresh (60 s, then 20 s each); when the codes run out it
-closes the socket and says nothing more to Python, hence the watchdog. The file helpers
-(session file, QR PNG, pair-code text) are in `login`.
+closes the socket and says nothing more to Python, hence the watchdog. How the codes are
+shown (terminal, QR PNG, pair-code text) is `qr`; the session file is `session`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from neonize.proto.Neonize_pb2 import PairStatus
 from neonize.utils.enum import ClientName
 
 from bot.clock import Clock
-from bot.gateway import login
 from bot.gateway.base import GatewayError
-from bot.gateway.goclient import GoClient, guarded
+from bot.gateway.web import qr
+from bot.gateway.web.goclient import GoClient, guarded
 from bot.phones import from_whatsapp, mask
 
 T = TypeVar("T")
@@ -29,8 +29,8 @@ class AlreadyLinked(GatewayError):
     """A pair code was asked while WhatsApp is linked and connected."""
 
 
-class LinkHost(Protocol):
-    """What linking needs of the connection it serves."""
+class PairingHost(Protocol):
+    """What pairing needs of the connection it serves."""
 
     connected: asyncio.Event
     qr_png_path: Path
@@ -46,8 +46,8 @@ class LinkHost(Protocol):
     async def login_timed_out(self) -> None: ...
 
 
-class Linking:
-    def __init__(self, host: LinkHost, clock: Clock, pair_phone: str | None,
+class Pairing:
+    def __init__(self, host: PairingHost, clock: Clock, pair_phone: str | None,
                  timeout: float) -> None:
         self._host = host
         self._clock = clock
@@ -69,14 +69,14 @@ class Linking:
             return
         self.stop_watchdog()
         self._watchdog = host.spawn(self._login_watchdog())
-        login.write_qr_png(data, host.qr_png_path)
+        qr.write_qr_png(data, host.qr_png_path)
         self._offered = client
         if self._pair_phone and not self._pair_requested:
             # whatsmeow wants the first QR event before PairPhone (neonize#57, #192).
             self._pair_requested = True
             await self._request_pair_code(client, self._pair_phone)
         if self._pair_code is None:
-            host.show(login.qr_terminal_text(data))
+            host.show(qr.qr_terminal_text(data))
             host.report(f"waiting for QR scan (see journalctl or {host.qr_png_path})")
 
     @guarded("PairStatusEv")
@@ -109,7 +109,7 @@ class Linking:
         self._pair_requested = True
         code = await self._ask(client, phone)
         self._show_pair_code(code, phone)
-        return login.format_pair_code(code)
+        return qr.format_pair_code(code)
 
     async def _ask(self, client: GoClient, phone: str) -> str:
         return await self._host.call(
@@ -125,8 +125,8 @@ class Linking:
         self._show_pair_code(code, phone)
 
     def _show_pair_code(self, code: str, phone: str) -> None:
-        self._pair_code = login.format_pair_code(code)
-        self._host.show(login.pair_code_instructions(code, mask(phone)))
+        self._pair_code = qr.format_pair_code(code)
+        self._host.show(qr.pair_code_instructions(code, mask(phone)))
         self._host.report(
             f"waiting for pair code {self._pair_code} to be entered on {mask(phone)}")
 

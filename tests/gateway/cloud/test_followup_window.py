@@ -19,7 +19,7 @@ from tests.fakes import meta_webhooks as meta
 from tests.fakes.graph_server import FakeGraph
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.pipeline import START, make_settings
-from tests.gateway.test_cloud_webhook import PHONE, T0, WA, Cloud
+from tests.gateway.cloud.test_webhook import PHONE, T0, WA, Cloud
 
 OPEN_ALL_DAY = Business(name="Casa Azul", persona="Sofía", timezone="America/Mexico_City")
 

@@ -110,7 +110,7 @@ class GoThreads(ThreadPoolExecutor):
     neonize runs every Go call through `asyncio.to_thread` (neonize aioze/client.py
     `GoCode.execute_sync_function` / `GoCode.__getattr__`), i.e. in the loop's default
     executor, which the scheduler's and the stores' `to_thread` share. A send may hold its
-    thread 160 s (whatsmeow's bound, see `neonize.SEND_TIMEOUT`) and the connection's
+    thread 160 s (whatsmeow's bound, see `tuning.SEND_TIMEOUT`) and the connection's
     `Neonize()` holds one for its life: calls made under `go_context()` go to a pool of
     their own, `whatsapp.go_threads` wide, so blocked Go calls never starve the rest.
     """

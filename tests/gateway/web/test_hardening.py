@@ -11,9 +11,9 @@ from neonize.exc import SendMessageError
 from neonize.proto.Neonize_pb2 import Device
 
 from bot.gateway.addresses import receipts_by_sender
-from bot.gateway.neonize import GatewayExit, NeonizeGateway
+from bot.gateway.web.gateway import GatewayExit, NeonizeGateway
 from bot.models import InboundMessage
-from tests.gateway.builders import (
+from tests.gateway.web.builders import (
     BUSINESS,
     CUSTOMER,
     CUSTOMER_LID,
@@ -24,7 +24,7 @@ from tests.gateway.builders import (
     jid,
     text,
 )
-from tests.gateway.conftest import RecordingClock
+from tests.gateway.web.conftest import RecordingClock
 
 
 async def test_a_lid_lookup_on_a_stopped_client_crashed_the_process(

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bot.gateway.cloud import CloudGateway
-from bot.gateway.cloud_events import parse
-from bot.gateway.graph import CloudError
+from bot.gateway.cloud.events import parse
+from bot.gateway.cloud.gateway import CloudGateway
+from bot.gateway.cloud.graph import CloudError
 from bot.models import InboundMessage, MessageKind
 from bot.settings import CloudSettings, SettingsError, load_settings
 from tests.fakes import meta_webhooks as meta
@@ -230,7 +230,7 @@ def test_wabot_run_on_the_cloud_transport_without_a_token_exits_78_naming_the_ke
 
 async def test_chats_whose_window_closed_are_forgotten_when_many_are_remembered(
         sender: tuple[CloudGateway, StepClock], monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.gateway.cloud as cloud
+    import bot.gateway.cloud.gateway as cloud
 
     gateway, clock = sender
     monkeypatch.setattr(cloud, "REMEMBERED_CHATS", 2)

@@ -29,10 +29,10 @@ from neonize.events import EVENT_TO_INT
 from neonize.exc import PairPhoneError
 from neonize.proto.Neonize_pb2 import LOGGED_OUT, SERVICE_UNAVAILABLE, TemporaryBan
 
-from bot.gateway.neonize import GatewayExit, NeonizeGateway
+from bot.gateway.web.gateway import GatewayExit, NeonizeGateway
 from bot.models import InboundMessage
-from tests.gateway.builders import GROUP, StandInClient, StandInFactory, event, jid, text
-from tests.gateway.conftest import RecordingClock, free_port
+from tests.gateway.web.builders import GROUP, StandInClient, StandInFactory, event, jid, text
+from tests.gateway.web.conftest import RecordingClock, free_port
 
 # --- reachability probe before the Go layer may connect ------------------------------------
 
@@ -49,7 +49,7 @@ async def test_unreachable_whatsapp_is_retried_with_capped_backoff_and_go_never_
     linked.write_bytes(b"SQLite format 3\x00")
     port = free_port()
     gateway = make_gateway(
-        probe_address=("127.0.0.1", port), backoff_initial=2, backoff_cap=30, backoff_jitter=0
+        probe_port=port, backoff_initial=2, backoff_cap=30, backoff_jitter=0
     )
     await gateway.start()
     assert gateway.task is not None
@@ -73,7 +73,7 @@ async def test_at_first_start_the_wait_is_short_and_says_the_qr_comes_once_conne
     clock: RecordingClock,
 ) -> None:
     gateway = make_gateway(
-        probe_address=("127.0.0.1", free_port()), backoff_initial=2, backoff_cap=300,
+        probe_port=free_port(), backoff_initial=2, backoff_cap=300,
         backoff_jitter=0)
     lines: list[str] = []
     sink = logger.add(lambda m: lines.append(str(m)), level="WARNING", format="{message}")
@@ -392,9 +392,9 @@ async def test_handlers_register_on_a_real_neonize_client(
 
     registered = client.event.list_func
     assert registered[EVENT_TO_INT[MessageEv]] == gateway._on_message
-    assert registered[EVENT_TO_INT[LoggedOutEv]] == gateway.connection._on_logged_out
+    assert registered[EVENT_TO_INT[LoggedOutEv]] == gateway.connection.exits.on_logged_out
     assert len(registered) == 13  # + OfflineSyncPreview, OfflineSyncCompleted
-    assert client.event._qr == gateway.connection.linking.on_qr
+    assert client.event._qr == gateway.connection.pairing.on_qr
 
 
 async def test_real_neonize_dispatch_runs_the_guarded_handler(

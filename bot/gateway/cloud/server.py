@@ -16,8 +16,8 @@ from fastapi import APIRouter, FastAPI
 from loguru import logger
 
 from bot.gateway.base import Gateway
-from bot.gateway.cloud import CloudGateway
-from bot.gateway.cloud_webhook import webhook_router
+from bot.gateway.cloud.gateway import CloudGateway
+from bot.gateway.cloud.webhook import webhook_router
 from bot.settings import Settings
 from bot.stores.customers import CustomerStore
 from bot.stores.outbound import OutboundStore

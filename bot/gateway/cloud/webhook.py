@@ -11,17 +11,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from fastapi import APIRouter, Request, Response
 from loguru import logger
 
-from bot.clock import Clock
-from bot.gateway.cloud_events import parse
-from bot.models import InboundMessage
+from bot.gateway.cloud.events import parse
 from bot.phones import mask
-from bot.settings import CloudSettings
-from bot.stores.outbound import StatusUpdate
+
+if TYPE_CHECKING:
+    from bot.clock import Clock
+    from bot.models import InboundMessage
+    from bot.settings import CloudSettings
+    from bot.stores.outbound import StatusUpdate
 
 PATH = "/webhooks/whatsapp"
 SIGNATURE = "X-Hub-Signature-256"
@@ -37,11 +39,12 @@ def signed(body: bytes | bytearray, header: str | None, secret: str) -> bool:
     return bool(header) and hmac.compare_digest(signature(body, secret), header or "")
 
 
-class WebhookTarget(Protocol):
-    """What the receiver hands its events to (the Cloud API gateway)."""
+class Receiver(Protocol):
+    """What the webhook needs of the Cloud API gateway it feeds (`gateway.CloudGateway`,
+    which builds this router: a Protocol, not an import of it)."""
 
-    s: CloudSettings
     tenant: str
+    s: CloudSettings
     clock: Clock
 
     async def dispatch(self, message: InboundMessage) -> None: ...
@@ -49,7 +52,7 @@ class WebhookTarget(Protocol):
     async def record_status(self, change: StatusUpdate) -> None: ...
 
 
-def webhook_router(gateway: WebhookTarget) -> APIRouter:
+def webhook_router(gateway: Receiver) -> APIRouter:
     s = gateway.s
     secret = s.app_secret.get_secret_value() if s.app_secret else ""
     verify = s.verify_token.get_secret_value() if s.verify_token else ""

@@ -77,7 +77,7 @@ def test_a_refused_token_is_said_not_hidden(env: dict[str, str],
 async def test_the_daemon_learns_its_number_for_the_console_and_the_heartbeat(
         tmp_path: Path, openai_server, graph_server: FakeGraph, tenant: str) -> None:
     from tests.fakes.pipeline import eventually
-    from tests.gateway.test_cloud_webhook import Cloud, cloud_settings
+    from tests.gateway.cloud.test_webhook import Cloud, cloud_settings
 
     settings = cloud_settings(f"sqlite:///{tmp_path / 'wabot.db'}", tmp_path, openai_server,
                               graph_server, tenant)
@@ -94,7 +94,7 @@ async def test_the_daemon_learns_its_number_for_the_console_and_the_heartbeat(
 
 async def test_an_unreachable_graph_at_start_leaves_the_number_unknown(
         tmp_path: Path, openai_server, graph_server: FakeGraph, tenant: str) -> None:
-    from tests.gateway.test_cloud_webhook import Cloud, cloud_settings
+    from tests.gateway.cloud.test_webhook import Cloud, cloud_settings
 
     settings = cloud_settings(f"sqlite:///{tmp_path / 'wabot.db'}", tmp_path, openai_server,
                               graph_server, tenant)

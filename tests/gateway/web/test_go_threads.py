@@ -15,8 +15,8 @@ from neonize.aioze.events import ConnectedEv
 from neonize.proto.Neonize_pb2 import SendResponse
 
 from bot.gateway.base import GatewayError
-from bot.gateway.neonize import NeonizeGateway
-from tests.gateway.builders import CUSTOMER, StandInClient, StandInFactory
+from bot.gateway.web.gateway import NeonizeGateway
+from tests.gateway.web.builders import CUSTOMER, StandInClient, StandInFactory
 
 CHAT = f"{CUSTOMER}@s.whatsapp.net"
 BLOCKED_SENDS = 40  # more than any default executor's threads (min(32, cpus + 4))

@@ -22,13 +22,13 @@ from neonize.exc import SendMessageError
 from neonize.proto.Neonize_pb2 import ConnectFailureReason, TemporaryBan
 
 from bot.gateway.base import Binding, GatewayError
-from bot.gateway.neonize import NeonizeGateway
 from bot.gateway.pacer import Pacer
 from bot.gateway.phone import PhoneWatch
 from bot.gateway.restrictions import FILE_NAME, TEMPORARY_BAN, TIMELOCK, Restrictions, read
+from bot.gateway.web.gateway import NeonizeGateway
 from bot.models import InboundMessage
-from tests.gateway.builders import BUSINESS, CUSTOMER, StandInClient, event, jid, text
-from tests.gateway.conftest import RecordingClock
+from tests.gateway.web.builders import BUSINESS, CUSTOMER, StandInClient, event, jid, text
+from tests.gateway.web.conftest import RecordingClock
 
 
 async def test_messages_delivered_during_the_offline_sync_are_tagged_backlog(

@@ -1,6 +1,6 @@
 """The WhatsApp Cloud API transport: Meta's Graph endpoints over httpx.
 
-Inbound messages arrive through the webhook (`cloud_webhook.py`), which hands them to
+Inbound messages arrive through the webhook (`webhook.py`), which hands them to
 `dispatch` and answers Meta only once they are journaled. This module sends (through
 `graph.py`, which retries what is worth retrying): text, read receipts with the typing
 indicator, images and documents, templates; each send's fate is recorded per message.
@@ -27,7 +27,7 @@ from loguru import logger
 
 from bot.clock import Clock, SystemClock
 from bot.gateway.base import Gateway, GatewayError, OutboundMedia
-from bot.gateway.graph import CloudError, GraphAPI, e164_of
+from bot.gateway.cloud.graph import CloudError, GraphAPI, e164_of
 from bot.models import CustomerKey, InboundMessage
 from bot.phones import mask
 from bot.settings import CloudSettings
@@ -96,7 +96,7 @@ class CloudGateway(Gateway):
     def routers(self) -> tuple[APIRouter, ...]:
         """The webhook receiver, at `/webhooks/whatsapp`."""
         if not self._routers:
-            from bot.gateway.cloud_webhook import webhook_router
+            from bot.gateway.cloud.webhook import webhook_router
 
             self._routers = (webhook_router(self),)
         return self._routers

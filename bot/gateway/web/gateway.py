@@ -1,19 +1,18 @@
 """The WhatsApp Web transport on neonize (whatsmeow in Go): receive and send.
 
 The connection's lifecycle (probe, connect, login, reconnect, exit reasons) is
-`bot.gateway.connection`; turning events into `InboundMessage`s is `bot.gateway.normalize`;
-the rules for calling Go are in `bot.gateway.goclient`.
+`connection`; turning events into `InboundMessage`s is `normalize`; the rules for calling
+Go are in `goclient` (all in `bot.gateway.web`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 from loguru import logger
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
@@ -29,19 +28,20 @@ from bot.gateway.base import (
     GatewayError,
     NotDelivered,
     OutboundMedia,
+    StatusListener,
 )
-from bot.gateway.connection import Connection, GatewayExit
-from bot.gateway.goclient import (
-    ClientFactory,
+from bot.gateway.web import offline
+from bot.gateway.web.connection import Connection
+from bot.gateway.web.exits import GatewayExit
+from bot.gateway.web.goclient import (
     GoClient,
     GoThreads,
     GoTimeout,
     call_go,
     go_context,
     guarded,
-    new_neonize_client,
 )
-from bot.gateway.normalize import (
+from bot.gateway.web.normalize import (
     Dropped,
     DropReason,
     NormalizeContext,
@@ -51,24 +51,20 @@ from bot.gateway.normalize import (
     normalize_event,
     parse_jid,
 )
-from bot.gateway.ordered import OrderedEvents
-from bot.gateway.presence import Presence
+from bot.gateway.web.ordered import OrderedEvents
+from bot.gateway.web.presence import Presence
+from bot.gateway.web.tuning import Tuning
 from bot.models import InboundMessage
 from bot.phones import is_lid_customer
+from bot.settings import WhatsAppSettings
 
 __all__ = ["GatewayExit", "NeonizeGateway"]
 
 SENT_IDS_KEPT = 1000
 T = TypeVar("T")
-# whatsmeow request.go defaultRequestTimeout (75 s) for the send's answer, and send.go
-# SendMessage's one retryFrame after a disconnect (request.go: WaitForConnection(5 s), then
-# the frame again): a Python timeout shorter than that calls "failed" what may be delivered.
-SEND_TIMEOUT = 2 * 75.0 + 5.0 + 5.0
 # Errors that prove the frame never left: whatsmeow errors.go ErrNotConnected ("websocket
 # not connected", socket.go/request.go sendNode with no socket), ErrNotLoggedIn, and ours.
 _NEVER_LEFT = ("websocket not connected", "doesn't contain a device jid", "not connected to")
-
-_SYNC_DONE = object()  # OfflineSyncCompleted's place among the message events
 
 # Routine drops (status updates, key distribution, reactions…) stay at DEBUG.
 _DROP_LEVELS = {
@@ -89,57 +85,41 @@ class NeonizeGateway(Gateway):
     def __init__(
         self,
         tenant: str,
-        state_dir: Path,
+        settings: WhatsAppSettings,
         clock: Clock,
         *,
-        session_name: str = "whatsapp-session.sqlite3",
-        pair_phone: str | None = None,
+        state_dir: Path,
         allow_groups: bool = False,
-        call_timeout: float = 20.0,
-        send_timeout: float = SEND_TIMEOUT,
-        connect_wait: float = 30.0,
-        send_attempts: int = 3,
-        download_timeout: float = 120.0,
-        probe_address: tuple[str, int] = ("web.whatsapp.com", 443),
-        probe_timeout: float = 10.0,
-        backoff_initial: float = 2.0,
-        backoff_cap: float = 300.0,
-        backoff_jitter: float = 0.1,
-        login_timeout: float = 75.0,
-        go_threads: int = 8,
-        on_status: Callable[[str], None] | None = None,
-        client_factory: ClientFactory = new_neonize_client,
-        console: TextIO | None = None,
-        rng: random.Random | None = None,
+        on_status: StatusListener | None = None,
+        tuning: Tuning | None = None,
     ) -> None:
         super().__init__()
+        pair_phone = settings.pair_phone
         if pair_phone is not None and not re.fullmatch(r"\+[1-9]\d{5,14}", pair_phone):
             raise ValueError("pair_phone must be the business number in E.164 (+ and digits)")
+        t = tuning or Tuning()
         self.tenant = tenant
-        self.connection = Connection(
-            tenant, state_dir, clock, on_message=self._on_message, session_name=session_name,
-            pair_phone=pair_phone, call_timeout=call_timeout, probe_address=probe_address,
-            probe_timeout=probe_timeout, backoff_initial=backoff_initial,
-            backoff_cap=backoff_cap, backoff_jitter=backoff_jitter, login_timeout=login_timeout,
-            on_status=on_status, client_factory=client_factory, console=console, rng=rng)
+        self.connection = Connection(tenant, settings, clock, state_dir=state_dir,
+                                     on_message=self._on_message, on_status=on_status,
+                                     tuning=t)
         self.state_dir = state_dir
         self.session_path = self.connection.session_path
         self.qr_png_path = self.connection.qr_png_path
         self._clock = clock
         self._allow_groups = allow_groups
-        self._call_timeout = call_timeout
-        self._send_timeout = send_timeout
-        self._connect_wait = connect_wait
-        self._send_attempts = max(1, send_attempts)
-        self._download_timeout = download_timeout
+        self._call_timeout = settings.call_timeout
+        self._send_timeout = t.send_timeout
+        self._connect_wait = t.connect_wait
+        self._send_attempts = max(1, t.send_attempts)
+        self._download_timeout = t.download_timeout
         self._sent_ids: OrderedDict[str, None] = OrderedDict()
         self._events = OrderedEvents(self._handle_event)
         self._composing: set[str] = set()
         self.raw_chat = RawChats()  # receipts, typing and revokes go where WhatsApp wrote
-        self._go_threads = go_threads
+        self._go_threads = settings.go_threads
         self._threads: GoThreads | None = None
-        self._backlog_ids: set[str] = set()  # delivered during WhatsApp's offline sync
-        self.connection.on_synced = self._offline_synced
+        self._offline = self.connection.offline
+        self._offline.on_complete = self._offline_synced
         self.presence = Presence()
 
     # ── lifecycle: the connection's ────────────────────────────────────────────────────
@@ -180,11 +160,11 @@ class NeonizeGateway(Gateway):
     @property
     def pair_code(self) -> str | None:
         """The pair code on show while not linked (ABCD-EFGH), else None."""
-        return self.connection.linking.pair_code
+        return self.connection.pairing.pair_code
 
     async def request_pair_code(self, phone: str) -> str:
         """A pair code for `phone` (E.164) asked while running: the console's form."""
-        return await self.connection.linking.pair(phone)
+        return await self.connection.pairing.pair(phone)
 
     async def start(self) -> None:
         if self._threads is None:
@@ -245,8 +225,7 @@ class NeonizeGateway(Gateway):
 
     @guarded("MessageEv")
     async def _on_message(self, client: GoClient, ev: Any) -> None:
-        if self.connection.syncing:
-            self._backlog_ids.add(str(ev.Info.ID))
+        self._offline.note(str(ev.Info.ID))
         if self.binding.phone is not None:  # before normalizing: "Message yourself" is dropped there
             source = ev.Info.MessageSource
             self.binding.phone.seen(int(source.Sender.Device), bool(source.IsFromMe))
@@ -256,18 +235,16 @@ class NeonizeGateway(Gateway):
     async def _offline_synced(self, client: GoClient) -> None:
         # Through the ordered queue: the backlog is complete once every message before
         # OfflineSyncCompleted (in Go's order) has reached the inbox.
-        await self._events.put(client, _SYNC_DONE)
+        await self._events.put(client, offline.DONE)
 
     async def _handle_event(self, client: GoClient, ev: Any) -> None:
-        if ev is _SYNC_DONE:
+        if ev is offline.DONE:
             if self.binding.on_backlog_complete is not None:
                 await self.binding.on_backlog_complete()
             return
         result = await self.normalize(ev, client)
-        if str(ev.Info.ID) in self._backlog_ids:
-            self._backlog_ids.discard(str(ev.Info.ID))
-            if not isinstance(result, Dropped):
-                result.backlog = True
+        if self._offline.kept(str(ev.Info.ID)) and not isinstance(result, Dropped):
+            result.backlog = True
         if isinstance(result, Dropped):
             logger.bind(msg_id=ev.Info.ID, reason=result.reason.value).log(
                 _DROP_LEVELS.get(result.reason, "DEBUG"),
@@ -310,13 +287,7 @@ class NeonizeGateway(Gateway):
                     raise NotDelivered(str(exc)) from exc
                 logger.warning("{} never left ({}); retrying once connected", what, exc)
                 self.connected.clear()
-        msg_id = str(response.ID)
-        if not msg_id:
-            raise GatewayError(f"sending to {mask_address(chat)} returned no message id")
-        self._sent_ids[msg_id] = None
-        while len(self._sent_ids) > SENT_IDS_KEPT:
-            self._sent_ids.popitem(last=False)
-        return msg_id
+        return self._remember(response, what)
 
     async def _send_media(self, chat: str, media: OutboundMedia) -> str:
         """neonize's builders upload the bytes (and make an image's thumbnail); the built
@@ -336,9 +307,13 @@ class NeonizeGateway(Gateway):
                                        self._download_timeout)
             response = await self._call(f"sending a {media.kind} to {where}",
                                         client.send_message(parse_jid(chat), message))
+        return self._remember(response, f"sending a {media.kind} to {where}")
+
+    def _remember(self, response: Any, what: str) -> str:
+        """The sent message's id, kept to recognise its echo (`normalize`, `SENT_IDS_KEPT`)."""
         msg_id = str(response.ID)
         if not msg_id:
-            raise GatewayError(f"sending a {media.kind} to {where} returned no message id")
+            raise GatewayError(f"{what} returned no message id")
         self._sent_ids[msg_id] = None
         while len(self._sent_ids) > SENT_IDS_KEPT:
             self._sent_ids.popitem(last=False)

@@ -8,8 +8,8 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
 from bot.gateway.base import GatewayError, OutboundMedia
 from bot.gateway.memory import MemoryGateway
-from bot.gateway.neonize import NeonizeGateway
-from tests.gateway.builders import CUSTOMER, StandInClient, jid
+from bot.gateway.web.gateway import NeonizeGateway
+from tests.gateway.web.builders import CUSTOMER, StandInClient, jid
 
 CHAT = f"{CUSTOMER}@s.whatsapp.net"
 

@@ -26,10 +26,10 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
 )
 
 from bot.gateway.memory import MemoryGateway
-from bot.gateway.neonize import NeonizeGateway
-from bot.gateway.normalize import Dropped, DropReason, NormalizeContext, normalize_event
+from bot.gateway.web.gateway import NeonizeGateway
+from bot.gateway.web.normalize import Dropped, DropReason, NormalizeContext, normalize_event
 from bot.models import InboundMessage, MessageKind
-from tests.gateway.builders import (
+from tests.gateway.web.builders import (
     BUSINESS,
     CUSTOMER,
     CUSTOMER_E164,
@@ -40,7 +40,7 @@ from tests.gateway.builders import (
     jid,
     text,
 )
-from tests.gateway.conftest import TENANT
+from tests.gateway.web.conftest import TENANT
 
 SENT_AT = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 NOW = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)

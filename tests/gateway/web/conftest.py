@@ -7,6 +7,7 @@ import asyncio
 import io
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ from loguru import logger
 
 # neonize is imported quietly by tests/conftest.py before this module loads.
 from bot.clock import VirtualClock
-from bot.gateway.neonize import NeonizeGateway
-from tests.gateway.builders import StandInClient, StandInFactory
+from bot.gateway.web.gateway import NeonizeGateway
+from bot.gateway.web.tuning import Tuning
+from bot.settings import WhatsAppSettings
+from tests.gateway.web.builders import StandInClient, StandInFactory
 
 TENANT = "tienda"
 
@@ -83,17 +86,23 @@ async def make_gateway(
     reachable: tuple[str, int],
 ) -> AsyncIterator[Callable[..., NeonizeGateway]]:
     made: list[NeonizeGateway] = []
+    settings_fields = set(WhatsAppSettings.model_fields)
+    tuning_fields = {f.name for f in fields(Tuning)}
 
-    def make(**options: Any) -> NeonizeGateway:
-        settings: dict[str, Any] = {
-            "probe_address": reachable,
-            "on_status": statuses.append,
-            "client_factory": factory,
-            "console": console,
-            "call_timeout": 2.0,
-            **options,
-        }
-        gateway = NeonizeGateway(TENANT, tmp_path / "state", clock, **settings)
+    def make(*, allow_groups: bool = False, **options: Any) -> NeonizeGateway:
+        """Each option goes where its name is: the settings section, or the `Tuning`."""
+        unknown = set(options) - settings_fields - tuning_fields
+        assert not unknown, f"neither a WhatsAppSettings field nor a Tuning one: {unknown}"
+        # Unchecked (model_copy): tests go below the settings' floors (2 Go threads) and
+        # hand the gateway numbers it must refuse itself.
+        settings = WhatsAppSettings().model_copy(update={
+            "probe_host": reachable[0], "probe_port": reachable[1], "call_timeout": 2.0,
+            **{k: v for k, v in options.items() if k in settings_fields}})
+        tuning = Tuning(**{"client_factory": factory, "console": console,
+                           **{k: v for k, v in options.items() if k in tuning_fields}})
+        gateway = NeonizeGateway(TENANT, settings, clock, state_dir=tmp_path / "state",
+                                 allow_groups=allow_groups, on_status=statuses.append,
+                                 tuning=tuning)
         made.append(gateway)
         return gateway
 

@@ -14,7 +14,7 @@ import pytest
 from bot.app import App
 from bot.business import Business
 from bot.clock import VirtualClock
-from bot.gateway.cloud import CloudGateway
+from bot.gateway.cloud.gateway import CloudGateway
 from bot.models import CustomerKey, InboundMessage
 from bot.settings import Settings
 from bot.stores.outbound import OutboundStore
@@ -186,8 +186,8 @@ async def test_a_voice_note_is_downloaded_through_the_media_url_and_transcribed(
 
 
 async def test_media_over_the_size_limit_is_refused_before_download(cloud: Cloud) -> None:
-    from bot.gateway.cloud import CloudError
-    from bot.gateway.cloud_events import parse
+    from bot.gateway.cloud.events import parse
+    from bot.gateway.cloud.gateway import CloudError
 
     cloud.graph.media["BIG"] = b"x" * 5000
     events = parse(meta.envelope(messages=[meta.message(WA, "image", "wamid.I1", T0,

@@ -11,10 +11,11 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ImageMessage, Message
 from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ReceiptType
 
 from bot.gateway.base import DeliveryUnknown, GatewayError
-from bot.gateway.neonize import SEND_TIMEOUT, SENT_IDS_KEPT, NeonizeGateway
-from bot.gateway.normalize import Dropped, DropReason
+from bot.gateway.web.gateway import SENT_IDS_KEPT, NeonizeGateway
+from bot.gateway.web.normalize import Dropped, DropReason
+from bot.gateway.web.tuning import SEND_TIMEOUT
 from bot.models import InboundMessage
-from tests.gateway.builders import (
+from tests.gateway.web.builders import (
     BUSINESS,
     CUSTOMER,
     StandInClient,

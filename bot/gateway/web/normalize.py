@@ -1,7 +1,7 @@
 """Normalization: a neonize `MessageEv` as the pipeline's `InboundMessage`, or why it is not one.
 
 Pure functions over whatsmeow's protobufs plus the LID lookup handed in through
-`NormalizeContext`; the gateway (`bot.gateway.neonize`) calls `normalize_event` for every
+`NormalizeContext`; the gateway (`bot.gateway.web.gateway`) calls `normalize_event` for every
 message event and uses `parse_jid`/`mask_address` for the chats it sends to.
 """
 
