@@ -26,7 +26,7 @@ from bot.stores.customers import CUSTOMERS, Customer, CustomerStore
 from bot.stores.memory_base import MemoryStore, message_to_dict
 from bot.stores.outbound import OutboundStore
 from bot.stores.runs import RunStore
-from bot.web import delivery, linking
+from bot.web import delivery, linking, times
 from bot.web.metrics import Metrics
 from bot.web.stats import Stats
 
@@ -162,7 +162,7 @@ class Console:
                            "(E.164, e.g. +5215512345678)")
         profile = await self.memory.profile(key)
         out = customer_json(found, self.clock.now())
-        out["pause"] = pause_text(found.paused_until, self.clock.now())
+        out["pause"] = pause_text(found.paused_until, self.clock.now(), self.zone)
         out["memory"] = {
             "summary": profile.summary,
             "facts": [{"key": f.key, "value": f.value, "category": f.category}
@@ -243,6 +243,15 @@ class Console:
                  "reason": f.reason, "due_at": f.due_at.isoformat(),
                  "run_at": f.run_at.isoformat() if f.run_at else None}
                 for f in await self.followups.pending(phone, limit=500)]
+
+    def followup_time(self, followup: dict[str, Any]) -> str:
+        """When a listed follow-up goes out, as `wabot followups` says it (the business's
+        time, moved into the sending hours)."""
+        due = datetime.fromisoformat(followup["run_at"] or followup["due_at"])
+        if self.followups is None:
+            return times.shown(due, self.zone)
+        policy = self.followups.policy
+        return times.followup(due, policy.business.tz, policy.hours)
 
     async def cancel_followup(self, fid: str) -> None:
         digits, _, kind = fid.partition("-")
