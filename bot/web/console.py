@@ -17,7 +17,7 @@ from bot.events.alerts import Alerts
 from bot.events.hub import Events
 from bot.events.outbox import Outbox
 from bot.followups.ports import Scheduling
-from bot.gateway.base import Gateway, GatewayError
+from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
 from bot.phones import PhoneError, parse_customer
 from bot.pipeline.takeover import FOREVER, is_paused, pause, pause_text, resume
@@ -208,31 +208,50 @@ class Console:
 
     async def send(self, phone: str, text: str) -> dict[str, Any]:
         """Send as the business: out through WhatsApp, stored as the owner's line, and the
-        agent paused as when the owner writes from the phone."""
+        agent paused as when the owner writes from the phone.
+
+        A send that fails changes nothing (issue #24: it used to leave the agent paused 12 h
+        and, for a new number, a phantom customer): `SendFailed` says why in plain words.
+        With WhatsApp offline it fails at once instead of after the transport's wait."""
         text = text.strip()
         if not text:
             raise BadRequest("text is empty: write the message to send")
         if len(text) > 4096:
             raise BadRequest("text is longer than 4096 characters: split it")
         key = self.key(phone)
+        self._online()
         now = self.clock.now()
         customer = await self.customers.get(key)
         until = now + timedelta(hours=self.settings.takeover.pause_hours)
-        if customer is None or not customer.paused_until or customer.paused_until < until:
-            await pause(self.customers, key, until, now)  # first: a running turn is held
-        customer = await self.customers.get(key)
+        before = customer.paused_until if customer else None
+        extend = customer is not None and (before is None or before < until)
+        if extend:  # first: a turn running now holds its reply instead of talking over ours
+            await self.customers.set_paused_until(key, until)
         chat = customer.wa_jid if customer and customer.wa_jid else self.gateway.chat_for(
             key.phone)
         try:
             msg_id = await self.gateway.send_text(chat, text)
         except GatewayError as exc:
-            raise SendFailed(f"WhatsApp did not take the message: {exc}") from exc
+            if extend:
+                await self.customers.set_paused_until(key, before)
+            raise SendFailed(_not_sent(exc)) from exc
+        if customer is None:  # someone who never wrote: a customer from now on, paused
+            await pause(self.customers, key, until, now)
         await self.memory.append(key, [MemoryMessage(Role.OWNER, text, now, kind="owner")])
         await self.customers.add_usage(key, at=now)
         self.events.emit("message.sent", {"phone": key.phone, "kind": "owner", "text": text,
                                           "msg_id": msg_id})
-        return {"to": key.phone, "msg_id": msg_id, "paused_until": (
-            customer.paused_until.isoformat() if customer and customer.paused_until else None)}
+        paused_until = before if before is not None and before >= until else until
+        return {"to": key.phone, "msg_id": msg_id, "paused_until": paused_until.isoformat()}
+
+    def _online(self) -> None:
+        """Refuse at once while WhatsApp is not connected: the transport would wait for the
+        connection (30 s on WhatsApp Web) and the owner would watch a page hang."""
+        connected = self.gateway.connected
+        if connected is not None and not connected.is_set():
+            raise SendFailed(f"WhatsApp is not connected ({self.connection()['status']}), so "
+                             "nothing was sent and the agent was not paused. Send it again "
+                             "once the dashboard shows WhatsApp connected.")
 
     # --- follow-ups, runs ------------------------------------------------------------------
 
@@ -272,4 +291,17 @@ class Console:
 
 
 class SendFailed(RuntimeError):
-    """The transport refused the message (WhatsApp not connected…)."""
+    """Nothing was sent (WhatsApp not connected, or it refused the message) and nothing
+    changed; the message says why in the owner's words."""
+
+
+def _not_sent(exc: GatewayError) -> str:
+    if isinstance(exc, DeliveryUnknown):
+        return ("WhatsApp did not confirm the message in time: it may still reach the "
+                "customer. Look at the chat on the phone before sending it again; the agent "
+                "was not paused.")
+    if isinstance(exc, NotDelivered):
+        return ("WhatsApp is not connected, so nothing was sent and the agent was not "
+                "paused. Send it again once the dashboard shows WhatsApp connected.")
+    return (f"WhatsApp refused the message ({exc}), so nothing was sent and the agent was "
+            "not paused.")

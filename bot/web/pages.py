@@ -156,15 +156,7 @@ def router() -> APIRouter:
 
     @pages.get("/customers/{phone}")
     async def customer(request: Request, phone: str, notice: str = "") -> Response:
-        s = _page(request)
-        try:
-            found = await s.console.customer(phone)
-            lines = await s.console.messages(phone)
-        except (NotFound, BadRequest) as exc:
-            return _render("error.html", request, 404, s=s, error=str(exc))
-        for f in found["followups"]:
-            f["when"] = s.console.followup_time(f)
-        return _render("customer.html", request, s=s, c=found, lines=lines, notice=notice)
+        return await _customer(request, _page(request), phone, notice=notice)
 
     def _back(phone: str, notice: str) -> Response:
         return RedirectResponse(f"/customers/{quote(phone, safe='')}?notice={quote(notice)}",
@@ -193,8 +185,9 @@ def router() -> APIRouter:
         s.check(csrf)
         try:
             await s.console.send(phone, text)
-        except (BadRequest, SendFailed) as exc:
-            return _back(phone, f"Not sent: {exc}")
+        except (BadRequest, SendFailed) as exc:  # the page again, the text still typed
+            return await _customer(request, s, phone, 502 if isinstance(exc, SendFailed)
+                                   else 422, error=f"Not sent: {exc}", draft=text)
         return _back(phone, "Sent as the business; the agent is paused in this chat.")
 
     @pages.post("/followups/{fid}/cancel")
@@ -218,6 +211,18 @@ def router() -> APIRouter:
         return _render("run.html", request, s=s, run=found)
 
     return pages
+
+
+async def _customer(request: Request, s: Session, phone: str, status: int = 200,
+                    **ctx: Any) -> Response:
+    try:
+        found = await s.console.customer(phone)
+        lines = await s.console.messages(phone)
+    except (NotFound, BadRequest) as exc:
+        return _render("error.html", request, 404, s=s, error=str(exc))
+    for f in found["followups"]:
+        f["when"] = s.console.followup_time(f)
+    return _render("customer.html", request, status, s=s, c=found, lines=lines, **ctx)
 
 
 async def _dashboard(request: Request, s: Session, status: int = 200,
