@@ -19,7 +19,7 @@ from bot.events.outbox import Outbox
 from bot.followups.ports import Scheduling
 from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
-from bot.phones import PhoneError, parse_customer
+from bot.phones import PhoneError, parse_customer, whatsapp_forms
 from bot.pipeline.takeover import FOREVER, is_paused, pause, pause_text, resume
 from bot.settings import Settings
 from bot.stores.customers import CUSTOMERS, Customer, CustomerStore
@@ -37,6 +37,11 @@ class NotFound(LookupError):
 
 class BadRequest(ValueError):
     """Input that cannot be used; the message says how to fix it."""
+
+
+class InvalidNumber(BadRequest):
+    """A number typed for sending that names no one for sure (no country code, `x12`…): 422,
+    refused with the reason the CLI gives for the same input."""
 
 
 def phone_of(text: str) -> str:
@@ -205,6 +210,22 @@ class Console:
         if not await resume(self.customers, key):
             raise NotFound(f"no customer {key.phone} for this business")
         return await self.customer(key.phone)
+
+    async def recipient(self, typed: str) -> str:
+        """The customer a typed number means, resolved as the CLI resolves it
+        (`bot.cli.resolve`): digits without a country code are refused, not read as one
+        (issue #24: `5512345678` was sent to +55 1234-5678 in Brazil), and a number typed
+        as dialled finds the customer WhatsApp knows under another form (`+521…`)."""
+        try:
+            phone = parse_customer(typed)
+        except PhoneError as exc:
+            raise InvalidNumber(str(exc)) from None
+        if not phone.startswith("+"):  # `lid:…`, `g:…`: a key wabot showed
+            return phone
+        for form in whatsapp_forms(phone):  # as typed first, then the likeliest others
+            if await self.customers.get(CustomerKey(self.tenant, form)) is not None:
+                return form
+        return phone
 
     async def send(self, phone: str, text: str) -> dict[str, Any]:
         """Send as the business: out through WhatsApp, stored as the owner's line, and the
