@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.settings import HttpSettings
 from bot.web import api, linking, pages
 from bot.web.auth import Auth
-from bot.web.console import BadRequest, Console, NotFound, SendFailed
+from bot.web.console import BadRequest, Console, InvalidNumber, NotFound, SendFailed
 
 
 class ConsoleError(RuntimeError):
@@ -134,6 +134,10 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:
         return JSONResponse({"error": str(exc)}, 404)
+
+    @app.exception_handler(InvalidNumber)
+    async def invalid_number(request: Request, exc: InvalidNumber) -> Response:
+        return JSONResponse({"error": str(exc)}, 422)
 
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, exc: BadRequest) -> Response:
