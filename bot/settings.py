@@ -321,7 +321,7 @@ class WhatsAppSettings(Section):
     probe_port: int = Field(443, ge=1, le=65535)
     backoff_initial: float = Field(2.0, gt=0)  # seconds between connection attempts, doubling
     backoff_cap: float = Field(300.0, gt=0)
-    # Threads for neonize's Go calls, a pool of their own (`bot.gateway.goclient.GoThreads`):
+    # Threads for neonize's Go calls, a pool of their own (`bot.gateway.web.goclient.GoThreads`):
     # a send may hold its thread for whatsmeow's whole request timeout (75 s + one retry).
     go_threads: int = Field(32, ge=4, le=512)
 

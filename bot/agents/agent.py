@@ -14,7 +14,8 @@ from loguru import logger
 from bot.agents import prompt
 from bot.agents.state import CachedState, fit_window
 from bot.agents.tools import ToolBox, TurnContext
-from bot.business import Business
+from bot.business import Business, Product
+from bot.events.hub import TURN_COMMITTED, Events
 from bot.llm import CALL_LOG, LLM, CallLog, Completion, LLMError
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
 from bot.phones import mask
@@ -43,7 +44,7 @@ class Budget:
 
 @dataclass(slots=True)
 class AgentDeps:
-    """What every agent shares: built once by the App."""
+    """What every agent of one number shares: built once by the wiring (`bot.wiring`)."""
 
     customers: CustomerStore
     memory: MemoryStore
@@ -52,15 +53,20 @@ class AgentDeps:
     business: Business
     budget: Budget = field(default_factory=Budget)
     failure_reply: str = "Sorry, I'm having trouble answering right now."
-    # Told when a customer got the failure reply, so a person can take over (the owner's
-    # "Message yourself" chat until the owner has another place for alerts).
-    after_turn: Callable[[CustomerKey], None] | None = None  # summaries, insights (background)
+    # `turn.committed` after a turn that said something: summaries, insights (background).
+    events: Events | None = None
+    on_run: RunSink | None = None  # records the turn's model calls ("why did it say that")
     writer: TurnWriter = field(init=False)
 
     def __post_init__(self) -> None:
         inner = self.memory.inner if isinstance(self.memory, ObservedMemory) else self.memory
         self.writer = TurnWriter(self.customers.db, inner)
-    on_run: RunSink | None = None  # records the turn's model calls ("why did it say that")
+
+    def new_catalog(self, products: list[Product]) -> None:
+        """The products a re-index read (an import, then SIGHUP): the prompt's featured
+        list follows, so it never quotes a price the search no longer has."""
+        if products != self.business.products:
+            self.business = self.business.model_copy(update={"products": products})
 
 
 @dataclass(slots=True)
@@ -167,8 +173,8 @@ class CustomerAgent(CachedState):
             for name in ("name", "wa_jid", "lid"):
                 if getattr(contact, name):
                     setattr(c, name, getattr(contact, name))
-        if reply.lines and deps.after_turn is not None:
-            deps.after_turn(self.key)
+        if reply.lines and deps.events is not None:
+            await deps.events.tell(TURN_COMMITTED, self.key)
 
     def _log_run(self, now: datetime, kind: str, calls: CallLog, reply: Reply,
                  started: float) -> RunRow | None:

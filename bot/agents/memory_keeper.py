@@ -1,8 +1,8 @@
 """Memory that lasts: after turns, in the background, fold old history into the rolling
 summary and extract what the customer told us into profile facts.
 
-The agent calls `schedule(key)` after each turn (`AgentDeps.after_turn`). It returns at
-once: the work runs in a task of its own, at most one per customer, `delay_seconds` later
+`schedule(key)` runs after each turn that said something (`turn.committed` on the number's
+event hub). It returns at once: the work runs in a task of its own, at most one per customer, `delay_seconds` later
 (on the injected clock), so the turns of a lively chat share one pass and the pass never
 competes with the conversation for the model. Triggers that arrive while a pass runs
 coalesce into one more pass; a few customers are worked on at a time. A failure is logged
@@ -99,9 +99,14 @@ class _Seen:
     upto: int | None = None  # seq of the last message insights read (None: not this run)
 
 
+Unsummarized = Callable[[CustomerKey], list[MemoryMessage] | None]
+
+
 class MemoryKeeper:
     def __init__(self, memory: MemoryStore, customers: CustomerStore, llm: LLM, clock: Clock,
-                 settings: MemorySettings, budget: Budget) -> None:
+                 settings: MemorySettings, budget: Budget, *,
+                 known_unsummarized: Unsummarized | None = None,
+                 business_usage: BusinessUsage | None = None) -> None:
         self.memory = memory
         self.customers = customers
         self.llm = llm
@@ -113,11 +118,11 @@ class MemoryKeeper:
         self._seen: OrderedDict[CustomerKey, _Seen] = OrderedDict()
         self._slots = asyncio.Semaphore(settings.max_background)
         self._closed = False
-        # Set by the App: a cached agent's complete list of unsummarized messages, if known.
-        self.known_unsummarized: Callable[[CustomerKey], list[MemoryMessage] | None] | None = None
-        # Set by the App: where background work is counted. It is the business's cost, never
-        # the customer's daily cap (issue #16.3: it made a talkative customer reach it sooner).
-        self.business_usage: BusinessUsage | None = None
+        # A cached agent's complete list of unsummarized messages, if known.
+        self.known_unsummarized = known_unsummarized
+        # Where background work is counted. It is the business's cost, never the customer's
+        # daily cap (issue #16.3: it made a talkative customer reach it sooner).
+        self.business_usage = business_usage
 
     # --- scheduling ----------------------------------------------------------------------
 

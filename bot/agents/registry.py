@@ -40,7 +40,8 @@ class _Slot:
 class AgentRegistry:
     def __init__(self, loader: Loader, clock: Clock, *, idle_seconds: float = 1800,
                  max_agents: int = 50_000, on_event: EventSink | None = None,
-                 stamps: ChangeStamps | None = None) -> None:
+                 stamps: ChangeStamps | None = None,
+                 on_stamped: Callable[[str], None] | None = None) -> None:
         self._load = loader
         self._clock = clock
         self.idle_seconds = idle_seconds
@@ -50,7 +51,7 @@ class AgentRegistry:
         self._loading: dict[CustomerKey, asyncio.Future[_Slot]] = {}
         self._stamps = stamps
         # Told every phone another process changed (cached or not): other caches drop it.
-        self.on_stamped: Callable[[str], None] | None = None
+        self.on_stamped = on_stamped
         self.hits = 0
         self.misses = 0
         # The sweeper's wait: until `_due` (a timestamp; None: no agent can go yet), or

@@ -49,7 +49,7 @@ async def set_pause(settings: Settings, key: CustomerKey,
                     until: datetime | None) -> bool | None:
     """Pause (`until` set) or resume (None) a chat in the configured database."""
     import bot.ops.status  # noqa: F401  (its table is created with the others)
-    from bot.gateway.login import prepare_state_dir
+    from bot.gateway.web.session import prepare_state_dir
     from bot.pipeline.takeover import pause, resume
     from bot.stores.customers import CustomerStore
     from bot.stores.db import Database

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from bot.app import App
 from bot.cli.common import app as cli
 from bot.cli.common import run_configured, settings_or_exit
 from bot.gateway.memory import MemoryGateway
@@ -20,8 +19,10 @@ PROMPT = "you> "
 
 async def run_chat(settings: Settings, phone: str, name: str = "") -> None:
     gateway = MemoryGateway()
+    from bot.app import App  # the daemon's parts load when a chat starts, not with the CLI
+
     app = App(settings, gateway, heartbeat=False)  # not the daemon: `status` must not see it
-    agent_name = app.business.name
+    agent_name = app.unit.business.name
 
     clear = "\r\x1b[K" if sys.stdout.isatty() else "\r"
 
@@ -46,15 +47,15 @@ async def run_chat(settings: Settings, phone: str, name: str = "") -> None:
                 continue
             n += 1
             await gateway.receive(InboundMessage(
-                tenant=settings.tenant, phone=phone, msg_id=f"CHAT{int(app.clock.now().timestamp())}-{n}",
-                timestamp=app.clock.now(), text=line.rstrip("\n"),
+                tenant=settings.tenant, phone=phone, msg_id=f"CHAT{int(app.unit.clock.now().timestamp())}-{n}",
+                timestamp=app.unit.clock.now(), text=line.rstrip("\n"),
                 chat=gateway.chat_for(phone), push_name=name))
     finally:
         print()
-        if app.inbox.tasks:
+        if app.unit.inbox.tasks:
             print(f"(waiting for {agent_name}'s reply in flight…)", flush=True)
-            await app.inbox.drain(settings.llm.timeout + 10)
-        if app.keeper.tasks:
+            await app.unit.inbox.drain(settings.llm.timeout + 10)
+        if app.unit.keeper.tasks:
             print("(memory work under way gets a moment; what is left runs after the next "
                   "turn)", flush=True)
         await app.stop()

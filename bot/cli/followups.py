@@ -49,9 +49,9 @@ def job_table(settings: Settings) -> Iterator[JobTable]:
 def _sending_time(settings: Settings) -> Callable[[datetime], tuple[datetime, tzinfo]]:
     """When a follow-up due at a time will really go out (moved into the sending hours, as
     the scheduler does when it is due), and the business's timezone to show it in."""
-    from bot.app import load_business_for
     from bot.business import BusinessError
     from bot.followups.timing import next_slot, sending_hours
+    from bot.parts import load_business_for
 
     try:
         business = load_business_for(settings)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from bot.cli.common import app, run_configured, settings_or_exit
-from bot.knowledge.library import Library
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.knowledge.library import Library
 
 T = TypeVar("T")
 knowledge = typer.Typer(help="The catalog and documents the agents search.",
@@ -19,8 +21,8 @@ app.add_typer(knowledge, name="knowledge")
 
 
 async def _with_library(settings: Settings, work: Callable[[Library], Awaitable[T]]) -> T:
-    from bot.app import build_library, build_llm
     from bot.clock import SystemClock
+    from bot.parts import build_library, build_llm
     from bot.stores.db import Database
 
     db = Database(settings.sql_url)

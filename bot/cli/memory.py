@@ -59,8 +59,8 @@ def holders(settings: Settings, stores: Stores) -> list[Holder]:
 
 @asynccontextmanager
 async def open_stores(settings: Settings, *, erasing: bool = False) -> AsyncIterator[Stores]:
-    from bot.app import build_memory  # every table wabot has is declared by now
-    from bot.gateway.login import prepare_state_dir
+    from bot.gateway.web.session import prepare_state_dir
+    from bot.parts import build_memory  # every table wabot has is declared by now
     from bot.stores.privacy import erase_for_real
 
     if settings.database_url is None:
@@ -102,8 +102,8 @@ def customer_key(settings: Settings, phone: str) -> CustomerKey:
 
 def local_zone(settings: Settings) -> tzinfo:
     """The business's timezone (what the owner reads times in); UTC when it has none."""
-    from bot.app import load_business_for
     from bot.business import BusinessError
+    from bot.parts import load_business_for
 
     try:
         return load_business_for(settings).tz

@@ -17,19 +17,21 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
-from bot.app import App
 from bot.cli.common import app as cli
 from bot.cli.common import fail, run_configured, settings_or_exit
 from bot.clock import VirtualClock
 from bot.gateway.memory import MemoryGateway
-from bot.llm import LLM
 from bot.models import CustomerKey, InboundMessage, MessageKind, Outbound
 from bot.phones import PhoneError, parse_typed
 from bot.settings import Settings
+
+if TYPE_CHECKING:  # the daemon's parts load when a run starts, not with the CLI
+    from bot.app import App
+    from bot.llm import LLM
 
 DRAIN_SECONDS = 24 * 3600  # the most virtual time the end of a scenario may take
 
@@ -61,8 +63,11 @@ class Run:
     def on_agent(self, event: str, key: CustomerKey) -> None:
         self.emit({"event": event, "customer": key.phone})
 
-    def on_sent(self, chat: str, text: str, kind: str) -> None:
-        self.emit({"to": "+" + chat.split("@", 1)[0], "text": text, "kind": kind})
+    def on_event(self, name: str, data: dict[str, Any]) -> None:
+        if name == "message.sent":  # everything the presenter sent
+            chat = str(data["chat"])
+            self.emit({"to": "+" + chat.split("@", 1)[0], "text": data["text"],
+                       "kind": data["kind"]})
 
     def on_gateway(self, out: Outbound) -> None:
         """Pictures and documents the agent sent (text goes through the presenter)."""
@@ -71,10 +76,12 @@ class Run:
                        "text": out.text})
 
     async def start_app(self) -> App:
+        from bot.app import App
+
         llm = self.llm_factory() if self.llm_factory else None
         app = App(self.settings, self.gateway, clock=self.clock, llm=llm,
                   on_agent_event=self.on_agent, heartbeat=False)
-        app.presenter.listeners.append(self.on_sent)
+        app.unit.events.listeners.append(self.on_event)
         await app.start()
         self.app = app
         return app
@@ -86,7 +93,7 @@ class Run:
 
     @property
     def work(self) -> set[Any]:
-        return self.app.inbox.tasks if self.app else set()
+        return self.app.unit.inbox.tasks if self.app else set()
 
 
 Op = Callable[[Run, dict[str, Any]], Awaitable[None]]
@@ -248,7 +255,7 @@ def simulation_tenant(base: str) -> str:
 
 async def erase_tenant(settings: Settings) -> int:
     """Erase every customer of `settings.tenant` from every store; returns how many."""
-    from bot.app import build_memory
+    from bot.parts import build_memory
     from bot.stores.customers import CustomerStore
     from bot.stores.db import Database
 

@@ -24,7 +24,7 @@ from bot.text import for_terminal
 def console_command() -> None:
     """Print the console's URL and a one-time login link (valid 10 minutes)."""
     from bot.web.auth import ensure_token, login_code
-    from bot.web.doctor import console_url
+    from bot.web.console_check import console_url
 
     settings = settings_or_exit()
     if not settings.http.enabled:

@@ -57,8 +57,8 @@ class Alerts:
         logger.bind(customer=mask(phone) if phone else "").warning(
             "owner alert ({}): {}", kind, text.replace(phone, mask(phone)) if phone else text)
         self.events.emit("owner.alert", item)
-        own = getattr(self.gateway, "connected_as", None)
-        if not self.s.to_self or not isinstance(own, str) or not own:
+        own = self.gateway.connected_as
+        if not self.s.to_self or not own:
             return False
         try:
             await self.gateway.send_text(self.gateway.chat_for(own), f"⚠️ wabot: {text}")

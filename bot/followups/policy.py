@@ -41,7 +41,9 @@ class Verdict:
 
 class Policy:
     def __init__(self, tenant: str, settings: FollowUpSettings, rules: dict[str, FollowUpRule],
-                 *, customers: CustomerStore, memory: MemoryStore, business: Business) -> None:
+                 *, customers: CustomerStore, memory: MemoryStore, business: Business,
+                 reachable: Reachable | None = None,
+                 restricted: Callable[[], datetime | None] | None = None) -> None:
         self.tenant = tenant
         self.s = settings
         self.rules = rules
@@ -49,9 +51,10 @@ class Policy:
         self.memory = memory
         self.business = business
         self.hours = sending_hours(business, settings.send_hours)
-        self.reachable: Reachable | None = None
+        # Whether a message we start reaches the customer now (the Cloud API's window).
+        self.reachable = reachable
         # Until when WhatsApp restricts the number (timelock, ban): follow-ups move past it.
-        self.restricted: Callable[[], datetime | None] | None = None
+        self.restricted = restricted
 
     def cancelled_by_reply(self, fu: FollowUp) -> bool:
         """The agent's own follow-ups; a reply moves a silent rule instead (`_verdict`), and

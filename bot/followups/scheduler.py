@@ -30,13 +30,13 @@ from bot.agents.tools import Tool
 from bot.business import Business
 from bot.clock import Clock, SystemClock
 from bot.followups.pending import PendingCache
-from bot.followups.policy import Policy
+from bot.followups.policy import Policy, Reachable
 from bot.followups.rules import RuleRefresh
 from bot.followups.store import AGENT, SENT, FollowUp, JobTable, job_id
 from bot.followups.tools import FollowUpTools
 from bot.models import CustomerKey
 from bot.phones import mask
-from bot.pipeline.inbox import Inbox
+from bot.pipeline.chats import Chats
 from bot.settings import FollowUpRule, FollowUpSettings
 from bot.stores.customers import CustomerStore
 from bot.stores.memory_base import MemoryStore
@@ -71,18 +71,21 @@ async def run_followup(tenant: str, phone: str, kind: str, reason: str, schedule
 
 class FollowUpScheduler:
     def __init__(self, tenant: str, sql_url: str, settings: FollowUpSettings, *,
-                 customers: CustomerStore, memory: MemoryStore, inbox: Inbox,
-                 business: Business, clock: Clock, own_timer: bool | None = None) -> None:
+                 customers: CustomerStore, memory: MemoryStore, chats: Chats,
+                 business: Business, clock: Clock, own_timer: bool | None = None,
+                 reachable: Reachable | None = None,
+                 restricted: Callable[[], datetime | None] | None = None) -> None:
         self.tenant = tenant
         self.s = settings
         self.customers = customers
         self.memory = memory
-        self.inbox = inbox
+        self.chats = chats
         self.business = business
         self.clock = clock
         self.rules: dict[str, FollowUpRule] = {r.name: r for r in settings.rules}
         self.policy = Policy(tenant, settings, self.rules, customers=customers,
-                             memory=memory, business=business)
+                             memory=memory, business=business, reachable=reachable,
+                             restricted=restricted)
         self.own_timer = not isinstance(clock, SystemClock) if own_timer is None else own_timer
         self.grace = timedelta(hours=settings.max_lateness_hours)
         self.table = JobTable(sql_url, tenant)
@@ -282,7 +285,7 @@ class FollowUpScheduler:
     async def _deliver(self, fu: FollowUp, row: int, fired_at: datetime) -> None:
         log = logger.bind(customer=mask(fu.phone), followup=fu.kind)
         try:
-            sent = await self.inbox.proactive(fu.key, self.instruction(fu), kind="followup")
+            sent = await self.chats.proactive(fu.key, self.instruction(fu), kind="followup")
             if not sent and self._closing:
                 async with self.customers.db.begin() as conn:
                     await conn.execute(delete(SENT).where(SENT.c.id == row))
@@ -328,8 +331,8 @@ class FollowUpScheduler:
         # Before anything else runs: the run is one of the inbox's tasks, which is what the
         # virtual clock lets settle before it moves again.
         task = asyncio.create_task(self._run_due(), name="followups-due")
-        self.inbox.tasks.add(task)
-        task.add_done_callback(self.inbox.tasks.discard)
+        self.chats.tasks.add(task)
+        task.add_done_callback(self.chats.tasks.discard)
 
     async def _run_due(self) -> None:
         now = self.clock.now()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
 
@@ -11,7 +12,14 @@ from bot.models import InboundMessage, Outbound
 
 
 class MemoryGateway(Gateway):
-    """Records every outbound action; inbound messages are pushed with `receive`."""
+    """Records every outbound action; inbound messages are pushed with `receive`.
+
+    The connection state is plain attributes a test sets (`connected`, `connected_as`);
+    `report` stands for a transport's STATUS line."""
+
+    connected: asyncio.Event | None = None
+    connected_as: str | None = None
+    status: str | None = None
 
     def __init__(self, clock: Clock | None = None, *, paced: bool = True) -> None:
         super().__init__()
@@ -35,6 +43,11 @@ class MemoryGateway(Gateway):
     async def stop(self) -> None:
         self.started = False
 
+    def report(self, line: str) -> None:
+        self.status = line
+        if self.binding.on_status is not None:
+            self.binding.on_status(line)
+
     async def receive(self, message: InboundMessage) -> None:
         await self.dispatch(message)
 
@@ -43,7 +56,7 @@ class MemoryGateway(Gateway):
         for listener in self.listeners:
             listener(out)
 
-    async def send_text(self, chat: str, text: str) -> str:
+    async def _send_text(self, chat: str, text: str) -> str:
         if self.fail_sends:
             raise GatewayError(f"send to {chat} failed (test switch)")
         self.text_sends += 1
@@ -52,7 +65,7 @@ class MemoryGateway(Gateway):
         self._record(Outbound("text", chat, text, self.clock.now()))
         return f"OUT{next(self._ids)}"
 
-    async def send_media(self, chat: str, media: OutboundMedia) -> str:
+    async def _send_media(self, chat: str, media: OutboundMedia) -> str:
         if self.fail_sends:
             raise GatewayError(f"send to {chat} failed (test switch)")
         self.media_sent.append((chat, media))

@@ -28,7 +28,7 @@ from enum import IntEnum
 from typing import Any
 
 from bot.clock import Clock
-from bot.gateway.base import Gateway, GatewayError, OutboundMedia
+from bot.gateway.base import GatewayError
 from bot.gateway.restrictions import TIMELOCK, TIMELOCK_GUESS, Restrictions
 
 WINDOW = timedelta(seconds=60)
@@ -128,19 +128,6 @@ class Pacer:
             self._last_background = now
 
     # --- the gateway's sends, paced --------------------------------------------------------
-
-    def install(self, gateway: Gateway, own_chat: Callable[[], str | None]) -> None:
-        """Pace every `send_text`/`send_media` of this gateway instance (not its class)."""
-        send_text, send_media = gateway.send_text, gateway.send_media
-
-        async def paced_text(chat: str, text: str) -> str:
-            return await self.send(chat, own_chat(), send_text, chat, text)
-
-        async def paced_media(chat: str, media: OutboundMedia) -> str:
-            return await self.send(chat, own_chat(), send_media, chat, media)
-
-        gateway.send_text = paced_text  # type: ignore[method-assign]
-        gateway.send_media = paced_media  # type: ignore[method-assign]
 
     async def send(self, chat: str, own: str | None, send: Callable[..., Any],
                    *args: Any) -> str:

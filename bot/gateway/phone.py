@@ -18,8 +18,8 @@ from pathlib import Path
 
 from loguru import logger
 
-from bot.alerts import AlertOwner
 from bot.clock import Clock
+from bot.owner_alert import AlertOwner
 
 FILE_NAME = "whatsapp-phone-seen"
 EXPIRY_DAYS = 14

@@ -14,15 +14,14 @@ import signal
 import sys
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Any, Protocol
+from typing import Any
 
-from fastapi import APIRouter
 from loguru import logger
 
 from bot.app import App
 from bot.business import BusinessError
 from bot.clock import SystemClock
-from bot.gateway.base import Gateway
+from bot.gateway.base import ExitReason, Gateway
 from bot.ops.preflight import problems, start_failure
 from bot.ops.sdnotify import Notifier, watchdog_loop
 from bot.phones import mask
@@ -33,21 +32,6 @@ from bot.web.server import ConsoleError
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_OPERATOR = 78  # logged out, number opened elsewhere, misconfigured: RestartPreventExitStatus
-
-
-class ExitReason(Protocol):
-    @property
-    def needs_operator(self) -> bool: ...
-
-
-class DaemonGateway(Protocol):
-    """What the daemon needs beyond the Gateway seam: connection state and a final word."""
-
-    connected: asyncio.Event
-    connected_as: str | None
-
-    @property
-    def finished(self) -> asyncio.Future[ExitReason]: ...
 
 
 # neonize goneonize/main.go shouldAddBotNode: every 1:1 send carries `<bot biz_bot="1"/>`
@@ -67,32 +51,20 @@ def apply_bot_label(settings: Settings) -> None:
 
 def neonize_gateway(settings: Settings, notifier: Notifier) -> Gateway:
     apply_bot_label(settings)  # before the import below loads Go
-    from bot.gateway.neonize import NeonizeGateway
+    from bot.gateway.web.gateway import NeonizeGateway
 
-    w = settings.whatsapp
-    return NeonizeGateway(
-        settings.tenant, settings.state_dir, SystemClock(), session_name=w.session_file,
-        pair_phone=w.pair_phone, allow_groups=settings.inbox.allow_groups,
-        call_timeout=w.call_timeout, probe_address=(w.probe_host, w.probe_port),
-        backoff_initial=w.backoff_initial, backoff_cap=w.backoff_cap,
-        on_status=notifier.report, go_threads=w.go_threads)
+    return NeonizeGateway(settings.tenant, settings.whatsapp, SystemClock(),
+                          state_dir=settings.state_dir,
+                          allow_groups=settings.inbox.allow_groups, on_status=notifier.report)
 
 
 def transport_gateway(settings: Settings, notifier: Notifier) -> Gateway:
     """The configured transport: WhatsApp Web (neonize) or Meta's Cloud API."""
     if settings.whatsapp.transport == "cloud":
-        from bot.gateway.cloud import CloudGateway
+        from bot.gateway.cloud.gateway import CloudGateway
 
         return CloudGateway(settings.tenant, settings.cloud)
     return neonize_gateway(settings, notifier)
-
-
-def transport_routers(gateway: Gateway) -> list[APIRouter]:
-    """What the transport serves on the console's HTTP server: the Cloud API's webhook."""
-    from bot.gateway.cloud import CloudGateway
-    from bot.gateway.cloud_webhook import webhook_router
-
-    return [webhook_router(gateway)] if isinstance(gateway, CloudGateway) else []
 
 
 def install_signals(stop: asyncio.Event,
@@ -136,17 +108,18 @@ def exit_code(reason: ExitReason | None) -> int:
     return EXIT_FAILED if str(reason) == "failed" else EXIT_OK
 
 
-async def _announce_ready(gateway: DaemonGateway, notifier: Notifier) -> None:
+async def _announce_ready(gateway: Gateway, notifier: Notifier) -> None:
     """READY=1 once WhatsApp is connected; STATUS says as whom. Later reconnections are
     the gateway's business (it reports them through STATUS lines)."""
-    await gateway.connected.wait()
+    if gateway.connected is not None:
+        await gateway.connected.wait()
     who = mask(gateway.connected_as) if gateway.connected_as else "the business number"
     notifier.ready()
     notifier.status(f"connected as {who}")
     logger.info("connected to WhatsApp as {}", who)
 
 
-async def serve(app: App, gateway: DaemonGateway, notifier: Notifier,
+async def serve(app: App, gateway: Gateway, notifier: Notifier,
                 stop: asyncio.Event) -> int:
     """Run until a stop signal or the gateway gives up; returns the process exit code."""
     tasks: list[asyncio.Task[None]] = []
@@ -196,8 +169,7 @@ async def run_daemon(settings: Settings, notifier: Notifier,
         return EXIT_OPERATOR
     try:
         gateway = gateway or transport_gateway(settings, notifier)
-        app = App(settings, gateway, serve_http=settings.http.enabled,
-                  extra_routers=transport_routers(gateway))
+        app = App(settings, gateway, serve_http=settings.http.enabled)
     except (BusinessError, DatabaseError, ValueError) as exc:
         logger.error("cannot start: {}", exc)
         notifier.status(f"misconfigured: {exc}")
@@ -205,7 +177,7 @@ async def run_daemon(settings: Settings, notifier: Notifier,
     stop = asyncio.Event()
     restore = install_signals(stop, app.reindex)
     try:
-        return await serve(app, app.gateway, notifier, stop)  # type: ignore[arg-type]
+        return await serve(app, gateway, notifier, stop)
     finally:
         restore()
 
@@ -226,21 +198,22 @@ async def login(settings: Settings, notifier: Notifier) -> int:
     gateway = neonize_gateway(settings, notifier)
     stop = asyncio.Event()
     restore = install_signals(stop)
-    gw: DaemonGateway = gateway  # type: ignore[assignment]
+    linked = gateway.connected
+    assert linked is not None  # WhatsApp Web connects
     try:
         await gateway.start()
-        connected = asyncio.create_task(gw.connected.wait())
+        connected = asyncio.create_task(linked.wait())
         stopping = asyncio.create_task(stop.wait())
-        waits: set[asyncio.Future[Any]] = {connected, stopping, gw.finished}
+        waits: set[asyncio.Future[Any]] = {connected, stopping, gateway.finished}
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for task in (connected, stopping):
             task.cancel()
-        if gw.connected.is_set():
-            who = mask(gw.connected_as) if gw.connected_as else "this device"
+        if linked.is_set():
+            who = mask(gateway.connected_as) if gateway.connected_as else "this device"
             print(f"Linked: wabot is logged in as {who}. Start the daemon with `wabot run`.")
             return EXIT_OK
-        if gw.finished.done():
-            print(f"Not linked: {gw.finished.result()}. Run `wabot login` again.")
+        if gateway.finished.done():
+            print(f"Not linked: {gateway.finished.result()}. Run `wabot login` again.")
             return EXIT_OPERATOR
         return EXIT_FAILED
     finally:

@@ -20,9 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.business import BusinessError, load_business
-from bot.gateway.cloud import CloudGateway
-from bot.gateway.cloud_webhook import PATH
-from bot.gateway.graph import CloudError
+from bot.gateway.cloud.gateway import CloudGateway
+from bot.gateway.cloud.graph import CloudError
+from bot.gateway.cloud.webhook import PATH
 from bot.llm import LLMError, parse_completion
 from bot.ops.preflight import api_key_problem
 from bot.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
@@ -307,7 +307,7 @@ async def diagnose(settings: Settings, limit_s: float = 10.0) -> list[Check]:
                                    check_llm(settings, limit_s))
     if cloud:
         checks.append(await check_cloud_token(settings, limit_s))
-    from bot.web.doctor import check_console
+    from bot.web.console_check import check_console
 
     checks.append(Check("console", *await check_console(settings, min(limit_s, 3.0))))
     return checks

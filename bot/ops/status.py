@@ -237,7 +237,7 @@ async def read_status(db: Database, settings: Settings, now: datetime) -> Status
                 text(f'SELECT count(*) FROM "{jobs}"'))).scalar_one())
     if settings.whatsapp.transport == "cloud":
         status.transport, status.number_id = "cloud", settings.cloud.phone_number_id
-        from bot.gateway.graph import display_number
+        from bot.gateway.cloud.graph import display_number
 
         status.number, status.number_note = await display_number(settings.cloud)
     price = settings.llm

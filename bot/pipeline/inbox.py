@@ -1,99 +1,64 @@
-"""The router: journal first, dedupe, filter, debounce bursts, one turn at a time per chat.
+"""The router: journal first, dedupe, filter, then queue in the chat (`bot.pipeline.chats`).
 
-`feed(message)` is the single entry for inbound messages — the gateway calls it, and so do
-tests and `wabot simulate`. Each chat gets a worker task while it has work: it waits for the
-burst to end (debounce), then runs one turn for everything that arrived, in order. Chats run
-concurrently up to a bound. The worker and its state disappear when the chat goes quiet.
+`feed(message)` is the single entry for inbound messages — the number's intake calls it, and
+so do tests and `wabot simulate`. The filters, given in order when the inbox is built, each
+take a message (an outcome) or let it through.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable, Sequence
 
 from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.agents.agent import Turn
-from bot.agents.registry import AgentRegistry
-from bot.clock import EPOCH, Clock
-from bot.gateway.addresses import receipts_by_sender
-from bot.gateway.base import GatewayError
-from bot.gateway.pacer import Lane, lane
-from bot.models import CustomerKey, InboundMessage, MessageKind, Role
+from bot.events.hub import Events
+from bot.models import InboundMessage, MessageKind, Role
 from bot.phones import mask
-from bot.pipeline.backlog import lane_for
-from bot.pipeline.late import FAILED_FINAL, fit_flood
+from bot.pipeline.chats import Chats
 from bot.pipeline.outcomes import (
     KIND_NOTES,
     UNANSWERED_KINDS,
-    AfterInbound,
     Describer,
     Fed,
     Filter,
-    Hold,
     JournalUnavailable,
     Proactive,
     describe_kind,
 )
-from bot.pipeline.presenter import Presenter, Tracked
-from bot.pipeline.redelivery import settled, undelivered
-from bot.pipeline.slots import TurnSlots
 from bot.settings import InboxSettings
-from bot.stores.customers import Contact, CustomerStore
+from bot.stores.customers import CustomerStore
 from bot.text import visible
 
-
-@dataclass(slots=True)
-class _Chat:
-    pending: list[InboundMessage] = field(default_factory=list)
-    proactive: list[Proactive] = field(default_factory=list)
-    first_at: datetime = EPOCH
-    last_at: datetime = EPOCH
-    worker: asyncio.Task[None] | None = None
-    late: str = ""  # the next turn answers late (`enqueue_late`): what the agent is told
-    last_try: bool = False  # the next turn is a retry: failing again is final
-
-
-__all__ = ["KIND_NOTES", "UNANSWERED_KINDS", "AfterInbound", "Describer", "Fed", "Filter",
-           "Hold", "Inbox", "JournalUnavailable", "Proactive", "describe_kind"]
-# bot.pipeline.backlog: True when it took the message (it comes back through
-# `enqueue_late`).
+__all__ = ["KIND_NOTES", "UNANSWERED_KINDS", "Describer", "Fed", "Filter", "Inbox",
+           "JournalUnavailable", "Proactive", "describe_kind"]
+# bot.pipeline.later.backlog: True when it took the message (it comes back through
+# `Chats.enqueue_late`).
 TakeBacklog = Callable[[InboundMessage], Awaitable[bool]]
 
 
 class Inbox:
-    def __init__(self, tenant: str, customers: CustomerStore, registry: AgentRegistry,
-                 presenter: Presenter, clock: Clock, settings: InboxSettings,
-                 describe: Describer | None = None) -> None:
+    def __init__(self, tenant: str, customers: CustomerStore, chats: Chats, events: Events,
+                 settings: InboxSettings, *, filters: Sequence[Filter] = (),
+                 take_backlog: TakeBacklog | None = None) -> None:
         self.tenant = tenant
         self.customers = customers
-        self.registry = registry
-        self.presenter = presenter
-        self.clock = clock
+        self.chats = chats
+        self.events = events
         self.s = settings
-        self._describe = describe
-        self._chats: dict[CustomerKey, _Chat] = {}
-        self._slots = TurnSlots(settings.max_concurrent_turns, clock)
-        self._accepting = True
-        self._flush = asyncio.Event()
-        self.filters: list[Filter] = []
+        self.filters = tuple(filters)
+        self.take_backlog = take_backlog
         self._live: set[str] | None = set()  # ids fed before `recover` ran
         # Ids recovery routed: a feed whose journal write landed just before recovery read
         # the journal must not route its message a second time.
         self._recovered: set[str] = set()
-        self.hold: Hold | None = None
-        self.after_hold: AfterInbound | None = None  # a held reply was stored (history note)
-        self.after_inbound: list[AfterInbound] = []
-        self.on_failed: list[Callable[[CustomerKey], None]] = []  # alerts, webhooks
-        self.on_received: list[Callable[[InboundMessage], None]] = []  # journaled, new
-        self.take_backlog: TakeBacklog | None = None
-        self.backlog_holds: Callable[[CustomerKey], bool] | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.turns = 0
-        self.failures = 0
+
+    @property
+    def tasks(self) -> set[asyncio.Task[None]]:
+        """The chats' turns and the work queued beside them (what a stop drains)."""
+        return self.chats.tasks
 
     # --- entry -------------------------------------------------------------------------
 
@@ -114,8 +79,9 @@ class Inbox:
             return Fed.QUEUED
         if self._live is not None:
             self._live.add(msg.msg_id)
-        for hook in self.on_received:
-            hook(msg)
+        self.events.emit("message.received", {
+            "phone": msg.phone, "msg_id": msg.msg_id, "kind": msg.kind.value,
+            "text": msg.text, "from_owner": msg.from_owner})
         return await self._route(msg)
 
     async def _route(self, msg: InboundMessage) -> Fed:
@@ -133,65 +99,20 @@ class Inbox:
             log.info("ignored {} message with nothing to answer", msg.kind.value)
             await self.customers.journal_mark(self.tenant, [msg.msg_id], "ignored")
             return Fed.IGNORED
-        if not self._accepting:
+        if not self.chats.accepting:
             log.info("stopping: message journaled, it will be answered after restart")
             return Fed.DEFERRED
         if self.take_backlog is not None and await self.take_backlog(msg):
             return Fed.QUEUED
-        self._enqueue(msg)
+        self.chats.enqueue(msg)
         return Fed.QUEUED
 
     async def _record_owner(self, msg: InboundMessage) -> None:
         """The owner typed in this chat from the phone: the agent must know what was said."""
-        async with self.registry.use(msg.key) as agent:
+        async with self.chats.registry.use(msg.key) as agent:
             await agent.remember(Role.OWNER, [Turn(msg.text, msg.msg_id, msg.timestamp)],
                                  kind="owner")
         await self.customers.journal_mark(self.tenant, [msg.msg_id], "owner")
-
-    def enqueue(self, msg: InboundMessage) -> None:
-        """Queue a journaled message a filter held back (it joins the chat's next turn)."""
-        if self._accepting:  # stopping: it stays `held` in the journal for the next start
-            self._enqueue(msg)
-
-    def enqueue_late(self, msgs: list[InboundMessage], instruction: str,
-                     last_try: bool = False) -> None:
-        """Queue journaled messages answered late (after the daily cap or a model outage):
-        their turn carries `instruction`; with `last_try`, a failure is journaled final."""
-        if not msgs or not self._accepting:
-            return
-        chat = self._chats.setdefault(msgs[0].key, _Chat())
-        chat.late, chat.last_try = instruction, last_try
-        for msg in msgs:
-            self._enqueue(msg)
-
-    def _enqueue(self, msg: InboundMessage) -> None:
-        chat = self._chats.setdefault(msg.key, _Chat())
-        now = self.clock.now()
-        if not chat.pending:
-            chat.first_at = now
-        chat.last_at = now
-        chat.pending.append(msg)
-        self._wake(msg.key, chat)
-
-    def _wake(self, key: CustomerKey, chat: _Chat) -> None:
-        if chat.worker is None:
-            chat.worker = asyncio.create_task(self._work(key, chat))
-            self.tasks.add(chat.worker)
-            chat.worker.add_done_callback(self.tasks.discard)
-
-    async def proactive(self, key: CustomerKey, instruction: str, kind: str = "followup") -> bool:
-        """Run a turn the agent starts itself, in order with the chat's other turns.
-
-        Returns True when a message was delivered. The caller checks whether it should be
-        sent at all (opt-out, pause, caps) before calling.
-        """
-        if not self._accepting:
-            return False
-        chat = self._chats.setdefault(key, _Chat())
-        item = Proactive(instruction, kind, asyncio.get_running_loop().create_future())
-        chat.proactive.append(item)
-        self._wake(key, chat)
-        return await item.done
 
     async def recover(self) -> int:
         """Queue journaled messages that were never answered (the daemon stopped mid-turn).
@@ -216,157 +137,12 @@ class Inbox:
             logger.info("recovering {} unanswered message(s) from the journal", len(pending))
         return len(pending)
 
-    def busy(self, key: CustomerKey) -> bool:
-        """Whether the chat has a turn queued or running."""
-        return key in self._chats
-
-    def has_pending(self, key: CustomerKey) -> bool:
-        """Whether a message of this chat is waiting for a turn that has not started yet
-        (a new message joins that turn instead of starting one)."""
-        chat = self._chats.get(key)
-        held = self.backlog_holds is not None and self.backlog_holds(key)
-        return bool(chat and chat.pending) or held
-
-    # --- the per-chat worker -----------------------------------------------------------
-
-    async def _debounce(self, chat: _Chat) -> None:
-        """Wait until the burst is over: `debounce` quiet seconds, at most `debounce_max`."""
-        while not self._flush.is_set():
-            until = min(chat.last_at + timedelta(seconds=self.s.debounce_seconds),
-                        chat.first_at + timedelta(seconds=self.s.debounce_max_seconds))
-            left = (until - self.clock.now()).total_seconds()
-            if left <= 0:
-                return
-            await self.clock.sleep(left)
-
-    async def _work(self, key: CustomerKey, chat: _Chat) -> None:
-        try:
-            while chat.pending or chat.proactive:
-                if chat.pending:
-                    await self._debounce(chat)
-                    batch, chat.pending = chat.pending, []
-                    late, chat.late = chat.late, ""
-                    last_try, chat.last_try = chat.last_try, False
-                    async with self._slots.hold():
-                        with lane_for(batch):
-                            await self._turn(key, batch, late, last_try)
-                elif chat.proactive:
-                    item = chat.proactive.pop(0)
-                    async with self._slots.hold():
-                        with lane(Lane.PROACTIVE):
-                            sent = await self._proactive_turn(key, item)
-                    item.done.set_result(sent)
-        finally:
-            chat.worker = None
-            for item in chat.proactive:
-                if not item.done.done():
-                    item.done.set_result(False)
-            if not chat.pending and not chat.proactive:
-                self._chats.pop(key, None)
-
-    async def _proactive_turn(self, key: CustomerKey, item: Proactive) -> bool:
-        log = logger.bind(customer=mask(key.phone))
-        try:
-            async with self.registry.use(key) as agent:
-                customer = agent.customer
-                chat_addr = (customer.wa_jid if customer and customer.wa_jid
-                             else self.presenter.gateway.chat_for(key.phone))
-                now = self.clock.now()
-                reply = await agent.handle([], Contact(), now, instruction=item.instruction,
-                                           kind=item.kind)
-                sent = 0
-                try:
-                    if not reply.failed and reply.text:
-                        sent = await self.presenter.deliver(chat_addr, reply.text,
-                                                            kind=item.kind)
-                finally:
-                    if reply.failed:
-                        reply.lines = []  # nothing was said: nothing to remember
-                    await agent.commit(reply, Contact(), now, sent=sent)
-                return sent > 0
-        except Exception:
-            log.exception("{} turn failed", item.kind)
-            self._failed(key)
-            return False
-
-    async def _turn(self, key: CustomerKey, batch: list[InboundMessage], late: str = "",
-                    last_try: bool = False) -> None:
-        ids = [m.msg_id for m in batch]
-        last = batch[-1]
-        chat_addr = last.chat or self.presenter.gateway.chat_for(key.phone)
-        log = logger.bind(customer=mask(key.phone), msg_id=last.msg_id)
-        status = "answered"
-        committed = False
-        try:
-            lines = [Turn(await self._text_of(m), m.msg_id, m.timestamp) for m in batch]
-            contact = Contact(name=last.push_name, wa_jid=last.chat, lid=last.lid)
-            async with self.registry.use(key) as agent:
-                for sender, read in receipts_by_sender(batch).items():
-                    await self.presenter.mark_read(chat_addr, read, sender)
-                now = self.clock.now()
-                lines, flood = await fit_flood(agent, lines)
-                reply = await agent.handle(lines, contact, now,
-                                           instruction="\n\n".join(filter(None, (late, flood))))
-                if reply.failed:
-                    status = "failed"
-                sent = 0
-                track = Tracked(key.phone, ids)
-                try:
-                    if reply.text and self.hold is not None and await self.hold(key):
-                        status = Fed.PAUSED.value
-                    elif reply.text:
-                        sent = await self.presenter.deliver(chat_addr, reply.text, track=track)
-                except GatewayError as exc:
-                    status = undelivered(reply, track, exc, self.clock.now())
-                    log.error("reply could not be delivered: {}", exc)
-                if status == "failed" and last_try:
-                    status = FAILED_FINAL
-                # The turn's one write: both sides, usage, and the journal status.
-                await agent.commit(reply, contact, now, sent=sent, journal_ids=ids,
-                                   status=status)
-                committed = True
-                await settled(self.presenter, track)
-                if status == Fed.PAUSED.value and self.after_hold is not None:
-                    await self.after_hold(key)
-            self.turns += 1
-        except Exception:
-            status = FAILED_FINAL if last_try else "failed"
-            log.exception("turn failed")
-        if status in ("failed", FAILED_FINAL):
-            self._failed(key)
-        if not committed:
-            await self.customers.journal_mark(self.tenant, ids, status)
-        for hook in self.after_inbound:
-            try:
-                await hook(key)
-            except Exception:
-                log.exception("after-turn hook failed")
-
-    def _failed(self, key: CustomerKey) -> None:
-        self.failures += 1
-        for hook in self.on_failed:
-            try:
-                hook(key)
-            except Exception:
-                logger.opt(exception=True).warning("failure hook failed")
-
-    async def _text_of(self, msg: InboundMessage) -> str:
-        if msg.kind is MessageKind.TEXT:
-            return msg.text
-        if self._describe is not None:
-            return await self._describe(msg)
-        return describe_kind(msg)
-
     # --- lifecycle ---------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop accepting turns (messages are still journaled) and end debounce waits."""
-        self._accepting = False
-        self._flush.set()
+        self.chats.close()
 
     async def drain(self, within: float) -> bool:
         """Wait for turns in flight; True when all finished inside `within` seconds."""
-        pending = await self.clock.wait(set(self.tasks), within)
-        for task in pending:
-            task.cancel()
-        return not pending
+        return await self.chats.drain(within)

@@ -1,5 +1,9 @@
 """Between the transport and the inbox: no message is lost to a database hiccup.
 
+The number's gateway hands every inbound message here (its `Binding.on_message`). A LID
+customer whose phone number the message names is merged into that customer first
+(`bot.stores.identity`); then the message is fed to the inbox.
+
 WhatsApp has already acknowledged a message when it reaches us, so a journal write that
 fails (SQLite locked past its timeout, a PostgreSQL failover) must not lose it. The message
 waits in a bounded in-memory queue, in arrival order, and is fed again with exponential
@@ -7,7 +11,9 @@ backoff until the journal takes it; newer messages queue behind it so a chat kee
 order. When the queue is full the transport is made to wait (back-pressure) rather than a
 message dropped. The owner is alerted when the journal fails and again when it is back.
 Messages still held when the daemon stops are written to a spill file in the state
-directory (0600) and fed again at the next start.
+directory (0600) and fed again at the next start. A transport that delivers again what we
+refused (the Cloud API's webhook, `Gateway.redelivers`) gets the error instead: nothing is
+held in memory.
 """
 
 from __future__ import annotations
@@ -23,20 +29,24 @@ from pathlib import Path
 
 from loguru import logger
 
-from bot.alerts import AlertOwner
 from bot.clock import Clock
 from bot.models import InboundMessage, MessageKind
+from bot.owner_alert import AlertOwner
 from bot.phones import mask
 from bot.pipeline.inbox import Fed, JournalUnavailable
 
 Feed = Callable[[InboundMessage], Awaitable[Fed]]
+Observe = Callable[[InboundMessage], Awaitable[None]]
 
 
 class Intake:
     def __init__(self, feed: Feed, clock: Clock, alert: AlertOwner | None = None, *,
                  capacity: int = 10_000, first_retry: float = 0.5,
-                 max_retry: float = 30.0, spill: Path | None = None) -> None:
+                 max_retry: float = 30.0, spill: Path | None = None,
+                 observe: Observe | None = None, redelivers: bool = False) -> None:
         self.feed = feed
+        self.observe = observe
+        self.redelivers = redelivers
         self.clock = clock
         self.alert = alert
         self.capacity = capacity
@@ -48,7 +58,16 @@ class Intake:
         self._room = asyncio.Condition()
 
     async def __call__(self, msg: InboundMessage) -> None:
-        """Feed one message from the transport; never raises."""
+        """Feed one message from the transport; never raises, unless the transport
+        `redelivers` (then a failed journal write raises and the message comes again)."""
+        if self.observe is not None:
+            try:  # a LID customer whose number this message names becomes that customer
+                await self.observe(msg)
+            except Exception:  # merged on a later message or start; the message goes on
+                logger.opt(exception=True).warning("merging a LID customer failed")
+        if self.redelivers:
+            await self.feed(msg)
+            return
         if self.held:  # behind the ones already waiting, in order
             await self._hold(msg)
             return

@@ -11,7 +11,7 @@ when the cap allows:
   they are journaled `rate_limited` and the next turn reads them from history as far as
   its prompt allows. The inbox tells the agent when a turn carries a flood;
 - over `daily_tokens` it is `capped` and stored in history at once (the owner sees it);
-  `bot.pipeline.revisit` answers it once the customer is under the cap again (the next UTC
+  `bot.pipeline.later.capped_and_failed` answers it once the customer is under the cap again (the next UTC
   day, or after the owner raised the cap).
 
 Per customer (all in-process, on the injected clock, except the daily tokens):
@@ -36,9 +36,10 @@ from datetime import datetime, timedelta
 
 from loguru import logger
 
-from bot.alerts import AlertOwner
 from bot.clock import Clock
+from bot.events.hub import CAPPED, Events
 from bot.models import CustomerKey, InboundMessage
+from bot.owner_alert import AlertOwner
 from bot.phones import mask, whatsapp_forms
 from bot.pipeline.inbox import UNANSWERED_KINDS, Fed
 from bot.pipeline.media import send_now
@@ -95,7 +96,8 @@ class RateLimiter:
                  settings: LimitSettings, has_pending: Callable[[CustomerKey], bool],
                  enqueue: Callable[[InboundMessage], None] | None = None,
                  tasks: set[asyncio.Task[None]] | None = None,
-                 alert: AlertOwner | None = None, remember: Remember | None = None) -> None:
+                 alert: AlertOwner | None = None, remember: Remember | None = None,
+                 events: Events | None = None) -> None:
         self.customers = customers
         self.presenter = presenter
         self.clock = clock
@@ -105,7 +107,7 @@ class RateLimiter:
         self.tasks = tasks if tasks is not None else set()
         self.alert = alert
         self.remember = remember
-        self.on_capped: list[Callable[[CustomerKey], None]] = []  # the journal revisit
+        self.events = events  # `message.capped`: answered once under the cap again
         self._windows: dict[CustomerKey, _Window] = {}
         self._calls = 0
 
@@ -186,8 +188,8 @@ class RateLimiter:
             "over the daily budget of {} tokens", self.s.daily_tokens)
         if self.remember is not None:
             await self.remember(msg)
-        for hook in self.on_capped:
-            hook(msg.key)
+        if self.events is not None:
+            await self.events.tell(CAPPED, msg.key)
         if window.budget_noticed_on != day:
             window.budget_noticed_on = day
             await send_now(self.presenter, self.customers, msg, self.s.budget_notice, "notice")

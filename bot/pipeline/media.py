@@ -78,8 +78,7 @@ async def send_now(presenter: Presenter, customers: CustomerStore, msg: InboundM
     except GatewayError as exc:
         logger.bind(customer=mask(msg.phone)).warning("{} could not be sent: {}", kind, exc)
         return False
-    for listener in presenter.listeners:
-        listener(chat, text, kind)
+    presenter.sent(chat, text, kind)
     await customers.add_usage(msg.key, msgs_out=1)
     return True
 
@@ -108,13 +107,14 @@ def _image_type(data: bytes) -> str:
 
 class Media:
     def __init__(self, llm: LLM, customers: CustomerStore, memory: MemoryStore,
-                 presenter: Presenter, settings: MediaSettings) -> None:
+                 presenter: Presenter, settings: MediaSettings,
+                 voice_budget: VoiceBudget | None = None) -> None:
         self.llm = llm
         self.customers = customers
         self.memory = memory
         self.presenter = presenter
         self.s = settings
-        self.voice_budget: VoiceBudget | None = None  # set by the App
+        self.voice_budget = voice_budget
 
     def action(self, kind: MessageKind) -> str:
         """transcribe | vision | note | ignore | reply:<text>, for a non-text kind."""

@@ -26,7 +26,8 @@ from bot.clock import Clock
 from bot.gateway.base import GatewayError
 from bot.models import CustomerKey, InboundMessage, MemoryMessage, Role
 from bot.phones import mask
-from bot.pipeline.inbox import Fed, Inbox
+from bot.pipeline.chats import Chats
+from bot.pipeline.inbox import Fed
 from bot.pipeline.presenter import Presenter
 from bot.settings import OptOutSettings
 from bot.stores.customers import Contact, CustomerStore
@@ -49,13 +50,13 @@ def plain(text: str) -> str:
 
 class OptOut:
     def __init__(self, settings: OptOutSettings, customers: CustomerStore, memory: MemoryStore,
-                 presenter: Presenter, inbox: Inbox, clock: Clock,
+                 presenter: Presenter, chats: Chats, clock: Clock,
                  cancel_followups: Canceller | None = None) -> None:
         self.s = settings
         self.customers = customers
         self.memory = memory
         self.presenter = presenter
-        self.inbox = inbox
+        self.chats = chats
         self.clock = clock
         self.cancel_followups = cancel_followups
         self.stop_words = {plain(w) for w in settings.stop_words}
@@ -94,8 +95,8 @@ class OptOut:
         """Send the confirmation like any reply, as one of the inbox's tasks (the stop
         drain and the virtual clock wait for it; the filter itself must not sleep)."""
         task = asyncio.create_task(self._send(msg, reply), name="optout-confirmation")
-        self.inbox.tasks.add(task)
-        task.add_done_callback(self.inbox.tasks.discard)
+        self.chats.tasks.add(task)
+        task.add_done_callback(self.chats.tasks.discard)
 
     async def _send(self, msg: InboundMessage, reply: str) -> None:
         chat = msg.chat or self.presenter.gateway.chat_for(msg.phone)

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.models import CustomerKey, InboundMessage, MessageKind
+from bot.models import InboundMessage, MessageKind
 
 
 class Fed(StrEnum):
@@ -66,10 +66,3 @@ Describer = Callable[[InboundMessage], Awaitable[str]]
 # A filter sees every new inbound message (after journal and dedupe, before queueing) and
 # returns None to let it through, or what happened to it: the journal records that outcome.
 Filter = Callable[[InboundMessage], Awaitable["Fed | None"]]
-# Asked after the model answered and before the reply goes out: True holds the reply back
-# (the owner took the chat over while the turn was running).
-Hold = Callable[[CustomerKey], Awaitable[bool]]
-# `after_hold` is told once the held reply is stored.
-# Called after every customer turn (answered or not), inside the chat's worker: follow-up
-# rules count "silent for 24 h" from the customer's last message.
-AfterInbound = Callable[[CustomerKey], Awaitable[None]]

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loguru import logger
 
 from bot.clock import Clock
+from bot.events.hub import Events
 from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered
 from bot.settings import PresenterSettings
 from bot.stores.deliveries import FAILED, SENDING, UNDELIVERED, UNKNOWN, DeliveryStore
-
-SentListener = Callable[[str, str, str], None]  # (chat, text, kind)
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 WHATSAPP_MAX_CHARS = 4096  # WhatsApp takes more, but nobody reads a longer bubble
@@ -63,13 +61,23 @@ class Tracked:
 
 class Presenter:
     def __init__(self, gateway: Gateway, clock: Clock, settings: PresenterSettings,
-                 rng: random.Random | None = None, ledger: DeliveryStore | None = None) -> None:
+                 rng: random.Random | None = None, ledger: DeliveryStore | None = None,
+                 events: Events | None = None) -> None:
         self.gateway = gateway
         self.clock = clock
         self.s = settings
         self.rng = rng or random.Random()
-        self.listeners: list[SentListener] = []
         self.ledger = ledger
+        self.events = events
+
+    def sent(self, chat: str, text: str, kind: str) -> None:
+        """`message.sent` (and `followup.sent`) on the number's event hub."""
+        if self.events is None:
+            return
+        data = {"chat": chat, "kind": kind, "text": text}
+        self.events.emit("message.sent", data)
+        if kind == "followup":
+            self.events.emit("followup.sent", data)
 
     def typing_seconds(self, text: str) -> float:
         if not self.s.enabled:
@@ -120,8 +128,7 @@ class Presenter:
                     await self._failed(track, chat, kind, bubbles, sent, exc)
                     raise
                 sent = i + 1
-                for listener in self.listeners:
-                    listener(chat, bubble, kind)
+                self.sent(chat, bubble, kind)
                 if sent < len(bubbles):  # before the next bubble: a crash resumes there
                     await self._record(track, chat, kind, bubbles, sent, SENDING)
         finally:

@@ -175,8 +175,8 @@ class Takeover:
 
     async def report_to_owner(self, text: str) -> None:
         """To the owner's own "Message yourself" chat, when we know our number."""
-        own = getattr(self.gateway, "connected_as", None)  # NeonizeGateway knows it
-        if not self.s.report_to_self or not isinstance(own, str) or not own:
+        own = self.gateway.connected_as
+        if not self.s.report_to_self or not own:
             return
         try:
             await self.gateway.send_text(self.gateway.chat_for(own), text)

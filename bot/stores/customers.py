@@ -11,15 +11,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Executable,
-    Index,
     Select,
     Table,
-    UniqueConstraint,
     and_,
     delete,
     func,
@@ -27,79 +25,22 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Field, SQLModel
 
 from bot.clock import Clock, SystemClock
 from bot.models import CustomerKey, InboundMessage, MessageKind, Stage
-from bot.stores.db import Database, UTCDateTime
+from bot.stores.customer_rows import (
+    CUSTOMERS,
+    JOURNAL,
+    USAGE,
+    Customer,
+    UsageDay,
+)
+from bot.stores.db import Database
 from bot.stores.journal_writer import JournalWriter
 from bot.text import scrub
 
-
-class Customer(SQLModel, table=True):
-    __tablename__ = "customers"
-    __table_args__ = (
-        UniqueConstraint("tenant", "phone"),
-        Index("ix_customers_lid", "tenant", "lid"),
-        Index("ix_customers_recent", "tenant", "last_contact"),  # the console's list
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    tenant: str = Field(max_length=64)
-    phone: str = Field(max_length=20)
-    wa_jid: str = ""
-    lid: str = ""
-    name: str = ""
-    stage: str = Stage.LEAD.value
-    opted_out: bool = False
-    paused_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    first_contact: datetime = Field(sa_type=UTCDateTime)
-    last_contact: datetime = Field(sa_type=UTCDateTime)
-    last_inbound: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    msgs_in: int = 0
-    msgs_out: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-
-
-class JournalEntry(SQLModel, table=True):
-    """Every inbound message, written before it is processed: nothing is lost."""
-
-    __tablename__ = "journal"
-    __table_args__ = (
-        UniqueConstraint("tenant", "msg_id"),
-        Index("ix_journal_status", "tenant", "status"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    tenant: str = Field(max_length=64)
-    # No length: ids are the sender's to choose (WhatsApp's are ~20-32 characters, a
-    # tampered client's any length); a longer one must not lose the message.
-    msg_id: str
-    phone: str = Field(max_length=20)
-    chat: str = ""
-    lid: str = ""
-    push_name: str = ""
-    kind: str = MessageKind.TEXT.value
-    text: str = ""
-    from_owner: bool = False
-    received_at: datetime = Field(sa_type=UTCDateTime)
-    status: str = "received"  # received → answered | ignored | failed
-
-
-class UsageDay(SQLModel, table=True):
-    """What one customer cost on one UTC day: the daily token cap and `wabot status`."""
-
-    __tablename__ = "usage_daily"
-    __table_args__ = (UniqueConstraint("tenant", "day", "phone"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    tenant: str = Field(max_length=64)
-    day: str = Field(max_length=10)  # YYYY-MM-DD, UTC
-    phone: str = Field(max_length=20)
-    msgs_out: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
+__all__ = ["CUSTOMERS", "JOURNAL", "USAGE", "Contact", "Customer", "CustomerListener",
+           "CustomerStore", "Resident", "UsageDay", "utc_day"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +61,6 @@ def _insert(db: Database, table: Table) -> Any:
     return (sqlite.insert if db.is_sqlite else postgresql.insert)(table)
 
 
-CUSTOMERS = cast(Table, Customer.__table__)  # type: ignore[attr-defined]
-JOURNAL = cast(Table, JournalEntry.__table__)  # type: ignore[attr-defined]
-USAGE = cast(Table, UsageDay.__table__)  # type: ignore[attr-defined]
-
-
 def utc_day(at: datetime) -> str:
     return at.astimezone(UTC).date().isoformat()
 
@@ -141,11 +77,12 @@ class CustomerStore:
     RECENT = 4096  # customers whose last read is kept for `get(max_age=…)`
     USAGE_CACHED = 50_000  # customer-days whose usage is kept (the daily cap reads it)
 
-    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+    def __init__(self, db: Database, clock: Clock | None = None, *,
+                 resident: Resident | None = None) -> None:
         self.db = db
         self.clock: Clock = clock or SystemClock()  # which day usage counts towards
         self.listeners: list[CustomerListener] = []
-        self.resident: Resident | None = None
+        self.resident = resident
         self._journal = JournalWriter(db, JOURNAL)
         # Only this process writes its tenant's usage: once read, a day's counts are kept
         # and added to as they are written.
@@ -369,7 +306,7 @@ class CustomerStore:
     async def journal_pending(self, tenant: str, statuses: Iterable[str] = ("received", "held"),
                               since: datetime | None = None) -> list[InboundMessage]:
         """Journaled messages never answered (the daemon stopped mid-turn), oldest first;
-        or those in other `statuses` (`capped`, `failed`: revisited by `bot.pipeline.revisit`)."""
+        or those in other `statuses` (`capped`, `failed`: revisited by `bot.pipeline.later.capped_and_failed`)."""
         stmt = (select(JOURNAL)
                 .where(JOURNAL.c.tenant == tenant, JOURNAL.c.status.in_(tuple(statuses)))
                 .order_by(JOURNAL.c.id))

@@ -6,12 +6,12 @@ carries both (MessageSource.SenderAlt) or a usync answer fills it. Until then th
 lives under `lid:<digits>` (`bot.phones.lid_customer`). When an event first names both the
 phone and that LID, `Identity.observe` merges the LID customer into the phone customer:
 row, journal, usage, run log and pending deliveries in one transaction; memory through `MemoryStore.rekey`;
-anything else (follow-up jobs) through the `Rekeyer` hooks the App adds.
+anything else (follow-up jobs) through the `Rekeyer` hooks it is built with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -63,13 +63,14 @@ class Identity:
 
     def __init__(self, tenant: str, customers: CustomerStore, memory: MemoryStore, *,
                  busy: Callable[[CustomerKey], bool] = lambda key: False,
-                 dropped: Callable[[CustomerKey], None] = lambda key: None) -> None:
+                 dropped: Callable[[CustomerKey], None] = lambda key: None,
+                 rekeyers: Sequence[Rekeyer] = ()) -> None:
         self.tenant = tenant
         self.customers = customers
         self.memory = memory
         self.busy = busy
         self.dropped = dropped
-        self.rekeyers: list[Rekeyer] = []
+        self.rekeyers = tuple(rekeyers)
         self._lids: set[str] = set()  # LIDs (`digits@lid`) that are customers of their own
 
     async def start(self) -> int:
@@ -86,6 +87,14 @@ class Identity:
             if found is not None:
                 merged += await self._merge_if_idle(lid, found)
         return merged
+
+    async def phone_for_lid(self, lid: str) -> str | None:
+        """A LID WhatsApp's own map forgot, from the customers we stored it for (the
+        gateway's `lid_directory`): the phone JID user, or None."""
+        customer = await self.customers.find_by_lid(self.tenant, lid)
+        if customer is None or not customer.phone.startswith("+"):
+            return None
+        return customer.phone.removeprefix("+")
 
     async def observe(self, msg: InboundMessage) -> None:
         """Before a message is journaled: remember a new LID customer, or merge one whose

@@ -21,7 +21,7 @@ from bot.stores.db import Database
 
 MEMORY = "memory"  # summaries and insight extraction
 VOICE = "voice"  # transcription
-PROBE_LINE = "probe"  # is the model back? (failed turns wait: bot.pipeline.revisit)
+PROBE_LINE = "probe"  # is the model back? (failed turns wait: bot.pipeline.later.capped_and_failed)
 
 
 class UsageLine(SQLModel, table=True):

@@ -3,8 +3,9 @@
 `{phone}` accepts E.164 with the plus URL-encoded (`%2B5215512345678`) or the digits only.
 Errors are JSON `{"error": "<what to fix>"}` with 400 (bad input), 401 (token), 404
 (nothing of this business by that number or id), 409 (WhatsApp already linked), 413 (body
-too large), 422 (malformed JSON or fields; a pair-code number that is not E.164), 429 (too
-many failed logins), 502 (WhatsApp refused the message), 503 (no login offered yet).
+too large), 422 (malformed JSON or fields; a pair-code number that is not E.164; a `to`
+without its country code), 429 (too many failed logins), 502 (the message was not sent:
+nothing changed), 503 (no login offered yet).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ class PauseBody(BaseModel):
 class SendBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    to: str = Field(description="The customer's number, E.164", examples=["+5215512345678"])
+    to: str = Field(description="The customer's number with its country code (+E164; "
+                    "spaces and dashes allowed); digits without one are refused (422)",
+                    examples=["+5215512345678"])
     text: str = Field(min_length=1, max_length=4096)
 
 
@@ -94,9 +97,13 @@ def router() -> APIRouter:
     async def resume(request: Request, phone: str) -> dict[str, Any]:
         return await console_of(request).resume(phone)
 
-    @api.post("/messages", summary="Send as the business (pauses the agent, as a takeover)")
+    @api.post("/messages", summary="Send as the business (pauses the agent, as a takeover)",
+              responses={422: {"description": "`to` has no country code or is no number"},
+                         502: {"description": "not sent (WhatsApp offline or refused); "
+                                              "nothing changed"}})
     async def send(request: Request, body: SendBody) -> dict[str, Any]:
-        return await console_of(request).send(body.to, body.text)
+        console = console_of(request)
+        return await console.send(await console.recipient(body.to), body.text)
 
     @api.get("/followups", summary="Pending follow-ups, soonest first")
     async def followups(request: Request) -> dict[str, Any]:

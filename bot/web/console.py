@@ -17,16 +17,16 @@ from bot.events.alerts import Alerts
 from bot.events.hub import Events
 from bot.events.outbox import Outbox
 from bot.followups.ports import Scheduling
-from bot.gateway.base import Gateway, GatewayError
+from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
-from bot.phones import PhoneError, parse_customer
+from bot.phones import PhoneError, parse_customer, whatsapp_forms
 from bot.pipeline.takeover import FOREVER, is_paused, pause, pause_text, resume
 from bot.settings import Settings
 from bot.stores.customers import CUSTOMERS, Customer, CustomerStore
 from bot.stores.memory_base import MemoryStore, message_to_dict
 from bot.stores.outbound import OutboundStore
 from bot.stores.runs import RunStore
-from bot.web import delivery, linking
+from bot.web import delivery, linking, times
 from bot.web.metrics import Metrics
 from bot.web.stats import Stats
 
@@ -37,6 +37,11 @@ class NotFound(LookupError):
 
 class BadRequest(ValueError):
     """Input that cannot be used; the message says how to fix it."""
+
+
+class InvalidNumber(BadRequest):
+    """A number typed for sending that names no one for sure (no country code, `x12`…): 422,
+    refused with the reason the CLI gives for the same input."""
 
 
 def phone_of(text: str) -> str:
@@ -162,7 +167,7 @@ class Console:
                            "(E.164, e.g. +5215512345678)")
         profile = await self.memory.profile(key)
         out = customer_json(found, self.clock.now())
-        out["pause"] = pause_text(found.paused_until, self.clock.now())
+        out["pause"] = pause_text(found.paused_until, self.clock.now(), self.zone)
         out["memory"] = {
             "summary": profile.summary,
             "facts": [{"key": f.key, "value": f.value, "category": f.category}
@@ -206,33 +211,68 @@ class Console:
             raise NotFound(f"no customer {key.phone} for this business")
         return await self.customer(key.phone)
 
+    async def recipient(self, typed: str) -> str:
+        """The customer a typed number means, resolved as the CLI resolves it
+        (`bot.cli.resolve`): digits without a country code are refused, not read as one
+        (issue #24: `5512345678` was sent to +55 1234-5678 in Brazil), and a number typed
+        as dialled finds the customer WhatsApp knows under another form (`+521…`)."""
+        try:
+            phone = parse_customer(typed)
+        except PhoneError as exc:
+            raise InvalidNumber(str(exc)) from None
+        if not phone.startswith("+"):  # `lid:…`, `g:…`: a key wabot showed
+            return phone
+        for form in whatsapp_forms(phone):  # as typed first, then the likeliest others
+            if await self.customers.get(CustomerKey(self.tenant, form)) is not None:
+                return form
+        return phone
+
     async def send(self, phone: str, text: str) -> dict[str, Any]:
         """Send as the business: out through WhatsApp, stored as the owner's line, and the
-        agent paused as when the owner writes from the phone."""
+        agent paused as when the owner writes from the phone.
+
+        A send that fails changes nothing (issue #24: it used to leave the agent paused 12 h
+        and, for a new number, a phantom customer): `SendFailed` says why in plain words.
+        With WhatsApp offline it fails at once instead of after the transport's wait."""
         text = text.strip()
         if not text:
             raise BadRequest("text is empty: write the message to send")
         if len(text) > 4096:
             raise BadRequest("text is longer than 4096 characters: split it")
         key = self.key(phone)
+        self._online()
         now = self.clock.now()
         customer = await self.customers.get(key)
         until = now + timedelta(hours=self.settings.takeover.pause_hours)
-        if customer is None or not customer.paused_until or customer.paused_until < until:
-            await pause(self.customers, key, until, now)  # first: a running turn is held
-        customer = await self.customers.get(key)
+        before = customer.paused_until if customer else None
+        extend = customer is not None and (before is None or before < until)
+        if extend:  # first: a turn running now holds its reply instead of talking over ours
+            await self.customers.set_paused_until(key, until)
         chat = customer.wa_jid if customer and customer.wa_jid else self.gateway.chat_for(
             key.phone)
         try:
             msg_id = await self.gateway.send_text(chat, text)
         except GatewayError as exc:
-            raise SendFailed(f"WhatsApp did not take the message: {exc}") from exc
+            if extend:
+                await self.customers.set_paused_until(key, before)
+            raise SendFailed(_not_sent(exc)) from exc
+        if customer is None:  # someone who never wrote: a customer from now on, paused
+            await pause(self.customers, key, until, now)
         await self.memory.append(key, [MemoryMessage(Role.OWNER, text, now, kind="owner")])
         await self.customers.add_usage(key, at=now)
         self.events.emit("message.sent", {"phone": key.phone, "kind": "owner", "text": text,
                                           "msg_id": msg_id})
-        return {"to": key.phone, "msg_id": msg_id, "paused_until": (
-            customer.paused_until.isoformat() if customer and customer.paused_until else None)}
+        paused_until = before if before is not None and before >= until else until
+        return {"to": key.phone, "msg_id": msg_id, "paused_until": paused_until.isoformat()}
+
+    def _online(self) -> None:
+        """Refuse at once while WhatsApp is not connected: the transport would wait for the
+        connection (30 s on WhatsApp Web) and the owner would watch a page hang."""
+        connected = self.gateway.connected
+        if connected is not None and not connected.is_set():
+            raise SendFailed(f"WhatsApp is not connected ({self.connection()['status']}), so "
+                             "nothing was sent and the agent was not paused. Send it again "
+                             "once the dashboard shows WhatsApp connected.")
 
     # --- follow-ups, runs ------------------------------------------------------------------
 
@@ -243,6 +283,15 @@ class Console:
                  "reason": f.reason, "due_at": f.due_at.isoformat(),
                  "run_at": f.run_at.isoformat() if f.run_at else None}
                 for f in await self.followups.pending(phone, limit=500)]
+
+    def followup_time(self, followup: dict[str, Any]) -> str:
+        """When a listed follow-up goes out, as `wabot followups` says it (the business's
+        time, moved into the sending hours)."""
+        due = datetime.fromisoformat(followup["run_at"] or followup["due_at"])
+        if self.followups is None:
+            return times.shown(due, self.zone)
+        policy = self.followups.policy
+        return times.followup(due, policy.business.tz, policy.hours)
 
     async def cancel_followup(self, fid: str) -> None:
         digits, _, kind = fid.partition("-")
@@ -263,4 +312,17 @@ class Console:
 
 
 class SendFailed(RuntimeError):
-    """The transport refused the message (WhatsApp not connected…)."""
+    """Nothing was sent (WhatsApp not connected, or it refused the message) and nothing
+    changed; the message says why in the owner's words."""
+
+
+def _not_sent(exc: GatewayError) -> str:
+    if isinstance(exc, DeliveryUnknown):
+        return ("WhatsApp did not confirm the message in time: it may still reach the "
+                "customer. Look at the chat on the phone before sending it again; the agent "
+                "was not paused.")
+    if isinstance(exc, NotDelivered):
+        return ("WhatsApp is not connected, so nothing was sent and the agent was not "
+                "paused. Send it again once the dashboard shows WhatsApp connected.")
+    return (f"WhatsApp refused the message ({exc}), so nothing was sent and the agent was "
+            "not paused.")

@@ -1,14 +1,13 @@
 """Linking WhatsApp from the console: the connection card, the QR code and the pair code.
 
-The console reads the gateway by what it offers, not by its class: `connected` (an
-`asyncio.Event`), `connected_as`, `status` (systemd's STATUS line), `qr_png_path`, and for a
-transport that links by pair code, `pair_code` and `request_pair_code(phone)` (the WhatsApp
-Web gateway, `bot.gateway.neonize`). Nothing here imports a transport.
+The console reads the gateway through the seam (`bot.gateway.base.Gateway`): `connected`,
+`connected_as`, `status` (systemd's STATUS line) and, for a transport linked from here,
+`linking` (the QR's file, the pair code on show, a pair code asked while running). Nothing
+here imports a transport.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -30,33 +29,30 @@ class NotReady(RuntimeError):
 
 
 def _is_up(gateway: Gateway) -> bool:
-    connected = getattr(gateway, "connected", None)
-    return bool(connected.is_set()) if connected is not None else True
+    connected = gateway.connected
+    return connected.is_set() if connected is not None else True
 
 
 def connection(gateway: Gateway) -> dict[str, Any]:
     """The WhatsApp connection as systemd's STATUS line says it, the QR if shown, the pair
     code if one waits to be entered, and whether a pair code can be asked for."""
     is_up = _is_up(gateway)
-    own = getattr(gateway, "connected_as", None)
-    status = getattr(gateway, "status", None)
-    if not isinstance(status, str) or not status:
-        status = f"connected as {mask(own)}" if is_up and own else (
-            "connected" if is_up else "not connected")
-    qr: Path | None = getattr(gateway, "qr_png_path", None)
-    code = getattr(gateway, "pair_code", None)
-    return {"connected": is_up, "connected_as": mask(own) if isinstance(own, str) and own
-            else None, "status": status,
-            "qr": bool(qr is not None and not is_up and qr.is_file()),
-            "pair_code": code if isinstance(code, str) and not is_up else None,
-            "can_pair": not is_up and callable(getattr(gateway, "request_pair_code", None))}
+    own = gateway.connected_as
+    status = gateway.status or (f"connected as {mask(own)}" if is_up and own else (
+        "connected" if is_up else "not connected"))
+    link = gateway.linking
+    code = link.pair_code if link is not None else None
+    return {"connected": is_up, "connected_as": mask(own) if own else None, "status": status,
+            "qr": bool(link is not None and not is_up and link.qr_png_path.is_file()),
+            "pair_code": code if code and not is_up else None,
+            "can_pair": not is_up and link is not None}
 
 
 def qr_png(gateway: Gateway) -> bytes | None:
-    qr: Path | None = getattr(gateway, "qr_png_path", None)
-    if qr is None or not qr.is_file():
+    link = gateway.linking
+    if link is None or not link.qr_png_path.is_file():
         return None
-    return qr.read_bytes()
+    return link.qr_png_path.read_bytes()
 
 
 async def request_pair_code(gateway: Gateway, phone: str) -> dict[str, Any]:
@@ -66,14 +62,14 @@ async def request_pair_code(gateway: Gateway, phone: str) -> dict[str, Any]:
     except PhoneError as exc:
         raise InvalidPhone(f"{phone!r} is not a phone number: type the business's WhatsApp "
                            "number in E.164, e.g. +5215512345678") from exc
-    ask = getattr(gateway, "request_pair_code", None)
+    link = gateway.linking
     if _is_up(gateway):
         raise AlreadyLinked("WhatsApp is already linked and connected: nothing to pair "
                             "(unlink this device in WhatsApp first to link another phone)")
-    if not callable(ask):
+    if link is None:
         raise AlreadyLinked("this transport does not link with a pair code")
     try:
-        code = str(await ask(number))
+        code = await link.request_pair_code(number)
     except GatewayError as exc:
         if _is_up(gateway):  # linked meanwhile (the QR was scanned)
             raise AlreadyLinked(str(exc)) from None

@@ -13,10 +13,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 from markupsafe import Markup
 
-from bot.web import charts, linking
+from bot.web import charts, linking, times
 from bot.web.auth import SESSION_COOKIE, Auth
 from bot.web.console import BadRequest, Console, NotFound, SendFailed
 
@@ -24,7 +25,15 @@ HERE = Path(__file__).parent
 _env = Environment(loader=FileSystemLoader(HERE / "templates"),
                    autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 _env.filters["urlphone"] = lambda phone: quote(phone, safe="")
-_env.filters["short"] = lambda iso: (iso or "")[:16].replace("T", " ")
+
+
+@pass_context
+def _local(ctx: Context, at: str | None) -> str:
+    """`{{ m.at | local }}`: the business's time, labelled (`bot.web.times`)."""
+    return times.shown(at, ctx["zone"])
+
+
+_env.filters["local"] = _local
 
 
 def wants_html(request: Request) -> bool:
@@ -37,7 +46,8 @@ def to_login(request: Request) -> Response:
 
 
 def _render(name: str, request: Request, status: int = 200, **ctx: Any) -> HTMLResponse:
-    html = _env.get_template(name).render(request=request, **ctx)
+    console: Console = request.app.state.console
+    html = _env.get_template(name).render(request=request, zone=console.zone, **ctx)
     return HTMLResponse(html, status_code=status)
 
 
@@ -146,13 +156,7 @@ def router() -> APIRouter:
 
     @pages.get("/customers/{phone}")
     async def customer(request: Request, phone: str, notice: str = "") -> Response:
-        s = _page(request)
-        try:
-            found = await s.console.customer(phone)
-            lines = await s.console.messages(phone)
-        except (NotFound, BadRequest) as exc:
-            return _render("error.html", request, 404, s=s, error=str(exc))
-        return _render("customer.html", request, s=s, c=found, lines=lines, notice=notice)
+        return await _customer(request, _page(request), phone, notice=notice)
 
     def _back(phone: str, notice: str) -> Response:
         return RedirectResponse(f"/customers/{quote(phone, safe='')}?notice={quote(notice)}",
@@ -181,8 +185,9 @@ def router() -> APIRouter:
         s.check(csrf)
         try:
             await s.console.send(phone, text)
-        except (BadRequest, SendFailed) as exc:
-            return _back(phone, f"Not sent: {exc}")
+        except (BadRequest, SendFailed) as exc:  # the page again, the text still typed
+            return await _customer(request, s, phone, 502 if isinstance(exc, SendFailed)
+                                   else 422, error=f"Not sent: {exc}", draft=text)
         return _back(phone, "Sent as the business; the agent is paused in this chat.")
 
     @pages.post("/followups/{fid}/cancel")
@@ -206,6 +211,18 @@ def router() -> APIRouter:
         return _render("run.html", request, s=s, run=found)
 
     return pages
+
+
+async def _customer(request: Request, s: Session, phone: str, status: int = 200,
+                    **ctx: Any) -> Response:
+    try:
+        found = await s.console.customer(phone)
+        lines = await s.console.messages(phone)
+    except (NotFound, BadRequest) as exc:
+        return _render("error.html", request, 404, s=s, error=str(exc))
+    for f in found["followups"]:
+        f["when"] = s.console.followup_time(f)
+    return _render("customer.html", request, status, s=s, c=found, lines=lines, **ctx)
 
 
 async def _dashboard(request: Request, s: Session, status: int = 200,

@@ -6,8 +6,8 @@ extra routers a transport brings — e.g. a webhook receiver mounted at `/webhoo
 
     server = WebServer(console, auth, settings.http, extra_routers=[cloud_router])
 
-The App mounts its `extra_routers` argument and any routers its gateway lists in a
-`routers` attribute (`App(settings, gateway, serve_http=True, extra_routers=[...])`).
+The App mounts its `extra_routers` argument and the routers its gateway offers
+(`Gateway.routers`: the Cloud API's webhook receiver).
 Extra routers are mounted as given (their own prefix and their own authentication: they
 are not behind the console's token). `WebServer.start()` binds the socket (a port in use
 fails the start with a message) and serves in a task; `stop()` finishes requests in
@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.settings import HttpSettings
 from bot.web import api, linking, pages
 from bot.web.auth import Auth
-from bot.web.console import BadRequest, Console, NotFound, SendFailed
+from bot.web.console import BadRequest, Console, InvalidNumber, NotFound, SendFailed
 
 
 class ConsoleError(RuntimeError):
@@ -134,6 +134,10 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:
         return JSONResponse({"error": str(exc)}, 404)
+
+    @app.exception_handler(InvalidNumber)
+    async def invalid_number(request: Request, exc: InvalidNumber) -> Response:
+        return JSONResponse({"error": str(exc)}, 422)
 
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, exc: BadRequest) -> Response:

@@ -176,10 +176,10 @@ async def test_the_daemon_sweeps_on_its_clock_and_the_agent_sees_the_new_stage(
             sweep = {t for t in p.app.background if t.get_name() == "churn-sweep"}
             assert len(sweep) == 1
             await p.clock.advance(47 * 3600, sweep)
-            assert (await p.app.customers.get(key)).stage == "lead"
+            assert (await p.app.unit.customers.get(key)).stage == "lead"
             await p.clock.advance(2 * 3600, sweep)  # silent for 2 days: the next sweep
-            assert (await p.app.customers.get(key)).stage == "churned"
-            stages = (await p.app.memory.profile(key)).stages
+            assert (await p.app.unit.customers.get(key)).stage == "churned"
+            stages = (await p.app.unit.memory.profile(key)).stages
             assert [(c.to_stage, c.reason) for c in stages] == [(X, "silent for 2 days")]
             assert "customer marked churned: silent for 2 days" in "".join(lines)
             await p.say(key.phone, "I'm back!")
@@ -200,4 +200,4 @@ async def test_the_churn_rule_can_be_switched_off(db_url, tmp_path, openai_serve
         await p.settle()
         assert not {t for t in p.app.background if t.get_name() == "churn-sweep"}
         await p.advance(400 * 24 * 3600)
-        assert (await p.app.customers.get(key)).stage == "lead"
+        assert (await p.app.unit.customers.get(key)).stage == "lead"

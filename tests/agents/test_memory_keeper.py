@@ -71,7 +71,7 @@ async def turn(p: Pipeline, phone: str, text: str) -> None:
     """One customer turn, then the memory work it triggered."""
     await p.say(phone, text)
     await p.settle()
-    await p.app.keeper.idle()
+    await p.app.unit.keeper.idle()
 
 
 
@@ -112,9 +112,9 @@ async def test_a_summary_folds_the_oldest_messages_and_the_prompt_reads_after_it
         await turn(p, ANA, "hello, my dog is called Pixel")
         for i in range(2, 11):
             await turn(p, ANA, f"question number {i}")
-        profile = await p.app.memory.profile(key)
+        profile = await p.app.unit.memory.profile(key)
         assert profile.summarized_upto > 0
-        assert await p.app.memory.count(key, after_seq=profile.summarized_upto) <= 6
+        assert await p.app.unit.memory.count(key, after_seq=profile.summarized_upto) <= 6
         assert "dog is called Pixel" in profile.summary
         # Rolling: each summary request carries the previous summary.
         calls = summaries(openai_server)
@@ -138,11 +138,11 @@ async def test_few_but_long_messages_are_folded_before_they_fall_out_of_the_wind
                                summarize_after_messages=40, keep_recent_messages=2)
     async with pipeline(settings) as p:
         key = CustomerKey(tenant, ANA)
-        await p.app.memory.append(key, [
+        await p.app.unit.memory.append(key, [
             MemoryMessage(Role.CUSTOMER, f"long story {i}: " + "words " * 600, START)
             for i in range(6)])  # 6 messages, far under 40, ~7,000 estimated tokens
         await turn(p, ANA, "so, what do you think?")
-        profile = await p.app.memory.profile(key)
+        profile = await p.app.unit.memory.profile(key)
         assert summaries(openai_server)
         assert profile.summarized_upto >= 5  # all but the newest few
 
@@ -158,7 +158,7 @@ async def test_the_summary_is_kept_within_its_budget(db_url, tmp_path, openai_se
     async with pipeline(settings) as p:
         for i in range(3):
             await turn(p, ANA, f"line {i}")
-        profile = await p.app.memory.profile(CustomerKey(tenant, ANA))
+        profile = await p.app.unit.memory.profile(CustomerKey(tenant, ANA))
         assert profile.summary == "Short: likes blue sneakers."
         assert len(summaries(openai_server)) == 2  # the summary, then the shortening
 
@@ -172,12 +172,12 @@ async def test_summary_and_insight_tokens_count_to_the_business_not_the_customer
     async with pipeline(settings) as p:
         for i in range(3):
             await turn(p, ANA, f"my dog is called Rex{i}")
-        customer = await p.app.customers.get(CustomerKey(tenant, ANA))
+        customer = await p.app.unit.customers.get(CustomerKey(tenant, ANA))
         calls = len(openai_server.chat_requests())
         assert calls > 3  # turns plus background calls
         assert customer is not None and customer.tokens_in == 10 * 3  # fake usage: 10/5
         assert customer.tokens_out == 5 * 3
-        status = await read_status(p.app.db, p.app.settings, p.clock.now())
+        status = await read_status(p.app.unit.db, p.app.settings, p.clock.now())
         assert status.memory_tokens == 15 * (calls - 3)
         assert (status.tokens_in, status.tokens_out) == (10 * calls, 5 * calls)
 
@@ -206,8 +206,8 @@ async def test_replies_flow_while_memory_work_is_held(db_url, tmp_path, openai_s
         await eventually(lambda: p.texts_to(BOB) == ["OK: hello"])
         assert len(p.texts_to(ANA)) == 8
         gate.release()
-        await p.app.keeper.idle()
-        profile = await p.app.memory.profile(key)
+        await p.app.unit.keeper.idle()
+        profile = await p.app.unit.memory.profile(key)
         if marker == SUMMARY_MARKER:
             assert profile.summarized_upto > 0
         else:
@@ -226,9 +226,9 @@ async def test_triggers_while_a_pass_runs_coalesce_into_one_more_pass(
         for i in range(5):
             await p.say(ANA, f"more {i}")
             await p.settle()
-        assert len(p.app.keeper.tasks) == 1
+        assert len(p.app.unit.keeper.tasks) == 1
         gate.release()
-        await p.app.keeper.idle()
+        await p.app.unit.keeper.idle()
         assert len(insight_calls(openai_server)) == 2  # the held pass and one for the rest
         assert "more 4" in user_of(insight_calls(openai_server)[1])
 
@@ -242,8 +242,8 @@ async def test_a_failing_memory_call_is_contained(db_url, tmp_path, openai_serve
         for i in range(4):
             await turn(p, ANA, f"hello {i}")
         assert p.texts_to(ANA) == [f"OK: hello {i}" for i in range(4)]
-        assert p.app.inbox.failures == 0
-        profile = await p.app.memory.profile(CustomerKey(tenant, ANA))
+        assert p.app.unit.chats.failures == 0
+        profile = await p.app.unit.memory.profile(CustomerKey(tenant, ANA))
         assert profile.summarized_upto > 0  # the next trigger summarized after the failure
 
 
@@ -256,10 +256,10 @@ async def test_stop_does_not_wait_for_work_still_in_its_delay(
     async with pipeline(settings) as p:
         await p.say(ANA, "hello")
         await p.settle()
-        assert len(p.app.keeper.tasks) == 1  # waiting out memory.delay_seconds
+        assert len(p.app.unit.keeper.tasks) == 1  # waiting out memory.delay_seconds
         stopping = loop.time()
     assert loop.time() - stopping < settings.memory.stop_grace_seconds
-    assert not p.app.keeper.tasks
+    assert not p.app.unit.keeper.tasks
     assert insight_calls(openai_server) == []
 
 
@@ -283,10 +283,10 @@ async def test_insights_merge_into_the_profile_without_duplicates(
     async with pipeline(settings) as p:
         key = CustomerKey(tenant, ANA)
         await turn(p, ANA, "my dog Pixel chewed my size 38 shoes, shipping was slow")
-        first = await p.app.memory.profile(key)
+        first = await p.app.unit.memory.profile(key)
         await p.advance(3600)
         await turn(p, ANA, "actually I'm a 39 now, and I bought the blue sneakers")
-        profile = await p.app.memory.profile(key)
+        profile = await p.app.unit.memory.profile(key)
         assert sorted(profile.facts) == ["bought", "dog_name", "objection", "shoe_size"]
         assert profile.facts["shoe_size"].value == "39"
         assert profile.facts["dog_name"].value == "Pixel"
@@ -348,7 +348,7 @@ async def test_a_5000_message_relationship_keeps_the_prompt_bounded_and_the_dog_
     async with pipeline(settings) as p:
         key = CustomerKey(tenant, ANA)
         budget = settings.llm.context_tokens
-        assert await p.app.inbox.proactive(key, "Welcome the customer.")  # message 1
+        assert await p.app.unit.chats.proactive(key, "Welcome the customer.")  # message 1
         n, biggest = 1, 0
         while n < 4996:
             for i in range(n + 1, n + 5):
@@ -359,14 +359,14 @@ async def test_a_5000_message_relationship_keeps_the_prompt_bounded_and_the_dog_
             n += 5
             if n % 500 == 1:
                 biggest = max(biggest, prompt_tokens(turns(openai_server)[-1]["messages"]))
-        await p.app.keeper.idle()
-        assert await p.app.memory.count(key) == 4996
+        await p.app.unit.keeper.idle()
+        assert await p.app.unit.memory.count(key) == 4996
         for i in range(4997, 5000):
             await p.say(ANA, f"message {i}: one more thing")
         await p.say(ANA, "what is my dog called again?")  # message 5,000
         await p.settle()
-        assert await p.app.memory.count(key) == 5001  # and the agent's answer
-        dog = (await p.app.memory.oldest(key, 0, 10))[-1]
+        assert await p.app.unit.memory.count(key) == 5001  # and the agent's answer
+        dog = (await p.app.unit.memory.oldest(key, 0, 10))[-1]
         assert dog.text == "by the way my dog is called Pixel"
         last = turns(openai_server)[-1]
         assert chat_texts(last)[-1] == "what is my dog called again?"

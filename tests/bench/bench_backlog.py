@@ -108,11 +108,11 @@ async def scenario(db_url: str, state_dir: Path, server: FakeOpenAI, tenant: str
         batch = backlog_messages(p, customers, messages, settings.pacing.backlog_max_age_hours,
                                  random.Random(seed))
         for msg in batch:
-            await p.app.intake(msg)
+            await p.app.unit.intake(msg)
         began = clock.now()
-        await p.app.backlog.complete()  # what OfflineSyncCompleted does through the gateway
+        await p.app.unit.backlog.complete()  # what OfflineSyncCompleted does through the gateway
         await p.settle()
-        await p.app.alerts.drain()
+        await p.app.unit.alerts.drain()
         return await measure(p, batch, began)
     finally:
         await p.app.stop()
@@ -136,7 +136,7 @@ async def measure(p: Pipeline, batch: list[InboundMessage], began: datetime) -> 
     inversions = sum(1 for (_, a), (_, b) in itertools.pairwise(by_reply) if b < a)
     journal: dict[str, int] = {}
     for status in ("answered", "stale", "received", "failed", "held"):
-        journal[status] = await p.app.customers.journal_count(
+        journal[status] = await p.app.unit.customers.journal_count(
             p.settings.tenant, began - timedelta(days=30), status)
     return Figures(
         messages=len(batch), customers=len(chats), replies=len(sent),
@@ -147,7 +147,7 @@ async def measure(p: Pipeline, batch: list[InboundMessage], began: datetime) -> 
         answered_twice=sum(1 for ph in answered if per_chat[chats[ph]] > 1),
         drain=(max(o.at for o in sent if o.at) - began) if sent else timedelta(0),
         first_reply_order_inversions=inversions, journal=journal,
-        alerts=[a.get("text", "") for a in p.app.alerts.recent])
+        alerts=[a.get("text", "") for a in p.app.unit.alerts.recent])
 
 
 def main() -> None:

@@ -54,7 +54,7 @@ async def seed(app: App, tenant: str, n: int) -> None:
     usage = [{"tenant": tenant, "day": (now - timedelta(days=d)).date().isoformat(),
               "phone": f"+52155{i:08d}", "msgs_out": 2, "tokens_in": 600, "tokens_out": 100}
              for i in range(0, n, 10) for d in range(30)]
-    async with app.db.begin() as conn:
+    async with app.unit.db.begin() as conn:
         for chunk in range(0, len(rows), 2000):
             await conn.execute(insert(CUSTOMERS), rows[chunk:chunk + 2000])
         for chunk in range(0, len(usage), 2000):
@@ -91,7 +91,7 @@ async def run(database_url: str | None, customers: int, requests: int) -> None:
         try:
             t0 = time.perf_counter()
             await seed(app, tenant, customers)
-            print(f"{'SQLite' if app.db.is_sqlite else 'PostgreSQL'}: {customers:,} customers "
+            print(f"{'SQLite' if app.unit.db.is_sqlite else 'PostgreSQL'}: {customers:,} customers "
                   f"seeded in {time.perf_counter() - t0:.1f} s; {requests} requests each")
             assert app.web is not None
             async with httpx.AsyncClient(base_url=app.web.url, timeout=30,
@@ -116,8 +116,8 @@ async def run(database_url: str | None, customers: int, requests: int) -> None:
                 print(line("GET / (dashboard page, 30-day charts)",
                            await timed(page, "/", max(20, requests // 5))))
         finally:
-            if not app.db.is_sqlite:
-                async with app.db.begin() as conn:
+            if not app.unit.db.is_sqlite:
+                async with app.unit.db.begin() as conn:
                     await conn.execute(delete(CUSTOMERS).where(CUSTOMERS.c.tenant == tenant))
                     await conn.execute(delete(USAGE).where(USAGE.c.tenant == tenant))
             await app.stop()

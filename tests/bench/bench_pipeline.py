@@ -85,7 +85,7 @@ class Timing:
         self.overhead: list[float] = []
         self.finished = asyncio.Event()
         self.expected = 0
-        llm = app.llm
+        llm = app.shared.llm
         original = llm.complete
 
         async def timed(messages: list[dict[str, Any]], *a: Any, **kw: Any) -> Any:
@@ -97,7 +97,7 @@ class Timing:
                 self.llm[phone] = self.llm.get(phone, 0.0) + time.perf_counter() - t0
 
         llm.complete = timed  # type: ignore[method-assign]
-        app.gateway.listeners.append(self._sent)  # type: ignore[attr-defined]
+        app.unit.gateway.listeners.append(self._sent)  # type: ignore[attr-defined]
 
     def _sent(self, out: Any) -> None:
         if out.action != "text":
@@ -126,9 +126,9 @@ async def feed_round(app: App, timing: Timing, tenant: str, phones: list[str],
     t0, cpu0, wait0 = time.perf_counter(), time.process_time(), runqueue_wait()
     for i, phone in enumerate(phones):
         timing.fed[phone] = time.perf_counter()
-        await app.inbox.feed(InboundMessage(
-            tenant=tenant, phone=phone, msg_id=f"{tag}{i}", timestamp=app.clock.now(),
-            text=f"hello from {phone}", chat=app.gateway.chat_for(phone)))
+        await app.unit.inbox.feed(InboundMessage(
+            tenant=tenant, phone=phone, msg_id=f"{tag}{i}", timestamp=app.unit.clock.now(),
+            text=f"hello from {phone}", chat=app.unit.gateway.chat_for(phone)))
     await asyncio.wait_for(timing.finished.wait(), timeout=1800)
     elapsed = time.perf_counter() - t0
     print(f"  (waited {runqueue_wait() - wait0:.1f} s of {elapsed:.1f} s for a CPU)")
@@ -164,9 +164,9 @@ async def sequential_overhead(base_url: str, db_url: str, state: Path, n: int) -
         timing.expected = len(timing.done) + 1
         timing.finished.clear()
         timing.fed[phone] = time.perf_counter()
-        await app.inbox.feed(InboundMessage(
-            tenant=tenant, phone=phone, msg_id=f"S{i}", timestamp=app.clock.now(),
-            text=f"question {i} from {phone}", chat=app.gateway.chat_for(phone)))
+        await app.unit.inbox.feed(InboundMessage(
+            tenant=tenant, phone=phone, msg_id=f"S{i}", timestamp=app.unit.clock.now(),
+            text=f"question {i} from {phone}", chat=app.unit.gateway.chat_for(phone)))
         await timing.finished.wait()
         if i >= 200:
             timing.overhead.append((timing.done[phone] - timing.fed[phone]
@@ -186,25 +186,25 @@ async def agent_memory(base_url: str, db_url: str, state: Path, n: int) -> None:
     keys = [CustomerKey(tenant, f"+1777{i:07d}") for i in range(n)]
     summary = ("Ana asked about the blue sneaker in size 24, compared it with the loafer, "
                "said she would decide after payday and prefers evening messages. ") * 6
-    now = app.clock.now()
+    now = app.unit.clock.now()
     for key in keys:
-        await app.customers.touch(key, Contact(name="Ana María"), now, inbound=1)
-        await app.memory.append(key, [
+        await app.unit.customers.touch(key, Contact(name="Ana María"), now, inbound=1)
+        await app.unit.memory.append(key, [
             MemoryMessage(Role.CUSTOMER if j % 2 == 0 else Role.AGENT,
                           f"line {j}: do you have the blue sneakers in size 24, and until when "
                           "is the offer on?" if j % 2 == 0 else
                           f"line {j}: yes, sizes 22 to 30, the offer runs until Sunday.", now)
             for j in range(20)])
-        await app.memory.save_summary(key, summary, 0)
-        await app.memory.merge_facts(key, [Fact(f"fact_{j}", f"value number {j} for this customer")
+        await app.unit.memory.save_summary(key, summary, 0)
+        await app.unit.memory.merge_facts(key, [Fact(f"fact_{j}", f"value number {j} for this customer")
                                            for j in range(8)])
-    async with app.registry.use(keys[0]):
+    async with app.unit.registry.use(keys[0]):
         pass
     gc.collect()
     tracemalloc.start()
     before, traced0 = rss_bytes(), tracemalloc.get_traced_memory()[0]
     for key in keys[1:]:
-        async with app.registry.use(key) as agent:
+        async with app.unit.registry.use(key) as agent:
             assert len(agent.window) == 20
     gc.collect()
     after, traced1 = rss_bytes(), tracemalloc.get_traced_memory()[0]
@@ -215,7 +215,7 @@ async def agent_memory(base_url: str, db_url: str, state: Path, n: int) -> None:
     hits = 200_000
     t0 = time.perf_counter()
     for i in range(hits):
-        async with app.registry.use(keys[i % n]):
+        async with app.unit.registry.use(keys[i % n]):
             pass
     per = (time.perf_counter() - t0) / hits * 1e6
     print(f"registry hit cost: {per:.2f} µs per use() on a cached agent")

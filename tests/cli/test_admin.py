@@ -87,10 +87,10 @@ async def test_cli_pause_reaches_a_running_daemon_at_once(env, db_url, tmp_path,
         await p.settle()
         result = await asyncio.to_thread(wabot, "pause", ANA)  # another process, in effect
         assert result.exit_code == 0, result.output
-        assert await p.app.inbox.feed(p.message(ANA, "are you there?")) is Fed.PAUSED
+        assert await p.app.unit.inbox.feed(p.message(ANA, "are you there?")) is Fed.PAUSED
         result = await asyncio.to_thread(wabot, "resume", ANA)
         assert result.exit_code == 0, result.output
-        assert await p.app.inbox.feed(p.message(ANA, "hello again")) is Fed.QUEUED
+        assert await p.app.unit.inbox.feed(p.message(ANA, "hello again")) is Fed.QUEUED
         await p.settle()
         assert p.texts_to(ANA) == ["OK: hello", "OK: hello again"]
 
@@ -114,7 +114,7 @@ async def test_status_of_a_running_daemon(env, db_url, tmp_path, openai_server, 
     gateway = MemoryGateway(clock)
     gateway.connected_as = "+5215500000000"
     async with pipeline(settings, clock=clock, gateway=gateway) as p:
-        await p.app.monitor.beat()
+        await p.app.unit.monitor.beat()
         result = await asyncio.to_thread(wabot, "status")
     assert result.exit_code == 0, result.output
     assert "daemon        running · pid" in result.output

@@ -74,16 +74,16 @@ async def seed(settings, server: FakeOpenAI, s: Seeded) -> None:
         await p.advance(60)
         await p.say(s.phone, "it fits great")
         await p.settle()
-        await p.app.keeper.idle()
-        assert await p.app.inbox.proactive(key, "Ask how the leash works out.", kind="followup")
+        await p.app.unit.keeper.idle()
+        assert await p.app.unit.chats.proactive(key, "Ask how the leash works out.", kind="followup")
         await p.advance(60)
         await p.say(s.phone, "te hago 10% de descuento", from_owner=True)
         await p.settle()
-        await p.app.keeper.idle()
-        await p.app.followups.schedule(key, "agent", f"ask whether {s.secret} likes the leash",
+        await p.app.unit.keeper.idle()
+        await p.app.unit.followups.schedule(key, "agent", f"ask whether {s.secret} likes the leash",
                                        p.clock.now() + timedelta(days=3))
-        assert await p.app.followups.pending()
-        profile = await p.app.memory.profile(key)
+        assert await p.app.unit.followups.pending()
+        profile = await p.app.unit.memory.profile(key)
         assert s.secret in profile.summary and profile.facts["dog_name"].value == s.secret
 
 

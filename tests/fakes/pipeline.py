@@ -61,15 +61,15 @@ class Pipeline:
 
     async def say(self, phone: str, text: str, **kw: Any) -> str:
         msg = self.message(phone, text, **kw)
-        await self.app.inbox.feed(msg)
+        await self.app.unit.inbox.feed(msg)
         return msg.msg_id
 
     async def advance(self, seconds: float) -> None:
-        await self.clock.advance(seconds, self.app.inbox.tasks)
+        await self.clock.advance(seconds, self.app.unit.inbox.tasks)
 
     async def settle(self) -> None:
         """Let every open burst close and every turn finish (virtual time moves)."""
-        pending = await self.clock.wait(self.app.inbox.tasks, 24 * 3600)
+        pending = await self.clock.wait(self.app.unit.inbox.tasks, 24 * 3600)
         assert not pending, "turns still running after a virtual day"
 
     def texts_to(self, phone: str) -> list[str]:

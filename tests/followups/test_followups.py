@@ -93,9 +93,9 @@ def due_args(key: CustomerKey, kind: str, reason: str, scheduled_at: datetime,
 
 
 async def sent_rows(app: App) -> list[tuple[str, str]]:
-    assert app.followups is not None
-    await app.followups.idle()
-    async with app.db.engine.connect() as conn:
+    assert app.unit.followups is not None
+    await app.unit.followups.idle()
+    async with app.unit.db.engine.connect() as conn:
         rows = await conn.execute(select(SENT.c.phone, SENT.c.status)
                                   .where(SENT.c.tenant == app.settings.tenant))
         return [(r[0], r[1]) for r in rows]
@@ -166,7 +166,7 @@ async def test_a_follow_up_scheduled_by_the_agent_survives_a_restart_and_fires_o
     async with pipeline(settings, clock=clock, gateway=gateway) as p:
         await p.say(ANA, "I'll take the blue ones in size 26")
         await p.settle()
-        [fu] = await p.app.followups.pending(ANA)
+        [fu] = await p.app.unit.followups.pending(ANA)
         assert (fu.kind, fu.reason) == ("agent", "ask whether size 26 fit")
         assert fu.run_at == START + timedelta(days=3)
         tool_result = next(m for m in openai_server.chat_requests()[1]["messages"]
@@ -175,15 +175,15 @@ async def test_a_follow_up_scheduled_by_the_agent_survives_a_restart_and_fires_o
     # The daemon restarts over the same database: the job is still in the store.
     openai_server.reply("Hi! Did the size 26 fit?", match="ask whether size 26 fit")
     async with pipeline(settings, clock=clock, gateway=gateway) as p2:
-        assert [f.job_id for f in await p2.app.followups.pending(ANA)] == [fu.job_id]
+        assert [f.job_id for f in await p2.app.unit.followups.pending(ANA)] == [fu.job_id]
         await p2.advance(3 * 86400 - 60)
         assert p2.texts_to(ANA) == ["Great choice! I'll check in with you in a few days."]
         await p2.advance(120)
         assert p2.texts_to(ANA)[-1] == "Hi! Did the size 26 fit?"
-        assert await p2.app.followups.pending(ANA) == []
+        assert await p2.app.unit.followups.pending(ANA) == []
         await p2.advance(30 * 86400)
         assert p2.texts_to(ANA).count("Hi! Did the size 26 fit?") == 1
-        history = await p2.app.memory.recent(key, 10)
+        history = await p2.app.unit.memory.recent(key, 10)
         assert (history[-1].role, history[-1].kind) == (Role.AGENT, "followup")
         assert await sent_rows(p2.app) == [(ANA, "sent")]
 
@@ -194,17 +194,17 @@ async def test_a_customer_reply_before_the_due_time_cancels_it(settings, openai_
     async with pipeline(settings) as p:
         await p.say(ANA, "I'll decide after payday")
         await p.settle()
-        [fu] = await p.app.followups.pending(ANA)
+        [fu] = await p.app.unit.followups.pending(ANA)
         await p.advance(86400)
         await p.say(ANA, "actually, do you have it in black?")
         await p.settle()
-        assert await p.app.followups.pending(ANA) == []  # cancelled by the reply
+        assert await p.app.unit.followups.pending(ANA) == []  # cancelled by the reply
         # Even a stale copy that fires is re-checked and dropped.
         await run_followup(**fu.kwargs())
         await p.advance(3 * 86400)
         assert p.texts_to(ANA) == ["Sure, talk after payday!",
                                    "OK: actually, do you have it in black?"]
-        assert p.app.followups.outcomes["drop"] == 1
+        assert p.app.unit.followups.outcomes["drop"] == 1
 
 
 async def test_postpone_policy_pushes_it_back_after_the_reply(
@@ -214,12 +214,12 @@ async def test_postpone_policy_pushes_it_back_after_the_reply(
         await p.say(ANA, "hello")
         await p.settle()
         key = CustomerKey(settings.tenant, ANA)
-        await p.app.followups.schedule(key, "agent", "check back", START + timedelta(days=2))
+        await p.app.unit.followups.schedule(key, "agent", "check back", START + timedelta(days=2))
         await p.advance(86400)
         await p.say(ANA, "one more question")
         await p.settle()
         await p.advance(86400 + 60)  # the original due time passes
-        [fu] = await p.app.followups.pending(ANA)
+        [fu] = await p.app.unit.followups.pending(ANA)
         assert fu.run_at == START + timedelta(days=3)  # two days after the reply
 
 
@@ -231,7 +231,7 @@ async def test_out_of_hours_moves_it_to_the_next_slot_in_the_customers_timezone(
         await p.say(BOB, "hello")
         await p.settle()
         ana, bob = CustomerKey(settings.tenant, ANA), CustomerKey(settings.tenant, BOB)
-        await p.app.memory.merge_facts(bob, [Fact("timezone", "Europe/Madrid")])
+        await p.app.unit.memory.merge_facts(bob, [Fact("timezone", "Europe/Madrid")])
         await p.advance(4 * 3600)  # 13:00 in Mexico City, 20:00 in Madrid
         now = p.clock.now()
         await run_followup(**due_args(ana, "agent", "ana's follow-up", now))
@@ -239,14 +239,14 @@ async def test_out_of_hours_moves_it_to_the_next_slot_in_the_customers_timezone(
         await p.settle()
         assert p.texts_to(BOB) == ["OK: hello"]  # not at 20:00 his time
         assert p.texts_to(ANA)[-1] == "Ana, quick check-in"  # 13:00 is open for her
-        [moved] = await p.app.followups.pending(BOB)
+        [moved] = await p.app.unit.followups.pending(BOB)
         madrid_open = datetime(2026, 1, 6, 9, 0, tzinfo=ZoneInfo("Europe/Madrid"))
         assert moved.run_at is not None
         assert madrid_open <= moved.run_at <= madrid_open + timedelta(minutes=20)
         assert moved.due_at == now  # a move keeps what it was meant for
         await p.advance((moved.run_at - p.clock.now()).total_seconds() + 1)
         assert len(p.texts_to(BOB)) == 2
-        assert await p.app.followups.pending(BOB) == []
+        assert await p.app.unit.followups.pending(BOB) == []
 
 
 async def test_caps_hold_per_customer_and_per_day(configure, openai_server):
@@ -263,7 +263,7 @@ async def test_caps_hold_per_customer_and_per_day(configure, openai_server):
         await p.settle()
         sent = sorted(phone for phone, status in await sent_rows(p.app) if status == "sent")
         assert sent == sorted([ANA, BOB])
-        [tomorrow] = await p.app.followups.pending(CAROL)
+        [tomorrow] = await p.app.unit.followups.pending(CAROL)
         assert tomorrow.run_at is not None
         assert tomorrow.run_at.astimezone(MX).date() == datetime(2026, 1, 6).date()
         # Ana already had her one follow-up this week: another is dropped.
@@ -271,7 +271,7 @@ async def test_caps_hold_per_customer_and_per_day(configure, openai_server):
                                       p.clock.now()))
         await p.settle()
         assert len(p.texts_to(ANA)) == 2
-        assert p.app.followups.outcomes["drop"] == 1
+        assert p.app.unit.followups.outcomes["drop"] == 1
 
 
 async def test_opted_out_and_paused_customers_are_never_messaged(settings, openai_server):
@@ -280,18 +280,18 @@ async def test_opted_out_and_paused_customers_are_never_messaged(settings, opena
         await p.say(BOB, "hi")
         await p.settle()
         ana, bob = CustomerKey(settings.tenant, ANA), CustomerKey(settings.tenant, BOB)
-        await p.app.customers.set_opted_out(ana, True)
+        await p.app.unit.customers.set_opted_out(ana, True)
         pause_ends = p.clock.now() + timedelta(hours=2)
-        await p.app.customers.set_paused_until(bob, pause_ends)
+        await p.app.unit.customers.set_paused_until(bob, pause_ends)
         for key in (ana, bob):
-            await p.app.followups.schedule(key, "agent", "checking in",
+            await p.app.unit.followups.schedule(key, "agent", "checking in",
                                            p.clock.now() + timedelta(seconds=1))
         await p.advance(60)
         assert p.texts_to(ANA) == ["OK: hi"]
         assert p.texts_to(BOB) == ["OK: hi"]  # paused: moved to when the pause ends
-        [later] = await p.app.followups.pending(BOB)
+        [later] = await p.app.unit.followups.pending(BOB)
         assert later.run_at == pause_ends
-        assert await p.app.followups.pending(ANA) == []
+        assert await p.app.unit.followups.pending(ANA) == []
         await p.advance(3 * 3600)
         assert len(p.texts_to(BOB)) == 2 and p.texts_to(ANA) == ["OK: hi"]
 
@@ -304,12 +304,12 @@ async def test_a_job_missed_while_down_runs_within_the_lateness_bound(
         await p.say(ANA, "hi")
         await p.settle()
         key = CustomerKey(settings.tenant, ANA)
-        await p.app.followups.schedule(key, "agent", "checking in", START + timedelta(hours=1))
+        await p.app.unit.followups.schedule(key, "agent", "checking in", START + timedelta(hours=1))
     await clock.advance(4 * 3600)  # wabot was down: 3 h late, the bound is 12 h
     async with pipeline(settings, clock=clock, gateway=gateway) as p2:
         await p2.settle()
         assert len(p2.texts_to(ANA)) == 2
-        assert await p2.app.followups.pending(ANA) == []
+        assert await p2.app.unit.followups.pending(ANA) == []
     line = next(x for x in logs if "while wabot was down" in x)
     assert line.startswith("INFO") and "running it now" in line
     assert "+52155****5678" in line and ANA not in line
@@ -323,12 +323,12 @@ async def test_a_job_missed_beyond_the_lateness_bound_is_dropped_with_a_warning(
         await p.say(ANA, "hi")
         await p.settle()
         key = CustomerKey(settings.tenant, ANA)
-        await p.app.followups.schedule(key, "agent", "checking in", START + timedelta(hours=1))
+        await p.app.unit.followups.schedule(key, "agent", "checking in", START + timedelta(hours=1))
     await clock.advance(20 * 3600)
     async with pipeline(settings, clock=clock, gateway=gateway) as p2:
         await p2.advance(3600)
         assert p2.texts_to(ANA) == ["OK: hi"]
-        assert await p2.app.followups.pending(ANA) == []
+        assert await p2.app.unit.followups.pending(ANA) == []
     [line] = [x for x in logs if "while wabot was down" in x]
     assert line.startswith("WARNING") and "dropped" in line
     assert "followup:" in line and "+52155****5678" in line and "max_lateness_hours" in line
@@ -344,18 +344,18 @@ async def test_a_silent_lead_gets_the_rule_follow_up_24h_after_their_last_messag
     async with pipeline(settings) as p:
         await p.say(ANA, "hola, tienen tenis azules?")
         await p.settle()
-        [fu] = await p.app.followups.pending(ANA)
+        [fu] = await p.app.unit.followups.pending(ANA)
         assert fu.kind == "lead_silent" and fu.run_at == START + timedelta(hours=24)
         await p.advance(4 * 3600)
         await p.say(ANA, "y en talla 26?")  # the silence starts again
         await p.settle()
-        [fu] = await p.app.followups.pending(ANA)
+        [fu] = await p.app.unit.followups.pending(ANA)
         assert fu.run_at == START + timedelta(hours=28)
         await p.advance(20 * 3600 + 60)  # past the first due time
         assert p.texts_to(ANA)[-1] == "OK: y en talla 26?"
         await p.advance(5 * 3600)
         assert p.texts_to(ANA)[-1] == "¿Pudiste ver los tenis?"
-        assert await p.app.followups.pending(ANA) == []
+        assert await p.app.unit.followups.pending(ANA) == []
 
 
 async def test_a_chat_does_not_rewrite_the_silent_rule_each_message_yet_it_fires_on_time(
@@ -367,20 +367,20 @@ async def test_a_chat_does_not_rewrite_the_silent_rule_each_message_yet_it_fires
     async with pipeline(settings) as p:
         await p.say(ANA, "hola, tienen tenis azules?")
         await p.settle()
-        [first] = await p.app.followups.pending(ANA)
+        [first] = await p.app.unit.followups.pending(ANA)
         for _ in range(3):  # three more messages, five minutes apart
             await p.advance(300)
             await p.say(ANA, "y en talla 26?")
             await p.settle()
-        [held] = await p.app.followups.pending(ANA)
+        [held] = await p.app.unit.followups.pending(ANA)
         assert held.run_at == first.run_at == START + timedelta(hours=24)
         await p.advance(24 * 3600 - 900 + 60)  # past the job's time, before the true one
         assert p.texts_to(ANA)[-1] == "OK: y en talla 26?"
-        [moved] = await p.app.followups.pending(ANA)
+        [moved] = await p.app.unit.followups.pending(ANA)
         assert moved.run_at == START + timedelta(hours=24, minutes=15)
         await p.advance(900)
         assert p.texts_to(ANA)[-1] == "¿Pudiste ver los tenis?"
-        assert p.app.followups.outcomes["send"] == 1
+        assert p.app.unit.followups.outcomes["send"] == 1
 
 
 async def test_a_stage_rule_fires_days_after_the_purchase_even_if_they_chat(
@@ -394,12 +394,12 @@ async def test_a_stage_rule_fires_days_after_the_purchase_even_if_they_chat(
     async with pipeline(settings) as p:
         await p.say(ANA, "I just paid for the sneakers")
         await p.settle()
-        [fu] = await p.app.followups.pending(ANA)  # the lead rule is gone with the stage
+        [fu] = await p.app.unit.followups.pending(ANA)  # the lead rule is gone with the stage
         assert fu.kind == "after_purchase" and fu.run_at == START + timedelta(hours=72)
         await p.advance(86400)
         await p.say(ANA, "they shipped, thanks")
         await p.settle()
-        assert [f.run_at for f in await p.app.followups.pending(ANA)] == [fu.run_at]
+        assert [f.run_at for f in await p.app.unit.followups.pending(ANA)] == [fu.run_at]
         await p.advance(2 * 86400 + 60)
         assert p.texts_to(ANA)[-1] == "How are the sneakers working out?"
 
@@ -416,10 +416,10 @@ async def test_with_the_system_clock_apscheduler_runs_the_job(
     app = App(settings, gateway, clock=clock, business=Business(name="Always open"))
     await app.start()
     try:
-        assert app.followups is not None and not app.followups.own_timer
+        assert app.unit.followups is not None and not app.unit.followups.own_timer
         key = CustomerKey(settings.tenant, ANA)
-        await app.customers.touch(key, Contact(), clock.now() - timedelta(hours=1), inbound=1)
-        later = await app.followups.schedule(CustomerKey(settings.tenant, BOB), "agent",
+        await app.unit.customers.touch(key, Contact(), clock.now() - timedelta(hours=1), inbound=1)
+        later = await app.unit.followups.schedule(CustomerKey(settings.tenant, BOB), "agent",
                                              "much later", clock.now() + timedelta(days=1))
         table = JobTable(settings.sql_url, settings.tenant)
         try:
@@ -428,7 +428,7 @@ async def test_with_the_system_clock_apscheduler_runs_the_job(
             table.close()
         assert row["id"] == later.job_id and row["misfire_grace_time"] == 12 * 3600
         assert row["coalesce"] is True and row["func"] == "bot.followups:run_followup"
-        await app.followups.schedule(key, "agent", "checking in",
+        await app.unit.followups.schedule(key, "agent", "checking in",
                                      clock.now() - timedelta(seconds=1))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
@@ -437,7 +437,7 @@ async def test_with_the_system_clock_apscheduler_runs_the_job(
             await asyncio.sleep(0.02)
     finally:
         await app.stop()
-    assert app.followups.outcomes["send"] == 1
+    assert app.unit.followups.outcomes["send"] == 1
 
 
 def _raw_states(table: JobTable) -> list[dict[str, Any]]:
@@ -453,11 +453,11 @@ async def test_follow_ups_are_exported_and_forgotten_with_the_customer(settings,
         await p.say(ANA, "hi")
         await p.settle()
         key = CustomerKey(settings.tenant, ANA)
-        await p.app.followups.schedule(key, "agent", "checking in", START + timedelta(days=1))
-        holder = privacy_holder(settings.sql_url, p.app.db)
+        await p.app.unit.followups.schedule(key, "agent", "checking in", START + timedelta(days=1))
+        holder = privacy_holder(settings.sql_url, p.app.unit.db)
         data = await holder.export(key)
         assert [x["reason"] for x in data["pending"]] == ["checking in"]
         assert await holder.export(CustomerKey(settings.tenant, BOB)) == {}
         await holder.forget(key)
         assert await holder.export(key) == {}
-        assert await p.app.followups.pending() == []
+        assert await p.app.unit.followups.pending() == []

@@ -90,7 +90,7 @@ def settings(db_url: str, tmp_path: Path, openai_server: FakeOpenAI,
 async def test_schedule_cancel_and_firing_keep_the_cache_true(settings, openai_server):
     openai_server.reply("Checking in!", match="checking in")
     async with pipeline(settings) as p:
-        f = p.app.followups
+        f = p.app.unit.followups
         key = CustomerKey(settings.tenant, ANA)
         kinds = sorted(f.cache.kinds)
         await p.say(ANA, "hola")
@@ -115,10 +115,10 @@ async def test_a_job_apscheduler_runs_leaves_the_cache(settings, openai_server):
     app = App(settings, gateway, clock=clock, business=Business(name="Always open"))
     await app.start()
     try:
-        f = app.followups
+        f = app.unit.followups
         assert f is not None and not f.own_timer
         key = CustomerKey(settings.tenant, ANA)
-        await app.customers.touch(key, Contact(), clock.now() - timedelta(hours=1), inbound=1)
+        await app.unit.customers.touch(key, Contact(), clock.now() - timedelta(hours=1), inbound=1)
         assert await f.pending(ANA, kinds=["agent"]) == []
         await f.schedule(key, "agent", "checking in", clock.now() - timedelta(seconds=1))
         loop = asyncio.get_running_loop()

@@ -37,10 +37,10 @@ class Shop:
     async def ask(self, phone: str, text: str) -> list[str]:
         self.n += 1
         chat = self.gateway.chat_for(phone)
-        await self.app.inbox.feed(InboundMessage(
+        await self.app.unit.inbox.feed(InboundMessage(
             tenant=self.app.settings.tenant, phone=phone, msg_id=f"K{self.n:04d}",
             timestamp=self.clock.now(), text=text, chat=chat))
-        pending = await self.clock.wait(self.app.inbox.tasks, 3600)
+        pending = await self.clock.wait(self.app.unit.inbox.tasks, 3600)
         assert not pending
         return self.gateway.texts(chat)
 
@@ -75,13 +75,13 @@ async def shop(db_url: str, tmp_path: Path, tenant: str,
     app = App(settings, gateway, clock=clock, business=business, heartbeat=False)
     openai_server.responder = answer_from_tool
     await app.start()
-    assert app.library is not None
-    report = await app.library.sync()  # waits for the start-up sync, then finds nothing new
+    assert app.unit.library is not None
+    report = await app.unit.library.sync()  # waits for the start-up sync, then finds nothing new
     assert report.errors == []
     try:
         yield Shop(app, clock, gateway, openai_server)
     finally:
-        await app.library.index.forget_tenant(tenant)
+        await app.unit.library.index.forget_tenant(tenant)
         await app.stop()
 
 
@@ -116,7 +116,7 @@ async def test_product_picture_is_sent_and_recorded_in_history(shop: Shop) -> No
     [(to, media)] = shop.gateway.media_sent
     assert (to, media.kind, media.mimetype, media.data, media.caption) == (
         chat, "image", "image/png", PNG_1PX, "Esta es 🎒")
-    history = await shop.app.memory.window(CustomerKey(shop.app.settings.tenant, CUSTOMER), 4000)
+    history = await shop.app.unit.memory.window(CustomerKey(shop.app.settings.tenant, CUSTOMER), 4000)
     assert any(m.text == "[sent image: mochila.png] Esta es 🎒" and m.kind == "media"
                for m in history)
 

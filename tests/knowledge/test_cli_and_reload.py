@@ -110,8 +110,8 @@ async def test_sighup_reindexes_what_changed_while_running(
     await shop.start()
     stop = asyncio.Event()
     restore = install_signals(stop, shop.reindex)
-    assert shop.library is not None
-    library = shop.library
+    assert shop.unit.library is not None
+    library = shop.unit.library
     try:
         await library.sync()
         assert await library.search("envio gratis", [DOCUMENT]) == []
@@ -131,7 +131,7 @@ async def test_sighup_reindexes_what_changed_while_running(
         [boot] = await library.search("botas nuevas")
         assert (boot.title, boot.facts["price"]) == ("Bota Nueva", 900)
         # the prompt's product list follows the re-indexed catalog
-        assert [(p.name, p.price) for p in shop.deps.business.products] == [
+        assert [(p.name, p.price) for p in shop.unit.deps.business.products] == [
             ("Zapato Rojo", 120), ("Bota Nueva", 900)]
     finally:
         restore()

@@ -105,8 +105,6 @@ class ConnectingGateway(MemoryGateway):
     def __init__(self) -> None:
         super().__init__()
         self.connected = asyncio.Event()
-        self.connected_as: str | None = None
-        self.finished: asyncio.Future[object] = asyncio.get_running_loop().create_future()
 
 
 class Reason:

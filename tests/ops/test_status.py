@@ -34,10 +34,10 @@ async def test_a_running_daemon_reports_itself_and_todays_numbers(settings):
         await p.say(ANA, "hello")
         await p.say(BOB, "hi")
         await p.settle()
-        await p.app.inbox.feed(p.message(ANA, "I'll call you", from_owner=True))
-        await p.app.monitor.beat()
+        await p.app.unit.inbox.feed(p.message(ANA, "I'll call you", from_owner=True))
+        await p.app.unit.monitor.beat()
         now = p.clock.now()
-        status = await read_status(p.app.db, settings, now)
+        status = await read_status(p.app.unit.db, settings, now)
         assert status.running and status.heartbeat is not None
         assert status.heartbeat.pid == os.getpid()
         assert status.heartbeat.connected_as == "+5215500000000"
@@ -51,7 +51,7 @@ async def test_a_running_daemon_reports_itself_and_todays_numbers(settings):
         assert "2 messages in · 2 out" in shown and "30 tokens (20 in / 10 out)" in shown
         assert "last error    none" in shown
         # A heartbeat older than three beats means the daemon died without stopping.
-        later = await read_status(p.app.db, settings, now + timedelta(seconds=16))
+        later = await read_status(p.app.unit.db, settings, now + timedelta(seconds=16))
         assert not later.running and "it crashed or was killed" in format_status(later)
 
 
@@ -74,12 +74,12 @@ async def test_the_last_error_reaches_the_heartbeat(settings, openai_server):
     async with pipeline(settings) as p:
         await p.say(ANA, "boom")
         await p.settle()
-        await p.app.monitor.beat()
-        beat = await read_heartbeat(p.app.db, settings.tenant)
+        await p.app.unit.monitor.beat()
+        beat = await read_heartbeat(p.app.unit.db, settings.tenant)
         assert beat is not None and "HTTP 500" in beat.last_error
         assert beat.last_error_at == START + timedelta(seconds=3)  # debounce + read receipt
         assert beat.failures == 1
-        status = await read_status(p.app.db, settings, p.clock.now())
+        status = await read_status(p.app.unit.db, settings, p.clock.now())
         assert "last error    2026-01-05 15:00 UTC: turn failed: the model endpoint answered " \
                "HTTP 500" in format_status(status)
 
@@ -121,11 +121,11 @@ async def test_a_second_daemon_for_the_same_tenant_is_warned_about(settings):
     sink = logger.add(lambda m: seen.append(m.record["message"]), level="WARNING")
     try:
         async with pipeline(settings) as p:
-            db = p.app.db
+            db = p.app.unit.db
             async with db.engine.begin() as conn:
                 await conn.execute(Heartbeat.__table__.update().where(
                     Heartbeat.__table__.c.tenant == settings.tenant).values(pid=1, host="elsewhere"))
-            await p.app.monitor.start()
+            await p.app.unit.monitor.start()
     finally:
         logger.remove(sink)
     assert any("another wabot seems to be running" in s for s in seen)

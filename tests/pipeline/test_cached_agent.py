@@ -41,10 +41,10 @@ class Statements:
             self.all.append(sql)
 
     async def attach(self, app: Any) -> None:
-        self.watch(app.db.engine.sync_engine)
-        if app.followups is not None:  # the follow-up job store has an engine of its own
-            self.watch(app.followups.table.store.engine)
-        raw = app.db.raw_writer
+        self.watch(app.unit.db.engine.sync_engine)
+        if app.unit.followups is not None:  # the follow-up job store has an engine of its own
+            self.watch(app.unit.followups.table.store.engine)
+        raw = app.unit.db.raw_writer
         if raw is not None:
             await raw.run(lambda cur: cur.connection.set_trace_callback(self._trace))
 
@@ -116,16 +116,16 @@ async def test_a_warm_turn_reads_nothing_and_writes_once(db_url, tmp_path, opena
         tx = " ".join(turn)
         for table in ("memory_messages", "customers", "usage_daily", "journal", "runs"):
             assert table in tx
-        assert [fu.kind for fu in await p.app.followups.pending(ANA)] == ["lead_silent"]
+        assert [fu.kind for fu in await p.app.unit.followups.pending(ANA)] == ["lead_silent"]
         # …and what it wrote is what the database holds.
         key = CustomerKey(settings.tenant, ANA)
-        history = await p.app.memory.recent(key, 10)
+        history = await p.app.unit.memory.recent(key, 10)
         assert [m.text for m in history] == ["hola", "OK: hola", "do you have the blue one?",
                                              "OK: do you have the blue one?"]
-        customer = await p.app.customers.get(key)
+        customer = await p.app.unit.customers.get(key)
         assert customer is not None and customer.msgs_in == 2 and customer.msgs_out == 2
-        assert await p.app.customers.journal_count(settings.tenant, START, "answered") == 2
-        runs = await p.app.runs.for_customer(key)
+        assert await p.app.unit.customers.journal_count(settings.tenant, START, "answered") == 2
+        runs = await p.app.unit.runs.for_customer(key)
         assert [r["reply"] for r in runs] == ["OK: do you have the blue one?", "OK: hola"]
 
 
@@ -149,7 +149,7 @@ async def test_a_pause_from_the_cli_reaches_a_cached_agent_before_its_next_reply
         gate.release()
         await turn
         assert p.texts_to(ANA) == ["OK: hola"]  # held back: the owner took over
-        assert await p.app.inbox.feed(p.message(ANA, "hello?")) is Fed.PAUSED
+        assert await p.app.unit.inbox.feed(p.message(ANA, "hello?")) is Fed.PAUSED
 
 
 async def test_memory_work_updates_the_cached_profile(settings, openai_server):
@@ -157,11 +157,11 @@ async def test_memory_work_updates_the_cached_profile(settings, openai_server):
         key = CustomerKey(settings.tenant, ANA)
         await p.say(ANA, "hola")
         await p.settle()
-        async with p.app.registry.use(key) as agent:
+        async with p.app.unit.registry.use(key) as agent:
             first_seq = agent.window[0].seq
-        await p.app.memory.merge_facts(key, [Fact("dog_name", "Pixel", "detail")])
-        await p.app.memory.save_summary(key, "Ana greeted us.", first_seq)
-        agent = p.app.registry.peek(key)
+        await p.app.unit.memory.merge_facts(key, [Fact("dog_name", "Pixel", "detail")])
+        await p.app.unit.memory.save_summary(key, "Ana greeted us.", first_seq)
+        agent = p.app.unit.registry.peek(key)
         assert agent is not None
         assert agent.profile.facts["dog_name"].value == "Pixel"
         assert agent.profile.summary == "Ana greeted us."
@@ -177,18 +177,18 @@ async def test_eviction_and_reload_keep_everything(settings, openai_server):
         key = CustomerKey(settings.tenant, ANA)
         await p.say(ANA, "hola", push_name="Ana")
         await p.settle()
-        await p.app.memory.merge_facts(key, [Fact("shoe_size", "24", "detail")])
+        await p.app.unit.memory.merge_facts(key, [Fact("shoe_size", "24", "detail")])
         await p.say(ANA, "busco tenis azules")
         await p.settle()
-        before = p.app.registry.peek(key)
+        before = p.app.unit.registry.peek(key)
         assert before is not None
         cached = (before.customer.model_dump() if before.customer else None,
                   {k: (f.value, f.category) for k, f in before.profile.facts.items()},
                   before.profile.summary,
                   [(m.seq, m.role, m.text) for m in before.window])
         await p.advance(31 * 60)
-        assert key not in p.app.registry
-        async with p.app.registry.use(key) as after:
+        assert key not in p.app.unit.registry
+        async with p.app.unit.registry.use(key) as after:
             reloaded = (after.customer.model_dump() if after.customer else None,
                         {k: (f.value, f.category) for k, f in after.profile.facts.items()},
                         after.profile.summary,
@@ -206,14 +206,14 @@ async def test_a_crash_between_journal_commit_and_reply_is_answered_after_restar
         await p.settle()
         await p.say(ANA, "¿tienen envíos?")  # committed to the journal, turn not run yet
         # The process dies here: nothing after the journal commit happens.
-        p.app.inbox.close()
-        for task in list(p.app.inbox.tasks):
+        p.app.unit.inbox.close()
+        for task in list(p.app.unit.inbox.tasks):
             task.cancel()
-        await asyncio.gather(*p.app.inbox.tasks, return_exceptions=True)
+        await asyncio.gather(*p.app.unit.inbox.tasks, return_exceptions=True)
     assert gateway.texts(gateway.chat_for(ANA)) == ["OK: hola"]
     async with pipeline(settings, clock=clock, gateway=gateway) as p:
         await p.settle()
         assert p.texts_to(ANA) == ["OK: hola", "OK: ¿tienen envíos?"]
         key = CustomerKey(settings.tenant, ANA)
-        texts = [m.text for m in await p.app.memory.recent(key, 10)]
+        texts = [m.text for m in await p.app.unit.memory.recent(key, 10)]
         assert texts == ["hola", "OK: hola", "¿tienen envíos?", "OK: ¿tienen envíos?"]

@@ -37,7 +37,7 @@ async def test_a_spanish_business_fails_stops_and_limits_in_spanish(
         await p.say(ANA, "hola")
         await p.settle()
         assert p.texts_to(ANA) == [es["failure_reply"]]
-        history = await p.app.memory.window(CustomerKey(tenant, ANA), 10_000)
+        history = await p.app.unit.memory.window(CustomerKey(tenant, ANA), 10_000)
         assert [(m.role, m.text, m.kind) for m in history] == [
             (Role.CUSTOMER, "hola", "chat"), (Role.AGENT, es["failure_reply"], "failure")]
         [alert] = p.gateway.texts(p.gateway.chat_for(OWNER))

@@ -53,7 +53,7 @@ async def test_an_idle_daemon_wakes_less_than_once_an_hour(settings):
         # back to sleep only after the clock had moved past its next wake-ups.
         loops = p.clock.waiting_tasks()
         p.clock.woken.clear()
-        await p.clock.advance(DAY, Both(p.app.inbox.tasks, loops))
+        await p.clock.advance(DAY, Both(p.app.unit.inbox.tasks, loops))
         woken = dict(p.clock.woken)
         # The heartbeat is the one periodic write by design: `wabot status` reads the
         # daemon's liveness from it (and a fleet's lease renewal is to build on it).

@@ -25,7 +25,7 @@ async def test_denied_numbers_get_no_reply_and_cost_nothing(
         db_url, tmp_path, openai_server, tenant, access):
     settings = make_settings(db_url, tmp_path, openai_server, tenant, access=access)
     async with pipeline(settings) as p:
-        assert await p.app.inbox.feed(p.message(EVE, "eve-secret-question")) is Fed.DENIED
+        assert await p.app.unit.inbox.feed(p.message(EVE, "eve-secret-question")) is Fed.DENIED
         await p.say(ANA, "hello")
         await p.settle()
         assert p.texts_to(EVE) == [] and p.texts_to(ANA) == ["OK: hello"]
@@ -33,15 +33,15 @@ async def test_denied_numbers_get_no_reply_and_cost_nothing(
         assert all("eve-secret" not in str(b) for b in openai_server.chat_requests())
         assert ("agent_created", EVE) not in p.events
         key = CustomerKey(tenant, EVE)
-        assert await p.app.customers.get(key) is None
-        assert await p.app.memory.count(key) == 0
-        assert await p.app.customers.journal_count(tenant, START, "denied") == 1
+        assert await p.app.unit.customers.get(key) is None
+        assert await p.app.unit.memory.count(key) == 0
+        assert await p.app.unit.customers.journal_count(tenant, START, "denied") == 1
 
 
 async def test_the_owner_still_writes_in_a_denied_chat(db_url, tmp_path, openai_server, tenant):
     settings = make_settings(db_url, tmp_path, openai_server, tenant, access={"deny": [EVE]})
     async with pipeline(settings) as p:
-        assert await p.app.inbox.feed(p.message(EVE, "we are closed", from_owner=True)) \
+        assert await p.app.unit.inbox.feed(p.message(EVE, "we are closed", from_owner=True)) \
             is Fed.OWNER
 
 
@@ -54,7 +54,7 @@ async def test_a_flood_of_500_messages_in_a_minute_makes_a_bounded_number_of_cal
     async with pipeline(settings) as p:
         outcomes = []
         for i in range(500):  # ten a second for 50 s
-            outcomes.append(await p.app.inbox.feed(p.message(ANA, f"spam {i}")))
+            outcomes.append(await p.app.unit.inbox.feed(p.message(ANA, f"spam {i}")))
             if i % 10 == 9:
                 await p.advance(1.0)
         await p.say(BOB, "a normal question")
@@ -70,8 +70,8 @@ async def test_a_flood_of_500_messages_in_a_minute_makes_a_bounded_number_of_cal
         await p.advance(61)  # what is still held joins the turn the next minute allows
         await p.settle()
         assert len(turn_requests(openai_server)) <= (2 * limits.turns_per_minute + 1) * per_turn
-        assert await p.app.customers.journal_count(tenant, START, "answered") == 501
-        assert await p.app.memory.count(CustomerKey(tenant, ANA)) >= 500  # all in history
+        assert await p.app.unit.customers.journal_count(tenant, START, "answered") == 501
+        assert await p.app.unit.memory.count(CustomerKey(tenant, ANA)) >= 500  # all in history
 
 
 async def test_the_minute_window_slides(db_url, tmp_path, openai_server, tenant):
@@ -96,7 +96,7 @@ async def test_messages_joining_a_waiting_turn_are_free(db_url, tmp_path, openai
                              limits={"turns_per_minute": 1})
     async with pipeline(settings) as p:  # the default 2 s debounce merges the burst
         for text in ("hi", "I want", "the blue one", "in size 40"):
-            assert await p.app.inbox.feed(p.message(ANA, text)) is Fed.QUEUED
+            assert await p.app.unit.inbox.feed(p.message(ANA, text)) is Fed.QUEUED
             await p.advance(0.5)
         await p.settle()
         assert p.texts_to(ANA) == ["OK: in size 40"]
@@ -111,13 +111,13 @@ async def test_the_daily_token_budget(db_url, tmp_path, openai_server, tenant):
         for text in ("one", "two"):
             await p.say(ANA, text)
             await p.settle()
-        assert await p.app.inbox.feed(p.message(ANA, "three")) is Fed.CAPPED
-        assert await p.app.inbox.feed(p.message(ANA, "four")) is Fed.CAPPED
+        assert await p.app.unit.inbox.feed(p.message(ANA, "three")) is Fed.CAPPED
+        assert await p.app.unit.inbox.feed(p.message(ANA, "four")) is Fed.CAPPED
         await p.say(BOB, "hello")
         await p.settle()
         assert p.texts_to(ANA) == ["OK: one", "OK: two", budget_notice]  # notice once
         assert p.texts_to(BOB) == ["OK: hello"]  # the budget is per customer
-        used = await p.app.customers.usage_on(CustomerKey(tenant, ANA), "2026-01-05")
+        used = await p.app.unit.customers.usage_on(CustomerKey(tenant, ANA), "2026-01-05")
         assert (used.tokens_in, used.tokens_out, used.msgs_out) == (20, 10, 3)
         await p.advance(9 * 3600 + 60)  # a new UTC day: the kept messages are answered
         assert p.texts_to(ANA)[-1] == "OK: four"

@@ -28,7 +28,7 @@ def user_texts(server) -> list[str]:
 async def send_voice(p, phone: str) -> None:
     voice = p.message(phone, "", kind=MessageKind.VOICE)
     p.gateway.media[voice.msg_id] = MINUTE
-    await p.app.inbox.feed(voice)
+    await p.app.unit.inbox.feed(voice)
     await p.settle()
 
 
@@ -41,11 +41,11 @@ async def test_a_transcription_costs_the_customer_tokens_and_the_business_second
         await send_voice(p, ANA)
         assert len(transcriptions(openai_server)) == 1
         day = utc_day(p.clock.now())
-        used = await p.app.customers.usage_on(CustomerKey(tenant, ANA), day)
+        used = await p.app.unit.customers.usage_on(CustomerKey(tenant, ANA), day)
         per_minute = settings.voice_budget.tokens_per_minute
         assert used.tokens_in >= per_minute  # the minute, plus the turn's own prompt
-        assert await p.app.usage_lines.seconds_on(VOICE, day) == 60.0
-        report = format_status(await read_status(p.app.db, p.app.settings, p.clock.now()))
+        assert await p.app.unit.usage_lines.seconds_on(VOICE, day) == 60.0
+        report = format_status(await read_status(p.app.unit.db, p.app.settings, p.clock.now()))
         assert "1.0 min of voice notes transcribed" in report
 
 

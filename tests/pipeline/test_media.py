@@ -29,7 +29,7 @@ def transcriptions(server) -> list:
 
 
 async def history(p, phone):
-    return await p.app.memory.recent(CustomerKey(p.settings.tenant, phone), 100)
+    return await p.app.unit.memory.recent(CustomerKey(p.settings.tenant, phone), 100)
 
 
 async def test_a_voice_notes_transcript_is_answered_and_stored(settings, openai_server):
@@ -37,7 +37,7 @@ async def test_a_voice_notes_transcript_is_answered_and_stored(settings, openai_
     async with pipeline(settings) as p:
         voice = p.message(ANA, "", kind=MessageKind.VOICE)
         p.gateway.media[voice.msg_id] = OGG
-        assert await p.app.inbox.feed(voice) is Fed.QUEUED
+        assert await p.app.unit.inbox.feed(voice) is Fed.QUEUED
         await p.settle()
         [upload] = transcriptions(openai_server)
         assert upload.body["model"] == "whisper-1"
@@ -54,7 +54,7 @@ async def test_a_failed_transcription_becomes_a_note(settings, openai_server):
     async with pipeline(settings) as p:
         voice = p.message(ANA, "", kind=MessageKind.VOICE)
         p.gateway.media[voice.msg_id] = OGG
-        await p.app.inbox.feed(voice)
+        await p.app.unit.inbox.feed(voice)
         await p.settle()
         assert user_texts(openai_server.chat_requests()[0]) == [UNHEARD]
         assert len(p.texts_to(ANA)) == 1
@@ -67,7 +67,7 @@ async def test_a_voice_note_over_the_size_limit_is_not_downloaded_or_sent(
     async with pipeline(settings) as p:
         voice = p.message(ANA, "", kind=MessageKind.VOICE)
         p.gateway.media[voice.msg_id] = OGG * 10
-        await p.app.inbox.feed(voice)
+        await p.app.unit.inbox.feed(voice)
         await p.settle()
         assert transcriptions(openai_server) == []
         assert user_texts(openai_server.chat_requests()[0]) == [UNHEARD]
@@ -79,7 +79,7 @@ async def test_transcription_can_be_switched_off(db_url, tmp_path, openai_server
     async with pipeline(settings) as p:
         voice = p.message(ANA, "", kind=MessageKind.VOICE)
         p.gateway.media[voice.msg_id] = OGG
-        await p.app.inbox.feed(voice)
+        await p.app.unit.inbox.feed(voice)
         await p.settle()
         assert transcriptions(openai_server) == []
         assert user_texts(openai_server.chat_requests()[0]) == [NOTES[MessageKind.VOICE]]
@@ -90,7 +90,7 @@ async def test_an_image_without_a_vision_model_gets_the_graceful_reply(settings,
     async with pipeline(settings) as p:
         image = p.message(ANA, "this one in red?", kind=MessageKind.IMAGE)
         p.gateway.media[image.msg_id] = PNG
-        await p.app.inbox.feed(image)
+        await p.app.unit.inbox.feed(image)
         await p.settle()
         [turn] = openai_server.chat_requests()
         assert user_texts(turn) == [NOTES[MessageKind.IMAGE] + " this one in red?"]
@@ -106,7 +106,7 @@ async def test_an_image_can_get_a_fixed_reply_without_any_model_call(
                              media={"kinds": {"image": f"reply:{fixed}"}})
     async with pipeline(settings) as p:
         image = p.message(ANA, "this one?", kind=MessageKind.IMAGE)
-        assert await p.app.inbox.feed(image) is Fed.AUTO_REPLIED
+        assert await p.app.unit.inbox.feed(image) is Fed.AUTO_REPLIED
         await p.settle()
         assert openai_server.requests == []
         assert p.texts_to(ANA) == [fixed]
@@ -123,7 +123,7 @@ async def test_an_image_goes_to_the_vision_model_when_one_is_set(
     async with pipeline(settings) as p:
         image = p.message(ANA, "do you have these?", kind=MessageKind.IMAGE)
         p.gateway.media[image.msg_id] = PNG
-        await p.app.inbox.feed(image)
+        await p.app.unit.inbox.feed(image)
         await p.settle()
         look, turn = openai_server.chat_requests()[:2]
         parts = look["messages"][0]["content"]
@@ -132,7 +132,7 @@ async def test_an_image_goes_to_the_vision_model_when_one_is_set(
         assert "do you have these?" in parts[0]["text"]
         assert user_texts(turn) == ["[the customer sent an image; it shows: Red sneakers, size "
                                     "label 40.] The customer wrote with it: do you have these?"]
-        used = await p.app.customers.usage_on(CustomerKey(tenant, ANA), "2026-01-05")
+        used = await p.app.unit.customers.usage_on(CustomerKey(tenant, ANA), "2026-01-05")
         assert used.tokens_in == 20  # the vision call counts towards the customer's budget
 
 
@@ -141,11 +141,11 @@ async def test_other_kinds_follow_their_configured_action(db_url, tmp_path, open
                              media={"kinds": {"sticker": "ignore",
                                               "document": "reply:We'll read it and call you."}})
     async with pipeline(settings) as p:
-        assert await p.app.inbox.feed(
+        assert await p.app.unit.inbox.feed(
             p.message(ANA, "", kind=MessageKind.STICKER)) is Fed.IGNORED
-        assert await p.app.inbox.feed(
+        assert await p.app.unit.inbox.feed(
             p.message(ANA, "invoice.pdf", kind=MessageKind.DOCUMENT)) is Fed.AUTO_REPLIED
-        assert await p.app.inbox.feed(
+        assert await p.app.unit.inbox.feed(
             p.message(ANA, "Casa Azul, Calle 5, 19.4,-99.1",
                       kind=MessageKind.LOCATION)) is Fed.QUEUED  # "note" by default
         await p.settle()

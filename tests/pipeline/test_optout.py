@@ -43,21 +43,21 @@ async def test_stop_opts_out_with_one_confirmation_and_cancels_follow_ups(
         await p.say(ANA, "hi, do you have sneakers?")
         await p.settle()
         key = CustomerKey(settings.tenant, ANA)
-        assert len(await p.app.followups.pending(ANA)) == 1  # the lead rule
+        assert len(await p.app.unit.followups.pending(ANA)) == 1  # the lead rule
         requests = len(openai_server.chat_requests())
-        assert await p.app.inbox.feed(p.message(ANA, "STOP")) is Fed.FILTERED
+        assert await p.app.unit.inbox.feed(p.message(ANA, "STOP")) is Fed.FILTERED
         await p.settle()
-        customer = await p.app.customers.get(key)
+        customer = await p.app.unit.customers.get(key)
         assert customer is not None and customer.opted_out
         assert p.texts_to(ANA) == ["OK: hi, do you have sneakers?",
                                    p.app.settings.followups.optout.stop_reply]
         assert len(openai_server.chat_requests()) == requests  # no agent turn
-        assert await p.app.followups.pending(ANA) == []
-        history = await p.app.memory.recent(key, 10)
+        assert await p.app.unit.followups.pending(ANA) == []
+        history = await p.app.unit.memory.recent(key, 10)
         assert [(m.role, m.kind) for m in history[-2:]] == [(Role.CUSTOMER, "chat"),
                                                             (Role.AGENT, "optout")]
         # Nothing proactive ever again, even a follow-up that was somehow left behind.
-        await p.app.followups.schedule(key, "agent", "checking in",
+        await p.app.unit.followups.schedule(key, "agent", "checking in",
                                        p.clock.now() + timedelta(hours=1))
         await p.advance(5 * 86400)
         assert len(p.texts_to(ANA)) == 2
@@ -67,17 +67,17 @@ async def test_stop_opts_out_with_one_confirmation_and_cancels_follow_ups(
                                   "No más mensajes.", "unsubscribe"])
 async def test_stop_words_in_any_form(settings, text):
     async with pipeline(settings) as p:
-        assert await p.app.inbox.feed(p.message(ANA, text)) is Fed.FILTERED
+        assert await p.app.unit.inbox.feed(p.message(ANA, text)) is Fed.FILTERED
         await p.settle()
-        customer = await p.app.customers.get(CustomerKey(settings.tenant, ANA))
+        customer = await p.app.unit.customers.get(CustomerKey(settings.tenant, ANA))
         assert customer is not None and customer.opted_out  # a first message can be STOP
 
 
 async def test_a_sentence_with_stop_in_it_is_for_the_agent(settings):
     async with pipeline(settings) as p:
-        assert await p.app.inbox.feed(p.message(ANA, "stop by the shop tomorrow?")) is Fed.QUEUED
+        assert await p.app.unit.inbox.feed(p.message(ANA, "stop by the shop tomorrow?")) is Fed.QUEUED
         await p.settle()
-        customer = await p.app.customers.get(CustomerKey(settings.tenant, ANA))
+        customer = await p.app.unit.customers.get(CustomerKey(settings.tenant, ANA))
         assert customer is not None and not customer.opted_out
 
 
@@ -94,16 +94,16 @@ async def test_an_opted_out_customer_who_writes_is_answered_but_never_followed_u
         tool = next(m for m in openai_server.chat_requests()[1]["messages"]
                     if m["role"] == "tool")
         assert "opted out" in tool["content"]
-        assert await p.app.followups.pending(ANA) == []  # no rule, no agent follow-up
+        assert await p.app.unit.followups.pending(ANA) == []  # no rule, no agent follow-up
 
 
 async def test_start_opts_back_in_and_is_confirmed(settings, openai_server):
     async with pipeline(settings) as p:
-        assert await p.app.inbox.feed(p.message(BOB, "start")) is Fed.QUEUED  # just a word
+        assert await p.app.unit.inbox.feed(p.message(BOB, "start")) is Fed.QUEUED  # just a word
         await p.say(ANA, "BAJA")
         await p.say(ANA, "Alta")
         await p.settle()
-        customer = await p.app.customers.get(CustomerKey(settings.tenant, ANA))
+        customer = await p.app.unit.customers.get(CustomerKey(settings.tenant, ANA))
         assert customer is not None and not customer.opted_out
         assert p.texts_to(ANA) == [p.app.settings.followups.optout.stop_reply,
                                    p.app.settings.followups.optout.start_reply]
@@ -116,10 +116,10 @@ async def test_the_agent_opts_a_customer_out_on_its_own_judgement(settings, open
         await p.say(ANA, "please don't send me any more of your messages")
         await p.settle()
         key = CustomerKey(settings.tenant, ANA)
-        customer = await p.app.customers.get(key)
+        customer = await p.app.unit.customers.get(key)
         assert customer is not None and customer.opted_out
         assert p.texts_to(ANA) == ["Understood, we won't write to you first again."]
-        assert await p.app.followups.pending(ANA) == []
+        assert await p.app.unit.followups.pending(ANA) == []
         await p.advance(3 * 86400)
         assert len(p.texts_to(ANA)) == 1
 
@@ -128,7 +128,7 @@ async def test_the_owner_typing_stop_in_a_chat_is_not_an_opt_out(settings):
     async with pipeline(settings) as p:
         await p.say(ANA, "hi")
         await p.settle()
-        await p.app.inbox.feed(p.message(ANA, "stop", from_owner=True))
+        await p.app.unit.inbox.feed(p.message(ANA, "stop", from_owner=True))
         await p.settle()
-        customer = await p.app.customers.get(CustomerKey(settings.tenant, ANA))
+        customer = await p.app.unit.customers.get(CustomerKey(settings.tenant, ANA))
         assert customer is not None and not customer.opted_out

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.clock import VirtualClock
-from bot.gateway.base import GatewayError
+from bot.gateway.base import Binding, GatewayError
 from bot.gateway.memory import MemoryGateway
 from bot.gateway.pacer import Lane, Pacer, lane
 from bot.gateway.restrictions import FILE_NAME, TIMELOCK, Restrictions, read
@@ -20,8 +20,9 @@ from tests.bench.bench_backlog import max_in_any_minute
 def paced(clock: VirtualClock, per_minute: int = 20, burst: int = 6,
           restrictions: Restrictions | None = None) -> tuple[Pacer, MemoryGateway]:
     gateway = MemoryGateway(clock)
+    gateway.connected_as = "+5215598765432"  # the owner's own chat is never paced
     pacer = Pacer(clock, per_minute, burst, restrictions)
-    pacer.install(gateway, lambda: "5215598765432@s.whatsapp.net")
+    gateway.bind(Binding(pacer=pacer))
     return pacer, gateway
 
 
@@ -110,8 +111,7 @@ async def test_error_463_is_recorded_as_a_reach_out_timelock(tmp_path: Path) -> 
         # What neonize raises for whatsmeow send.go's `ErrServerReturnedError` + code.
         raise GatewayError("sending to 52…78 failed: server returned error 463")
 
-    gateway.send_text = refused  # type: ignore[method-assign]
-    Pacer(clock, 20, 6, restrictions).install(gateway, lambda: None)
+    gateway._send_text = refused  # type: ignore[method-assign]
     with pytest.raises(GatewayError):
         await gateway.send_text("5215512345678@s.whatsapp.net", "hola")
     assert heard == [TIMELOCK]

@@ -69,7 +69,7 @@ async def test_a_reply_reaches_the_customer_like_a_person(settings, openai_serve
         assert actions[0] == "read" and actions[1] == "composing" and actions[-1] == "paused"
         first_send = next(o for o in p.gateway.sent if o.action == "text")
         assert first_send.at is not None and first_send.at > START  # typed, not instant
-        customer = await p.app.customers.get(CustomerKey(settings.tenant, ANA))
+        customer = await p.app.unit.customers.get(CustomerKey(settings.tenant, ANA))
         assert customer is not None and customer.name == "Ana" and customer.msgs_out == 2
 
 
@@ -77,14 +77,14 @@ async def test_one_agent_per_customer_under_50_concurrent_first_messages(setting
     async with pipeline(settings) as p:
         msgs = [p.message(ANA, f"message {i}") for i in range(50)]
         msgs += [p.message(f"+1415555{i:04d}", "hi") for i in range(50)]
-        results = await asyncio.gather(*(p.app.inbox.feed(m) for m in msgs))
+        results = await asyncio.gather(*(p.app.unit.inbox.feed(m) for m in msgs))
         assert results.count(Fed.QUEUED) == 100
         await p.settle()
         created = [phone for event, phone in p.events if event == "agent_created"]
         assert created.count(ANA) == 1
         assert len(created) == 51
         assert len(p.texts_to(ANA)) == 1  # the burst was one turn
-        rows = await p.app.customers.all(settings.tenant)
+        rows = await p.app.unit.customers.all(settings.tenant)
         assert len(rows) == 51
 
 
@@ -93,7 +93,7 @@ async def test_single_flight_creation_when_loads_race(settings):
         key = CustomerKey(settings.tenant, ANA)
 
         async def use() -> int:
-            async with p.app.registry.use(key) as agent:
+            async with p.app.unit.registry.use(key) as agent:
                 return id(agent)
 
         ids = await asyncio.gather(*(use() for _ in range(50)))
@@ -106,9 +106,9 @@ async def test_idle_agent_is_evicted_and_reloads_with_full_context(settings, ope
         await p.say(ANA, "my dog is called Pixel")
         await p.settle()
         await p.advance(29 * 60)
-        assert CustomerKey(settings.tenant, ANA) in p.app.registry
+        assert CustomerKey(settings.tenant, ANA) in p.app.unit.registry
         await p.advance(3 * 60)  # idle TTL is 30 min
-        assert CustomerKey(settings.tenant, ANA) not in p.app.registry
+        assert CustomerKey(settings.tenant, ANA) not in p.app.unit.registry
         assert ("agent_evicted", ANA) in p.events
         await p.say(ANA, "what is my dog called?")
         await p.settle()
@@ -131,12 +131,12 @@ async def test_agent_is_never_evicted_during_a_turn(instant, openai_server):
     async with pipeline(instant) as p:
         await p.say(ANA, "hello")
         await gate.wait_arrived()
-        p.app.registry.idle_seconds = 0
-        assert p.app.registry.sweep() == 0
+        p.app.unit.registry.idle_seconds = 0
+        assert p.app.unit.registry.sweep() == 0
         gate.release()
         await p.settle()
         # Out of its turn it can go, and goes: the sweeper was waiting for that.
-        assert CustomerKey(p.settings.tenant, ANA) not in p.app.registry
+        assert CustomerKey(p.settings.tenant, ANA) not in p.app.unit.registry
         assert ("agent_evicted", ANA) in p.events
 
 
@@ -161,7 +161,7 @@ async def test_messages_of_one_chat_are_handled_in_order(instant, openai_server)
         await p.say(ANA, "first")
         await gate.wait_arrived()  # the first turn is waiting on the model
         await p.say(ANA, "second")
-        chat = p.app.inbox._chats[CustomerKey(instant.tenant, ANA)]
+        chat = p.app.unit.chats._chats[CustomerKey(instant.tenant, ANA)]
         assert [m.text for m in chat.pending] == ["second"]  # queued behind the turn
         assert len(openai_server.chat_requests()) == 1
         gate.release()
@@ -186,9 +186,9 @@ async def test_chats_run_concurrently(instant, openai_server):
 
 async def test_a_duplicate_message_id_is_answered_once(settings, openai_server):
     async with pipeline(settings) as p:
-        assert await p.app.inbox.feed(p.message(ANA, "hello", msg_id="WA1")) is Fed.QUEUED
+        assert await p.app.unit.inbox.feed(p.message(ANA, "hello", msg_id="WA1")) is Fed.QUEUED
         await p.settle()
-        assert await p.app.inbox.feed(p.message(ANA, "hello", msg_id="WA1")) is Fed.DUPLICATE
+        assert await p.app.unit.inbox.feed(p.message(ANA, "hello", msg_id="WA1")) is Fed.DUPLICATE
         await p.settle()
         assert p.texts_to(ANA) == ["OK: hello"]
         assert len(openai_server.chat_requests()) == 1
@@ -201,9 +201,9 @@ async def test_a_message_left_unanswered_by_a_crash_is_answered_after_restart(
     async with pipeline(settings, clock=clock, gateway=gateway) as p:
         await p.say(ANA, "are you open today?")
         # The process dies inside the debounce window: no graceful stop, nothing answered.
-        for task in list(p.app.inbox.tasks):
+        for task in list(p.app.unit.inbox.tasks):
             task.cancel()
-        await asyncio.gather(*p.app.inbox.tasks, return_exceptions=True)
+        await asyncio.gather(*p.app.unit.inbox.tasks, return_exceptions=True)
         assert gateway.texts() == []
     async with pipeline(settings, clock=clock, gateway=gateway) as p2:
         await p2.settle()
@@ -244,7 +244,7 @@ async def test_an_llm_failure_on_one_customer_leaves_the_others_answered(
         await p.say(ANA, "are you back?")
         await p.settle()
         assert p.texts_to(ANA)[-1] == "OK: are you back?"
-        assert p.app.inbox.failures == 2
+        assert p.app.unit.chats.failures == 2
 
 
 async def test_a_failed_send_is_recorded_and_the_daemon_carries_on(settings):
@@ -256,7 +256,7 @@ async def test_a_failed_send_is_recorded_and_the_daemon_carries_on(settings):
         await p.say(BOB, "hello")
         await p.settle()
         assert p.texts_to(BOB) == ["OK: hello"]
-        assert p.app.inbox.failures == 1
+        assert p.app.unit.chats.failures == 1
 
 
 async def test_a_5000_message_history_keeps_the_prompt_within_budget(settings, openai_server):
@@ -266,7 +266,7 @@ async def test_a_5000_message_history_keeps_the_prompt_within_budget(settings, o
                                  f"message number {i} " + "blah " * 30, START)
                    for i in range(5000)]
         for i in range(0, 5000, 500):
-            await p.app.memory.append(key, history[i:i + 500])
+            await p.app.unit.memory.append(key, history[i:i + 500])
         await p.say(ANA, "and one more")
         await p.settle()
         body = openai_server.chat_requests()[-1]
@@ -284,8 +284,8 @@ async def test_tool_calls_remember_facts_and_move_the_stage(settings, openai_ser
         await p.say(ANA, "I bought the sneakers, my dog Pixel loves them")
         await p.settle()
         key = CustomerKey(settings.tenant, ANA)
-        profile = await p.app.memory.profile(key)
-        customer = await p.app.customers.get(key)
+        profile = await p.app.unit.memory.profile(key)
+        customer = await p.app.unit.customers.get(key)
         assert profile.facts["dog_name"].value == "Pixel"
         assert customer is not None and customer.stage == "customer"
         assert [c.to_stage.value for c in profile.stages] == ["customer"]
@@ -299,10 +299,10 @@ async def test_unsupported_and_empty_messages_have_a_defined_outcome(settings, o
     from bot.models import MessageKind
 
     async with pipeline(settings) as p:
-        assert await p.app.inbox.feed(p.message(ANA, "   ")) is Fed.IGNORED
-        assert await p.app.inbox.feed(
+        assert await p.app.unit.inbox.feed(p.message(ANA, "   ")) is Fed.IGNORED
+        assert await p.app.unit.inbox.feed(
             p.message(ANA, "", kind=MessageKind.REACTION)) is Fed.IGNORED
-        assert await p.app.inbox.feed(
+        assert await p.app.unit.inbox.feed(
             p.message(ANA, "", kind=MessageKind.STICKER)) is Fed.QUEUED
         await p.settle()
         assert "sticker" in user_texts(openai_server.chat_requests()[0])[0]

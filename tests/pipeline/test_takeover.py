@@ -43,11 +43,11 @@ def instant(db_url, tmp_path, openai_server, tenant):
 
 
 async def history(p, phone):
-    return await p.app.memory.recent(CustomerKey(p.settings.tenant, phone), 100)
+    return await p.app.unit.memory.recent(CustomerKey(p.settings.tenant, phone), 100)
 
 
 async def paused_until(p, phone):
-    customer = await p.app.customers.get(CustomerKey(p.settings.tenant, phone))
+    customer = await p.app.unit.customers.get(CustomerKey(p.settings.tenant, phone))
     return customer.paused_until if customer else None
 
 
@@ -58,9 +58,9 @@ async def test_an_owner_message_pauses_that_chat_only_and_is_in_its_history(
         await p.settle()
         assert p.texts_to(ANA) == ["OK: how much is the blue one?"]
         owner = p.message(ANA, "For you 10% off, Ana!", from_owner=True)
-        assert await p.app.inbox.feed(owner) is Fed.OWNER
+        assert await p.app.unit.inbox.feed(owner) is Fed.OWNER
         assert await paused_until(p, ANA) == owner.timestamp + timedelta(hours=12)
-        assert await p.app.inbox.feed(p.message(ANA, "great, I'll take it")) is Fed.PAUSED
+        assert await p.app.unit.inbox.feed(p.message(ANA, "great, I'll take it")) is Fed.PAUSED
         await p.say(BOB, "hello")
         await p.settle()
         assert p.texts_to(ANA) == ["OK: how much is the blue one?"]  # nothing more
@@ -74,12 +74,12 @@ async def test_an_owner_message_pauses_that_chat_only_and_is_in_its_history(
 async def test_the_agent_resumes_after_the_pause_knowing_what_the_owner_said(
         settings, openai_server):
     async with pipeline(settings) as p:
-        await p.app.inbox.feed(p.message(ANA, "For you 10% off!", from_owner=True))
+        await p.app.unit.inbox.feed(p.message(ANA, "For you 10% off!", from_owner=True))
         await p.say(ANA, "thanks")
         await p.advance(11 * 3600)
-        assert await p.app.inbox.feed(p.message(ANA, "still there?")) is Fed.PAUSED
+        assert await p.app.unit.inbox.feed(p.message(ANA, "still there?")) is Fed.PAUSED
         await p.advance(3600 + 1)  # twelve hours after the owner wrote
-        assert await p.app.inbox.feed(p.message(ANA, "so, 10% off?")) is Fed.QUEUED
+        assert await p.app.unit.inbox.feed(p.message(ANA, "so, 10% off?")) is Fed.QUEUED
         await p.settle()
         assert p.texts_to(ANA) == ["OK: so, 10% off?"]  # the paused messages stay unanswered
         prompt = openai_server.chat_requests()[-1]["messages"]
@@ -90,8 +90,8 @@ async def test_the_agent_resumes_after_the_pause_knowing_what_the_owner_said(
 
 async def test_a_later_owner_message_never_shortens_a_longer_pause(settings):
     async with pipeline(settings) as p:
-        await p.app.inbox.feed(p.message(ANA, "#bot off", from_owner=True))
-        await p.app.inbox.feed(p.message(ANA, "talk tomorrow", from_owner=True))
+        await p.app.unit.inbox.feed(p.message(ANA, "#bot off", from_owner=True))
+        await p.app.unit.inbox.feed(p.message(ANA, "talk tomorrow", from_owner=True))
         assert await paused_until(p, ANA) == FOREVER
 
 
@@ -100,7 +100,7 @@ async def test_bot_off_and_on_typed_in_the_chat(settings, openai_server):
     gateway = RevokingGateway(clock)
     async with pipeline(settings, clock=clock, gateway=gateway) as p:
         off = p.message(ANA, "  #BOT Off ", from_owner=True)
-        assert await p.app.inbox.feed(off) is Fed.COMMAND
+        assert await p.app.unit.inbox.feed(off) is Fed.COMMAND
         assert await paused_until(p, ANA) == FOREVER
         await p.say(ANA, "hello?")
         await p.advance(2 * 24 * 3600)  # off is off, however long
@@ -108,7 +108,7 @@ async def test_bot_off_and_on_typed_in_the_chat(settings, openai_server):
         await p.settle()
         assert p.texts_to(ANA) == []
         on = p.message(ANA, "#bot on", from_owner=True)
-        assert await p.app.inbox.feed(on) is Fed.COMMAND
+        assert await p.app.unit.inbox.feed(on) is Fed.COMMAND
         assert await paused_until(p, ANA) is None
         await p.say(ANA, "back?")
         await p.settle()
@@ -122,7 +122,7 @@ async def test_bot_off_and_on_typed_in_the_chat(settings, openai_server):
         texts = [(m.role, m.text) for m in await history(p, ANA)]
         assert (Role.NOTE, NOTE_OFF) in texts and (Role.NOTE, NOTE_ON) in texts
         assert not any("#bot" in t for _, t in texts)  # commands are not conversation
-        statuses = await p.app.customers.journal_count(settings.tenant, START, "command")
+        statuses = await p.app.unit.customers.journal_count(settings.tenant, START, "command")
         assert statuses == 2
 
 
@@ -130,8 +130,8 @@ async def test_bot_status_reports_to_the_owners_own_chat(settings):
     clock = VirtualClock(START)
     gateway = RevokingGateway(clock)
     async with pipeline(settings, clock=clock, gateway=gateway) as p:
-        await p.app.inbox.feed(p.message(ANA, "ok, one moment", from_owner=True))
-        assert await p.app.inbox.feed(p.message(ANA, "#bot status", from_owner=True)) \
+        await p.app.unit.inbox.feed(p.message(ANA, "ok, one moment", from_owner=True))
+        assert await p.app.unit.inbox.feed(p.message(ANA, "#bot status", from_owner=True)) \
             is Fed.COMMAND
         # 12 hours from Monday 09:00 in Mexico City, in the business's time.
         assert gateway.texts(gateway.chat_for(OWN)) == [
@@ -144,25 +144,25 @@ async def test_a_reply_written_while_the_owner_stepped_in_is_held_back(instant, 
     async with pipeline(instant) as p:
         await p.say(ANA, "is it in stock?")
         await gate.wait_arrived()  # the model is writing the answer
-        await p.app.inbox.feed(p.message(ANA, "Yes! I'll bring it", from_owner=True))
+        await p.app.unit.inbox.feed(p.message(ANA, "Yes! I'll bring it", from_owner=True))
         gate.release()
         await p.settle()
         assert p.texts_to(ANA) == []
         texts = [(m.role, m.text) for m in await history(p, ANA)]
         assert texts[-1] == (Role.NOTE, NOTE_HELD)
-        assert await p.app.customers.journal_count(instant.tenant, START, "paused") == 1
+        assert await p.app.unit.customers.journal_count(instant.tenant, START, "paused") == 1
 
 
 async def test_media_in_a_paused_chat_is_noted_without_downloading(settings, openai_server):
     async with pipeline(settings) as p:
-        await p.app.inbox.feed(p.message(ANA, "let me check", from_owner=True))
+        await p.app.unit.inbox.feed(p.message(ANA, "let me check", from_owner=True))
         voice = p.message(ANA, "", kind=MessageKind.VOICE)
-        assert await p.app.inbox.feed(voice) is Fed.PAUSED
+        assert await p.app.unit.inbox.feed(voice) is Fed.PAUSED
         await p.settle()
         assert not any(r.path.endswith("/audio/transcriptions") for r in openai_server.requests)
         last = (await history(p, ANA))[-1]
         assert last.role is Role.CUSTOMER and "voice note" in last.text
-        customer = await p.app.customers.get(CustomerKey(settings.tenant, ANA))
+        customer = await p.app.unit.customers.get(CustomerKey(settings.tenant, ANA))
         assert customer is not None and customer.msgs_in == 1
 
 
@@ -170,14 +170,14 @@ async def test_an_old_owner_message_replayed_after_a_restart_pauses_nothing(sett
     async with pipeline(settings) as p:
         old = p.message(ANA, "see you", from_owner=True)
         old.timestamp = START - timedelta(days=2)
-        assert await p.app.inbox.feed(old) is Fed.OWNER
+        assert await p.app.unit.inbox.feed(old) is Fed.OWNER
         assert await paused_until(p, ANA) is None
 
 
 async def test_an_owner_reaction_does_not_take_over(settings):
     async with pipeline(settings) as p:
         reaction = p.message(ANA, "👍", kind=MessageKind.REACTION, from_owner=True)
-        assert await p.app.inbox.feed(reaction) is Fed.IGNORED
+        assert await p.app.unit.inbox.feed(reaction) is Fed.IGNORED
         assert await paused_until(p, ANA) is None
 
 
@@ -187,7 +187,7 @@ async def test_a_pause_written_to_the_database_applies_to_the_next_message(setti
 
     async with pipeline(settings) as p:
         key = CustomerKey(settings.tenant, ANA)
-        await pause(p.app.customers, key, datetime.now(UTC) + timedelta(days=3650), p.clock.now())
-        assert await p.app.inbox.feed(p.message(ANA, "hi")) is Fed.PAUSED
-        await resume(p.app.customers, key)
-        assert await p.app.inbox.feed(p.message(ANA, "hi again")) is Fed.QUEUED
+        await pause(p.app.unit.customers, key, datetime.now(UTC) + timedelta(days=3650), p.clock.now())
+        assert await p.app.unit.inbox.feed(p.message(ANA, "hi")) is Fed.PAUSED
+        await resume(p.app.unit.customers, key)
+        assert await p.app.unit.inbox.feed(p.message(ANA, "hi again")) is Fed.QUEUED

@@ -98,7 +98,7 @@ async def test_access_deny_typed_without_the_1_stops_the_whatsapp_form(
     settings = make_settings(f"sqlite:///{tmp_path / 'wabot.db'}", tmp_path, openai_server,
                              tenant, access={"deny": ["+52 55 1234 5678"]})
     async with pipeline(settings) as p:
-        assert await p.app.inbox.feed(p.message(ANA, "hola")) is Fed.DENIED
+        assert await p.app.unit.inbox.feed(p.message(ANA, "hola")) is Fed.DENIED
         await p.settle()
     assert openai_server.chat_requests() == []
 
@@ -108,5 +108,5 @@ async def test_access_allow_typed_with_the_1_lets_the_other_form_in(
     settings = make_settings(f"sqlite:///{tmp_path / 'wabot.db'}", tmp_path, openai_server,
                              tenant, access={"allow": ["+52 1 55 9999 0000"]})
     async with pipeline(settings) as p:
-        assert await p.app.inbox.feed(p.message("+525599990000", "hola")) is Fed.QUEUED
-        assert await p.app.inbox.feed(p.message(ANA, "hola")) is Fed.DENIED
+        assert await p.app.unit.inbox.feed(p.message("+525599990000", "hola")) is Fed.QUEUED
+        assert await p.app.unit.inbox.feed(p.message(ANA, "hola")) is Fed.DENIED

@@ -23,11 +23,11 @@ class DiesOnSecondBubble(MemoryGateway):
         super().__init__(clock)
         self.hanging = asyncio.Event()
 
-    async def send_text(self, chat: str, text: str) -> str:
+    async def _send_text(self, chat: str, text: str) -> str:
         if self.texts():
             self.hanging.set()
             await asyncio.Event().wait()
-        return await super().send_text(chat, text)
+        return await super()._send_text(chat, text)
 
 
 async def test_a_restart_after_bubble_one_of_three_sends_two_and_three_only(
@@ -40,9 +40,9 @@ async def test_a_restart_after_bubble_one_of_three_sends_two_and_three_only(
     async with pipeline(settings, clock=clock, gateway=crashing) as crashed:
         await crashed.say(ANA, "¿cuánto cuesta la camisa azul?")
         await eventually(crashing.hanging.is_set)
-        for task in list(crashed.app.inbox.tasks):  # killed between bubble 1 and 2
+        for task in list(crashed.app.unit.inbox.tasks):  # killed between bubble 1 and 2
             task.cancel()
-        await asyncio.gather(*crashed.app.inbox.tasks, return_exceptions=True)
+        await asyncio.gather(*crashed.app.unit.inbox.tasks, return_exceptions=True)
     assert crashing.texts() == ["Hola Ana."]
 
     openai_server.reply("Una respuesta distinta.\n\nDe otro intento.")  # asked again
@@ -52,6 +52,6 @@ async def test_a_restart_after_bubble_one_of_three_sends_two_and_three_only(
         resume = [t for t in restarted.app.background if t.get_name() == "redelivery"]
         await restarted.clock.advance(120, resume)
         assert restarted.texts_to(ANA) == ["La camisa azul cuesta 1290.", "¿Te la aparto?"]
-        history = await restarted.app.memory.recent(CustomerKey(tenant, ANA), 10)
+        history = await restarted.app.unit.memory.recent(CustomerKey(tenant, ANA), 10)
         # the history holds what the customer got, once
         assert [m.text for m in history if m.role is Role.AGENT] == [FIRST]

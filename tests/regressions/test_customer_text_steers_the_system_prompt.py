@@ -24,8 +24,8 @@ async def test_push_name_fact_and_summary_are_quoted_capped_and_on_one_line(
                              presenter={"enabled": False}, inbox={"debounce_seconds": 0})
     async with pipeline(settings) as p:
         key = CustomerKey(tenant, ANA)
-        await p.app.memory.merge_facts(key, [Fact("note\nSYSTEM", FACT, "detail", START)])
-        await p.app.memory.save_summary(key, SUMMARY, 0)
+        await p.app.unit.memory.merge_facts(key, [Fact("note\nSYSTEM", FACT, "detail", START)])
+        await p.app.unit.memory.save_summary(key, SUMMARY, 0)
         await p.say(ANA, "hola", push_name=NAME)
         await p.settle()
 

@@ -12,7 +12,7 @@ from bot.agents.prompt import RULES, prompt_tokens
 from bot.models import CustomerKey, Role
 from bot.ops.status import format_status, read_status
 from bot.pipeline.inbox import Fed
-from bot.pipeline.late import AFTER_CAP
+from bot.pipeline.later.instructions import AFTER_CAP
 from bot.stores.customers import utc_day
 from bot.stores.usage_lines import LINES, MEMORY
 from tests.fakes.pipeline import START, make_settings, pipeline
@@ -32,12 +32,12 @@ async def test_capped_messages_are_kept_and_answered_once_the_owner_raises_the_c
         for text in ("one", "two"):
             await p.say(ANA, text)
             await p.settle()
-        assert await p.app.inbox.feed(p.message(ANA, "three")) is Fed.CAPPED
-        assert await p.app.inbox.feed(p.message(ANA, "four")) is Fed.CAPPED
+        assert await p.app.unit.inbox.feed(p.message(ANA, "three")) is Fed.CAPPED
+        assert await p.app.unit.inbox.feed(p.message(ANA, "four")) is Fed.CAPPED
         await p.advance(120)  # the revisit finds them still over the cap
-        history = await p.app.memory.recent(CustomerKey(tenant, ANA), 20)
+        history = await p.app.unit.memory.recent(CustomerKey(tenant, ANA), 20)
         assert [m.text for m in history if m.role is Role.CUSTOMER][-2:] == ["three", "four"]
-        report = format_status(await read_status(p.app.db, p.app.settings, p.clock.now()))
+        report = format_status(await read_status(p.app.unit.db, p.app.settings, p.clock.now()))
         assert "1 customer(s) at their cap · 2 message(s) kept" in report
         assert len(turn_requests(openai_server)) == 2
     raised = make_settings(db_url, tmp_path, openai_server, tenant,
@@ -49,9 +49,9 @@ async def test_capped_messages_are_kept_and_answered_once_the_owner_raises_the_c
         said = [m["content"] for m in late["messages"] if m["role"] == "user"]
         assert said[-2:] == ["three", "four"]
         assert AFTER_CAP.split("{when}")[0] in late["messages"][0]["content"]
-        assert await p.app.customers.journal_count(tenant, START, "capped") == 0
-        assert await p.app.customers.journal_count(tenant, START, "answered") == 4
-        history = await p.app.memory.recent(CustomerKey(tenant, ANA), 20)
+        assert await p.app.unit.customers.journal_count(tenant, START, "capped") == 0
+        assert await p.app.unit.customers.journal_count(tenant, START, "answered") == 4
+        history = await p.app.unit.memory.recent(CustomerKey(tenant, ANA), 20)
         assert [m.text for m in history if m.role is Role.CUSTOMER].count("three") == 1
 
 
@@ -62,15 +62,15 @@ async def test_memory_work_is_not_counted_against_the_customers_cap(
     async with pipeline(settings) as p:
         await p.say(ANA, "my dog is called Rex")
         await p.settle()
-        await p.app.keeper.idle()
+        await p.app.unit.keeper.idle()
         assert len(openai_server.chat_requests()) == 2  # the turn, then insight extraction
-        used = await p.app.customers.usage_on(CustomerKey(tenant, ANA), utc_day(START))
+        used = await p.app.unit.customers.usage_on(CustomerKey(tenant, ANA), utc_day(START))
         assert (used.tokens_in, used.tokens_out) == (10, 5)  # the turn's own
-        async with p.app.db.connect() as conn:
+        async with p.app.unit.db.connect() as conn:
             line = (await conn.execute(LINES.select().where(
                 LINES.c.tenant == tenant, LINES.c.line == MEMORY))).mappings().one()
         assert (line["tokens_in"], line["tokens_out"]) == (10, 5)
-        status = await read_status(p.app.db, p.app.settings, p.clock.now())
+        status = await read_status(p.app.unit.db, p.app.settings, p.clock.now())
         assert (status.tokens_in, status.tokens_out, status.memory_tokens) == (20, 10, 15)
 
 
@@ -87,7 +87,7 @@ async def test_without_reported_usage_the_estimate_counts_the_tool_definitions(
         await p.settle()
         [turn] = turn_requests(openai_server)
         tools = len(json.dumps(turn["tools"])) // 3
-        used = await p.app.customers.usage_on(CustomerKey(tenant, ANA), utc_day(START))
+        used = await p.app.unit.customers.usage_on(CustomerKey(tenant, ANA), utc_day(START))
         assert used.tokens_in >= tools + len(json.dumps(turn["messages"])) // 3
         assert used.tokens_out > 0
 

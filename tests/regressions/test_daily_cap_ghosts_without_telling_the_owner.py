@@ -24,6 +24,6 @@ async def test_the_owner_is_alerted_once_when_a_customer_reaches_the_daily_cap(
             await p.say(ANA, text)
             await p.settle()
         for text in ("three", "four"):
-            assert await p.app.inbox.feed(p.message(ANA, text)) is Fed.CAPPED
+            assert await p.app.unit.inbox.feed(p.message(ANA, text)) is Fed.CAPPED
         alerts = [t for t in gateway.texts(gateway.chat_for(OWNER)) if "daily limit" in t]
         assert len(alerts) == 1 and ANA in alerts[0]

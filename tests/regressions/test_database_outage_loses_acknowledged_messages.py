@@ -49,16 +49,16 @@ async def test_messages_during_an_outage_are_held_then_answered(
         proxy.cut()
         await p.gateway.receive(message(settings, clock, "OUT1", "is the shop open?"))
         await p.gateway.receive(message(settings, clock, "OUT2", "and tomorrow?"))
-        assert [m.msg_id for m in p.app.intake.held] == ["OUT1", "OUT2"]
+        assert [m.msg_id for m in p.app.unit.intake.held] == ["OUT1", "OUT2"]
         owner_chat = p.gateway.chat_for(OWNER)
         assert any("not accepting messages" in t for t in p.gateway.texts(owner_chat))
-        retrier = p.app.intake.retrier
+        retrier = p.app.unit.intake.retrier
         assert retrier is not None
         await clock.advance(4, {retrier})  # retries fail while the database is away
-        assert [m.msg_id for m in p.app.intake.held] == ["OUT1", "OUT2"]
+        assert [m.msg_id for m in p.app.unit.intake.held] == ["OUT1", "OUT2"]
         proxy.restore()
         await clock.advance(60, {retrier})
-        assert not p.app.intake.held
+        assert not p.app.unit.intake.held
         await p.settle()
         await eventually(lambda: bool(p.texts_to(ANA)))
         [request] = openai_server.chat_requests()
@@ -75,7 +75,7 @@ async def test_messages_still_held_at_stop_are_fed_at_the_next_start(
     async with pipeline(settings, clock=clock, gateway=gateway(clock)) as p:
         proxy.cut()
         await p.gateway.receive(message(settings, clock, "OUT3", "hola"))
-        assert len(p.app.intake.held) == 1
+        assert len(p.app.unit.intake.held) == 1
     spill = tmp_path / "held-inbound.jsonl"
     assert spill.exists() and (spill.stat().st_mode & 0o777) == 0o600
     proxy.restore()

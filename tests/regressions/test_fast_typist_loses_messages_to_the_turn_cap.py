@@ -20,8 +20,8 @@ async def test_messages_over_the_turn_cap_are_answered_when_it_allows(
         for i in range(2):
             await p.say(ANA, f"question {i}")
             await p.settle()
-        assert await p.app.inbox.feed(p.message(ANA, "question 2")) is Fed.HELD
-        assert await p.app.inbox.feed(p.message(ANA, "question 3")) is Fed.HELD
+        assert await p.app.unit.inbox.feed(p.message(ANA, "question 2")) is Fed.HELD
+        assert await p.app.unit.inbox.feed(p.message(ANA, "question 3")) is Fed.HELD
         await p.advance(1)
         assert p.texts_to(ANA) == ["OK: question 0", "OK: question 1", p.app.settings.limits.notice]
         await p.advance(60)  # the window frees: the held messages are one turn, unprompted
@@ -31,11 +31,11 @@ async def test_messages_over_the_turn_cap_are_answered_when_it_allows(
                  for r in openai_server.chat_requests()]  # memory work asks the model too
         said = next(t for t in reversed(turns) if "question 3" in t)
         assert said[-2:] == ["question 2", "question 3"]
-        history = await p.app.memory.recent(CustomerKey(tenant, ANA), 20)
+        history = await p.app.unit.memory.recent(CustomerKey(tenant, ANA), 20)
         assert [m.text for m in history if m.role is Role.CUSTOMER] == [
             f"question {i}" for i in range(4)]
-        assert await p.app.customers.journal_count(tenant, START, "rate_limited") == 0
-        assert await p.app.customers.journal_count(tenant, START, "answered") == 4
+        assert await p.app.unit.customers.journal_count(tenant, START, "rate_limited") == 0
+        assert await p.app.unit.customers.journal_count(tenant, START, "answered") == 4
 
 
 async def test_held_messages_are_answered_after_a_restart(db_url, tmp_path, openai_server,
@@ -46,7 +46,7 @@ async def test_held_messages_are_answered_after_a_restart(db_url, tmp_path, open
     async with pipeline(settings) as p:
         await p.say(ANA, "first")
         await p.settle()
-        assert await p.app.inbox.feed(p.message(ANA, "second")) is Fed.HELD
+        assert await p.app.unit.inbox.feed(p.message(ANA, "second")) is Fed.HELD
         await p.app.stop()  # before the cap allows the next turn
         assert p.texts_to(ANA) == ["OK: first", p.app.settings.limits.notice]
     async with pipeline(settings) as p:  # a minute later in a fresh daemon

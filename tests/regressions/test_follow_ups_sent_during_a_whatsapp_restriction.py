@@ -23,21 +23,21 @@ async def test_follow_ups_wait_for_the_restriction_to_end_and_the_owner_is_told(
         await p.say(ANA, "hola")
         await p.settle()
         ends = p.clock.now() + timedelta(hours=5)
-        p.app.restrictions.impose(TIMELOCK, ends, "a message was refused with error 463")
+        p.app.unit.restrictions.impose(TIMELOCK, ends, "a message was refused with error 463")
         key = CustomerKey(settings.tenant, ANA)
-        await p.app.followups.schedule(key, "agent", "checking in",
+        await p.app.unit.followups.schedule(key, "agent", "checking in",
                                        p.clock.now() + timedelta(seconds=1))
         await p.advance(60)
         assert p.texts_to(ANA) == ["OK: hola"]  # nothing proactive during the timelock
-        [later] = [f for f in await p.app.followups.pending(ANA) if f.kind == "agent"]
+        [later] = [f for f in await p.app.unit.followups.pending(ANA) if f.kind == "agent"]
         assert later.run_at >= ends  # deferred, not lost
-        await p.app.alerts.drain()
-        assert [a["kind"] for a in p.app.alerts.recent] == ["whatsapp_timelock"]
+        await p.app.unit.alerts.drain()
+        assert [a["kind"] for a in p.app.unit.alerts.recent] == ["whatsapp_timelock"]
 
-        shown = format_status(await read_status(p.app.db, settings, p.clock.now()))
+        shown = format_status(await read_status(p.app.unit.db, settings, p.clock.now()))
         assert "restricted    reach-out timelock (no messages to new contacts) until" in shown
 
         await p.advance(6 * 3600)
         assert len(p.texts_to(ANA)) == 2  # sent once it was over
-        after = format_status(await read_status(p.app.db, settings, p.clock.now()))
+        after = format_status(await read_status(p.app.unit.db, settings, p.clock.now()))
         assert "restricted" not in after

@@ -27,7 +27,7 @@ async def test_a_follow_up_job_write_waits_for_the_databases_writers(
     settings = make_settings(db_url, tmp_path, openai_server, tenant)
     try:
         async with pipeline(settings) as p:
-            f = p.app.followups
+            f = p.app.unit.followups
             assert f is not None
             key = CustomerKey(tenant, ANA)
             attempted = threading.Event()
@@ -37,7 +37,7 @@ async def test_a_follow_up_job_write_waits_for_the_databases_writers(
                 if sql.startswith("INSERT"):
                     attempted.set()
 
-            async with p.app.db.writing():  # a turn's write holds SQLite's one write slot
+            async with p.app.unit.db.writing():  # a turn's write holds SQLite's one write slot
                 put = asyncio.create_task(f.schedule(key, "agent", "check in",
                                                      START + timedelta(days=1)))
                 # Bounded wait for something that must not happen: the job store's insert

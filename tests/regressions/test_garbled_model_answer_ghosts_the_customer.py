@@ -45,12 +45,12 @@ async def test_a_malformed_answer_gets_the_failure_reply_and_keeps_the_lines(
         await p.settle()
         assert p.texts_to(ANA) == [p.app.settings.agents.failure_reply]
         key = CustomerKey(settings.tenant, ANA)
-        history = await p.app.memory.recent(key, 10)
+        history = await p.app.unit.memory.recent(key, 10)
         assert [(m.role, m.text) for m in history] == [
             (Role.CUSTOMER, "do you have the blue one?"),
             (Role.AGENT, p.app.settings.agents.failure_reply)]  # the reply is history too
         since = START - timedelta(days=1)
-        assert await p.app.customers.journal_count(settings.tenant, since, "failed") == 1
+        assert await p.app.unit.customers.journal_count(settings.tenant, since, "failed") == 1
 
 
 async def test_an_empty_answer_is_asked_again_then_fails(settings, openai_server):
@@ -62,8 +62,8 @@ async def test_an_empty_answer_is_asked_again_then_fails(settings, openai_server
         assert p.texts_to(ANA) == [p.app.settings.agents.failure_reply]
         assert len(openai_server.chat_requests()) == 2
         since = START - timedelta(days=1)
-        assert await p.app.customers.journal_count(settings.tenant, since, "failed") == 1
-        assert await p.app.customers.journal_count(settings.tenant, since, "answered") == 0
+        assert await p.app.unit.customers.journal_count(settings.tenant, since, "failed") == 1
+        assert await p.app.unit.customers.journal_count(settings.tenant, since, "answered") == 0
 
 
 async def test_an_empty_answer_then_a_real_one_is_answered(settings, openai_server):
@@ -84,7 +84,7 @@ async def test_tool_calls_past_the_last_round_are_a_failure_not_silence(
         await p.settle()
         assert p.texts_to(ANA) == [p.app.settings.agents.failure_reply]
         since = START - timedelta(days=1)
-        assert await p.app.customers.journal_count(settings.tenant, since, "failed") == 1
+        assert await p.app.unit.customers.journal_count(settings.tenant, since, "failed") == 1
 
 
 def test_doctor_says_the_endpoint_is_not_openai_compatible(

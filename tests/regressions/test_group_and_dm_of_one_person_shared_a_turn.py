@@ -12,11 +12,13 @@ import pytest
 from neonize.aioze.events import ConnectedEv, MessageEv
 
 from bot.clock import VirtualClock
-from bot.gateway.neonize import NeonizeGateway
+from bot.gateway.web.gateway import NeonizeGateway
+from bot.gateway.web.tuning import Tuning
 from bot.models import CustomerKey
+from bot.settings import WhatsAppSettings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.pipeline import START, Pipeline, make_settings, pipeline
-from tests.gateway.builders import (
+from tests.gateway.web.builders import (
     CUSTOMER,
     CUSTOMER_E164,
     GROUP,
@@ -26,7 +28,7 @@ from tests.gateway.builders import (
     jid,
     text,
 )
-from tests.gateway.conftest import reachable  # noqa: F401  (fixture)
+from tests.gateway.web.conftest import reachable  # noqa: F401  (fixture)
 
 OTHER = "14155550123"
 
@@ -37,9 +39,11 @@ async def running(db_url: str, tmp_path: Path, openai_server: FakeOpenAI, tenant
                   ) -> AsyncIterator[tuple[Pipeline, StandInClient]]:
     clock = VirtualClock(START)
     factory = StandInFactory()
-    gateway = NeonizeGateway(tenant, tmp_path / "wa", clock, probe_address=reachable,
-                             client_factory=factory, console=io.StringIO(), call_timeout=2.0,
-                             allow_groups=True)
+    gateway = NeonizeGateway(
+        tenant,
+        WhatsAppSettings(probe_host=reachable[0], probe_port=reachable[1], call_timeout=2.0),
+        clock, state_dir=tmp_path / "wa", allow_groups=True,
+        tuning=Tuning(client_factory=factory, console=io.StringIO()))
     settings = make_settings(db_url, tmp_path, openai_server, tenant,
                              inbox={"allow_groups": True})
     async with pipeline(settings, clock=clock, gateway=gateway) as p:  # type: ignore[arg-type]
@@ -73,6 +77,6 @@ async def test_a_persons_dm_and_group_message_are_separate_turns_with_their_own_
     assert receipts == {(CUSTOMER, CUSTOMER, ("D1",)),  # a DM's sender is ignored by Go
                         (GROUP, CUSTOMER, ("G1",)), (GROUP, OTHER, ("G2",))}
     tenant = p.settings.tenant
-    ana = await p.app.customers.get(CustomerKey(tenant, CUSTOMER_E164))
+    ana = await p.app.unit.customers.get(CustomerKey(tenant, CUSTOMER_E164))
     assert ana is not None and ana.wa_jid == f"{CUSTOMER}@s.whatsapp.net"  # follow-ups: DM
-    assert await p.app.customers.get(CustomerKey(tenant, f"g:{GROUP}")) is not None
+    assert await p.app.unit.customers.get(CustomerKey(tenant, f"g:{GROUP}")) is not None

@@ -17,12 +17,14 @@ from neonize.aioze.events import ConnectedEv, MessageEv
 from sqlalchemy import select
 
 from bot.clock import VirtualClock
-from bot.gateway.neonize import NeonizeGateway
+from bot.gateway.web.gateway import NeonizeGateway
+from bot.gateway.web.tuning import Tuning
 from bot.models import CustomerKey, Role
+from bot.settings import WhatsAppSettings
 from bot.stores.customers import JOURNAL
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.pipeline import START, Pipeline, make_settings, pipeline
-from tests.gateway.builders import (
+from tests.gateway.web.builders import (
     CUSTOMER,
     CUSTOMER_E164,
     CUSTOMER_LID,
@@ -32,7 +34,7 @@ from tests.gateway.builders import (
     jid,
     text,
 )
-from tests.gateway.conftest import reachable  # noqa: F401  (fixture)
+from tests.gateway.web.conftest import reachable  # noqa: F401  (fixture)
 
 LID_KEY = f"lid:{CUSTOMER_LID}"
 
@@ -43,8 +45,11 @@ async def running(db_url: str, tmp_path: Path, openai_server: FakeOpenAI, tenant
                   ) -> AsyncIterator[tuple[Pipeline, StandInClient]]:
     clock = VirtualClock(START)
     factory = StandInFactory()
-    gateway = NeonizeGateway(tenant, tmp_path / "wa", clock, probe_address=reachable,
-                             client_factory=factory, console=io.StringIO(), call_timeout=2.0)
+    gateway = NeonizeGateway(
+        tenant,
+        WhatsAppSettings(probe_host=reachable[0], probe_port=reachable[1], call_timeout=2.0),
+        clock, state_dir=tmp_path / "wa",
+        tuning=Tuning(client_factory=factory, console=io.StringIO()))
     settings = make_settings(db_url, tmp_path, openai_server, tenant)
     async with pipeline(settings, clock=clock, gateway=gateway) as p:  # type: ignore[arg-type]
         client = await factory.next_client()
@@ -58,7 +63,7 @@ def sent_to(client: StandInClient) -> list[tuple[str, str]]:
 
 async def journal_phones(p: Pipeline) -> list[str]:
     j = JOURNAL.c
-    async with p.app.db.connect() as conn:
+    async with p.app.unit.db.connect() as conn:
         rows = await conn.execute(select(j.phone).where(j.tenant == p.settings.tenant)
                                   .order_by(j.id))
         return [r.phone for r in rows]
@@ -85,15 +90,15 @@ async def test_lid_only_customer_answered_by_lid_then_merged_into_their_number(
     await p.settle()
 
     tenant = p.settings.tenant
-    customers = await p.app.customers.all(tenant)
+    customers = await p.app.unit.customers.all(tenant)
     assert [(c.phone, c.lid, c.msgs_in) for c in customers] == [
         (CUSTOMER_E164, f"{CUSTOMER_LID}@lid", 2)]
     assert await journal_phones(p) == [CUSTOMER_E164, CUSTOMER_E164]
-    history = await p.app.memory.recent(CustomerKey(tenant, CUSTOMER_E164), 10)
+    history = await p.app.unit.memory.recent(CustomerKey(tenant, CUSTOMER_E164), 10)
     assert [(m.role, m.text) for m in history] == [
         (Role.CUSTOMER, "hola, ¿tienen la camisa?"), (Role.AGENT, "¡Hola! Sí, la tenemos en azul."),
         (Role.CUSTOMER, "la quiero"), (Role.AGENT, "Te la aparto, Ana.")]
-    assert await p.app.memory.count(CustomerKey(tenant, LID_KEY)) == 0
+    assert await p.app.unit.memory.count(CustomerKey(tenant, LID_KEY)) == 0
     # the second turn's prompt held the first (the agent knew the whole conversation)
     assert "hola, ¿tienen la camisa?" in str(openai_server.chat_requests()[-1]["messages"])
     # the chat is still addressed by LID: receipt and typing there, the send to the number
@@ -113,12 +118,12 @@ async def test_lid_customer_merged_at_start_when_a_phone_customer_has_the_lid(
     app: Any = p.app
     from bot.stores.customers import Contact
 
-    await app.customers.touch(CustomerKey(tenant, LID_KEY), Contact(lid=f"{CUSTOMER_LID}@lid"),
+    await app.unit.customers.touch(CustomerKey(tenant, LID_KEY), Contact(lid=f"{CUSTOMER_LID}@lid"),
                               START, inbound=1)
-    await app.customers.touch(CustomerKey(tenant, CUSTOMER_E164),
+    await app.unit.customers.touch(CustomerKey(tenant, CUSTOMER_E164),
                               Contact(name="Ana", lid=f"{CUSTOMER_LID}@lid"), START, inbound=1)
 
-    assert await app.identity.start() == 1
+    assert await app.unit.identity.start() == 1
 
-    assert [(c.phone, c.name, c.msgs_in) for c in await app.customers.all(tenant)] == [
+    assert [(c.phone, c.name, c.msgs_in) for c in await app.unit.customers.all(tenant)] == [
         (CUSTOMER_E164, "Ana", 2)]

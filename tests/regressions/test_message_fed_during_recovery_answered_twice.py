@@ -22,7 +22,7 @@ async def test_a_message_journaled_as_recovery_starts_is_answered_once(
     clock = VirtualClock(START)
     gateway = NotYetConnected(clock)
     async with pipeline(settings, clock=clock, gateway=gateway) as p:
-        customers = p.app.customers
+        customers = p.app.unit.customers
         journal_add = customers.journal_add
         written, resume = asyncio.Event(), asyncio.Event()
 
@@ -33,7 +33,7 @@ async def test_a_message_journaled_as_recovery_starts_is_answered_once(
             return added
 
         customers.journal_add = slow_journal_add  # type: ignore[method-assign]
-        feed = asyncio.create_task(p.app.inbox.feed(p.message(ANA, "hello?")))
+        feed = asyncio.create_task(p.app.unit.inbox.feed(p.message(ANA, "hello?")))
         await written.wait()
         gateway.connected.set()  # recovery runs now and finds the message in the journal
         recover = next(t for t in p.app.background if t.get_name() == "recover")

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.clock import plausible
-from bot.gateway.cloud_events import parse
+from bot.gateway.cloud.events import parse
 from bot.models import InboundMessage
 from tests.fakes import meta_webhooks as meta
-from tests.gateway.builders import event, text
-from tests.gateway.test_normalize import NOW, normalize
+from tests.gateway.web.builders import event, text
+from tests.gateway.web.test_normalize import NOW, normalize
 
 YEAR_5138_MS = 99_999_999_999_999
 YEAR_5138_S = 99_999_999_999

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from bot.agents.prompt import RULES
 from bot.ops.status import format_status, read_status, status_json
-from bot.pipeline.late import AFTER_OUTAGE, FAILED_FINAL
+from bot.pipeline.later.instructions import AFTER_OUTAGE, FAILED_FINAL
 from tests.fakes.openai_server import Error, Reply
 from tests.fakes.pipeline import START, make_settings, pipeline
 
@@ -51,7 +51,7 @@ async def test_failed_turns_are_answered_once_the_model_is_back(
         await p.say(BOB, "do you ship to Texas?")
         await p.settle()
         assert p.texts_to(ANA) == [failure] and p.texts_to(BOB) == [failure]
-        status = await read_status(p.app.db, p.app.settings, p.clock.now())
+        status = await read_status(p.app.unit.db, p.app.settings, p.clock.now())
         assert (status.failed_today, status.to_retry) == (2, 2)
         assert "2 failed today (2 to retry once the model answers)" in format_status(status)
         assert status_json(status)["turns_to_retry"] == 2
@@ -65,8 +65,8 @@ async def test_failed_turns_are_answered_once_the_model_is_back(
         retries = turn_requests(openai_server)[2:]
         assert ["where is my order?" in str(r["messages"]) for r in retries] == [True, False]
         assert all(APOLOGY in r["messages"][0]["content"] for r in retries)  # the delay
-        assert await p.app.customers.journal_count(tenant, START, "answered") == 2
-        status = await read_status(p.app.db, p.app.settings, p.clock.now())
+        assert await p.app.unit.customers.journal_count(tenant, START, "answered") == 2
+        status = await read_status(p.app.unit.db, p.app.settings, p.clock.now())
         assert (status.to_retry, status.unanswered) == (0, 0)
 
 
@@ -78,7 +78,7 @@ async def test_a_retry_that_fails_again_is_final(db_url, tmp_path, openai_server
         endpoint.down, endpoint.turns_fail = False, True  # the probe passes, turns fail
         await p.advance(60)
         await p.settle()
-        assert await p.app.customers.journal_count(tenant, START, FAILED_FINAL) == 1
+        assert await p.app.unit.customers.journal_count(tenant, START, FAILED_FINAL) == 1
         endpoint.turns_fail = False
         await p.advance(600)
         assert len(turn_requests(openai_server)) == 2  # the turn and its one retry

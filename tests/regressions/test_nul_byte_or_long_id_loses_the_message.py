@@ -33,9 +33,9 @@ async def test_the_message_is_journaled_and_answered(settings, msg_text, push_na
         await p.settle()
         [reply] = p.texts_to(ANA)
         assert reply.startswith("OK: hola")
-        customer = await p.app.customers.get(CustomerKey(settings.tenant, ANA))
+        customer = await p.app.unit.customers.get(CustomerKey(settings.tenant, ANA))
         assert customer is not None and customer.name == push_name.replace("\x00", "\ufffd")
-        async with p.app.db.connect() as conn:
+        async with p.app.unit.db.connect() as conn:
             row = (await conn.execute(text(
                 "SELECT msg_id, status, text, push_name FROM journal"
                 " WHERE tenant = :t"), {"t": settings.tenant})).one()

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.gateway.base import GatewayError
-from bot.gateway.cloud import CloudGateway
+from bot.gateway.cloud.gateway import CloudGateway
 from bot.ops.logs import mask_text
 from bot.phones import PhoneError, parse_customer
 from bot.web.console import BadRequest, phone_of

@@ -20,7 +20,7 @@ async def test_a_message_fed_live_during_recovery_read_is_routed_once(
     gateway = MemoryGateway(clock)
     gateway.connected = asyncio.Event()  # type: ignore[attr-defined]  # recovery waits
     async with pipeline(settings, clock=clock, gateway=gateway) as p:
-        store = p.app.customers
+        store = p.app.unit.customers
         real_read = store.journal_pending
 
         async def read_while_a_message_arrives(t: str):  # type: ignore[no-untyped-def]
@@ -29,7 +29,7 @@ async def test_a_message_fed_live_during_recovery_read_is_routed_once(
             return await real_read(t)
 
         store.journal_pending = read_while_a_message_arrives  # type: ignore[method-assign]
-        recovered = await p.app.inbox.recover()
+        recovered = await p.app.unit.inbox.recover()
         store.journal_pending = real_read  # type: ignore[method-assign]
         await p.settle()
 

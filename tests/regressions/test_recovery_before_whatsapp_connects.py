@@ -22,10 +22,10 @@ class NotYetConnected(MemoryGateway):
         super().__init__(clock)
         self.connected = asyncio.Event()
 
-    async def send_text(self, chat: str, text: str) -> str:
+    async def _send_text(self, chat: str, text: str) -> str:
         if not self.connected.is_set():
             raise GatewayError("not connected to WhatsApp")
-        return await super().send_text(chat, text)
+        return await super()._send_text(chat, text)
 
 
 async def test_recovery_waits_for_the_connection_and_answers_each_message_once(
@@ -34,9 +34,9 @@ async def test_recovery_waits_for_the_connection_and_answers_each_message_once(
     clock = VirtualClock(START)
     async with pipeline(settings, clock=clock) as crashed:
         await crashed.say(ANA, "are you open today?")
-        for task in list(crashed.app.inbox.tasks):  # the process dies mid-debounce
+        for task in list(crashed.app.unit.inbox.tasks):  # the process dies mid-debounce
             task.cancel()
-        await asyncio.gather(*crashed.app.inbox.tasks, return_exceptions=True)
+        await asyncio.gather(*crashed.app.unit.inbox.tasks, return_exceptions=True)
 
     gateway = NotYetConnected(clock)
     async with pipeline(settings, clock=clock, gateway=gateway) as p:

@@ -23,7 +23,7 @@ def settings(tmp_path, openai_server, tenant):
 async def test_a_message_that_shows_nothing_is_ignored_without_a_model_call(
         settings, openai_server, text):
     async with pipeline(settings) as p:
-        assert await p.app.inbox.feed(p.message(ANA, text)) is Fed.IGNORED
+        assert await p.app.unit.inbox.feed(p.message(ANA, text)) is Fed.IGNORED
         await p.settle()
         assert openai_server.chat_requests() == []
         assert p.texts_to(ANA) == []
@@ -32,8 +32,8 @@ async def test_a_message_that_shows_nothing_is_ignored_without_a_model_call(
 @pytest.mark.parametrize("text", ["S\u200bTOP", "\u2060stop\u200d", "BA\u00adJA"])
 async def test_stop_with_invisible_characters_opts_out(settings, openai_server, text):
     async with pipeline(settings) as p:
-        assert await p.app.inbox.feed(p.message(ANA, text)) is Fed.FILTERED
+        assert await p.app.unit.inbox.feed(p.message(ANA, text)) is Fed.FILTERED
         await p.settle()
-        customer = await p.app.customers.get(CustomerKey(settings.tenant, ANA))
+        customer = await p.app.unit.customers.get(CustomerKey(settings.tenant, ANA))
         assert customer is not None and customer.opted_out
         assert openai_server.chat_requests() == []

@@ -30,8 +30,8 @@ async def test_the_daily_cap_alerts_the_owner_once(db_url, tmp_path, openai_serv
             await p.say(ANA, text)
             await p.settle()
             await p.advance(61)
-        await p.app.alerts.drain()
-        assert [a["kind"] for a in p.app.alerts.recent] == ["daily_cap"]
+        await p.app.unit.alerts.drain()
+        assert [a["kind"] for a in p.app.unit.alerts.recent] == ["daily_cap"]
         assert "daily limit" in gateway.texts(gateway.chat_for(OWN))[0]
 
 
@@ -46,7 +46,6 @@ class Reason:
 class EndingGateway(OwnGateway):
     def __init__(self, clock) -> None:
         super().__init__(clock)
-        self.finished: asyncio.Future = asyncio.get_running_loop().create_future()
         self.status = "connected as +52155****0000"
 
 
@@ -59,11 +58,11 @@ async def test_a_logged_out_device_alerts_the_owner(db_url, tmp_path, openai_ser
         gateway.status = "WhatsApp logged this device out: run `wabot login` to scan a new QR"
         gateway.finished.set_result(Reason())
         await asyncio.sleep(0)  # the future's callbacks run on the next loop pass
-        await p.app.alerts.drain()
-        await p.app.outbox.flush()
-        alert = p.app.alerts.recent[0]
+        await p.app.unit.alerts.drain()
+        await p.app.unit.outbox.flush()
+        alert = p.app.unit.alerts.recent[0]
         assert alert["kind"] == "whatsapp_logged_out" and "wabot login" in alert["text"]
-        assert await p.app.outbox.count() >= 1  # owner.alert queued for the webhook
+        assert await p.app.unit.outbox.count() >= 1  # owner.alert queued for the webhook
 
 
 async def test_a_restart_after_a_crash_alerts_the_owner(db_url, tmp_path, openai_server,
@@ -77,11 +76,11 @@ async def test_a_restart_after_a_crash_alerts_the_owner(db_url, tmp_path, openai
             beat_at=START - timedelta(hours=1), stopped_at=None))
     await db.close()
     async with pipeline(settings) as p:
-        await p.app.alerts.drain()
-        assert [a["kind"] for a in p.app.alerts.recent] == ["restarted_after_crash"]
+        await p.app.unit.alerts.drain()
+        assert [a["kind"] for a in p.app.unit.alerts.recent] == ["restarted_after_crash"]
     async with pipeline(settings) as again:  # a clean stop since: no alert
-        await again.app.alerts.drain()
-        assert list(again.app.alerts.recent) == []
+        await again.app.unit.alerts.drain()
+        assert list(again.app.unit.alerts.recent) == []
 
 
 async def test_connection_changes_are_events(db_url, tmp_path, openai_server, tenant):
@@ -90,11 +89,9 @@ async def test_connection_changes_are_events(db_url, tmp_path, openai_server, te
     gateway = EndingGateway(clock)
     async with pipeline(settings, clock=clock, gateway=gateway) as p:
         seen: list[str] = []
-        p.app.events.listeners.append(
+        p.app.unit.events.listeners.append(
             lambda name, data: seen.append(data["status"]) if name == "connection.changed"
             else None)
-        gateway.status = "offline: retrying in 30 s"
-        await clock.advance(1.5)
-        gateway.status = "connected as +52155****0000"
-        await clock.advance(1.5)
+        gateway.report("offline: retrying in 30 s")
+        gateway.report("connected as +52155****0000")
         assert seen == ["offline: retrying in 30 s", "connected as +52155****0000"]

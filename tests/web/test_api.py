@@ -53,7 +53,7 @@ async def test_customers_list_filters_and_pages(served, api):
     await served.say(ANA, "hola")
     await served.say(BOB, "hello")
     await served.settle()
-    await served.app.customers.set_stage(CustomerKey(served.settings.tenant, BOB), Stage.CUSTOMER)
+    await served.app.unit.customers.set_stage(CustomerKey(served.settings.tenant, BOB), Stage.CUSTOMER)
     everyone = (await api.get("/api/v1/customers")).json()
     assert everyone["total"] == 2 and {c["phone"] for c in everyone["items"]} == {ANA, BOB}
     leads = (await api.get("/api/v1/customers", params={"stage": "lead"})).json()
@@ -101,7 +101,7 @@ async def test_pause_with_a_duration_and_resume(served, api):
     await served.settle()
     paused = await api.post(f"/api/v1/customers/{ANA_URL}/pause", json={"for": "2h"})
     assert paused.status_code == 200 and paused.json()["paused"] is True
-    customer = await served.app.customers.get(CustomerKey(served.settings.tenant, ANA))
+    customer = await served.app.unit.customers.get(CustomerKey(served.settings.tenant, ANA))
     assert customer.paused_until == served.clock.now() + timedelta(hours=2)
     resumed = await api.post(f"/api/v1/customers/{ANA_URL}/resume")
     assert resumed.json()["paused"] is False
@@ -118,9 +118,9 @@ async def test_send_as_the_business_goes_out_is_stored_as_owner_and_pauses(serve
     assert sent.status_code == 200, sent.text
     assert served.texts_to(ANA)[-1] == "Hi Ana, it's Rosa!"
     key = CustomerKey(served.settings.tenant, ANA)
-    history = await served.app.memory.recent(key, 10)
+    history = await served.app.unit.memory.recent(key, 10)
     assert (history[-1].role, history[-1].text) == (Role.OWNER, "Hi Ana, it's Rosa!")
-    customer = await served.app.customers.get(key)
+    customer = await served.app.unit.customers.get(key)
     assert customer.paused_until == served.clock.now() + timedelta(hours=12)
     await served.say(ANA, "great, thanks")  # the agent stays quiet: the owner is handling it
     await served.settle()
@@ -128,10 +128,10 @@ async def test_send_as_the_business_goes_out_is_stored_as_owner_and_pauses(serve
 
 
 async def test_followups_listed_and_cancelled(served, api):
-    assert served.app.followups is not None
+    assert served.app.unit.followups is not None
     key = CustomerKey(served.settings.tenant, ANA)
-    await served.app.customers.touch(key, Contact(name="Ana"), served.clock.now())
-    await served.app.followups.schedule(key, "agent", "ask about the blue one",
+    await served.app.unit.customers.touch(key, Contact(name="Ana"), served.clock.now())
+    await served.app.unit.followups.schedule(key, "agent", "ask about the blue one",
                                         served.clock.now() + timedelta(days=1))
     items = (await api.get("/api/v1/followups")).json()["items"]
     assert [(f["phone"], f["kind"]) for f in items] == [(ANA, "agent")]
@@ -162,9 +162,9 @@ async def test_malformed_json_is_422_and_a_10_mb_body_is_413(api):
 
 async def test_nothing_of_another_tenant_is_visible(served, api, tenant):
     other = CustomerKey(tenant + "x", BOB)
-    store = CustomerStore(served.app.db, VirtualClock(START))
+    store = CustomerStore(served.app.unit.db, VirtualClock(START))
     await store.touch(other, Contact(name="Bob elsewhere"), START, inbound=1)
-    run_id = await RunStore(served.app.db).add(
+    run_id = await RunStore(served.app.unit.db).add(
         other, START, "chat", _calls(), "secret reply", False, 0.1)
     assert (await api.get("/api/v1/customers")).json()["total"] == 0
     assert (await api.get("/api/v1/customers", params={"q": "Bob"})).json()["items"] == []

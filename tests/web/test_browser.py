@@ -51,14 +51,23 @@ class LinkingGateway(MemoryGateway):
         self.connected_as: str | None = None
         self.status = "waiting for QR scan (see journalctl or the console)"
         self.qr_png_path = state_dir / "login-qr.png"
+        self.pair_code = None
         segno.make("2@wabot-test-qr-code,not-a-real-one", error="L").save(
             str(self.qr_png_path), scale=6)
+
+    @property
+    def linking(self):
+        return self  # links by QR from the console, as the WhatsApp Web gateway does
 
     def scanned(self) -> None:
         self.connected_as = "+5215500005678"
         self.status = "connected as +52155****5678"
-        self.qr_png_path.unlink()
+        self.qr_png_path.unlink(missing_ok=True)
         self.connected.set()
+
+    def went_offline(self) -> None:
+        self.status = "offline: retrying in 30 s"
+        self.connected.clear()
 
 
 @pytest.fixture
@@ -80,7 +89,7 @@ async def seed(p) -> None:
         p._server.reply("¡Hola! ¿En qué te puedo ayudar?")
         await p.say(phone, "hola", push_name=["Bob", "Lupita", "Marta"][i])
         await p.settle()
-    await p.app.customers.set_stage(CustomerKey(p.settings.tenant, "+5215598765432"),
+    await p.app.unit.customers.set_stage(CustomerKey(p.settings.tenant, "+5215598765432"),
                                     Stage.CUSTOMER)
 
 
@@ -124,10 +133,27 @@ async def test_owner_logs_in_sees_the_qr_then_pauses_and_writes_as_the_business(
                 await expect(pause_state).to_contain_text("off: the agent is silent")
                 await page.get_by_role("button", name="Resume the agent").click()
                 await expect(pause_state).to_contain_text("on: the agent answers")
-                await page.get_by_label("Send as the business").fill(
-                    "Ana, soy Rosa: te guardo también el monedero azul 😊")
+                typed = "Ana, soy Rosa: te guardo también el monedero azul 😊"
+                box = page.get_by_label("Send as the business")
+                await box.fill(typed)
+                gateway.went_offline()  # a failed send changes nothing and says why
+                await page.get_by_role("button", name="Send", exact=True).click()
+                await expect(page.get_by_role("alert")).to_contain_text(
+                    "Not sent: WhatsApp is not connected")
+                await expect(box).to_have_value(typed)
+                await expect(pause_state).to_contain_text("on: the agent answers")
+                await page.screenshot(path=str(shots / "console-not-sent.png"), full_page=True)
+                gateway.scanned()
+                await page.evaluate(  # how the form looks once submitted, kept over the load
+                    "() => document.addEventListener('submit', () => {"
+                    " const b = document.querySelector('form.send button');"
+                    " sessionStorage.setItem('sending', JSON.stringify([b.textContent,"
+                    " b.disabled])); })")
                 await page.get_by_role("button", name="Send", exact=True).click()
                 await expect(page.get_by_role("status")).to_contain_text("Sent as the business")
+                assert await page.evaluate("() => JSON.parse(sessionStorage.getItem('sending'))"
+                                           ) == ["Sending…", True]
+                await expect(page.get_by_role("alert")).to_have_count(0)
                 await expect(pause_state).to_contain_text("paused until")
                 await page.set_viewport_size({"width": 420, "height": 900})  # a phone
                 await page.screenshot(path=str(shots / "console-conversation.png"),

@@ -61,7 +61,7 @@ async def test_with_10000_customers_the_funnel_and_charts_hold(served):
             usage += [{"tenant": served.settings.tenant, "phone": phone,
                        "day": (now - timedelta(days=d)).date().isoformat(), "msgs_out": 2,
                        "tokens_in": 600, "tokens_out": 100} for d in range(0, 30, 3)]
-    async with served.app.db.begin() as conn:
+    async with served.app.unit.db.begin() as conn:
         for chunk in range(0, len(rows), 2000):
             await conn.execute(insert(CUSTOMERS), rows[chunk:chunk + 2000])
         await conn.execute(insert(USAGE), usage)

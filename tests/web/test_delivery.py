@@ -13,9 +13,8 @@ import pytest
 
 from bot.app import App
 from bot.clock import VirtualClock
-from bot.gateway.cloud import CloudGateway
+from bot.gateway.cloud.gateway import CloudGateway
 from bot.models import CustomerKey
-from bot.ops.daemon import transport_routers
 from bot.stores.outbound import OutboundStore
 from bot.web import delivery
 from tests.fakes import meta_webhooks as meta
@@ -45,7 +44,7 @@ class Served:
                     ).status_code == 200
 
     async def settle(self) -> None:
-        assert not await self.clock.wait(self.app.inbox.tasks, 3600)
+        assert not await self.clock.wait(self.app.unit.inbox.tasks, 3600)
         await self.gateway.flush()
 
     async def lines(self) -> list[dict[str, Any]]:
@@ -70,7 +69,7 @@ async def served(tmp_path: Path, openai_server: FakeOpenAI, graph_server: FakeGr
     clock = VirtualClock(START)
     gateway = CloudGateway(tenant, settings.cloud, clock)
     app = App(settings, gateway, clock=clock, business=BUSINESS, heartbeat=False,
-              serve_http=True, extra_routers=transport_routers(gateway))
+              serve_http=True)
     await app.start()
     s = Served(app, gateway, clock)
     try:
@@ -82,7 +81,7 @@ async def served(tmp_path: Path, openai_server: FakeOpenAI, graph_server: FakeGr
 
 
 async def _wamids(s: Served) -> list[str]:
-    return [e.wamid for e in await OutboundStore(s.app.db, s.app.settings.tenant).recent()
+    return [e.wamid for e in await OutboundStore(s.app.unit.db, s.app.settings.tenant).recent()
             if e.status != "skipped"]
 
 
@@ -121,7 +120,7 @@ async def test_a_follow_up_skipped_outside_the_window_is_a_note(served: Served) 
     await s.settle()
     await s.clock.advance(25 * 3600)
     key = CustomerKey(s.app.settings.tenant, PHONE)
-    assert await s.app.inbox.proactive(key, "ask about the blouse") is False
+    assert await s.app.unit.chats.proactive(key, "ask about the blouse") is False
     await s.settle()
 
     lines = await s.lines()

@@ -44,8 +44,8 @@ async def test_events_are_posted_signed_with_hmac_sha256(db_url, tmp_path, opena
     async with pipeline(settings) as p:
         await p.say(ANA, "hola")
         await p.settle()
-        await p.app.outbox.flush()
-        await p.app.outbox.deliver_due()
+        await p.app.unit.outbox.flush()
+        await p.app.unit.outbox.deliver_due()
     names = [r.headers["x-wabot-event"] for r in receiver.received]
     assert {"message.received", "customer.created", "message.sent"} <= set(names)
     for r in receiver.received:
@@ -67,9 +67,9 @@ async def test_a_receiver_that_was_down_gets_the_event_after_a_restart(
         await p.say(ANA, "anyone?")
         await p.settle()
         assert p.texts_to(ANA) == ["OK: anyone?"]  # the dead endpoint cost the reply nothing
-        await p.app.outbox.flush()
-        assert await p.app.outbox.deliver_due() == 0
-        assert await p.app.outbox.count() == 1
+        await p.app.unit.outbox.flush()
+        assert await p.app.unit.outbox.deliver_due() == 0
+        assert await p.app.unit.outbox.count() == 1
     # The daemon restarts; the row is still there and is delivered once the receiver is up.
     clock = VirtualClock(START + timedelta(seconds=3))
     outbox = Outbox(Database(settings.sql_url), tenant, settings.webhooks, clock)
@@ -151,7 +151,7 @@ async def test_ask_for_human_alerts_the_owner_in_their_own_chat_and_on_the_page(
     async with pipeline(settings, clock=clock, gateway=OwnGateway(clock), serve_http=True) as p:
         await p.say(ANA, "I want to talk to a person")
         await p.settle()
-        await p.app.alerts.drain()
+        await p.app.unit.alerts.drain()
         own_chat = p.gateway.texts(p.gateway.chat_for(OWN))
         assert own_chat == [f"⚠️ wabot: {ANA} asks for a person: wants a refund"]
         async with client(p, "tok") as api:
@@ -170,8 +170,8 @@ async def test_a_failed_turn_alerts_the_owner(db_url, tmp_path, openai_server, t
         openai_server.error(500)  # the model endpoint fails: the customer gets the fallback
         await p.say(ANA, "hello?")
         await p.settle()
-        await p.app.alerts.drain()
-        assert [a["kind"] for a in p.app.alerts.recent] == ["turn_failed"]
+        await p.app.unit.alerts.drain()
+        assert [a["kind"] for a in p.app.unit.alerts.recent] == ["turn_failed"]
         assert gateway.texts(gateway.chat_for(OWN))[0].startswith(f"⚠️ wabot: a turn for {ANA}")
 
 
@@ -199,26 +199,26 @@ async def test_runs_are_exported_and_forgotten_with_the_customer(served):
     await served.settle()
     key = CustomerKey(served.settings.tenant, ANA)
     app = served.app
-    extra = holders(served.settings, Stores(app.db, app.customers, app.memory))
-    exported = await export_customer(key, app.customers, app.memory, extra)
+    extra = holders(served.settings, Stores(app.unit.db, app.unit.customers, app.unit.memory))
+    exported = await export_customer(key, app.unit.customers, app.unit.memory, extra)
     assert exported is not None and exported["runs"][0]["reply"] == "OK: remember me"
     assert exported["runs"][0]["calls"][0]["messages"][-1]["content"] == "remember me"
-    await forget_customer(key, app.customers, app.memory, [h.forget for h in extra])
-    assert await app.runs.for_customer(key) == []
+    await forget_customer(key, app.unit.customers, app.unit.memory, [h.forget for h in extra])
+    assert await app.unit.runs.for_customer(key) == []
 
 
 async def test_runs_older_than_the_retention_are_pruned(served):
     await served.say(ANA, "old news")
     await served.settle()
     key = CustomerKey(served.settings.tenant, ANA)
-    [old] = await served.app.runs.for_customer(key)
+    [old] = await served.app.unit.runs.for_customer(key)
 
     async def kept() -> list[int]:  # the built-in follow-up rules add runs of their own
-        return [r["id"] for r in await served.app.runs.for_customer(key)]
+        return [r["id"] for r in await served.app.unit.runs.for_customer(key)]
 
     await served.advance(29 * 86400)
-    await served.app.prune_runs()
+    await served.app.unit.prune_runs()
     assert old["id"] in await kept()  # within the 30 days kept
     await served.advance(2 * 86400)
-    await served.app.prune_runs()  # (the hourly pass may have been first)
+    await served.app.unit.prune_runs()  # (the hourly pass may have been first)
     assert old["id"] not in await kept()

@@ -62,10 +62,10 @@ async def test_state_changing_forms_need_the_sessions_csrf_token(served):
         for forged in ("", "0" * 64):
             refused = await b.post(f"/customers/{ANA_URL}/pause", data={"csrf": forged})
             assert refused.status_code == 403 and "CSRF" in refused.json()["error"]
-        assert (await served.app.customers.get(key)).paused_until is None
+        assert (await served.app.unit.customers.get(key)).paused_until is None
         done = await b.post(f"/customers/{ANA_URL}/pause", data={"csrf": token, "hours": "1"})
         assert done.status_code == 303
-        assert (await served.app.customers.get(key)).paused_until is not None
+        assert (await served.app.unit.customers.get(key)).paused_until is not None
     async with browser(served) as other:  # another session's token does not fit this one
         await other.post("/login", data={"token": TOKEN})
         refused = await other.post(f"/customers/{ANA_URL}/resume", data={"csrf": token})

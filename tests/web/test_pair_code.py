@@ -10,10 +10,12 @@ import pytest
 from neonize.events import ConnectedEv
 
 from bot.clock import VirtualClock
-from bot.gateway.neonize import NeonizeGateway
+from bot.gateway.web.gateway import NeonizeGateway
+from bot.gateway.web.tuning import Tuning
+from bot.settings import WhatsAppSettings
 from tests.fakes.pipeline import START, Pipeline, pipeline
-from tests.gateway.builders import StandInClient, StandInFactory
-from tests.gateway.conftest import reachable  # noqa: F401  (fixture)
+from tests.gateway.web.builders import StandInClient, StandInFactory
+from tests.gateway.web.conftest import reachable  # noqa: F401  (fixture)
 from tests.web.conftest import TOKEN, client
 from tests.web.test_pages import browser, csrf_of
 
@@ -25,9 +27,10 @@ async def linking(console_settings, tmp_path, reachable  # noqa: F811
                   ) -> AsyncIterator[tuple[Pipeline, StandInClient]]:
     clock = VirtualClock(START)
     factory = StandInFactory()
-    gateway: Any = NeonizeGateway(console_settings.tenant, tmp_path / "wa", clock,
-                                  probe_address=reachable, client_factory=factory,
-                                  call_timeout=2.0)
+    gateway: Any = NeonizeGateway(
+        console_settings.tenant,
+        WhatsAppSettings(probe_host=reachable[0], probe_port=reachable[1], call_timeout=2.0),
+        clock, state_dir=tmp_path / "wa", tuning=Tuning(client_factory=factory))
     async with pipeline(console_settings, clock=clock, gateway=gateway,
                         serve_http=True) as p:
         yield p, await factory.next_client()

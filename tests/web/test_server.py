@@ -18,7 +18,7 @@ from fastapi import APIRouter
 from bot.clock import VirtualClock
 from bot.gateway.memory import MemoryGateway
 from bot.settings import load_settings
-from bot.web.doctor import check_console
+from bot.web.console_check import check_console
 from bot.web.server import ConsoleError
 from tests.fakes.pipeline import START, make_settings, pipeline
 from tests.web.conftest import TOKEN, client

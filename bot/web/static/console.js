@@ -16,3 +16,19 @@
   }
   setInterval(refresh, 3000);
 })();
+
+// Forms that take a while (sending as the business): show the work in progress, and keep
+// the owner from sending twice. A failed send comes back as the page with the text kept.
+(function () {
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var busy = form.getAttribute && form.getAttribute("data-busy");
+    if (!busy || event.defaultPrevented) return;
+    form.setAttribute("aria-busy", "true");
+    form.querySelectorAll("textarea").forEach(function (t) { t.readOnly = true; });
+    form.querySelectorAll("button").forEach(function (b) {
+      b.disabled = true;
+      b.textContent = busy;
+    });
+  });
+})();
