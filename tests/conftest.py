@@ -3,6 +3,7 @@ guard, and the fake OpenAI-wire server."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -61,7 +62,36 @@ def _postgres_url() -> str:
     url = os.environ.get(POSTGRES_ENV, "")
     if not url:
         pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests need a server URL")
-    return url
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return _database_of_its_own(url, worker) if worker else url
+
+
+@functools.cache
+def _database_of_its_own(url: str, worker: str) -> str:
+    """`test` → `test_gw0`: each pytest-xdist worker gets a database of its own on the same
+    server, created on first use and kept for the next run, so two workers never race on
+    the same tables (concurrent `CREATE TABLE IF NOT EXISTS` on one database can fail)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    from bot.stores.db import sync_url
+
+    server = make_url(sync_url(url))
+    name = f"{server.database}_{worker}"
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    exists = text("SELECT 1 FROM pg_database WHERE datname = :name")
+    try:
+        with engine.connect() as conn:
+            if conn.execute(exists, {"name": name}).first() is None:
+                try:
+                    conn.execute(text(f'CREATE DATABASE "{name}"'))
+                except DBAPIError:  # another test run made it meanwhile
+                    if conn.execute(exists, {"name": name}).first() is None:
+                        raise
+    finally:
+        engine.dispose()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -113,9 +143,9 @@ def drop_postgres_job_tables() -> Iterator[None]:
     """Each App on the shared PostgreSQL makes a follow-up job table for its test tenant;
     drop them when the session ends so the test database does not grow without bound."""
     yield
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
+    if not os.environ.get(POSTGRES_ENV) or not _TENANTS:
         return
+    url = _postgres_url()
     from sqlalchemy import create_engine, inspect, text
 
     from bot.stores.db import sync_url
