@@ -10,13 +10,16 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.fakes.graph_server import graph_server  # noqa: F401  (fixture)
 from tests.fakes.netguard import network_guard  # noqa: F401  (autouse fixture)
-from tests.fakes.openai_server import openai_server  # noqa: F401  (fixture)
+from tests.fakes.openai_server import FakeOpenAI, openai_server  # noqa: F401  (fixture)
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 
 def _import_neonize_quietly() -> None:
@@ -136,6 +139,30 @@ def tenant() -> str:
     made = "t" + uuid.uuid4().hex[:12]
     _TENANTS.add(made)
     return made
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """What a module changes in `settings` (make_settings keywords, section by section):
+    a module that needs other settings overrides this fixture, e.g.
+    `return {"presenter": {"enabled": False}}`."""
+    return {}
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path, openai_server: FakeOpenAI,  # noqa: F811  (fixture)
+             tenant: str, settings_overrides: dict[str, Any]) -> Iterator[Settings]:
+    """The whole App's settings for one test: its database (`db_url`: SQLite, then
+    PostgreSQL, unless the module overrides `db_url`), the fake OpenAI server, a tenant of
+    its own and the module's `settings_overrides`. On PostgreSQL the tenant's follow-up
+    jobs are dropped after (a SQLite file goes with tmp_path)."""
+    # Imported here: bot.app imports neonize, which must come after the quiet import above.
+    from bot.followups import erase_tenant_followups
+    from tests.fakes.pipeline import make_settings
+
+    yield make_settings(db_url, tmp_path, openai_server, tenant, **settings_overrides)
+    if not db_url.startswith("sqlite"):
+        erase_tenant_followups(db_url, tenant)
 
 
 @pytest.fixture(scope="session", autouse=True)

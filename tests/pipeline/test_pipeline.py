@@ -18,7 +18,6 @@ from bot.gateway.memory import MemoryGateway
 from bot.models import CustomerKey, MemoryMessage, Role
 from bot.pipeline.inbox import Fed
 from tests.conftest import _postgres_url
-from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.pipeline import START, eventually, make_settings, pipeline
 
 ANA = "+5215512345678"
@@ -47,8 +46,13 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 
 @pytest.fixture
-def settings(stores: dict[str, Any], tmp_path: Path, openai_server: FakeOpenAI, tenant: str):
-    return make_settings(**stores, state_dir=tmp_path, server=openai_server, tenant=tenant)
+def db_url(stores: dict[str, Any]) -> str:
+    return str(stores["db_url"])
+
+
+@pytest.fixture
+def settings_overrides(stores: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in stores.items() if k != "db_url"}  # MongoDB for the memory
 
 
 def user_texts(body: dict) -> list[str]:
