@@ -3,19 +3,23 @@ guard, and the fake OpenAI-wire server."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.fakes.graph_server import graph_server  # noqa: F401  (fixture)
 from tests.fakes.netguard import network_guard  # noqa: F401  (autouse fixture)
-from tests.fakes.openai_server import openai_server  # noqa: F401  (fixture)
+from tests.fakes.openai_server import FakeOpenAI, openai_server  # noqa: F401  (fixture)
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 
 def _import_neonize_quietly() -> None:
@@ -61,7 +65,36 @@ def _postgres_url() -> str:
     url = os.environ.get(POSTGRES_ENV, "")
     if not url:
         pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests need a server URL")
-    return url
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return _database_of_its_own(url, worker) if worker else url
+
+
+@functools.cache
+def _database_of_its_own(url: str, worker: str) -> str:
+    """`test` → `test_gw0`: each pytest-xdist worker gets a database of its own on the same
+    server, created on first use and kept for the next run, so two workers never race on
+    the same tables (concurrent `CREATE TABLE IF NOT EXISTS` on one database can fail)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    from bot.stores.db import sync_url
+
+    server = make_url(sync_url(url))
+    name = f"{server.database}_{worker}"
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    exists = text("SELECT 1 FROM pg_database WHERE datname = :name")
+    try:
+        with engine.connect() as conn:
+            if conn.execute(exists, {"name": name}).first() is None:
+                try:
+                    conn.execute(text(f'CREATE DATABASE "{name}"'))
+                except DBAPIError:  # another test run made it meanwhile
+                    if conn.execute(exists, {"name": name}).first() is None:
+                        raise
+    finally:
+        engine.dispose()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -108,14 +141,38 @@ def tenant() -> str:
     return made
 
 
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """What a module changes in `settings` (make_settings keywords, section by section):
+    a module that needs other settings overrides this fixture, e.g.
+    `return {"presenter": {"enabled": False}}`."""
+    return {}
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path, openai_server: FakeOpenAI,  # noqa: F811  (fixture)
+             tenant: str, settings_overrides: dict[str, Any]) -> Iterator[Settings]:
+    """The whole App's settings for one test: its database (`db_url`: SQLite, then
+    PostgreSQL, unless the module overrides `db_url`), the fake OpenAI server, a tenant of
+    its own and the module's `settings_overrides`. On PostgreSQL the tenant's follow-up
+    jobs are dropped after (a SQLite file goes with tmp_path)."""
+    # Imported here: bot.app imports neonize, which must come after the quiet import above.
+    from bot.followups import erase_tenant_followups
+    from tests.fakes.pipeline import make_settings
+
+    yield make_settings(db_url, tmp_path, openai_server, tenant, **settings_overrides)
+    if not db_url.startswith("sqlite"):
+        erase_tenant_followups(db_url, tenant)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def drop_postgres_job_tables() -> Iterator[None]:
     """Each App on the shared PostgreSQL makes a follow-up job table for its test tenant;
     drop them when the session ends so the test database does not grow without bound."""
     yield
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
+    if not os.environ.get(POSTGRES_ENV) or not _TENANTS:
         return
+    url = _postgres_url()
     from sqlalchemy import create_engine, inspect, text
 
     from bot.stores.db import sync_url

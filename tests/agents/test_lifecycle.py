@@ -193,7 +193,10 @@ async def test_the_daemon_sweeps_on_its_clock_and_the_agent_sees_the_new_stage(
 async def test_the_churn_rule_can_be_switched_off(db_url, tmp_path, openai_server, tenant):
     settings = make_settings(db_url, tmp_path, openai_server, tenant,
                              agents={"sweep_seconds": 30 * 86400},
-                             memory={"churn_after_days": 0})
+                             memory={"churn_after_days": 0},
+                             # a journal pass an hour, not a minute: 400 virtual days of
+                             # minutes took a minute of real time
+                             retry={"probe_seconds": 3600})
     async with pipeline(settings) as p:
         key = CustomerKey(tenant, "+5215512345678")
         await p.say(key.phone, "hola")

@@ -74,8 +74,10 @@ def configure(db_url, tmp_path, openai_server, tenant):
 
 
 @pytest.fixture
-def settings(configure):
-    return configure()
+def settings_overrides() -> dict[str, Any]:
+    """What `settings_for` gives: no delays, no debounce, no lifecycle rules."""
+    return {"presenter": {"enabled": False}, "inbox": {"debounce_seconds": 0},
+            "followups": {"rules": []}}
 
 
 @pytest.fixture

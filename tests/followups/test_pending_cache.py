@@ -6,9 +6,7 @@ true to the job table."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,13 +15,12 @@ from sqlalchemy import event
 from bot.app import App
 from bot.business import Business
 from bot.clock import SystemClock
-from bot.followups import FollowUp, erase_tenant_followups
+from bot.followups import FollowUp
 from bot.followups.pending import PendingCache
 from bot.gateway.memory import MemoryGateway
 from bot.models import CustomerKey
 from bot.stores.customers import Contact
-from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.pipeline import START, make_settings, pipeline
+from tests.fakes.pipeline import START, pipeline
 
 ANA = "+5215512345678"
 KINDS = ["agent", "lead_silent"]
@@ -79,12 +76,9 @@ class Selects:
 
 
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path, openai_server: FakeOpenAI,
-             tenant: str) -> Iterator[Any]:
-    yield make_settings(db_url, tmp_path, openai_server, tenant, presenter={"enabled": False},
-                        inbox={"debounce_seconds": 0},
-                        followups={"send_hours": "00:00-23:59", "spread_minutes": 0})
-    erase_tenant_followups(db_url, tenant)
+def settings_overrides() -> dict[str, Any]:
+    return {"presenter": {"enabled": False}, "inbox": {"debounce_seconds": 0},
+            "followups": {"send_hours": "00:00-23:59", "spread_minutes": 0}}
 
 
 async def test_schedule_cancel_and_firing_keep_the_cache_true(settings, openai_server):

@@ -23,11 +23,6 @@ ANA = "+5215512345678"
 BOB = "+14155550123"
 
 
-@pytest.fixture
-def settings(db_url, tmp_path, openai_server, tenant):
-    return make_settings(db_url, tmp_path, openai_server, tenant)
-
-
 async def test_a_running_daemon_reports_itself_and_todays_numbers(settings):
     async with pipeline(settings) as p:
         p.gateway.connected_as = "+5215500000000"  # what the WhatsApp gateway knows

@@ -4,7 +4,6 @@ every change made elsewhere (the memory keeper, the CLI, a restart) reaches it."
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from bot.gateway.memory import MemoryGateway
 from bot.models import CustomerKey, Role
 from bot.pipeline.inbox import Fed
 from bot.stores.memory_base import Fact
-from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.pipeline import START, make_settings, pipeline
 
 ANA = "+5215512345678"
@@ -88,9 +86,8 @@ class Statements:
 
 
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path, openai_server: FakeOpenAI, tenant: str):
-    return make_settings(db_url, tmp_path, openai_server, tenant, memory=QUIET,
-                         followups={"enabled": False})
+def settings_overrides() -> dict[str, Any]:
+    return {"memory": QUIET, "followups": {"enabled": False}}
 
 
 async def test_a_warm_turn_reads_nothing_and_writes_once(db_url, tmp_path, openai_server,

@@ -7,25 +7,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Collection, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import _postgres_url
-from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.pipeline import make_settings, pipeline
+from tests.fakes.pipeline import pipeline
 
 ANA = "+5215512345678"
 DAY = 24 * 3600
 BEAT = 300  # the longest heartbeat allowed: each beat is a write the test waits for
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path, openai_server: FakeOpenAI,
-             tenant: str) -> Any:
-    url = _postgres_url() if request.param == "postgres" else f"sqlite:///{tmp_path / 'w.db'}"
-    return make_settings(url, tmp_path, openai_server, tenant, heartbeat_seconds=BEAT)
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"heartbeat_seconds": BEAT}
 
 
 class Both(Collection[asyncio.Task[Any]]):

@@ -15,11 +15,6 @@ OGG = b"OggS\x00\x02" + b"\x00" * 200  # what a WhatsApp voice note starts with
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
 
 
-@pytest.fixture
-def settings(db_url, tmp_path, openai_server, tenant):
-    return make_settings(db_url, tmp_path, openai_server, tenant)
-
-
 def user_texts(body: dict) -> list[str]:
     return [m["content"] for m in body["messages"] if m["role"] == "user"]
 

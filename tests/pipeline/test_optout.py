@@ -8,11 +8,10 @@ from datetime import timedelta
 import pytest
 
 import tests.fakes.pipeline as pipeline_module
-from bot.followups import erase_tenant_followups
 from bot.models import CustomerKey, Role
 from bot.pipeline.inbox import Fed
 from bot.pipeline.optout import plain
-from tests.fakes.pipeline import make_settings, pipeline
+from tests.fakes.pipeline import pipeline
 from tests.followups.test_followups import DAILY, LEAD_RULE
 
 ANA = "+5215512345678"
@@ -25,10 +24,9 @@ def daily_business(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def settings(db_url, tmp_path, openai_server, tenant):
-    yield make_settings(db_url, tmp_path, openai_server, tenant, presenter={"enabled": False},
-                        inbox={"debounce_seconds": 0}, followups={"rules": [LEAD_RULE]})
-    erase_tenant_followups(db_url, tenant)
+def settings_overrides():
+    return {"presenter": {"enabled": False}, "inbox": {"debounce_seconds": 0},
+            "followups": {"rules": [LEAD_RULE]}}
 
 
 def test_keywords_match_the_whole_message_ignoring_case_accents_and_punctuation():

@@ -18,7 +18,6 @@ from bot.gateway.memory import MemoryGateway
 from bot.models import CustomerKey, MemoryMessage, Role
 from bot.pipeline.inbox import Fed
 from tests.conftest import _postgres_url
-from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.pipeline import START, eventually, make_settings, pipeline
 
 ANA = "+5215512345678"
@@ -47,8 +46,13 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 
 @pytest.fixture
-def settings(stores: dict[str, Any], tmp_path: Path, openai_server: FakeOpenAI, tenant: str):
-    return make_settings(**stores, state_dir=tmp_path, server=openai_server, tenant=tenant)
+def db_url(stores: dict[str, Any]) -> str:
+    return str(stores["db_url"])
+
+
+@pytest.fixture
+def settings_overrides(stores: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in stores.items() if k != "db_url"}  # MongoDB for the memory
 
 
 def user_texts(body: dict) -> list[str]:
@@ -233,7 +237,8 @@ async def test_one_customers_text_never_reaches_another_customers_request(
 async def test_an_llm_failure_on_one_customer_leaves_the_others_answered(
         settings, openai_server):
     openai_server.error(500, match="boom")
-    openai_server.hang(30, match="slow")  # longer than the 5 s client timeout
+    settings.llm.timeout = 1  # the client's timeout, not the 5 s of the other tests
+    openai_server.hang(30, match="slow")  # longer than the client's timeout
     async with pipeline(settings) as p:
         await p.say(ANA, "boom")
         await p.say(BOB, "hello")

@@ -32,11 +32,6 @@ class RevokingGateway(MemoryGateway):
 
 
 @pytest.fixture
-def settings(db_url, tmp_path, openai_server, tenant):
-    return make_settings(db_url, tmp_path, openai_server, tenant)
-
-
-@pytest.fixture
 def instant(db_url, tmp_path, openai_server, tenant):
     return make_settings(db_url, tmp_path, openai_server, tenant,
                          presenter={"enabled": False}, inbox={"debounce_seconds": 0})

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from bot.models import CustomerKey, Role
-from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.pipeline import START, make_settings, pipeline
+from tests.fakes.pipeline import START, pipeline
 from tests.ops.test_doctor import clean_env, doctor, good_setup  # noqa: F401 (fixture)
 
 ANA = "+5215512345678"
@@ -28,11 +26,6 @@ MALFORMED = {
     "empty-choices": (EMPTY_CHOICES, "application/json"),
     "choices-not-a-list": ('{"choices": 7}', "application/json"),
 }
-
-
-@pytest.fixture
-def settings(db_url: str, tmp_path: Path, openai_server: FakeOpenAI, tenant: str):
-    return make_settings(db_url, tmp_path, openai_server, tenant)
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))

@@ -10,16 +10,15 @@ from sqlalchemy import text
 
 from bot.models import CustomerKey
 from bot.stores.db import Database, widen_columns
-from tests.fakes.pipeline import make_settings, pipeline
+from tests.fakes.pipeline import pipeline
 
 ANA = "+5215512345678"
 LONG_ID = "3EB0" + "A1B2C3D4" * 40  # 324 characters
 
 
 @pytest.fixture
-def settings(db_url, tmp_path, openai_server, tenant):
-    return make_settings(db_url, tmp_path, openai_server, tenant, presenter={"enabled": False},
-                         inbox={"debounce_seconds": 0})
+def settings_overrides():
+    return {"presenter": {"enabled": False}, "inbox": {"debounce_seconds": 0}}
 
 
 @pytest.mark.parametrize(("msg_text", "push_name", "msg_id"), [

@@ -7,15 +7,19 @@ import pytest
 
 from bot.models import CustomerKey
 from bot.pipeline.inbox import Fed
-from tests.fakes.pipeline import make_settings, pipeline
+from tests.fakes.pipeline import pipeline
 
 ANA = "+5215512345678"
 
 
 @pytest.fixture
-def settings(tmp_path, openai_server, tenant):
-    return make_settings(f"sqlite:///{tmp_path / 'wabot.db'}", tmp_path, openai_server, tenant,
-                         presenter={"enabled": False}, inbox={"debounce_seconds": 0})
+def db_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'wabot.db'}"  # what is stored does not matter here
+
+
+@pytest.fixture
+def settings_overrides():
+    return {"presenter": {"enabled": False}, "inbox": {"debounce_seconds": 0}}
 
 
 @pytest.mark.parametrize("text", ["\u200b", "\u200b\u200c\u200d\u2060\ufeff", " \u200b \n",

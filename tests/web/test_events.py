@@ -207,18 +207,21 @@ async def test_runs_are_exported_and_forgotten_with_the_customer(served):
     assert await app.unit.runs.for_customer(key) == []
 
 
-async def test_runs_older_than_the_retention_are_pruned(served):
-    await served.say(ANA, "old news")
-    await served.settle()
-    key = CustomerKey(served.settings.tenant, ANA)
-    [old] = await served.app.unit.runs.for_customer(key)
+async def test_runs_older_than_the_retention_are_pruned(console_settings):
+    # Two days, not the default 30: a month of the App's timers took seconds of real time.
+    console_settings.runs.retention_days = 2
+    async with pipeline(console_settings, serve_http=True) as served:
+        await served.say(ANA, "old news")
+        await served.settle()
+        key = CustomerKey(served.settings.tenant, ANA)
+        [old] = await served.app.unit.runs.for_customer(key)
 
-    async def kept() -> list[int]:  # the built-in follow-up rules add runs of their own
-        return [r["id"] for r in await served.app.unit.runs.for_customer(key)]
+        async def kept() -> list[int]:  # the built-in follow-up rules add runs of their own
+            return [r["id"] for r in await served.app.unit.runs.for_customer(key)]
 
-    await served.advance(29 * 86400)
-    await served.app.unit.prune_runs()
-    assert old["id"] in await kept()  # within the 30 days kept
-    await served.advance(2 * 86400)
-    await served.app.unit.prune_runs()  # (the hourly pass may have been first)
-    assert old["id"] not in await kept()
+        await served.advance(1.9 * 86400)
+        await served.app.unit.prune_runs()
+        assert old["id"] in await kept()  # within the 2 days kept
+        await served.advance(0.2 * 86400)
+        await served.app.unit.prune_runs()  # (the hourly pass may have been first)
+        assert old["id"] not in await kept()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -17,7 +17,6 @@ from bot.gateway.memory import MemoryGateway
 from bot.models import CustomerKey, Role
 from bot.pipeline.later import undelivered
 from bot.stores.customers import JOURNAL
-from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.pipeline import START, Pipeline, eventually, make_settings, pipeline
 
 ANA = "+5215512345678"
@@ -25,13 +24,12 @@ THREE = "Uno.\n\nDos.\n\nTres."
 
 
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path, openai_server: FakeOpenAI, tenant: str):
-    return make_settings(db_url, tmp_path, openai_server, tenant,
-                         memory={"insights": False, "summarize_after_messages": 500,
-                                 "keep_recent_messages": 10},
-                         followups={"enabled": False},
-                         presenter={"enabled": False, "retry_undelivered_minutes": 15,
-                                    "retry_seconds": 30})
+def settings_overrides() -> dict[str, Any]:
+    return {"memory": {"insights": False, "summarize_after_messages": 500,
+                       "keep_recent_messages": 10},
+            "followups": {"enabled": False},
+            "presenter": {"enabled": False, "retry_undelivered_minutes": 15,
+                          "retry_seconds": 30}}
 
 
 def retries(p: Pipeline) -> list[asyncio.Task[None]]:
