@@ -3,6 +3,7 @@ in (the App's own webhook server), the fake Graph API out, the fake OpenAI serve
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -124,14 +125,21 @@ async def test_a_body_with_a_wrong_or_missing_signature_is_refused_and_not_journ
 
 async def test_200_means_journaled_and_a_journal_failure_gets_meta_to_redeliver(
         cloud: Cloud, tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "wabot.db", timeout=60)  # the daemon may be writing
-    db.execute("ALTER TABLE journal RENAME TO journal_away")  # the journal cannot be written
-    db.commit()
+    async def rename(old: str, new: str) -> None:
+        # In a thread: the daemon may be mid-transaction on this event loop, and a busy wait
+        # here on the loop would keep it from ever committing ("database is locked").
+        def run() -> None:
+            db = sqlite3.connect(tmp_path / "wabot.db", timeout=60, isolation_level=None)
+            try:
+                db.execute(f"ALTER TABLE {old} RENAME TO {new}")
+            finally:
+                db.close()
+        await asyncio.to_thread(run)
+
+    await rename("journal", "journal_away")  # the journal cannot be written
     payload = meta.text(WA, "¿tienen la blusa azul?", msg_id="wamid.J1", at=T0)
     assert await cloud.post(payload) == 500  # not journaled: Meta must deliver it again
-    db.execute("ALTER TABLE journal_away RENAME TO journal")
-    db.commit()
-    db.close()
+    await rename("journal_away", "journal")
     assert await cloud.post(payload) == 200
     # Journaled when 200 was answered, before the turn (still debouncing) ran.
     assert await cloud.journal() == {"wamid.J1": "received"}
