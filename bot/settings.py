@@ -488,6 +488,26 @@ class VoiceBudgetSettings(BaseModel):
     bytes_per_second: int = Field(2000, ge=100, description="to estimate audio length")
 
 
+class FleetSettings(Section):
+    """Many numbers in one process, several processes (nodes) on one PostgreSQL database.
+
+    Every `wabot run` is a node: it holds a lease on each number it serves, renews it every
+    `renew_seconds`, and another node takes a number over once its lease lapses."""
+
+    node_id: str = Field("", pattern=r"^[A-Za-z0-9_.:-]{0,128}$",
+                         description="empty: the host name plus a suffix per start")
+    lease_seconds: float = Field(20.0, ge=3, le=600,
+                                 description="a dead node's numbers move after this long")
+    renew_seconds: float = Field(5.0, gt=0, le=200)
+
+    @model_validator(mode="after")
+    def _renew_well_before_expiry(self) -> FleetSettings:
+        if self.renew_seconds * 3 > self.lease_seconds:
+            raise ValueError("fleet.renew_seconds must be at most a third of "
+                             "fleet.lease_seconds (a lease is renewed well before it lapses)")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WABOT_",
@@ -533,6 +553,7 @@ class Settings(BaseSettings):
     retry: RetrySettings = RetrySettings()
     voice_budget: VoiceBudgetSettings = VoiceBudgetSettings()
     pacing: PacingSettings = PacingSettings()
+    fleet: FleetSettings = FleetSettings()
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,176 @@
+"""One lease per number, in the shared database: the owner node, an expiry on the database's
+clock, and an epoch (a fencing token) that grows at every acquisition.
+
+A node renews its leases every few seconds. Locally a lease is good for two thirds of its
+length after the start of the last renewal that succeeded (`Lease.check`), on the process's
+monotonic clock: a node that cannot renew, or that was frozen (SIGSTOP, a VM paused), stops
+sending well before the database could hand the number to another node, and never sends
+again under that epoch. Writes that must not come from a stale owner check the epoch in the
+database inside their own transaction (`Leases.guard`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.fleet.tables import LeaseRow, NodeRow
+from bot.stores.db import Database
+
+VALID_SHARE = 2 / 3  # of the lease's length, after the start of the last renewal
+
+
+class StaleLease(RuntimeError):
+    """This node no longer owns the number (or cannot know that it does): do not send."""
+
+
+def new_node_id(configured: str = "") -> str:
+    """The node's name in the fleet: as configured, else the host plus a suffix per start,
+    so two processes on one host are two nodes, never one."""
+    if configured:
+        return configured
+    return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(2).hex()}"
+
+
+@dataclass(slots=True)
+class Lease:
+    """A number this node holds: under `epoch` until `valid_until` (monotonic seconds)."""
+
+    number: str
+    epoch: int
+    valid_until: float
+    lost: bool = field(default=False)
+
+    def check(self) -> None:
+        """Raise `StaleLease` unless this node may still act for the number."""
+        if self.lost:
+            raise StaleLease(f"number {self.number}: the lease (epoch {self.epoch}) was lost")
+        if time.monotonic() >= self.valid_until:
+            raise StaleLease(f"number {self.number}: the lease (epoch {self.epoch}) was not "
+                             "renewed in time")
+
+    @property
+    def valid(self) -> bool:
+        return not self.lost and time.monotonic() < self.valid_until
+
+
+def _now_sql(db: Database) -> str:
+    if db.is_sqlite:
+        return "((julianday('now') - 2440587.5) * 86400.0)"
+    return "extract(epoch from clock_timestamp())"
+
+
+class Leases:
+    """The lease and node rows, for one node (`node`), with leases `ttl` seconds long."""
+
+    def __init__(self, db: Database, node: str, ttl: float) -> None:
+        self.db = db
+        self.node = node
+        self.ttl = ttl
+        now = _now_sql(db)
+        self._acquire = text(
+            f"UPDATE number_leases SET owner = :me, epoch = epoch + 1, expires_at = {now} + :ttl"
+            f" WHERE number = :n AND (owner IS NULL OR expires_at < {now}) RETURNING epoch")
+        self._renew = text(
+            f"UPDATE number_leases SET expires_at = {now} + :ttl"
+            " WHERE number = :n AND owner = :me AND epoch = :e")
+        self._release = text(
+            f"UPDATE number_leases SET owner = NULL, expires_at = {now}"
+            " WHERE number = :n AND owner = :me AND epoch = :e")
+        self._ensure = text(
+            "INSERT INTO number_leases (number, owner, epoch, expires_at)"
+            " VALUES (:n, NULL, 0, 0) ON CONFLICT (number) DO NOTHING")
+        self._beat = text(
+            "INSERT INTO fleet_nodes (node, host, pid, started_at, seen_at, draining, console_url)"
+            f" VALUES (:me, :host, :pid, {now}, {now}, :draining, :url)"
+            f" ON CONFLICT (node) DO UPDATE SET seen_at = {now}, draining = :draining,"
+            " console_url = :url")
+        self._now = text(f"SELECT {now}")
+        # FOR SHARE: an acquisition by another node waits until the guarded write commits.
+        lock = "" if db.is_sqlite else " FOR SHARE"
+        self._guard = text("SELECT 1 FROM number_leases WHERE number = :n AND owner = :me"
+                           f" AND epoch = :e{lock}")
+
+    def lease_for(self, number: str, epoch: int, started: float) -> Lease:
+        return Lease(number, epoch, started + self.ttl * VALID_SHARE)
+
+    async def now(self) -> float:
+        async with self.db.connect() as conn:
+            return float((await conn.execute(self._now)).scalar_one())
+
+    async def ensure(self, numbers: Iterable[str]) -> None:
+        """A lease row (free) for every number that has none."""
+        rows = [{"n": n} for n in numbers]
+        if rows:
+            async with self.db.begin() as conn:
+                await conn.execute(self._ensure, rows)
+
+    async def acquire(self, number: str) -> Lease | None:
+        """Take the number when it is free or its lease expired; None when another holds it."""
+        started = time.monotonic()
+        async with self.db.begin() as conn:
+            epoch = (await conn.execute(self._acquire, {
+                "me": self.node, "ttl": self.ttl, "n": number})).scalar()
+        return None if epoch is None else self.lease_for(number, int(epoch), started)
+
+    async def renew(self, lease: Lease) -> bool:
+        """Extend the lease; False (and the lease marked lost) when another node took it."""
+        started = time.monotonic()
+        async with self.db.begin() as conn:
+            done = (await conn.execute(self._renew, {
+                "me": self.node, "ttl": self.ttl, "n": lease.number, "e": lease.epoch})).rowcount
+        if done:
+            lease.valid_until = max(lease.valid_until, started + self.ttl * VALID_SHARE)
+        else:
+            lease.lost = True
+        return bool(done)
+
+    async def release(self, lease: Lease) -> None:
+        """Give the number back at once (drain, rebalancing)."""
+        lease.lost = True
+        async with self.db.begin() as conn:
+            await conn.execute(self._release, {"me": self.node, "n": lease.number,
+                                               "e": lease.epoch})
+
+    async def guard(self, conn: AsyncConnection, lease: Lease) -> None:
+        """Inside a write transaction on `conn`: raise `StaleLease` unless the database still
+        says this node holds the number under the lease's epoch."""
+        row = (await conn.execute(self._guard, {"n": lease.number, "me": self.node,
+                                                "e": lease.epoch})).first()
+        if row is None:
+            lease.lost = True
+            raise StaleLease(f"number {lease.number}: epoch {lease.epoch} is no longer "
+                             "the owner's; the write is refused")
+
+    # --- the table as a whole ----------------------------------------------------------
+
+    async def leases(self) -> list[LeaseRow]:
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(text(
+                "SELECT number, owner, epoch, expires_at FROM number_leases"))).mappings()
+            return [LeaseRow.model_validate(dict(r)) for r in rows]
+
+    async def beat(self, *, draining: bool = False, console_url: str = "") -> None:
+        """This node is alive (and whether it is handing its numbers over)."""
+        async with self.db.begin() as conn:
+            await conn.execute(self._beat, {"me": self.node, "host": socket.gethostname(),
+                                            "pid": os.getpid(), "draining": draining,
+                                            "url": console_url})
+
+    async def nodes(self) -> list[NodeRow]:
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(text(
+                "SELECT node, host, pid, started_at, seen_at, draining, console_url"
+                " FROM fleet_nodes"))).mappings()
+            return [NodeRow.model_validate(dict(r)) for r in rows]
+
+    async def leave(self) -> None:
+        async with self.db.begin() as conn:
+            await conn.execute(text("DELETE FROM fleet_nodes WHERE node = :me"),
+                               {"me": self.node})
