@@ -20,12 +20,14 @@ from loguru import logger
 from bot.agents.registry import EventSink
 from bot.business import Business
 from bot.clock import Clock, SystemClock
+from bot.fleet.claim import Claim
+from bot.fleet.numbers import NumberStore
 from bot.gateway.base import Gateway
 from bot.llm import LLM
 from bot.settings import Settings
 from bot.unit import NumberUnit
 from bot.web.console import Console
-from bot.wiring import Shared, build_shared, build_unit
+from bot.wiring import Shared, build_claim, build_shared, build_unit
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -38,14 +40,20 @@ class App:
     def __init__(self, settings: Settings, gateway: Gateway, *, clock: Clock | None = None,
                  llm: LLM | None = None, business: Business | None = None,
                  on_agent_event: EventSink | None = None, heartbeat: bool = True,
-                 serve_http: bool = False, extra_routers: Sequence[APIRouter] = ()) -> None:
+                 serve_http: bool = False, extra_routers: Sequence[APIRouter] = (),
+                 fleet: bool = False) -> None:
         """`serve_http`: run the console (`wabot run` does; tests and `chat` do not).
         `extra_routers`: mounted on the console's server as they are, beside the routers the
         gateway offers (the Cloud API's webhook receiver); see `bot.web.server`.
-        `heartbeat`: publish the daemon's heartbeat (`chat` and `simulate` do not)."""
+        `heartbeat`: publish the daemon's heartbeat (`chat` and `simulate` do not).
+        `fleet`: hold the number's lease (`wabot run`): WhatsApp is connected only once this
+        process holds it; until then webhooks reaching it are journaled for the owner."""
         self.shared: Shared = build_shared(settings, clock or SystemClock(), llm)
+        self.claim: Claim | None = build_claim(self.shared) if fleet else None
+        claim = self.claim
         self.unit: NumberUnit = build_unit(self.shared, gateway, business=business,
-                                           on_agent_event=on_agent_event, heartbeat=heartbeat)
+                                           on_agent_event=on_agent_event, heartbeat=heartbeat,
+                                           claim=claim)
         u = self.unit
         self.console = Console(
             settings=u.settings, clock=u.clock, gateway=gateway, customers=u.customers,
@@ -91,13 +99,24 @@ class App:
 
     async def start(self) -> None:
         await self.shared.start()
+        # From here `stop` undoes what was done, also when a stop comes while this process
+        # waits for its number's lease (a standby).
+        self._started = True
         await self.unit.prepare(self.spawn)
         if self.web is not None:  # before WhatsApp: the page says why it is not connected
             await self.web.start()
+        if self.claim is not None:
+            await NumberStore(self.shared.db, self.shared.clock).register(self.settings)
+            if self.webhook is not None:  # a standby journals what reaches it for the owner
+                await self.webhook.start()
+            await self.claim.wait(self.unit.gateway.report)
+            self.unit.inbox.serve()
+            self.spawn(self.claim.keep(), "lease")
         await self.unit.connect(self.spawn)
-        if self.webhook is not None:
+        if self.claim is not None:
+            self.spawn(self.claim.catch_up(self.unit.inbox.catch_up), "fleet-catch-up")
+        elif self.webhook is not None:
             await self.webhook.start()
-        self._started = True
         logger.info("wabot started for tenant {}", self.unit.tenant)
 
     async def stop(self) -> None:
@@ -115,6 +134,8 @@ class App:
             with suppress(asyncio.CancelledError):
                 await task
         await self.unit.close()
+        if self.claim is not None:  # after the transport stopped: the next owner may send
+            await self.claim.release()
         await self.shared.stop()
         logger.info("wabot stopped")
 

@@ -87,6 +87,7 @@ class NumberUnit:
     db: Database
     live: Callable[[], Live]
     monitor: Monitor | None  # the daemon's heartbeat; None for `chat` and `simulate`
+    fence: Callable[[], None] | None = None  # the number's lease in the fleet (`bot.fleet`)
     reindex: asyncio.Event = field(default_factory=asyncio.Event)  # set by SIGHUP
 
     @property
@@ -96,10 +97,7 @@ class NumberUnit:
     # --- start -----------------------------------------------------------------------
 
     async def prepare(self, spawn: Spawn) -> None:
-        """Before the console serves: the heartbeat, the knowledge index, webhooks."""
-        if self.monitor is not None:
-            await self.check_crash()  # before our own heartbeat replaces the last run's
-            await self.monitor.start()
+        """Before the console serves: the knowledge index, webhooks."""
         if self.library is not None:
             # Before the gateway: the first answers already search an up-to-date index
             # (only changed sources are re-read, so a restart costs a digest per file).
@@ -107,15 +105,22 @@ class NumberUnit:
             log_report(await self.library.sync())
             spawn(reindex_on(self.library, self.reindex), "knowledge")
         self.gateway.finished.add_done_callback(self._on_finished)
+        # Bound before anything can deliver: a standby's webhook journals for the owner.
+        self.gateway.bind(Binding(
+            on_message=self.intake, lid_directory=self.identity.phone_for_lid,
+            on_backlog_complete=self.backlog.complete, on_status=self._status_changed,
+            restrictions=self.restrictions, phone=self.phone, pacer=self.pacer,
+            fence=self.fence))
         spawn(self.outbox.run(), "webhooks")
         spawn(self._prune_runs(), "run-log-retention")
 
     async def connect(self, spawn: Spawn) -> None:
-        """WhatsApp (or the Cloud API), then what the journal holds, then the loops."""
-        self.gateway.bind(Binding(
-            on_message=self.intake, lid_directory=self.identity.phone_for_lid,
-            on_backlog_complete=self.backlog.complete, on_status=self._status_changed,
-            restrictions=self.restrictions, phone=self.phone, pacer=self.pacer))
+        """The heartbeat, WhatsApp (or the Cloud API), then what the journal holds, then
+        the loops. In a fleet, once this process holds the number (a standby publishes
+        no heartbeat for it)."""
+        if self.monitor is not None:
+            await self.check_crash()  # before our own heartbeat replaces the last run's
+            await self.monitor.start()
         await self.gateway.start()
         connected = self.gateway.connected
         if connected is not None:

@@ -25,6 +25,9 @@ from bot.clock import Clock
 from bot.events.alerts import Alerts
 from bot.events.hub import CAPPED, TURN_COMMITTED, TURN_DONE, TURN_FAILED, Events
 from bot.events.outbox import Outbox
+from bot.fleet.claim import Claim
+from bot.fleet.lease import Leases, new_node_id
+from bot.fleet.notify import Wakeup
 from bot.followups import FollowUpScheduler
 from bot.gateway.base import Gateway
 from bot.gateway.pacer import Pacer
@@ -115,6 +118,14 @@ def build_shared(settings: Settings, clock: Clock, llm: LLM | None = None) -> Sh
         residents=residents)
 
 
+def build_claim(shared: Shared) -> Claim:
+    """This process's hold on its number (`wabot run`): a node of the fleet."""
+    f = shared.settings.fleet
+    leases = Leases(shared.db, new_node_id(f.node_id), f.lease_seconds)
+    wakeup = None if shared.db.is_sqlite else Wakeup(shared.settings.sql_url)
+    return Claim(leases, shared.settings.tenant, f.renew_seconds, wakeup)
+
+
 def agent_loader(deps: AgentDeps) -> Callable[[CustomerKey], Any]:
     async def load(key: CustomerKey) -> tuple[CustomerAgent, bool]:
         # The filters read the row a moment ago (change stamps clear that copy).
@@ -140,14 +151,17 @@ def run_sink(shared: Shared, enabled: bool) -> Callable[..., RunRow | None]:
     return on_run
 
 
-def build_unit(shared: Shared, gateway: Gateway, *, business: Business | None = None,
-               on_agent_event: EventSink | None = None, heartbeat: bool = True) -> NumberUnit:
+def build_unit(shared: Shared, gateway: Gateway, *, settings: Settings | None = None,
+               business: Business | None = None, on_agent_event: EventSink | None = None,
+               heartbeat: bool = True, claim: Claim | None = None) -> NumberUnit:
     """One WhatsApp number: its gateway, inbox, agents, presenter, pacer, follow-ups.
 
-    `heartbeat`: publish the daemon's heartbeat for `wabot status` (`chat` and `simulate`
-    must not pose as the daemon of their tenant)."""
-    profile = business or load_business_for(shared.settings)
-    s = with_canned_texts(shared.settings, profile)
+    `settings`: the number's (default: the process's). `heartbeat`: publish the daemon's
+    heartbeat for `wabot status` (`chat` and `simulate` must not pose as the daemon of
+    their tenant). `claim`: the number's lease in the fleet (`wabot run`): until it is held
+    the inbox only journals, and every send and turn write is fenced by it."""
+    profile = business or load_business_for(settings or shared.settings)
+    s = with_canned_texts(settings or shared.settings, profile)
     clock, customers, memory, tenant = shared.clock, shared.customers, shared.memory, s.tenant
     outbox = Outbox(shared.db, tenant, s.webhooks, clock)
     events = Events([shared.metrics.on_event, outbox.listen])
@@ -159,7 +173,8 @@ def build_unit(shared: Shared, gateway: Gateway, *, business: Business | None = 
                     featured=s.knowledge.featured_tokens if s.knowledge.enabled else None)
     deps = AgentDeps(customers=customers, memory=memory, llm=shared.llm, tools=tools,
                      business=profile, budget=budget, failure_reply=s.agents.failure_reply,
-                     events=events, on_run=run_sink(shared, s.runs.enabled))
+                     events=events, on_run=run_sink(shared, s.runs.enabled),
+                     stamp=claim.stamp if claim is not None else None)
 
     def agent_event(event: str, key: CustomerKey) -> None:
         if event == "agent_created":
@@ -253,7 +268,8 @@ def build_unit(shared: Shared, gateway: Gateway, *, business: Business | None = 
     # it counts the turn the message is about to start.
     inbox = Inbox(tenant, customers, chats, events, s.inbox,
                   filters=[Access(s.access), optout, takeover, limiter, media.filter],
-                  take_backlog=backlog.take)
+                  take_backlog=backlog.take, serving=claim is None,
+                  nudge=claim.nudge if claim is not None else None)
     identity = Identity(  # LID customers → phone numbers
         tenant, customers, memory, busy=chats.busy, dropped=registry.drop,
         rekeyers=[moving_followups(followups)] if followups is not None else [])
@@ -290,4 +306,4 @@ def build_unit(shared: Shared, gateway: Gateway, *, business: Business | None = 
         deliveries=deliveries, usage_lines=usage_lines, library=library,
         customers=customers, memory=memory, runs=shared.runs, db=shared.db, live=live,
         monitor=Monitor(shared.db, tenant, clock, s.heartbeat_seconds, live)
-        if heartbeat else None)
+        if heartbeat else None, fence=claim.check if claim is not None else None)

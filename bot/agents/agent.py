@@ -23,7 +23,7 @@ from bot.stores.customers import Contact, Customer, CustomerStore
 from bot.stores.memory_base import MemoryStore, Profile, estimate_tokens
 from bot.stores.memory_observed import ObservedMemory
 from bot.stores.runs import RunRow
-from bot.stores.turn_writer import TurnRecord, TurnWriter
+from bot.stores.turn_writer import Stamp, TurnRecord, TurnWriter
 
 MAX_TOOL_ROUNDS = 3
 # The run log: (customer, turn time, kind, the turn's model calls, its reply, seconds taken)
@@ -56,11 +56,12 @@ class AgentDeps:
     # `turn.committed` after a turn that said something: summaries, insights (background).
     events: Events | None = None
     on_run: RunSink | None = None  # records the turn's model calls ("why did it say that")
+    stamp: Stamp | None = None  # in a fleet: the number's lease, checked by every turn's write
     writer: TurnWriter = field(init=False)
 
     def __post_init__(self) -> None:
         inner = self.memory.inner if isinstance(self.memory, ObservedMemory) else self.memory
-        self.writer = TurnWriter(self.customers.db, inner)
+        self.writer = TurnWriter(self.customers.db, inner, self.stamp)
 
     def new_catalog(self, products: list[Product]) -> None:
         """The products a re-index read (an import, then SIGHUP): the prompt's featured

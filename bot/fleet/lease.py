@@ -21,12 +21,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.fleet.tables import LeaseRow, NodeRow
+from bot.gateway.base import NotOwner
 from bot.stores.db import Database
 
 VALID_SHARE = 2 / 3  # of the lease's length, after the start of the last renewal
 
 
-class StaleLease(RuntimeError):
+class StaleLease(NotOwner):
     """This node no longer owns the number (or cannot know that it does): do not send."""
 
 
@@ -60,6 +61,19 @@ class Lease:
         return not self.lost and time.monotonic() < self.valid_until
 
 
+def gone_from_this_host(node: NodeRow) -> bool:
+    """A node that ran on this host and whose process no longer exists."""
+    if node.host != socket.gethostname() or node.pid <= 0 or node.pid == os.getpid():
+        return False
+    try:
+        os.kill(node.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process: alive
+        return False
+    return False
+
+
 def _now_sql(db: Database) -> str:
     if db.is_sqlite:
         return "((julianday('now') - 2440587.5) * 86400.0)"
@@ -77,6 +91,9 @@ class Leases:
         self._acquire = text(
             f"UPDATE number_leases SET owner = :me, epoch = epoch + 1, expires_at = {now} + :ttl"
             f" WHERE number = :n AND (owner IS NULL OR expires_at < {now}) RETURNING epoch")
+        self._take = text(
+            f"UPDATE number_leases SET owner = :me, epoch = epoch + 1, expires_at = {now} + :ttl"
+            " WHERE number = :n AND owner = :dead RETURNING epoch")
         self._renew = text(
             f"UPDATE number_leases SET expires_at = {now} + :ttl"
             " WHERE number = :n AND owner = :me AND epoch = :e")
@@ -90,7 +107,7 @@ class Leases:
             "INSERT INTO fleet_nodes (node, host, pid, started_at, seen_at, draining, console_url)"
             f" VALUES (:me, :host, :pid, {now}, {now}, :draining, :url)"
             f" ON CONFLICT (node) DO UPDATE SET seen_at = {now}, draining = :draining,"
-            " console_url = :url")
+            " console_url = :url, host = :host, pid = :pid")
         self._now = text(f"SELECT {now}")
         # FOR SHARE: an acquisition by another node waits until the guarded write commits.
         lock = "" if db.is_sqlite else " FOR SHARE"
@@ -117,6 +134,15 @@ class Leases:
         async with self.db.begin() as conn:
             epoch = (await conn.execute(self._acquire, {
                 "me": self.node, "ttl": self.ttl, "n": number})).scalar()
+        return None if epoch is None else self.lease_for(number, int(epoch), started)
+
+    async def take_from(self, number: str, dead: str) -> Lease | None:
+        """Take the number from node `dead`, known to be gone (its process on this host no
+        longer exists): no need to wait for its lease to lapse."""
+        started = time.monotonic()
+        async with self.db.begin() as conn:
+            epoch = (await conn.execute(self._take, {
+                "me": self.node, "ttl": self.ttl, "n": number, "dead": dead})).scalar()
         return None if epoch is None else self.lease_for(number, int(epoch), started)
 
     async def renew(self, lease: Lease) -> bool:

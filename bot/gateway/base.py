@@ -32,6 +32,11 @@ class NotDelivered(GatewayError):
     """A send that provably never left (not connected): safe to send again later."""
 
 
+class NotOwner(NotDelivered):
+    """Another node of the fleet serves the number now: nothing was sent, and nothing of
+    the turn is written here; the owner answers the message from the journal."""
+
+
 class DeliveryUnknown(GatewayError):
     """A send that timed out: WhatsApp may have it. Never resent blindly."""
 
@@ -91,6 +96,8 @@ class Binding:
     `restrictions`: bans and limits the transport learns of (WhatsApp Web).
     `phone`: the business phone's last sign of life (WhatsApp Web's linked device).
     `pacer`: the number's send pace, applied to every send of a `paced` transport.
+    `fence`: raises when this process may no longer send for the number (its lease in the
+    fleet lapsed or moved: `bot.fleet.lease.Lease.check`); checked right before each send.
     A transport uses what applies to it and ignores the rest.
     """
 
@@ -101,6 +108,7 @@ class Binding:
     restrictions: Restrictions | None = None
     phone: PhoneWatch | None = None
     pacer: Pace | None = None
+    fence: Callable[[], None] | None = None
 
 
 class Gateway(ABC):
@@ -200,12 +208,31 @@ class Gateway(ABC):
     async def _send_text(self, chat: str, text: str) -> str:
         """The transport's own send, unpaced."""
 
-    @abstractmethod
-    async def mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None: ...
+    async def mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None:
+        """Blue ticks for `msg_ids` (the Cloud API also shows "typing…" with them)."""
+        self._check_fence()
+        await self._mark_read(chat, msg_ids, sender)
 
     @abstractmethod
+    async def _mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None: ...
+
     async def set_typing(self, chat: str, typing: bool) -> None:
         """Composing presence on (True) or paused (False)."""
+        self._check_fence()
+        await self._set_typing(chat, typing)
+
+    @abstractmethod
+    async def _set_typing(self, chat: str, typing: bool) -> None: ...
+
+    def _check_fence(self) -> None:
+        """Nothing leaves for a number another node serves now (`Binding.fence`)."""
+        if self.binding.fence is not None:
+            try:
+                self.binding.fence()
+            except NotOwner:
+                raise
+            except Exception as exc:
+                raise NotOwner(str(exc)) from exc
 
     async def send_media(self, chat: str, media: OutboundMedia) -> str:
         """Send an image (shown inline) or a document (a file with its name), with the
@@ -224,12 +251,17 @@ class Gateway(ABC):
 
     async def _paced(self, chat: str, send: Callable[..., Awaitable[str]], *args: Any) -> str:
         """Every send, whoever makes it, waits for the number's pacer (not a transport whose
-        provider paces it); the owner's own chat never waits."""
+        provider paces it); the owner's own chat never waits. The fence is checked after
+        the wait, right before the transport's call."""
+        async def fenced(*args: Any) -> str:
+            self._check_fence()  # another node may serve the number now: never sent
+            return await send(*args)
+
         pacer = self.binding.pacer
         if pacer is None or not self.paced:
-            return await send(*args)
+            return await fenced(*args)
         own = self.connected_as
-        return await pacer.send(chat, self.chat_for(own) if own else None, send, *args)
+        return await pacer.send(chat, self.chat_for(own) if own else None, fenced, *args)
 
     async def send_image(self, chat: str, data: bytes, mimetype: str, caption: str = "",
                          filename: str = "image") -> str:

@@ -73,10 +73,10 @@ class MemoryGateway(Gateway):
             ": "), self.clock.now()))
         return f"OUT{next(self._ids)}"
 
-    async def mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None:
+    async def _mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None:
         self._record(Outbound("read", chat, ",".join(msg_ids), self.clock.now()))
 
-    async def set_typing(self, chat: str, typing: bool) -> None:
+    async def _set_typing(self, chat: str, typing: bool) -> None:
         self._record(Outbound("composing" if typing else "paused", chat, "", self.clock.now()))
 
     async def download(self, message: InboundMessage, max_bytes: int) -> bytes:

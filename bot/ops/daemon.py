@@ -119,6 +119,21 @@ async def _announce_ready(gateway: Gateway, notifier: Notifier) -> None:
     logger.info("connected to WhatsApp as {}", who)
 
 
+async def _started(app: App, stop: asyncio.Event) -> bool:
+    """Start the app unless a stop comes first (a standby waits for its number's lease)."""
+    starting = asyncio.create_task(app.start())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not starting.done():
+        starting.cancel()
+        with suppress(asyncio.CancelledError):
+            await starting
+        return False
+    starting.result()
+    return True
+
+
 async def serve(app: App, gateway: Gateway, notifier: Notifier,
                 stop: asyncio.Event) -> int:
     """Run until a stop signal or the gateway gives up; returns the process exit code."""
@@ -130,7 +145,8 @@ async def serve(app: App, gateway: Gateway, notifier: Notifier,
     reason: ExitReason | None = None
     try:
         try:
-            await app.start()
+            if not await _started(app, stop):
+                return EXIT_OK  # stopped while waiting for the number's lease
         except ConsoleError as exc:  # the console's port is taken: an operator must choose
             logger.error("cannot start: {}", exc)
             notifier.status(f"misconfigured: {exc}")
@@ -144,11 +160,17 @@ async def serve(app: App, gateway: Gateway, notifier: Notifier,
         tasks.append(asyncio.create_task(_announce_ready(gateway, notifier)))
         stopping = asyncio.create_task(stop.wait())
         waits: set[asyncio.Future[Any]] = {stopping, gateway.finished}
+        if app.claim is not None:
+            waits.add(app.claim.lost)
         done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         if gateway.finished in done:
             reason = gateway.finished.result()
             logger.warning("WhatsApp connection ended: {}", reason)
+        elif app.claim is not None and app.claim.lost in done:
+            # systemd starts the daemon again: it waits for the number as a standby.
+            notifier.status(f"stopped: {app.claim.lost.result()}")
+            return EXIT_FAILED
     finally:
         notifier.stopping()
         notifier.status("stopping")
@@ -169,7 +191,7 @@ async def run_daemon(settings: Settings, notifier: Notifier,
         return EXIT_OPERATOR
     try:
         gateway = gateway or transport_gateway(settings, notifier)
-        app = App(settings, gateway, serve_http=settings.http.enabled)
+        app = App(settings, gateway, serve_http=settings.http.enabled, fleet=True)
     except (BusinessError, DatabaseError, ValueError) as exc:
         logger.error("cannot start: {}", exc)
         notifier.status(f"misconfigured: {exc}")

@@ -101,13 +101,8 @@ class Monitor:
     async def start(self) -> None:
         self._sink = logger.add(self._capture, level="WARNING", filter=self._wanted,
                                 format="{message}", catch=True)
-        other = await read_heartbeat(self.db, self.tenant)
-        now = self.clock.now()
-        if (other and other.stopped_at is None and other.pid != os.getpid()
-                and now - other.beat_at < timedelta(seconds=STALE_BEATS * self.interval)):
-            logger.warning("another wabot seems to be running for tenant {} (pid {} on {}): "
-                           "two daemons on one number answer twice", self.tenant, other.pid,
-                           other.host)
+        # No check for another daemon on the number here: `wabot run` holds its lease
+        # (`bot.fleet.claim`), so a second one waits instead of answering twice.
         await self.beat()
 
     async def beat(self, stopped: bool = False) -> None:

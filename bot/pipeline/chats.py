@@ -21,7 +21,7 @@ from bot.agents.registry import AgentRegistry
 from bot.clock import EPOCH, Clock
 from bot.events.hub import TURN_DONE, TURN_FAILED, Events
 from bot.gateway.addresses import receipts_by_sender
-from bot.gateway.base import GatewayError
+from bot.gateway.base import GatewayError, NotOwner
 from bot.gateway.pacer import Lane, lane
 from bot.models import CustomerKey, InboundMessage, MessageKind
 from bot.phones import mask
@@ -223,6 +223,8 @@ class Chats:
                         status = Fed.PAUSED.value
                     elif reply.text:
                         sent = await self.presenter.deliver(chat_addr, reply.text, track=track)
+                except NotOwner:
+                    raise
                 except GatewayError as exc:
                     status = undelivered(reply, track, exc, self.clock.now())
                     log.error("reply could not be delivered: {}", exc)
@@ -236,6 +238,10 @@ class Chats:
                 if status == Fed.PAUSED.value and self.hold is not None:
                     await self.hold.held(key)
             self.turns += 1
+        except NotOwner as exc:  # another node serves the number: it answers from the journal
+            log.warning("turn dropped here, the message stays in the journal: {}", exc)
+            await self.events.tell(TURN_DONE, key)
+            return
         except Exception:
             status = FAILED_FINAL if last_try else "failed"
             log.exception("turn failed")

@@ -3,6 +3,10 @@
 `feed(message)` is the single entry for inbound messages — the number's intake calls it, and
 so do tests and `wabot simulate`. The filters, given in order when the inbox is built, each
 take a message (an outcome) or let it through.
+
+In a fleet (`bot.fleet`), a node that does not hold the number yet only journals what
+reaches it (`serving` False) and nudges the owner, which routes what others journaled with
+`catch_up`.
 """
 
 from __future__ import annotations
@@ -37,12 +41,14 @@ __all__ = ["KIND_NOTES", "UNANSWERED_KINDS", "Describer", "Fed", "Filter", "Inbo
 # bot.pipeline.later.backlog: True when it took the message (it comes back through
 # `Chats.enqueue_late`).
 TakeBacklog = Callable[[InboundMessage], Awaitable[bool]]
+Nudge = Callable[[], Awaitable[None]]
 
 
 class Inbox:
     def __init__(self, tenant: str, customers: CustomerStore, chats: Chats, events: Events,
                  settings: InboxSettings, *, filters: Sequence[Filter] = (),
-                 take_backlog: TakeBacklog | None = None) -> None:
+                 take_backlog: TakeBacklog | None = None, serving: bool = True,
+                 nudge: Nudge | None = None) -> None:
         self.tenant = tenant
         self.customers = customers
         self.chats = chats
@@ -54,6 +60,12 @@ class Inbox:
         # Ids recovery routed: a feed whose journal write landed just before recovery read
         # the journal must not route its message a second time.
         self._recovered: set[str] = set()
+        # Journal only: another node serves the number (`serve()` once this one does).
+        self.serving = serving
+        self.nudge = nudge  # tells the owner node a message waits in the journal
+        # Ids this inbox routed, or is feeding, while they are unanswered: `catch_up` routes
+        # only the journaled messages no feed of this process is handling.
+        self._routed: set[str] = set()
 
     @property
     def tasks(self) -> set[asyncio.Task[None]]:
@@ -68,13 +80,24 @@ class Inbox:
             raise ValueError(f"message for tenant {msg.tenant!r} fed to {self.tenant!r}")
         if len(msg.text) > self.s.max_text_chars:
             msg.text = msg.text[: self.s.max_text_chars] + " …[message truncated]"
+        known = msg.msg_id in self._routed
+        self._routed.add(msg.msg_id)  # before the journal: a catch-up meanwhile skips it
         try:
             added = await self.customers.journal_add(msg)
         except (SQLAlchemyError, OSError) as exc:  # the intake holds it and retries
+            if not known:
+                self._routed.discard(msg.msg_id)
             raise JournalUnavailable(str(exc.__class__.__name__)) from exc
         if not added:
+            if not known:  # journaled by another node: its catch-up (or ours) routes it
+                self._routed.discard(msg.msg_id)
             logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).debug("duplicate dropped")
             return Fed.DUPLICATE
+        if not self.serving:
+            self._routed.discard(msg.msg_id)
+            if self.nudge is not None:
+                await self.nudge()
+            return Fed.DEFERRED
         if msg.msg_id in self._recovered:
             return Fed.QUEUED
         if self._live is not None:
@@ -130,12 +153,37 @@ class Inbox:
             if msg.msg_id in live:  # checked as each is routed: feeds go on meanwhile
                 continue
             self._recovered.add(msg.msg_id)
+            self._routed.add(msg.msg_id)
             pending.append(msg)
             await self._route(msg)
         self._live = None
         if pending:
             logger.info("recovering {} unanswered message(s) from the journal", len(pending))
         return len(pending)
+
+    async def catch_up(self) -> int:
+        """Route the journaled messages that no feed of this process handles: those another
+        node of the fleet journaled for this number (a webhook reaches any node)."""
+        if self._live is not None or not self.serving:  # `recover` has not run yet
+            return 0
+        before = set(self._routed)
+        pending = await self.customers.journal_pending(self.tenant, statuses=("received",))
+        waiting = {m.msg_id for m in pending}
+        self._routed -= before - waiting  # answered since: forgotten (feeds since are kept)
+        routed = 0
+        for msg in pending:
+            if msg.msg_id in self._routed:
+                continue
+            self._routed.add(msg.msg_id)
+            routed += 1
+            await self._route(msg)
+        if routed:
+            logger.info("{} message(s) journaled by another node routed here", routed)
+        return routed
+
+    def serve(self) -> None:
+        """This node holds the number now: route what arrives (not only journal it)."""
+        self.serving = True
 
     # --- lifecycle ---------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from loguru import logger
 
 from bot.clock import Clock
 from bot.events.hub import Events
-from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered
+from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered, NotOwner
 from bot.settings import PresenterSettings
 from bot.stores.deliveries import FAILED, SENDING, UNDELIVERED, UNKNOWN, DeliveryStore
 
@@ -137,7 +137,7 @@ class Presenter:
 
     async def _failed(self, track: Tracked | None, chat: str, kind: str, bubbles: list[str],
                       sent: int, exc: GatewayError) -> None:
-        if track is None:
+        if track is None or isinstance(exc, NotOwner):  # the owner node answers instead
             return
         # Only a send that provably never left is sent again; a timeout may have reached
         # WhatsApp, and a refusal would be refused again.

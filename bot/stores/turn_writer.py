@@ -5,17 +5,24 @@ The statements are written once, as SQL text with parameters, so nothing is buil
 compiled per turn: on SQLite they run as one function in the writer thread (one hop), on
 PostgreSQL as prepared statements on one connection. With the memory in MongoDB the lines
 go there first and the rest is one SQL transaction.
+
+In a fleet the write is fenced: `stamp()` gives the number's lease (and raises when this
+node's lease lapsed), and the transaction first checks that the database still names this
+node the owner under that epoch (on PostgreSQL holding the lease row FOR SHARE until the
+commit, so a takeover waits for it): a stale owner's turn is refused, never half-written.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 
+from bot.gateway.base import NotOwner
 from bot.models import CustomerKey, MemoryMessage
 from bot.stores.customers import Contact, utc_day
 from bot.stores.db import Database
@@ -68,17 +75,31 @@ MESSAGE_SQL = INSERT_LINE
 JOURNAL_ONE = "UPDATE journal SET status = :status WHERE tenant = :tenant AND msg_id = :msg_id"
 JOURNAL_PG = "UPDATE journal SET status = :status WHERE tenant = :tenant AND msg_id = ANY(:ids)"
 LOCK_PG = "SELECT pg_advisory_xact_lock(hashtext(:k))"  # as SqlMemoryStore.append
+FENCE = "SELECT 1 FROM number_leases WHERE number = :n AND owner = :me AND epoch = :e"
 
 _PG = {name: text(sql) for name, sql in (
     ("customer", CUSTOMER_SQL), ("usage", USAGE_SQL), ("message", MESSAGE_SQL),
     ("journal", JOURNAL_PG), ("journal_one", JOURNAL_ONE), ("lock", LOCK_PG),
-    ("run", INSERT_RUN))}
+    ("run", INSERT_RUN), ("fence", FENCE + " FOR SHARE"), ("fence_sqlite", FENCE))}
+
+Stamp = Callable[[], dict[str, Any]]
+
+
+class StaleOwner(NotOwner):
+    """The turn was refused: another node serves the number now."""
+
+
+def _fence(row: object, stamp: dict[str, Any]) -> None:
+    if row is None:
+        raise StaleOwner(f"number {stamp['n']}: epoch {stamp['e']} is no longer the "
+                         "owner's; the turn's write is refused")
 
 
 class TurnWriter:
-    def __init__(self, db: Database, memory: MemoryStore) -> None:
+    def __init__(self, db: Database, memory: MemoryStore, stamp: Stamp | None = None) -> None:
         self._db = db
         self._memory = memory
+        self._stamp = stamp
         # One transaction for everything only when the memory lives in this database.
         self._together = isinstance(memory, SqlMemoryStore) and memory.database is db
         self.writes = 0
@@ -88,21 +109,26 @@ class TurnWriter:
         already remembered (a replay after a crash)."""
         lines = rec.messages
         stored: list[MemoryMessage] = []
+        stamp = self._stamp() if self._stamp is not None else None  # raises when stale
         if lines and not self._together:
             stored = await self._memory.append(rec.key, lines)
             lines = []
         raw = self._db.raw_writer
         if raw is not None:
-            stored += await raw.run(lambda cur: _sqlite_turn(cur, rec, lines))
+            stored += await raw.run(lambda cur: _sqlite_turn(cur, rec, lines, stamp))
         else:
-            stored += await self._engine_turn(rec, lines)
+            stored += await self._engine_turn(rec, lines, stamp)
         self.writes += 1
         return stored
 
-    async def _engine_turn(self, rec: TurnRecord, lines: list[MemoryMessage]) -> list[MemoryMessage]:
+    async def _engine_turn(self, rec: TurnRecord, lines: list[MemoryMessage],
+                           stamp: dict[str, Any] | None) -> list[MemoryMessage]:
         key, params = rec.key, _p(rec.key, rec)
         stored: list[MemoryMessage] = []
         async with self._db.begin() as conn:
+            if stamp is not None:
+                fence = _PG["fence_sqlite" if self._db.is_sqlite else "fence"]
+                _fence((await conn.execute(fence, stamp)).first(), stamp)
             if lines and not self._db.is_sqlite:
                 await conn.execute(_PG["lock"], {"k": f"wabot-memory:{key}"})
             for m in lines:
@@ -126,9 +152,11 @@ class TurnWriter:
         return stored
 
 
-def _sqlite_turn(cur: sqlite3.Cursor, rec: TurnRecord,
-                 lines: list[MemoryMessage]) -> list[MemoryMessage]:
+def _sqlite_turn(cur: sqlite3.Cursor, rec: TurnRecord, lines: list[MemoryMessage],
+                 stamp: dict[str, Any] | None) -> list[MemoryMessage]:
     key, params = rec.key, _p(rec.key, rec)
+    if stamp is not None:
+        _fence(cur.execute(FENCE, stamp).fetchone(), stamp)
     stored = insert_lines(cur, key, lines)
     cur.execute(CUSTOMER_SQL, {**params, "at": sqlite_time(rec.at)})
     if rec.msgs_out or rec.tokens_in or rec.tokens_out:

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import text
 
 from bot.ops.status import (
-    Heartbeat,
     followup_table,
     format_status,
     read_heartbeat,
@@ -107,20 +106,3 @@ async def test_pending_follow_ups_are_counted_from_the_job_table(settings):
         async with db.engine.begin() as conn:
             await conn.execute(text(f'DROP TABLE "{table}"'))
         await db.close()
-
-
-async def test_a_second_daemon_for_the_same_tenant_is_warned_about(settings):
-    from loguru import logger
-
-    seen: list[str] = []
-    sink = logger.add(lambda m: seen.append(m.record["message"]), level="WARNING")
-    try:
-        async with pipeline(settings) as p:
-            db = p.app.unit.db
-            async with db.engine.begin() as conn:
-                await conn.execute(Heartbeat.__table__.update().where(
-                    Heartbeat.__table__.c.tenant == settings.tenant).values(pid=1, host="elsewhere"))
-            await p.app.unit.monitor.start()
-    finally:
-        logger.remove(sink)
-    assert any("another wabot seems to be running" in s for s in seen)

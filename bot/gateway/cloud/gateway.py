@@ -330,12 +330,12 @@ class CloudGateway(Gateway):
             payload["filename"] = filename
         return await self._send(chat, kind, payload)
 
-    async def mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None:
+    async def _mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None:
         self._answering[chat] = list(msg_ids)  # the turn's reply answers these
         if msg_ids:  # reading the newest marks the earlier ones read too
             await self._status(msg_ids[-1], typing=False)
 
-    async def set_typing(self, chat: str, typing: bool) -> None:
+    async def _set_typing(self, chat: str, typing: bool) -> None:
         # The indicator rides on a read receipt of the customer's last message and ends by
         # itself when the reply arrives (or after 25 s): there is no "paused".
         last = self._last_id.get(chat)

@@ -326,7 +326,7 @@ class NeonizeGateway(Gateway):
         await self.go_call(f"delete a message in {mask_address(chat)}", lambda c: c.revoke_message(
             parse_jid(self.raw_chat(chat)), me.JID, msg_id))
 
-    async def mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None:
+    async def _mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None:
         if not msg_ids:
             return
         chat_jid = parse_jid(self.raw_chat(chat))  # receipt.go MarkRead: sender for groups
@@ -336,7 +336,7 @@ class NeonizeGateway(Gateway):
                                   sender=parse_jid(sender) if sender else chat_jid,
                                   receipt=ReceiptType.READ))
 
-    async def set_typing(self, chat: str, typing: bool) -> None:
+    async def _set_typing(self, chat: str, typing: bool) -> None:
         """Composing/paused in one chat, inside "available" … "unavailable" for the reply."""
         if typing:
             self._composing.add(chat)

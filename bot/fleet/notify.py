@@ -1,0 +1,53 @@
+"""Waking the other nodes at once when a number is given back: PostgreSQL LISTEN/NOTIFY on
+one channel. Nodes also look every `fleet.renew_seconds` on their own, so a lost
+notification (or SQLite, which has none) only costs that wait."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+from typing import Any
+
+from loguru import logger
+from sqlalchemy.engine import make_url
+
+CHANNEL = "wabot_fleet"
+
+
+class Wakeup:
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._conn: Any = None
+        self._event = asyncio.Event()
+
+    async def start(self) -> None:
+        if self._conn is not None:
+            return
+        import asyncpg  # type: ignore[import-untyped]
+
+        try:
+            self._conn = await asyncpg.connect(self._dsn)
+            await self._conn.add_listener(CHANNEL, self._heard)
+        except Exception as exc:  # polling still works
+            logger.debug("fleet: no LISTEN connection ({}); polling only", exc)
+            self._conn = None
+
+    def _heard(self, *_: Any) -> None:
+        self._event.set()
+
+    async def wait(self, within: float) -> None:
+        """Until another node says something changed, or `within` seconds."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), within)
+        self._event.clear()
+
+    async def notify(self) -> None:
+        if self._conn is not None:
+            await self._conn.execute(f"NOTIFY {CHANNEL}")
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            with suppress(Exception):
+                await self._conn.close()
+            self._conn = None
