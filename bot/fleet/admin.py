@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.exc import IntegrityError
 
 from bot.business import BusinessError, load_business
 from bot.fleet.numbers import SECRETS, NumberError, NumberStore, check_key
@@ -77,6 +78,11 @@ def qr_file(base: Settings, key: str) -> Path:
     return state_dir_of(base, key) / QR_PNG_NAME
 
 
+def _cloud(row: NumberRow) -> dict[str, Any]:
+    cloud = (row.settings or {}).get("cloud")
+    return cloud if isinstance(cloud, dict) else {}
+
+
 def _check_cloud(new: NewNumber, others: list[NumberRow], base: Settings) -> None:
     given = [name for name in CLOUD_FIELDS if getattr(new, name)]
     if new.transport != "cloud":
@@ -95,8 +101,7 @@ def _check_cloud(new: NewNumber, others: list[NumberRow], base: Settings) -> Non
         if value and not ENV_NAME.match(value):
             raise NumberError(f"{name} must name an environment variable (letters, digits "
                               "and _, e.g. SHOP2_CLOUD_TOKEN), not hold the secret itself")
-    used = {(row.settings or {}).get("cloud", {}).get("phone_number_id"): row.key
-            for row in others}
+    used = {_cloud(row).get("phone_number_id"): row.key for row in others}
     if base.whatsapp.transport == "cloud" and base.tenant not in used.values():
         used[base.cloud.phone_number_id] = base.tenant
     if new.phone_number_id in used:
@@ -131,15 +136,18 @@ async def add_number(store: NumberStore, new: NewNumber, base: Settings) -> Numb
     if any(row.key == new.key for row in others):
         raise NumberExists(f"number {new.key} already exists (`wabot numbers show {new.key}`)")
     _check_cloud(new, others, base)
-    return await store.add(new.key, new.transport, new.settings(),
-                           _business_file(new.business_file))
+    business_file = _business_file(new.business_file)
+    try:
+        return await store.add(new.key, new.transport, new.settings(), business_file)
+    except IntegrityError:  # added meanwhile, from another shell or node
+        raise NumberExists(f"number {new.key} already exists") from None
 
 
 def notes_for(row: NumberRow, base: Settings, env: Mapping[str, str] | None) -> list[str]:
     """What the operator should know about a number just added: variables not set in `env`
     (the CLI's environment; None: not checked), secrets taken from the process's settings."""
     notes: list[str] = []
-    cloud = (row.settings or {}).get("cloud", {})
+    cloud = _cloud(row)
     if row.transport != "cloud":
         return notes
     for secret in SECRETS["cloud"]:
