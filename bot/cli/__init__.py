@@ -17,7 +17,7 @@ from bot.cli.common import app, verbose_first
 # isort: off
 from bot.cli import init, daemon, chat, simulate  # noqa: F401
 from bot.cli import admin, memory, followups, catalog  # noqa: F401
-from bot.cli import knowledge  # noqa: F401
+from bot.cli import knowledge, numbers  # noqa: F401
 from bot.cli import web  # noqa: F401
 # isort: on
 

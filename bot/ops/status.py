@@ -27,6 +27,7 @@ from sqlmodel import Field, SQLModel
 from bot.business import local_time
 from bot.clock import Clock
 from bot.gateway.restrictions import FILE_NAME, read
+from bot.ops.fleet_status import FleetStatus, fleet_json, format_fleet, read_fleet
 from bot.phones import mask
 from bot.settings import Settings
 from bot.stores.customers import CUSTOMERS, JOURNAL, USAGE, utc_day
@@ -186,6 +187,7 @@ class Status:
     number_note: str = ""  # why it is not known
     number_id: str = ""  # cloud.phone_number_id
     restrictions: list[str] = field(default_factory=list)  # WhatsApp's timelock / ban
+    fleet: FleetStatus | None = None  # issue #22: None until the fleet's tables exist
 
 
 def followup_table(tenant: str) -> str:
@@ -235,6 +237,7 @@ async def read_status(db: Database, settings: Settings, now: datetime) -> Status
         from bot.gateway.cloud.graph import display_number
 
         status.number, status.number_note = await display_number(settings.cloud)
+    status.fleet = await read_fleet(db, settings.fleet.lease_seconds)
     price = settings.llm
     status.cost = (status.tokens_in * price.price_in_per_million
                    + status.tokens_out * price.price_out_per_million) / 1_000_000
@@ -344,6 +347,8 @@ def format_status(s: Status, zone: tzinfo = UTC) -> str:
         lines.append(f"last error    {at}: {beat.last_error}")
     else:
         lines.append("last error    none")
+    if s.fleet is not None:
+        lines += format_fleet(s.fleet)
     return "\n".join(lines)
 
 
@@ -368,4 +373,5 @@ def status_json(s: Status) -> dict[str, Any]:
         "voice_minutes_today": round(s.voice_minutes, 2),
         "last_error": beat.last_error if beat and beat.last_error else None,
         "last_error_at": beat.last_error_at.isoformat() if beat and beat.last_error_at else None,
+        "fleet": fleet_json(s.fleet) if s.fleet is not None else None,
     }

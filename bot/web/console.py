@@ -6,6 +6,7 @@ simply not found. The App builds one `Console` from its parts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -16,6 +17,7 @@ from bot.clock import Clock
 from bot.events.alerts import Alerts
 from bot.events.hub import Events
 from bot.events.outbox import Outbox
+from bot.fleet.numbers import NumberStore
 from bot.followups.ports import Scheduling
 from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
@@ -87,6 +89,12 @@ class Console:
     followups: Scheduling | None = None
     live: Any = None  # () -> bot.ops.status.Live: turns, failures, agents cached
     zone: tzinfo = UTC  # the business's timezone: "today" is its local day
+    numbers: NumberStore | None = None  # the fleet's numbers; None: on the customers' database
+    numbers_changed: Callable[[], None] | None = None  # a number added or removed (Node.wake)
+
+    def __post_init__(self) -> None:
+        if self.numbers is None:
+            self.numbers = NumberStore(self.customers.db, self.clock)
 
     @property
     def tenant(self) -> str:

@@ -30,7 +30,7 @@ from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.settings import HttpSettings
-from bot.web import api, linking, pages
+from bot.web import api, linking, numbers, pages
 from bot.web.auth import Auth
 from bot.web.console import BadRequest, Console, InvalidNumber, NotFound, SendFailed
 
@@ -170,6 +170,7 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
     app.include_router(api.router(), dependencies=[Depends(require_bearer)])
+    app.include_router(numbers.router(), dependencies=[Depends(require_bearer)])
     app.include_router(pages.router())
     for extra in extra_routers:
         app.include_router(extra)
