@@ -253,6 +253,10 @@ class FollowUpSettings(Section):
     max_per_customer: int = Field(2, ge=1, description="proactive messages per customer …")
     per_customer_days: float = Field(7.0, gt=0, description="… within this many days")
     max_per_day: int = Field(200, ge=1, description="per business number, per local day")
+    min_gap_hours: float = Field(
+        4.0, ge=0, description="proactive messages to one customer at least this far apart, "
+                               "whatever their source; a rule yields to the agent's own "
+                               "follow-up due within it")
     send_hours: str = Field("09:00-20:00", pattern=r"^\d\d:\d\d-\d\d:\d\d$",
                             description="when the business profile states no hours")
     spread_minutes: float = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -41,25 +42,45 @@ def init(
     Asks for the business name, language, timezone, opening hours, the model endpoint and
     key, and the database; `--yes` takes the options given and the defaults for the rest.
     """
-    from bot.ops.setup import Answers, SetupError, local_timezone, write_files
+    from bot.ops import setup
 
-    d = Answers(timezone=local_timezone(), api_key=os.environ.get("OPENAI_API_KEY", ""),
-                base_url=os.environ.get("OPENAI_BASE_URL", ""))
+    try:
+        setup.check_free(directory, force=force)
+    except setup.SetupError as exc:
+        raise fail(str(exc), 2) from None
+    d = setup.Answers(timezone=setup.local_timezone(),
+                      api_key=os.environ.get("OPENAI_API_KEY", ""),
+                      base_url=os.environ.get("OPENAI_BASE_URL", ""))
 
-    def ask(given: str | None, question: str, default: str, secret: bool = False) -> str:
-        if given is not None:
-            return given
-        if yes:
-            return default
-        answer: str = typer.prompt(question, default=default, hide_input=secret,
-                                   show_default=not secret)
-        return answer.strip()
+    def ask(given: str | None, question: str, default: str, secret: bool = False,
+            check: Callable[[str], str] = str) -> str:
+        """The answer, checked when typed: a wrong one is asked again, the reason shown
+        (an option or `--yes` that does not read ends here, exit 2)."""
+        answer = given if given is not None else default if yes else None
+        while True:
+            if answer is None:
+                answer = str(typer.prompt(question, default=default, hide_input=secret,
+                                          show_default=not secret)).strip()
+            try:
+                checked = check(answer)
+            except setup.SetupError as exc:
+                if given is not None or yes:
+                    raise fail(str(exc), 2) from None
+                typer.echo(f"  {exc}")
+                default, answer = exc.suggestion or default, None
+                continue
+            if checked != answer:
+                typer.echo(f"  → {checked}")
+            return checked
 
-    a = Answers(
-        name=ask(name, "Business name", d.name),
-        language=ask(language, "Language customers are answered in", d.language),
-        timezone=ask(timezone, "Timezone", d.timezone),
-        hours=ask(hours, "Opening hours", d.hours),
+    business = ask(name, "Business name", d.name, check=setup.check_name)
+    lang = ask(language, "Language customers are answered in", d.language)
+    a = setup.Answers(
+        name=business, language=lang,
+        timezone=ask(timezone, "Timezone (a city, a country or America/Mexico_City)",
+                     d.timezone, check=setup.check_timezone),
+        hours=ask(hours, "Opening hours", d.hours,
+                  check=lambda typed: setup.check_hours(typed, lang)),
         base_url=ask(base_url, "Model endpoint (empty: OpenAI; Ollama: "
                      "http://127.0.0.1:11434/v1)", d.base_url),
         api_key=ask(api_key, "API key (empty: none)", d.api_key, secret=True),
@@ -67,8 +88,8 @@ def init(
         database_url=ask(database_url, "Database URL (empty: SQLite in ./data)",
                          d.database_url))
     try:
-        written = write_files(directory, a, force=force)
-    except SetupError as exc:
+        written = setup.write_files(directory, a, force=force)
+    except setup.SetupError as exc:
         raise fail(str(exc), 2) from None
     for path in written:
         typer.echo(f"wrote {path}")

@@ -25,6 +25,10 @@ from bot.settings import FollowUpRule, FollowUpSettings
 from bot.stores.customers import CustomerStore
 from bot.stores.memory_base import MemoryStore
 
+# When the customer's pending agent follow-up is due (None: there is none); the rules yield
+# to it when it is near.
+AgentDue = Callable[[str], Awaitable[datetime | None]]
+
 # Whether the transport may write first to a phone now: None, or why not (the Cloud API's
 # 24-hour window with no template; `CloudGateway.may_write_first`). Asked last, before the
 # model composes anything.
@@ -43,7 +47,8 @@ class Policy:
     def __init__(self, tenant: str, settings: FollowUpSettings, rules: dict[str, FollowUpRule],
                  *, customers: CustomerStore, memory: MemoryStore, business: Business,
                  reachable: Reachable | None = None,
-                 restricted: Callable[[], datetime | None] | None = None) -> None:
+                 restricted: Callable[[], datetime | None] | None = None,
+                 agent_due: AgentDue | None = None) -> None:
         self.tenant = tenant
         self.s = settings
         self.rules = rules
@@ -55,6 +60,8 @@ class Policy:
         self.reachable = reachable
         # Until when WhatsApp restricts the number (timelock, ban): follow-ups move past it.
         self.restricted = restricted
+        self.agent_due = agent_due
+        self.gap = timedelta(hours=settings.min_gap_hours)
 
     def cancelled_by_reply(self, fu: FollowUp) -> bool:
         """The agent's own follow-ups; a reply moves a silent rule instead (`_verdict`), and
@@ -110,6 +117,8 @@ class Policy:
         if await self.count_sent(since, fu.phone) >= self.s.max_per_customer:
             return Verdict("drop", f"{self.s.max_per_customer} follow-up(s) already sent in "
                                    f"{self.s.per_customer_days:g} days")
+        if (spaced := await self._spaced(fu, now, tz)) is not None:
+            return spaced
         day_start = datetime.combine(now.astimezone(self.business.tz).date(), time(),
                                      tzinfo=self.business.tz)
         if await self.count_sent(day_start) >= self.s.max_per_day:
@@ -118,6 +127,34 @@ class Policy:
         if self.reachable is not None and (unreachable := await self.reachable(fu.phone)):
             return Verdict("drop", unreachable)
         return Verdict("send")
+
+    async def _spaced(self, fu: FollowUp, now: datetime, tz: ZoneInfo) -> Verdict | None:
+        """Proactive messages to one customer keep `min_gap_hours` apart, whatever their
+        source (a customer got the agent's follow-up and the "lead silent" nudge seconds
+        apart, issue #24); a rule yields to the agent's own follow-up near it, sent or due."""
+        if not self.gap:
+            return None
+        last = await self.last_sent(fu.phone)
+        if fu.kind != AGENT:
+            due = await self.agent_due(fu.phone) if self.agent_due is not None else None
+            if due is not None and due - now < self.gap:
+                return Verdict("drop", f"the agent's own follow-up is due {due.isoformat()}")
+            if last is not None and last[0] == AGENT and now - last[1] < self.gap:
+                return Verdict("drop", f"the agent's own follow-up went at {last[1].isoformat()}")
+        if last is not None and now - last[1] < self.gap:
+            return Verdict("move", f"a {last[0]} follow-up went at {last[1].isoformat()} "
+                                   f"(followups.min_gap_hours = {self.s.min_gap_hours:g})",
+                           self.slot(last[1] + self.gap, tz, fu.phone))
+        return None
+
+    async def last_sent(self, phone: str) -> tuple[str, datetime] | None:
+        """The kind and time of the last follow-up sent (or being sent) to the customer."""
+        stmt = select(SENT.c.kind, SENT.c.at).where(
+            SENT.c.tenant == self.tenant, SENT.c.phone == phone, SENT.c.status.in_(COUNTED),
+        ).order_by(SENT.c.at.desc()).limit(1)
+        async with self.customers.db.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else (str(row[0]), row[1])
 
     def slot(self, at: datetime, tz: ZoneInfo, phone: str) -> datetime | None:
         # A per-customer offset after opening, so moved follow-ups don't all go at 09:00:00.

@@ -85,7 +85,7 @@ class FollowUpScheduler:
         self.rules: dict[str, FollowUpRule] = {r.name: r for r in settings.rules}
         self.policy = Policy(tenant, settings, self.rules, customers=customers,
                              memory=memory, business=business, reachable=reachable,
-                             restricted=restricted)
+                             restricted=restricted, agent_due=self._agent_due)
         self.own_timer = not isinstance(clock, SystemClock) if own_timer is None else own_timer
         self.grace = timedelta(hours=settings.max_lateness_hours)
         self.table = JobTable(sql_url, tenant)
@@ -225,6 +225,9 @@ class FollowUpScheduler:
             self.cache.found(phone, found)
         return [fu for fu in found if fu.kind in kinds]
 
+    async def _agent_due(self, phone: str) -> datetime | None:
+        return next((fu.run_at for fu in await self.pending(phone, kinds=[AGENT])), None)
+
     async def cancel(self, key: CustomerKey, kind: str | None = None) -> int:
         """Remove the customer's pending follow-ups (of one kind); returns how many. Known
         kinds only: a job of a rule since removed from the config is dropped when due."""
@@ -338,7 +341,9 @@ class FollowUpScheduler:
         now = self.clock.now()
         retry: datetime | None = None
         try:
-            for fu in await self._write(self._take_due, now):
+            due = await self._write(self._take_due, now)
+            # The agent's own follow-ups first: a rule due with them then yields (`Policy`).
+            for fu in sorted(due, key=lambda fu: fu.kind != AGENT):
                 if fu.run_at is not None and now - fu.run_at > self.grace:
                     self.outcomes["missed"] += 1
                     logger.warning("follow-up {} missed by {}: dropped (later than "

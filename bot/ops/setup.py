@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from pydantic import ValidationError
 
-from bot.business import DAYS, Business
+from bot.business import Business
+from bot.ops.hours import HoursError, parse_hours
+from bot.ops.zones import Unclear, find_zone
 from bot.settings import DEFAULT_RULES
 
 
 class SetupError(ValueError):
-    """An answer that cannot be used; the message says what is expected."""
+    """An answer that cannot be used; the message says what is expected, `suggestion` what
+    to offer when asking again (empty: the question's default)."""
+
+    def __init__(self, reason: str, suggestion: str = "") -> None:
+        super().__init__(reason)
+        self.suggestion = suggestion
 
 
 @dataclass(slots=True)
@@ -37,22 +44,34 @@ class Answers:
     tenant: str = "default"
 
 
-_SPAN = re.compile(r"^\s*(closed|\d\d:\d\d-\d\d:\d\d)\s*$")
+def check_name(typed: str) -> str:
+    if not typed.strip():
+        raise SetupError("the business needs a name")
+    return typed.strip()
 
 
-def parse_hours(text: str) -> dict[str, str]:
-    """`"mon-fri 09:00-18:00, sat 10:00-14:00"` → the profile's `hours`; other days closed."""
-    hours = dict.fromkeys(DAYS, "closed")
-    for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
-        days, _, span = part.partition(" ")
-        if not _SPAN.match(span):
-            raise SetupError(f"{part!r}: write days and hours like 'mon-fri 09:00-18:00'")
-        first, _, last = days.lower().partition("-")
-        if first not in DAYS or (last and last not in DAYS):
-            raise SetupError(f"{part!r}: days are {', '.join(DAYS)} (or a range: mon-fri)")
-        for i in range(DAYS.index(first), DAYS.index(last or first) + 1):
-            hours[DAYS[i]] = span.strip()
-    return hours
+def check_timezone(typed: str) -> str:
+    """The IANA zone for what was typed (`Mexico City` → America/Mexico_City)."""
+    found = find_zone(typed)
+    if isinstance(found, Unclear):
+        raise SetupError(found.reason, found.suggestion)
+    return found
+
+
+def check_hours(typed: str, language: str) -> str:
+    """The opening hours as typed, once they read (day names in `language` or English)."""
+    try:
+        Business.model_validate({"name": "-", "hours": parse_hours(typed, language)})
+    except HoursError as exc:
+        raise SetupError(str(exc)) from None
+    except ValidationError as exc:
+        raise SetupError(reason(exc)) from None
+    return typed
+
+
+def reason(exc: ValidationError) -> str:
+    """What pydantic found wrong, in its words, without the documentation link it appends."""
+    return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
 
 
 def local_timezone() -> str:
@@ -75,13 +94,16 @@ def local_timezone() -> str:
 
 
 def business_yaml(a: Answers) -> str:
-    profile = {"name": a.name, "language": a.language, "timezone": a.timezone,
-               "hours": parse_hours(a.hours), "products": [], "faq": [],
-               "notes": "Policies, shipping, returns: anything the agents must know."}
     try:
+        profile = {"name": check_name(a.name), "language": a.language,
+                   "timezone": check_timezone(a.timezone),
+                   "hours": parse_hours(a.hours, a.language), "products": [], "faq": [],
+                   "notes": "Policies, shipping, returns: anything the agents must know."}
         Business.model_validate(profile)
-    except ValueError as exc:
-        raise SetupError(str(exc).splitlines()[-1].strip()) from None
+    except HoursError as exc:
+        raise SetupError(str(exc)) from None
+    except ValidationError as exc:
+        raise SetupError(reason(exc)) from None
     head = ("# The business the agents speak for (config/business.example.yaml shows every\n"
             "# field: persona, products with prices, FAQ). Agents state only what is here.\n")
     return head + yaml.safe_dump(profile, allow_unicode=True, sort_keys=False)
@@ -109,16 +131,22 @@ def wabot_toml(a: Answers) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_free(root: Path, targets: list[Path] | None = None, force: bool = False) -> None:
+    """Refuses to overwrite files already there: asked before the first question too."""
+    targets = targets or [root / "config" / "wabot.toml", root / "config" / "business.yaml"]
+    existing = [p for p in targets if p.exists()]
+    if existing and not force:
+        raise SetupError(f"{', '.join(map(str, existing))} already exist: edit them, or run "
+                         "`wabot init --force` to write them again")
+
+
 def write_files(root: Path, a: Answers, force: bool = False) -> list[Path]:
     """Writes the files under `root`; refuses to overwrite unless `force`."""
     targets = {root / "config" / "wabot.toml": wabot_toml(a),
                root / "config" / "business.yaml": business_yaml(a)}
     if a.api_key:
         targets[root / ".env"] = f"OPENAI_API_KEY={a.api_key}\n"
-    existing = [p for p in targets if p.exists()]
-    if existing and not force:
-        raise SetupError(f"{', '.join(map(str, existing))} already exist: edit them, or run "
-                         "`wabot init --force` to write them again")
+    check_free(root, list(targets), force)
     for path, content in targets.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
