@@ -392,6 +392,9 @@ class HttpSettings(BaseModel):
     session_hours: float = Field(12.0, gt=0, le=24 * 30, description="page login lifetime")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="larger requests get 413")
     failed_auth_per_minute: int = Field(10, ge=1, description="401s per client per minute")
+    # The addresses of reverse proxies whose X-Forwarded-For names the client (for the
+    # failed-login limit). Empty: the header is ignored, whoever sends it.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
 
 WEBHOOK_EVENTS = ("message.received", "message.sent", "customer.created",
