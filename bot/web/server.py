@@ -33,6 +33,7 @@ from bot.settings import HttpSettings
 from bot.web import api, linking, pages
 from bot.web.auth import Auth
 from bot.web.console import BadRequest, Console, InvalidNumber, NotFound, SendFailed
+from bot.web.headers import SecurityHeaders
 
 
 class ConsoleError(RuntimeError):
@@ -178,6 +179,7 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
     for extra in extra_routers:
         app.include_router(extra)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app
 
 
