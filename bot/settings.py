@@ -384,7 +384,7 @@ CLOUD_REQUIRED = ("phone_number_id", "access_token", "app_secret", "verify_token
 # --- the owner's console, webhooks, alerts, run log ----------------------------------------
 
 
-class HttpSettings(BaseModel):
+class HttpSettings(Section):
     """The console (web page + /api/v1) served by the daemon. Loopback by default: reach it
     through an SSH tunnel (`ssh -L 8080:127.0.0.1:8080 vps`), never exposed unless you say so."""
 
@@ -396,6 +396,9 @@ class HttpSettings(BaseModel):
     session_hours: float = Field(12.0, gt=0, le=24 * 30, description="page login lifetime")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="larger requests get 413")
     failed_auth_per_minute: int = Field(10, ge=1, description="401s per client per minute")
+    # The addresses of reverse proxies whose X-Forwarded-For names the client (for the
+    # failed-login limit). Empty: the header is ignored, whoever sends it.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
 
 WEBHOOK_EVENTS = ("message.received", "message.sent", "customer.created",
@@ -403,7 +406,7 @@ WEBHOOK_EVENTS = ("message.received", "message.sent", "customer.created",
                   "turn.failed", "connection.changed", "owner.alert")
 
 
-class WebhookSettings(BaseModel):
+class WebhookSettings(Section):
     """Events POSTed as JSON to these URLs, signed with HMAC-SHA256 (header X-Wabot-Signature)."""
 
     urls: list[str] = Field(default_factory=list)
@@ -438,7 +441,7 @@ class WebhookSettings(BaseModel):
         return self
 
 
-class AlertSettings(BaseModel):
+class AlertSettings(Section):
     """The owner is told when a turn fails, a daily cap is hit, a customer asks for a human,
     WhatsApp logs the device out, or the daemon restarts after a crash."""
 
@@ -447,7 +450,7 @@ class AlertSettings(BaseModel):
     keep: int = Field(200, ge=1, description="recent alerts shown on the page")
 
 
-class RunLogSettings(BaseModel):
+class RunLogSettings(Section):
     """Every model call of a turn, kept for "why did it say that"."""
 
     enabled: bool = True
@@ -457,15 +460,13 @@ class RunLogSettings(BaseModel):
 # --- end of the console's settings ---------------------------------------------------------
 
 
-class RetrySettings(BaseModel):
+class RetrySettings(Section):
     """Turns that failed while the model was down are answered once it is back (issue #16.7).
 
     While failed turns younger than `max_age_hours` wait, the daemon asks the model a
     one-word question every `probe_seconds`; once it answers, each waiting customer's failed
     messages are retried once, oldest customer first, with an instruction to acknowledge
     the delay. A retry that fails again is journaled `failed_final` and left alone."""
-
-    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
     max_age_hours: float = Field(12.0, gt=0, le=24 * 14,
@@ -474,12 +475,10 @@ class RetrySettings(BaseModel):
                                  description="how often the model is asked while turns wait")
 
 
-class VoiceBudgetSettings(BaseModel):
+class VoiceBudgetSettings(Section):
     """Voice-note transcription is paid per audio minute (issue #16.12): it counts towards
     the customer's `limits.daily_tokens` and a business-wide daily budget. Over either, the
     note is not transcribed and the agent asks the customer to type."""
-
-    model_config = ConfigDict(extra="forbid")
 
     # whisper-1 costs US$0.006 a minute, what 40k prompt tokens cost at the default price.
     tokens_per_minute: int = Field(40_000, ge=0,

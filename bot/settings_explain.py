@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from typing import get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,8 +31,12 @@ def closest(loc: list[str], root: type[BaseModel]) -> str:
     """` (did you mean inbox.debounce_seconds?)` for a misspelled key, looked up in its section."""
     model = root
     for part in loc[:-1]:
+        if part.isdigit():  # an item of a list of sections (`followups.rules.0`)
+            continue
         field = model.model_fields.get(part)
         inner = field.annotation if field else None
+        if get_origin(inner) is list:
+            inner = get_args(inner)[0]
         if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
             return ""
         model = inner

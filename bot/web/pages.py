@@ -96,14 +96,14 @@ def router() -> APIRouter:
     async def login(request: Request, token: Annotated[str, Form()] = "",
                     next: Annotated[str, Form()] = "/") -> Response:
         auth: Auth = request.app.state.auth
+        if auth.token_ok(token):  # the right token always gets in
+            return _logged_in(auth, next)
         client = request.client.host if request.client else "?"
         if auth.limited(client):
             return _render("login.html", request, 429, error="Too many failed attempts: "
                            "wait a minute.")
-        if not auth.token_ok(token):
-            auth.failed(client)
-            return _render("login.html", request, 401, error="Wrong token.")
-        return _logged_in(auth, next)
+        auth.failed(client)
+        return _render("login.html", request, 401, error="Wrong token.")
 
     @pages.post("/logout")
     async def logout(request: Request, csrf: CsrfField = "") -> Response:

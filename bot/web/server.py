@@ -33,6 +33,7 @@ from bot.settings import HttpSettings
 from bot.web import api, linking, numbers, pages
 from bot.web.auth import Auth
 from bot.web.console import BadRequest, Console, InvalidNumber, NotFound, SendFailed
+from bot.web.headers import SecurityHeaders
 
 
 class ConsoleError(RuntimeError):
@@ -94,21 +95,25 @@ async def _nothing() -> Message:
     return {"type": "http.disconnect"}
 
 
+UNAUTHORIZED = ("missing or wrong token: send Authorization: Bearer <token>; the token is "
+                "http.api_token (WABOT_HTTP__API_TOKEN) or, when that is unset, the file "
+                "console-token in the state directory")
+
+
 def client_of(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
 def require_bearer(request: Request) -> None:
     auth: Auth = request.app.state.auth
+    if auth.bearer_ok(request.headers.get("authorization")):
+        return  # the right token always gets in: the limiter slows guessing only
     client = client_of(request)
     if auth.limited(client):
         raise HTTPException(429, "too many failed attempts: wait a minute",
                             headers={"Retry-After": "60"})
-    if not auth.bearer_ok(request.headers.get("authorization")):
-        auth.failed(client)
-        raise HTTPException(401, "missing or wrong token: send Authorization: Bearer "
-                            "<http.api_token> (see `wabot console`)",
-                            headers={"WWW-Authenticate": "Bearer"})
+    auth.failed(client)
+    raise HTTPException(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
 
 
 def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024,
@@ -175,6 +180,7 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
     for extra in extra_routers:
         app.include_router(extra)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app
 
 
@@ -238,8 +244,13 @@ class WebServer:
     async def start(self) -> None:
         self._socket = self._bind()
         self.port = self._socket.getsockname()[1]
+        proxies = self.settings.trusted_proxies
         config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=5, server_header=False)
+                                timeout_graceful_shutdown=5, server_header=False,
+                                # uvicorn believes X-Forwarded-For from loopback by default:
+                                # anyone local could then rotate it past the login limiter.
+                                proxy_headers=bool(proxies),
+                                forwarded_allow_ips=proxies or None)
         config.load()
         server = _Server(config)
         server.lifespan = config.lifespan_class(config)

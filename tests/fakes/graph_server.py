@@ -6,7 +6,7 @@ typing indicator), `GET /{media_id}` (the media URL) and the download itself, an
 
     graph.fail(429)                       # the next send is throttled…
     graph.fail(400, code=131047)          # …or refused for good
-    graph.media["M1"] = b"..."            # downloadable media
+    graph.media["1001"] = b"..."          # downloadable media (Meta ids are digits)
     graph.latency = 0.05                  # every answer waits this long
 
 It runs uvicorn on its own loop in a daemon thread, so it can serve a `wabot` subprocess.

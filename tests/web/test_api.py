@@ -36,8 +36,8 @@ async def test_wrong_tokens_are_rate_limited(served):
     async with client(served, token="guess") as bad:
         codes = [(await bad.get("/api/v1/customers")).status_code for _ in range(limit + 1)]
     assert codes == [401] * limit + [429]
-    async with client(served) as ok:  # another credential from the same client: still limited
-        assert (await ok.get("/api/v1/customers")).status_code == 429
+    async with client(served) as ok:  # the right token from the same client still gets in
+        assert (await ok.get("/api/v1/customers")).status_code == 200
 
 
 async def test_openapi_describes_every_route(api):

@@ -7,6 +7,8 @@ Unknown message types become `OTHER` (kept, not answered): never an exception.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +16,15 @@ from typing import Any
 from bot.clock import plausible
 from bot.models import InboundMessage, MessageKind
 from bot.stores.outbound import StatusUpdate
+
+# The ids Meta issues for media are digits; anything else would be spliced into a Graph URL
+# sent with the access token (`../../<id>/messages`, `123?fields=access_token`).
+MEDIA_ID = re.compile(r"[0-9]{1,32}")
+# Meta's payloads nest about eight levels; json.loads recurses once per level and a body of
+# a few thousand brackets ends in RecursionError (a 500 Meta would redeliver forever).
+MAX_DEPTH = 64
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKETS = re.compile(rb"[\[\]{}]")
 
 _MEDIA = {"image": MessageKind.IMAGE, "video": MessageKind.VIDEO,
           "document": MessageKind.DOCUMENT, "sticker": MessageKind.STICKER}
@@ -39,6 +50,22 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def loads(body: bytes) -> Any:
+    """The JSON of a webhook body; ValueError when it is not JSON or nests over MAX_DEPTH."""
+    depth = 0
+    for bracket in _BRACKETS.findall(_STRING.sub(b'""', body)):
+        depth += 1 if bracket in (b"[", b"{") else -1
+        if depth > MAX_DEPTH:
+            raise ValueError(f"the webhook body nests deeper than {MAX_DEPTH} levels")
+    return json.loads(body)
+
+
+def media_id(value: Any) -> str | None:
+    """The media id as Meta issues it (digits), else None."""
+    text = str(value or "")
+    return text if MEDIA_ID.fullmatch(text) else None
 
 
 def parse(payload: Any, tenant: str, phone_number_id: str, now: datetime) -> Events:
@@ -88,7 +115,7 @@ def content(raw: dict[str, Any]) -> tuple[MessageKind, str, str | None, str]:
             if kind == "audio" else _MEDIA[kind]
         caption = str(body.get("caption") or "")
         text = caption or str(body.get("filename") or "")
-        return k, text, str(body.get("id") or "") or None, caption
+        return k, text, media_id(body.get("id")), caption
     if kind == "interactive":  # a tapped reply button or list row: what the customer chose
         reply = _dict(body.get("button_reply") or body.get("list_reply"))
         return MessageKind.TEXT, str(reply.get("title") or reply.get("id") or ""), None, ""

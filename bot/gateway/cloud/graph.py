@@ -17,6 +17,7 @@ from loguru import logger
 
 from bot.clock import Clock
 from bot.gateway.base import DeliveryUnknown, GatewayError
+from bot.gateway.cloud.events import MEDIA_ID
 from bot.phones import mask
 from bot.settings import CloudSettings
 
@@ -111,6 +112,8 @@ class GraphAPI:
 
     async def download(self, media_id: str, max_bytes: int) -> bytes:
         """A media file: its URL from `GET /{media_id}`, then the bytes, both with the token."""
+        if not MEDIA_ID.fullmatch(media_id):  # never a path or a query sent with the token
+            raise CloudError(f"refused media id {media_id[:40]!r}: Meta's are digits")
         meta = (await self.call("GET", f"{self.s.graph_url}/{media_id}")).json()
         size = int(meta.get("file_size") or 0)
         if size > max_bytes:

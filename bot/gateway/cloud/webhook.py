@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from typing import TYPE_CHECKING, Protocol
 
 from fastapi import APIRouter, Request, Response
 from loguru import logger
 
-from bot.gateway.cloud.events import parse
+from bot.gateway.cloud.events import loads, parse
 from bot.phones import mask
 
 if TYPE_CHECKING:
@@ -81,7 +80,7 @@ def webhook_router(gateway: Receiver) -> APIRouter:
                            "with cloud.app_secret", SIGNATURE, len(body))
             return Response("bad signature", status_code=401, media_type="text/plain")
         try:
-            events = parse(json.loads(bytes(body)), gateway.tenant, s.phone_number_id,
+            events = parse(loads(bytes(body)), gateway.tenant, s.phone_number_id,
                            gateway.clock.now())
         except ValueError as exc:  # signed by Meta but unreadable: redelivery cannot help
             logger.error("webhook body ignored: {}", exc)

@@ -151,12 +151,12 @@ def _one(raw: dict[str, object]) -> InboundMessage:
 
 @pytest.mark.parametrize(("raw", "kind", "text", "media"), [
     (meta.message(WA, "text", body="hola"), MessageKind.TEXT, "hola", None),
-    (meta.message(WA, "image", id="M1", caption="esta"), MessageKind.IMAGE, "esta", "M1"),
-    (meta.message(WA, "audio", id="M2", voice=True), MessageKind.VOICE, "", "M2"),
-    (meta.message(WA, "audio", id="M3"), MessageKind.AUDIO, "", "M3"),
-    (meta.message(WA, "document", id="M4", filename="pedido.pdf"), MessageKind.DOCUMENT,
-     "pedido.pdf", "M4"),
-    (meta.message(WA, "sticker", id="M5"), MessageKind.STICKER, "", "M5"),
+    (meta.message(WA, "image", id="101", caption="esta"), MessageKind.IMAGE, "esta", "101"),
+    (meta.message(WA, "audio", id="102", voice=True), MessageKind.VOICE, "", "102"),
+    (meta.message(WA, "audio", id="103"), MessageKind.AUDIO, "", "103"),
+    (meta.message(WA, "document", id="104", filename="pedido.pdf"), MessageKind.DOCUMENT,
+     "pedido.pdf", "104"),
+    (meta.message(WA, "sticker", id="105"), MessageKind.STICKER, "", "105"),
     (meta.message(WA, "interactive", type="button_reply",
                   button_reply={"id": "b2", "title": "Sí, la quiero"}),
      MessageKind.TEXT, "Sí, la quiero", None),

@@ -179,14 +179,14 @@ async def test_the_reply_is_read_receipt_then_typing_then_text(cloud: Cloud) -> 
 
 async def test_a_voice_note_is_downloaded_through_the_media_url_and_transcribed(
         cloud: Cloud, openai_server: FakeOpenAI) -> None:
-    cloud.graph.media["MEDIA7"] = b"OggS-voice-note-bytes"
+    cloud.graph.media["7000000000000007"] = b"OggS-voice-note-bytes"
     openai_server.transcript = "quiero dos blusas"
     payload = meta.envelope(messages=[meta.message(
-        WA, "audio", "wamid.V1", T0, id="MEDIA7", mime_type="audio/ogg", voice=True)])
+        WA, "audio", "wamid.V1", T0, id="7000000000000007", mime_type="audio/ogg", voice=True)])
     assert await cloud.post(payload) == 200
     await cloud.settle()
     gets = [c.path for c in cloud.media_calls() if c.method == "GET"]
-    assert gets == ["/v21.0/MEDIA7", "/download/MEDIA7"]
+    assert gets == ["/v21.0/7000000000000007", "/download/7000000000000007"]
     upload = next(r for r in openai_server.requests if r.path == "/v1/audio/transcriptions")
     assert upload.body["file"].data == b"OggS-voice-note-bytes"
     assert cloud.graph.texts(WA) and "quiero dos blusas" in openai_server.chat_requests()[-1][
@@ -197,13 +197,13 @@ async def test_media_over_the_size_limit_is_refused_before_download(cloud: Cloud
     from bot.gateway.cloud.events import parse
     from bot.gateway.cloud.gateway import CloudError
 
-    cloud.graph.media["BIG"] = b"x" * 5000
+    cloud.graph.media["8000000000000008"] = b"x" * 5000
     events = parse(meta.envelope(messages=[meta.message(WA, "image", "wamid.I1", T0,
-                                                        id="BIG")]),
+                                                        id="8000000000000008")]),
                    cloud.tenant, cloud.graph.phone_number_id, START)
     with pytest.raises(CloudError, match="exceeds"):
         await cloud.gateway.download(events.messages[0], max_bytes=4096)
-    assert [c.path for c in cloud.media_calls()] == ["/v21.0/BIG"]
+    assert [c.path for c in cloud.media_calls()] == ["/v21.0/8000000000000008"]
     assert await cloud.gateway.download(events.messages[0], max_bytes=8192) == b"x" * 5000
 
 
