@@ -30,13 +30,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +54,7 @@ from tests.fakes.meta_webhooks import sign  # noqa: E402
 from tests.fakes.meta_webhooks import text as webhook_text  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
+PROFILE: Path | None = None  # --profile DIR
 IN_FLIGHT = 200  # webhooks posted at once (Meta's own delivery is concurrent too)
 
 
@@ -66,6 +70,24 @@ def peak_rss_mb(pid: int) -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+@contextlib.contextmanager
+def profiled(pid: int, out: Path | None) -> Iterator[None]:
+    """py-spy on `pid` while the block runs (`--profile DIR`): collapsed stacks in `out`."""
+    if out is None:
+        yield
+        return
+    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                            str(pid), "--rate", "200", "--format", "raw", "--threads",
+                            "--output", str(out)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
 
 
 def start_server(args: list[str]) -> tuple[subprocess.Popen[str], str]:
@@ -109,6 +131,7 @@ class Driver:
     def __init__(self, http: aiohttp.ClientSession, graph: str) -> None:
         self.http = http
         self.graph = graph
+        self.retried = 0  # webhook deliveries answered with anything but 2xx
 
     async def replies(self, prefix: str) -> int:
         async with self.http.get(f"{self.graph}/stats", params={"prefix": prefix}) as r:
@@ -118,16 +141,19 @@ class Driver:
         data = json.dumps(webhook_text(wa_id, body, msg_id=msg_id, name="Cliente")).encode()
         headers = {"Content-Type": "application/json",
                    "X-Hub-Signature-256": sign(data, APP_SECRET)}
-        for _ in range(50):  # as Meta does: anything but 2xx is delivered again
+        wait, deadline, answer = 0.2, time.monotonic() + 120, "no answer"
+        while time.monotonic() < deadline:  # as Meta does: anything but 2xx comes again
             try:
                 async with self.http.post(url, data=data, headers=headers) as response:
-                    await response.read()
+                    answer = f"HTTP {response.status} {(await response.read())[:200]!r}"
                     if response.status < 300:
                         return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-        raise RuntimeError(f"webhook {msg_id} never accepted")
+            except aiohttp.ClientError as exc:
+                answer = repr(exc)
+            self.retried += 1
+            await asyncio.sleep(wait)
+            wait = min(2.0, wait * 2)
+        raise RuntimeError(f"webhook {msg_id} never accepted: {answer}")
 
     async def phase(self, url: str, pid: int, prefix: str, customers: int, round_: int,
                     within: float = 600.0) -> Phase:
@@ -190,12 +216,16 @@ async def measure_wabot(driver: Driver, label: str, code: Path, model: str, grap
             await daemon.ready()
             assert daemon.proc is not None
             pid = daemon.proc.pid
-            first = await driver.phase(daemon.url, pid, prefix, customers, 1)
-            warm = await driver.phase(daemon.url, pid, prefix, customers, 2)
+            with profiled(pid, PROFILE and PROFILE / f"{prefix}-first.txt"):
+                first = await driver.phase(daemon.url, pid, prefix, customers, 1)
+            with profiled(pid, PROFILE and PROFILE / f"{prefix}-warm.txt"):
+                warm = await driver.phase(daemon.url, pid, prefix, customers, 2)
             rss = peak_rss_mb(pid)
+        except Exception:
+            print(daemon.logfile.read_text(errors="replace")[-4000:], file=sys.stderr)
+            raise
         finally:
             daemon.stop()
-    print(f"  {label}: measured", flush=True)
     return first, warm, rss
 
 
@@ -209,11 +239,10 @@ async def measure_relay(driver: Driver, model: str, graph: str, customers: int,
         rss = peak_rss_mb(proc.pid)
     finally:
         stop(proc)
-    print("  relay: measured", flush=True)
     return first, warm, rss
 
 
-async def burst(driver: Driver, code: Path, model: str, graph: str, turns: int,
+async def burst(driver: Driver, name: str, code: Path, model: str, graph: str, turns: int,
                 prefix: str, customers: int = 1000) -> str:
     with tempfile.TemporaryDirectory(prefix="wabot-burst-") as tmp:
         workdir = Path(tmp)
@@ -237,7 +266,7 @@ async def burst(driver: Driver, code: Path, model: str, graph: str, turns: int,
         finally:
             db.close()
     not_answered = sum(n for s, n in statuses.items() if s != "answered")
-    return (f"| {turns:,} | {stats['recipients']:,} / {customers:,} | {stats['duplicates']} | "
+    return (f"| {name} | {turns:,} | {stats['recipients']:,} / {customers:,} | {stats['duplicates']} | "
             f"{not_answered} ({', '.join(f'{s} {n}' for s, n in sorted(statuses.items()))}) "
             f"| {rss:.0f} MB | {phase.wall:.1f} s |")
 
@@ -263,33 +292,37 @@ async def run(args: argparse.Namespace) -> None:
             driver = Driver(http, graph)
             n = args.customers
             results.append(("bare relay", await measure_relay(driver, model, graph, n, "52110")))
-            trees = [("wabot", ROOT)] + ([("wabot " + args.compare.name, args.compare)]
-                                         if args.compare else [])
-            for i, (name, code) in enumerate(trees):
-                results.append((f"{name}, SQLite", await measure_wabot(
-                    driver, name, code, model, graph, n, args.turns, f"5212{i}")))
-                if args.database_url:
-                    results.append((f"{name}, PostgreSQL", await measure_wabot(
-                        driver, name, code, model, graph, n, args.turns, f"5213{i}",
-                        args.database_url)))
-            results.append(("bare relay, again", await measure_relay(
-                driver, model, graph, n, "52111")))
             floor = results[0][1]
             print(f"\n{n:,} customers, model {args.latency * 1000:.0f} ms, "
                   f"max_concurrent_turns {args.turns}; (×) is the ratio to the first relay run")
             print("| | CPU/msg first contact | CPU/msg warm | first contact msg/s | warm "
                   "| replies (of each round) | peak RSS |")
             print("|---|---|---|---|---|---|---|")
-            for label, figures in results:
-                print(row(label, figures, floor))
+            print(row(*results[-1], floor), flush=True)
+            trees = [("wabot", ROOT)] + ([("wabot " + args.compare.name, args.compare)]
+                                         if args.compare else [])
+            for i, (name, code) in enumerate(trees):
+                results.append((f"{name}, SQLite", await measure_wabot(
+                    driver, name, code, model, graph, n, args.turns, f"5212{i}")))
+                print(row(*results[-1], floor), flush=True)
+                if args.database_url:
+                    results.append((f"{name}, PostgreSQL", await measure_wabot(
+                        driver, name, code, model, graph, n, args.turns, f"5213{i}",
+                        args.database_url)))
+                    print(row(*results[-1], floor), flush=True)
+            results.append(("bare relay, again", await measure_relay(
+                driver, model, graph, n, "52111")))
+            print(row(*results[-1], floor))
+            print(f"webhook deliveries retried: {driver.retried}")
             if args.bursts:
                 print(f"\nBursts: {1000:,} new customers at once, SQLite")
-                print("| max_concurrent_turns | replies delivered | duplicates | "
+                print("| | max_concurrent_turns | replies delivered | duplicates | "
                       "not answered (journal) | peak RSS | all replied in |")
-                print("|---|---|---|---|---|---|")
-                for k, turns in enumerate(args.bursts):
-                    print(await burst(driver, ROOT, model, graph, turns, f"5214{k}"),
-                          flush=True)
+                print("|---|---|---|---|---|---|---|")
+                for i, (name, code) in enumerate(trees):
+                    for k, turns in enumerate(args.bursts):
+                        print(await burst(driver, name, code, model, graph, turns,
+                                          f"5214{i}{k}"), flush=True)
     finally:
         stop(model_proc)
         stop(graph_proc)
@@ -306,7 +339,12 @@ def main() -> None:
     parser.add_argument("--bursts", type=int, nargs="*", default=[64, 1000, 10000])
     parser.add_argument("--compare", type=Path, default=None,
                         help="another wabot tree, measured side by side")
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="py-spy each wabot round into this folder (slows it down)")
+    args = parser.parse_args()
+    global PROFILE
+    PROFILE = args.profile
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":
