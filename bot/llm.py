@@ -11,7 +11,6 @@ from typing import Any
 import openai
 from loguru import logger
 from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletion
 
 
 class LLMError(RuntimeError):
@@ -122,8 +121,9 @@ class LLM:
             # The raw POST skips the SDK's per-request walk of the messages and tool
             # schemas against its TypedDicts (~1/3 of a warm turn's CPU); the body is
             # already plain JSON. Timeouts, retries and errors are the client's as before.
-            resp = await self.client.post("/chat/completions", body=kwargs,
-                                          cast_to=ChatCompletion)
+            # The answer comes back as bytes, read once into plain dicts: the SDK's response
+            # models cost more than the JSON itself (issue #23).
+            raw = await self.client.post("/chat/completions", body=kwargs, cast_to=bytes)
         except openai.APITimeoutError as exc:
             raise LLMError("the model did not answer in time") from exc
         except openai.APIStatusError as exc:
@@ -133,7 +133,7 @@ class LLM:
         except Exception as exc:  # a body that is not JSON (truncated, empty) fails to parse
             raise LLMError(f"the model endpoint sent a malformed answer: "
                            f"{type(exc).__name__}") from exc
-        completion = parse_completion(resp)
+        completion = parse_completion_body(raw)
         if not completion.tokens_in and not completion.tokens_out:
             estimate_usage(completion, kwargs)
         return completion
@@ -177,6 +177,44 @@ def parse_completion(resp: Any) -> Completion:
     except Exception as exc:
         raise LLMError(f"the model endpoint sent a malformed answer: "
                        f"{type(exc).__name__}") from exc
+
+
+def parse_completion_body(raw: bytes) -> Completion:
+    """`parse_completion` for the raw body: JSON read once, no SDK models."""
+    try:
+        data = json.loads(raw)
+        choices = data["choices"]
+        if not choices:
+            raise LLMError("the model returned no choices")
+        msg = choices[0]["message"]
+        content = msg.get("content")
+        if content is not None and not isinstance(content, str):
+            raise TypeError(f"content is {type(content).__name__}")
+        usage = data.get("usage") or {}
+        return Completion(
+            text=(content or "").strip(),
+            tool_calls=[_tool_call_of(c) for c in (msg.get("tool_calls") or [])
+                        if c.get("type") == "function"],
+            tokens_in=int(usage.get("prompt_tokens") or 0),
+            tokens_out=int(usage.get("completion_tokens") or 0),
+        )
+    except LLMError:
+        raise
+    except Exception as exc:  # not JSON, not an object, a field missing or mistyped
+        raise LLMError(f"the model endpoint sent a malformed answer: "
+                       f"{type(exc).__name__}") from exc
+
+
+def _tool_call_of(call: dict[str, Any]) -> ToolCall:
+    function = call["function"]
+    raw = function.get("arguments") or "{}"
+    try:
+        args = json.loads(raw)
+    except json.JSONDecodeError:
+        logger.warning("tool call {} had arguments that are not JSON", function["name"])
+        args = None
+    return ToolCall(id=str(call["id"]), name=str(function["name"]),
+                    arguments=args if isinstance(args, dict) else {}, raw_arguments=raw)
 
 
 def estimate_usage(completion: Completion, kwargs: dict[str, Any]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -197,7 +196,7 @@ class CustomerAgent(CachedState):
             b.facts, b.summary)
         # The tool definitions go with every request: they take their share of the budget.
         fixed = estimate_tokens(business_text + prompt.RULES + customer_text + instruction
-                                + json.dumps(self.deps.tools.specs()))
+                                + self.deps.tools.specs_json())
         history_budget = max(200, min(b.history, b.context - fixed - 200))
         new = sum(estimate_tokens(m.text) for m in said)
         window = fit_window(self.window, max(0, history_budget - new)) if self.window else []

@@ -49,12 +49,24 @@ class ToolBox:
 
     def __init__(self, tools: list[Tool] | None = None) -> None:
         self._tools: dict[str, Tool] = {t.name: t for t in tools or []}
+        self._specs: list[dict[str, Any]] | None = None
+        self._specs_json = ""
 
     def add(self, tool: Tool) -> None:
         self._tools[tool.name] = tool
+        self._specs = None
 
     def specs(self) -> list[dict[str, Any]]:
-        return [t.spec() for t in self._tools.values()]
+        """The definitions sent with every request: built once, not per turn (issue #23)."""
+        if self._specs is None:
+            self._specs = [t.spec() for t in self._tools.values()]
+            self._specs_json = json.dumps(self._specs)
+        return self._specs
+
+    def specs_json(self) -> str:
+        """`specs()` as JSON, for the prompt budget."""
+        self.specs()
+        return self._specs_json
 
     async def run(self, ctx: TurnContext, name: str, args: dict[str, Any]) -> str:
         """Run a tool; any failure becomes an error string the model can read, never a crash."""

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 NOISY_LOGGERS = (
     "apscheduler",
     "httpx",
+    "httpx2",  # httpx's interface under the openai SDK's aiohttp client (httpx-aiohttp)
+    "httpx_aiohttp",
     "httpcore",
+    "aiohttp",
     "openai",
     "sqlalchemy",
     "aiosqlite",

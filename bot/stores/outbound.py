@@ -4,6 +4,7 @@ delivered, read or failed (Meta's status callbacks), or skipped before sending (
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -13,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
 from bot.stores.db import Database, UTCDateTime
+from bot.stores.sqlite_writer import MAX_BATCH, sqlite_time
 
 # A status callback never moves a message backwards (Meta may deliver them out of order).
 _RANK = {"skipped": 0, "accepted": 1, "sent": 2, "delivered": 3, "read": 4, "failed": 5}
@@ -37,6 +39,9 @@ class OutboundEntry(SQLModel, table=True):
 
 
 OUTBOUND = cast(Table, OutboundEntry.__table__)  # type: ignore[attr-defined]
+SQLITE_RECORD = (
+    "INSERT INTO outbound (tenant, wamid, phone, kind, status, error, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, wamid) DO NOTHING")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,21 +54,52 @@ class StatusUpdate:
 
 
 class OutboundStore:
+    """Lines are written in groups: every reply adds one, and a write transaction each
+    cost more than the reply's own database write (issue #23). `record` returns once its
+    line is committed, with whatever others were waiting."""
+
     def __init__(self, db: Database, tenant: str) -> None:
         self.db = db
         self.tenant = tenant
-
-    def _insert(self) -> Any:
-        return (sqlite.insert if self.db.is_sqlite else postgresql.insert)(OUTBOUND)
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._stmt: Any = (sqlite.insert if db.is_sqlite else postgresql.insert)(
+            OUTBOUND).on_conflict_do_nothing(index_elements=["tenant", "wamid"])
 
     async def record(self, wamid: str, phone: str, kind: str, status: str, at: datetime,
                      error: str = "") -> None:
-        stmt = self._insert().values(
-            tenant=self.tenant, wamid=wamid, phone=phone, kind=kind, status=status,
-            error=error, created_at=at, updated_at=at,
-        ).on_conflict_do_nothing(index_elements=["tenant", "wamid"])
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(({"tenant": self.tenant, "wamid": wamid, "phone": phone,
+                             "kind": kind, "status": status, "error": error,
+                             "created_at": at, "updated_at": at}, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="outbound-lines")
+        await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                await self._write([row for row, _ in batch])
+            except Exception as exc:  # every caller of this group hears it
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    async def _write(self, rows: list[dict[str, Any]]) -> None:
+        raw = self.db.raw_writer
+        if raw is not None:
+            values = [(r["tenant"], r["wamid"], r["phone"], r["kind"], r["status"],
+                       r["error"], sqlite_time(r["created_at"]), sqlite_time(r["updated_at"]))
+                      for r in rows]
+            await raw.run(lambda cur: cur.executemany(SQLITE_RECORD, values))
+            return
         async with self.db.begin() as conn:
-            await conn.execute(stmt)
+            await conn.execute(self._stmt, rows)
 
     async def apply(self, change: StatusUpdate) -> None:
         """Record a status callback; one for a message sent before this store knew it

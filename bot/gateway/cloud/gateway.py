@@ -1,4 +1,4 @@
-"""The WhatsApp Cloud API transport: Meta's Graph endpoints over httpx.
+"""The WhatsApp Cloud API transport: Meta's Graph endpoints over aiohttp.
 
 Inbound messages arrive through the webhook (`webhook.py`), which hands them to
 `dispatch` and answers Meta only once they are journaled. This module sends (through
@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
+import aiohttp
 from loguru import logger
 
 from bot.clock import Clock, SystemClock
@@ -58,7 +58,7 @@ class CloudGateway(Gateway):
     paced = False
 
     def __init__(self, tenant: str, settings: CloudSettings, clock: Clock | None = None,
-                 client: httpx.AsyncClient | None = None) -> None:
+                 client: aiohttp.ClientSession | None = None) -> None:
         super().__init__()
         self.tenant = tenant
         self.s = settings

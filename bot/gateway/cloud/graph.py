@@ -1,4 +1,4 @@
-"""Meta's Graph API for WhatsApp over httpx: one call with retries, sends, media downloads.
+"""Meta's Graph API for WhatsApp over aiohttp: one call with retries, sends, media downloads.
 
 Throttling (HTTP 429, Graph errors 4, 80007, 130429) and server errors (5xx, 1, 2, 131000,
 131016) are retried with doubling backoff on the injected clock; anything else is Meta's
@@ -6,13 +6,21 @@ permanent answer for this call (131047: outside the 24-hour window, 131026: unde
 190: a bad token) and is raised at once as `CloudError` with the Graph code. A connection
 that failed before the request left is retried; a POST whose answer never came (a read
 timeout, a dropped connection) may have reached Meta and raises `DeliveryUnknown`.
+
+A burst queues: calls wait for one of the pool's connections as long as it takes (issue
+#23: a thousand replies at once met httpx's pool timeout and were reported undeliverable).
+The timeout bounds connecting and each read, never the wait for a free connection. aiohttp,
+as under the model client: one HTTP stack for everything a turn sends out.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 from loguru import logger
 
 from bot.clock import Clock
@@ -22,6 +30,7 @@ from bot.phones import mask
 from bot.settings import CloudSettings
 
 RETRY_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016})
+CONNECTIONS = 100  # to Meta at once; more calls wait their turn for one
 
 
 class CloudError(GatewayError):
@@ -33,18 +42,35 @@ class CloudError(GatewayError):
         self.status = status
 
 
+@dataclass(frozen=True, slots=True)
+class GraphResponse:
+    """A Graph answer, read whole."""
+
+    status: int
+    reason: str
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
 class GraphAPI:
     def __init__(self, settings: CloudSettings, clock: Clock,
-                 client: httpx.AsyncClient | None = None) -> None:
+                 client: aiohttp.ClientSession | None = None) -> None:
         self.s = settings
         self.clock = clock
         self._client = client
-        self._token = settings.access_token.get_secret_value() if settings.access_token else ""
+        token = settings.access_token.get_secret_value() if settings.access_token else ""
+        self._headers = {"Authorization": f"Bearer {token}"}
 
     @property
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> aiohttp.ClientSession:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.s.timeout)
+            timeout = aiohttp.ClientTimeout(total=None, connect=None,
+                                            sock_connect=self.s.timeout,
+                                            sock_read=self.s.timeout)
+            self._client = aiohttp.ClientSession(
+                timeout=timeout, connector=aiohttp.TCPConnector(limit=CONNECTIONS))
         return self._client
 
     @property
@@ -53,32 +79,30 @@ class GraphAPI:
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
-    @property
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token}"}
-
-    async def call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def call(self, method: str, url: str, **kwargs: Any) -> GraphResponse:
         """One Graph call with retries on throttling and server errors."""
         delay = self.s.backoff_initial
         for attempt in range(self.s.max_retries + 1):
             try:
-                response = await self.client.request(method, url, headers=self._headers,
-                                                      **kwargs)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                async with self.client.request(method, url, headers=self._headers,
+                                               **kwargs) as answer:
+                    response = GraphResponse(answer.status, answer.reason or "",
+                                             await answer.read())
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 error = CloudError(f"{method} {_path(url)}: {type(exc).__name__}: {exc}")
-            except httpx.HTTPError as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 if method != "GET":  # it may have reached Meta: a resend could be a duplicate
                     raise DeliveryUnknown(f"{method} {_path(url)}: {type(exc).__name__}: "
                                           f"{exc}; not sent again") from exc
                 error = CloudError(f"{method} {_path(url)}: {type(exc).__name__}: {exc}")
             else:
-                if response.status_code < 400:
+                if response.status < 400:
                     return response
                 error = _graph_error(method, url, response)
-                if not (response.status_code == 429 or response.status_code >= 500
+                if not (response.status == 429 or response.status >= 500
                         or error.code in RETRY_CODES):
                     raise error
             if attempt == self.s.max_retries:
@@ -101,10 +125,12 @@ class GraphAPI:
 
     async def upload(self, data: bytes, mimetype: str, filename: str) -> str:
         """Upload a file for sending; returns its media id (kept by Meta for 30 days)."""
+        form = aiohttp.FormData()
+        form.add_field("messaging_product", "whatsapp")
+        form.add_field("type", mimetype)
+        form.add_field("file", data, filename=filename or "file", content_type=mimetype)
         response = await self.call(
-            "POST", f"{self.s.graph_url}/{self.s.phone_number_id}/media",
-            data={"messaging_product": "whatsapp", "type": mimetype},
-            files={"file": (filename or "file", data, mimetype)})
+            "POST", f"{self.s.graph_url}/{self.s.phone_number_id}/media", data=form)
         media_id = str(response.json().get("id") or "")
         if not media_id:
             raise CloudError(f"upload of {filename!r}: no media id in the answer")
@@ -122,14 +148,17 @@ class GraphAPI:
         if not url:
             raise CloudError(f"no download URL for media {media_id}")
         data = bytearray()
-        async with self.client.stream("GET", url, headers=self._headers) as response:
-            if response.status_code >= 400:
-                await response.aread()
-                raise _graph_error("GET", url, response)
-            async for chunk in response.aiter_bytes():
-                data += chunk
-                if len(data) > max_bytes:
-                    raise CloudError(f"media exceeds the {max_bytes}-byte limit")
+        try:
+            async with self.client.get(url, headers=self._headers) as response:
+                if response.status >= 400:
+                    raise _graph_error("GET", url, GraphResponse(
+                        response.status, response.reason or "", await response.read()))
+                async for chunk in response.content.iter_chunked(1 << 16):
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise CloudError(f"media exceeds the {max_bytes}-byte limit")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise CloudError(f"GET {_path(url)}: {type(exc).__name__}: {exc}") from exc
         return bytes(data)
 
     async def phone_number(self) -> dict[str, Any]:
@@ -164,17 +193,17 @@ def e164_of(display_phone_number: object) -> str:
 
 
 def _path(url: str) -> str:
-    return httpx.URL(url).path
+    return urlsplit(url).path
 
 
-def _graph_error(method: str, url: str, response: httpx.Response) -> CloudError:
+def _graph_error(method: str, url: str, response: GraphResponse) -> CloudError:
     try:
         error = response.json().get("error") or {}
     except ValueError:
         error = {}
     code = int(error.get("code") or 0) if isinstance(error, dict) else 0
-    text = str(error.get("message") or response.reason_phrase) if isinstance(error, dict) \
-        else response.reason_phrase
-    return CloudError(f"{method} {_path(url)}: HTTP {response.status_code}"
+    text = str(error.get("message") or response.reason) if isinstance(error, dict) \
+        else response.reason
+    return CloudError(f"{method} {_path(url)}: HTTP {response.status}"
                       f"{f' error {code}' if code else ''}: {text}"[:400], code,
-                      response.status_code)
+                      response.status)

@@ -1,0 +1,351 @@
+"""The daemon as deployed against a bare relay, in one run (issue #23; not part of the tests).
+
+    python tests/bench/bench_cloud.py [--customers 1000] [--latency 0.2] [--turns 256]
+        [--database-url postgresql://…] [--no-postgres] [--bursts 64 1000 10000]
+        [--compare DIR]
+
+`wabot run` as a subprocess on the Cloud API transport: signed webhooks in over HTTP (the
+console's server), replies out to a loopback Graph API; the model (the fake OpenAI-wire
+server, 200 ms a completion) and the Graph API each in a process of their own. The bare
+relay (`tests/bench/loopback.py`: check the signature, parse the webhook, post to the model,
+post the reply to Graph; no storage) is measured in the same run against the same servers.
+
+Every customer writes twice: first contact (the customer and the agent are created), then
+warm (the agent is cached). CPU is the measured process's own (user + system time from
+/proc/<pid>/stat) divided by the messages; the model, Graph, PostgreSQL and this driver run
+in other processes. Throughput is messages over the time from the first webhook to the last
+reply. Settings are the defaults but for debounce 0.2 s, the presenter off, the memory
+keeper's insight call off (one model call per message, as in the relay) and
+`inbox.max_concurrent_turns` (`--turns`).
+
+Burst runs (SQLite): 1,000 new customers at once with `max_concurrent_turns` at each of
+`--bursts`: replies delivered, duplicates, messages whose reply was not delivered (journal
+status other than answered), peak RSS of the daemon.
+
+`--compare DIR` measures a second wabot tree too (e.g. `git archive` of the previous commit
+unpacked in DIR), side by side: before/after in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.bench.loopback import APP_SECRET, PHONE_NUMBER_ID, TOKEN  # noqa: E402
+from tests.fakes.chaos import Daemon  # noqa: E402
+from tests.fakes.meta_webhooks import sign  # noqa: E402
+from tests.fakes.meta_webhooks import text as webhook_text  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+PROFILE: Path | None = None  # --profile DIR
+IN_FLIGHT = 200  # webhooks posted at once (Meta's own delivery is concurrent too)
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@contextlib.contextmanager
+def profiled(pid: int, out: Path | None) -> Iterator[None]:
+    """py-spy on `pid` while the block runs (`--profile DIR`): collapsed stacks in `out`."""
+    if out is None:
+        yield
+        return
+    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                            str(pid), "--rate", "200", "--format", "raw", "--threads",
+                            "--output", str(out)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+
+
+def start_server(args: list[str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("READY "):
+        proc.kill()
+        raise RuntimeError(f"{args} did not start: {line!r}")
+    return proc, line.split()[1]
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@dataclass
+class Phase:
+    messages: int
+    cpu: float
+    wall: float
+    delivered: int
+
+    @property
+    def ms_per_message(self) -> float:
+        return self.cpu * 1000 / self.messages
+
+    @property
+    def throughput(self) -> float:
+        return self.messages / self.wall
+
+
+class Driver:
+    """Posts signed webhooks and watches the Graph API's counts."""
+
+    def __init__(self, http: aiohttp.ClientSession, graph: str) -> None:
+        self.http = http
+        self.graph = graph
+        self.retried = 0  # webhook deliveries answered with anything but 2xx
+
+    async def replies(self, prefix: str) -> int:
+        async with self.http.get(f"{self.graph}/stats", params={"prefix": prefix}) as r:
+            return int((await r.json())["replies"])
+
+    async def post(self, url: str, wa_id: str, body: str, msg_id: str) -> None:
+        data = json.dumps(webhook_text(wa_id, body, msg_id=msg_id, name="Cliente")).encode()
+        headers = {"Content-Type": "application/json",
+                   "X-Hub-Signature-256": sign(data, APP_SECRET)}
+        wait, deadline, answer = 0.2, time.monotonic() + 120, "no answer"
+        while time.monotonic() < deadline:  # as Meta does: anything but 2xx comes again
+            try:
+                async with self.http.post(url, data=data, headers=headers) as response:
+                    answer = f"HTTP {response.status} {(await response.read())[:200]!r}"
+                    if response.status < 300:
+                        return
+            except aiohttp.ClientError as exc:
+                answer = repr(exc)
+            self.retried += 1
+            await asyncio.sleep(wait)
+            wait = min(2.0, wait * 2)
+        raise RuntimeError(f"webhook {msg_id} never accepted: {answer}")
+
+    async def phase(self, url: str, pid: int, prefix: str, customers: int, round_: int,
+                    within: float = 600.0) -> Phase:
+        expected = await self.replies(prefix) + customers
+        gate = asyncio.Semaphore(IN_FLIGHT)
+
+        async def one(n: int) -> None:
+            async with gate:
+                await self.post(url, f"{prefix}{n:08d}", f"hola, pregunta {round_} de {n}",
+                                f"wamid.{prefix}R{round_}N{n}")
+
+        cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+        await asyncio.gather(*(one(n) for n in range(customers)))
+        deadline = t0 + within
+        while (seen := await self.replies(prefix)) < expected and time.perf_counter() < deadline:
+            await asyncio.sleep(0.02)
+        wall = time.perf_counter() - t0
+        return Phase(customers, cpu_seconds(pid) - cpu0, wall,
+                     customers - (expected - seen))
+
+
+def daemon_env(workdir: Path, code: Path, model: str, graph: str, tenant: str,
+               turns: int, database_url: str = "") -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WABOT_", "OPENAI_"))}
+    env.update({
+        "PYTHONPATH": str(code),
+        "WABOT_STATE_DIR": str(workdir / "state"),
+        "WABOT_TENANT": tenant,
+        "WABOT_BUSINESS_FILE": str(code / "config" / "business.example.yaml"),
+        "WABOT_LLM__BASE_URL": model, "WABOT_LLM__API_KEY": "bench",
+        "WABOT_LLM__MAX_RETRIES": "0", "WABOT_LLM__TIMEOUT": "60",
+        "WABOT_WHATSAPP__TRANSPORT": "cloud",
+        "WABOT_CLOUD__PHONE_NUMBER_ID": PHONE_NUMBER_ID,
+        "WABOT_CLOUD__ACCESS_TOKEN": TOKEN,
+        "WABOT_CLOUD__APP_SECRET": APP_SECRET,
+        "WABOT_CLOUD__VERIFY_TOKEN": "verify-token-for-tests",
+        "WABOT_CLOUD__GRAPH_URL": graph + "/v21.0",
+        "WABOT_CLOUD__LISTEN_PORT": "0",
+        "WABOT_HTTP__PORT": "0",  # the console serves the webhook
+        "WABOT_PRESENTER__ENABLED": "false",
+        "WABOT_INBOX__DEBOUNCE_SECONDS": "0.2",
+        "WABOT_INBOX__MAX_CONCURRENT_TURNS": str(turns),
+        "WABOT_MEMORY__INSIGHTS": "false",
+    })
+    if database_url:
+        env["WABOT_DATABASE_URL"] = database_url
+    return env
+
+
+async def measure_wabot(driver: Driver, label: str, code: Path, model: str, graph: str,
+                        customers: int, turns: int, prefix: str,
+                        database_url: str = "") -> tuple[Phase, Phase, float]:
+    with tempfile.TemporaryDirectory(prefix="wabot-bench-") as tmp:
+        workdir = Path(tmp)
+        tenant = f"bench{prefix}{int(time.time())}"
+        daemon = Daemon(workdir, daemon_env(workdir, code, model, graph, tenant, turns,
+                                            database_url))
+        daemon.start()
+        try:
+            await daemon.ready()
+            assert daemon.proc is not None
+            pid = daemon.proc.pid
+            with profiled(pid, PROFILE and PROFILE / f"{prefix}-first.txt"):
+                first = await driver.phase(daemon.url, pid, prefix, customers, 1)
+            with profiled(pid, PROFILE and PROFILE / f"{prefix}-warm.txt"):
+                warm = await driver.phase(daemon.url, pid, prefix, customers, 2)
+            rss = peak_rss_mb(pid)
+        except Exception:
+            print(daemon.logfile.read_text(errors="replace")[-4000:], file=sys.stderr)
+            raise
+        finally:
+            daemon.stop()
+    return first, warm, rss
+
+
+async def measure_relay(driver: Driver, model: str, graph: str, customers: int,
+                        prefix: str) -> tuple[Phase, Phase, float]:
+    proc, url = start_server(["-m", "tests.bench.loopback", "relay", "--model", model,
+                              "--graph", graph + "/v21.0"])
+    try:
+        first = await driver.phase(url + "/webhooks/whatsapp", proc.pid, prefix, customers, 1)
+        warm = await driver.phase(url + "/webhooks/whatsapp", proc.pid, prefix, customers, 2)
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        stop(proc)
+    return first, warm, rss
+
+
+async def burst(driver: Driver, name: str, code: Path, model: str, graph: str, turns: int,
+                prefix: str, customers: int = 1000) -> str:
+    with tempfile.TemporaryDirectory(prefix="wabot-burst-") as tmp:
+        workdir = Path(tmp)
+        daemon = Daemon(workdir, daemon_env(workdir, code, model, graph, "burst", turns))
+        daemon.start()
+        try:
+            await daemon.ready()
+            assert daemon.proc is not None
+            phase = await driver.phase(daemon.url, daemon.proc.pid, prefix, customers, 1,
+                                       within=300)
+            await asyncio.sleep(1.0)  # late replies and duplicates, if any
+            async with driver.http.get(f"{driver.graph}/stats",
+                                       params={"prefix": prefix}) as r:
+                stats = await r.json()
+            rss = peak_rss_mb(daemon.proc.pid)
+        finally:
+            daemon.stop()
+        db = sqlite3.connect(workdir / "state" / "wabot.db")
+        try:
+            statuses = dict(db.execute("SELECT status, count(*) FROM journal GROUP BY status"))
+        finally:
+            db.close()
+    not_answered = sum(n for s, n in statuses.items() if s != "answered")
+    return (f"| {name} | {turns:,} | {stats['recipients']:,} / {customers:,} | {stats['duplicates']} | "
+            f"{not_answered} ({', '.join(f'{s} {n}' for s, n in sorted(statuses.items()))}) "
+            f"| {rss:.0f} MB | {phase.wall:.1f} s |")
+
+
+def row(label: str, figures: tuple[Phase, Phase, float], floor: tuple[Phase, Phase, float]
+        ) -> str:
+    first, warm, rss = figures
+    return (f"| {label} | {first.ms_per_message:.2f} ms ({first.ms_per_message / floor[0].ms_per_message:.1f}×) "
+            f"| {warm.ms_per_message:.2f} ms ({warm.ms_per_message / floor[1].ms_per_message:.1f}×) "
+            f"| {first.throughput:.0f} | {warm.throughput:.0f} msg/s "
+            f"| {min(first.delivered, warm.delivered)} | {rss:.0f} MB |")
+
+
+async def run(args: argparse.Namespace) -> None:
+    model_proc, model = start_server(["-m", "tests.fakes.openai_server", "--latency",
+                                      str(args.latency)])
+    graph_proc, graph = start_server(["-m", "tests.bench.loopback", "graph", "--latency",
+                                      str(args.graph_latency)])
+    results: list[tuple[str, tuple[Phase, Phase, float]]] = []
+    try:
+        connector = aiohttp.TCPConnector(limit=IN_FLIGHT + 10)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            driver = Driver(http, graph)
+            n = args.customers
+            results.append(("bare relay", await measure_relay(driver, model, graph, n, "52110")))
+            floor = results[0][1]
+            print(f"\n{n:,} customers, model {args.latency * 1000:.0f} ms, "
+                  f"max_concurrent_turns {args.turns}; (×) is the ratio to the first relay run")
+            print("| | CPU/msg first contact | CPU/msg warm | first contact msg/s | warm "
+                  "| replies (of each round) | peak RSS |")
+            print("|---|---|---|---|---|---|---|")
+            print(row(*results[-1], floor), flush=True)
+            trees = [("wabot", ROOT)] + ([("wabot " + args.compare.name, args.compare)]
+                                         if args.compare else [])
+            for i, (name, code) in enumerate(trees):
+                results.append((f"{name}, SQLite", await measure_wabot(
+                    driver, name, code, model, graph, n, args.turns, f"5212{i}")))
+                print(row(*results[-1], floor), flush=True)
+                if args.database_url:
+                    results.append((f"{name}, PostgreSQL", await measure_wabot(
+                        driver, name, code, model, graph, n, args.turns, f"5213{i}",
+                        args.database_url)))
+                    print(row(*results[-1], floor), flush=True)
+            results.append(("bare relay, again", await measure_relay(
+                driver, model, graph, n, "52111")))
+            print(row(*results[-1], floor))
+            print(f"webhook deliveries retried: {driver.retried}")
+            if args.bursts:
+                print(f"\nBursts: {1000:,} new customers at once, SQLite")
+                print("| | max_concurrent_turns | replies delivered | duplicates | "
+                      "not answered (journal) | peak RSS | all replied in |")
+                print("|---|---|---|---|---|---|---|")
+                for i, (name, code) in enumerate(trees):
+                    for k, turns in enumerate(args.bursts):
+                        print(await burst(driver, name, code, model, graph, turns,
+                                          f"5214{i}{k}"), flush=True)
+    finally:
+        stop(model_proc)
+        stop(graph_proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument("--latency", type=float, default=0.2, help="model seconds")
+    parser.add_argument("--graph-latency", type=float, default=0.0, help="Graph seconds")
+    parser.add_argument("--turns", type=int, default=256, help="max_concurrent_turns")
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/h3")
+    parser.add_argument("--no-postgres", dest="database_url", action="store_const", const="")
+    parser.add_argument("--bursts", type=int, nargs="*", default=[64, 1000, 10000])
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="another wabot tree, measured side by side")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="py-spy each wabot round into this folder (slows it down)")
+    args = parser.parse_args()
+    global PROFILE
+    PROFILE = args.profile
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
