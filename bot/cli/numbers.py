@@ -101,7 +101,7 @@ def add(
         show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the number as JSON.")] = False,
 ) -> None:
-    """Add a number; a running daemon starts it within seconds.
+    """Record a number (served today by a daemon of its own: see the README).
 
     Cloud API secrets are never given as values: --access-token-env, --app-secret-env and
     --verify-token-env name the environment variables that hold them on the nodes (each

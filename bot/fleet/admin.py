@@ -162,13 +162,20 @@ def notes_for(row: NumberRow, base: Settings, env: Mapping[str, str] | None) -> 
     return notes
 
 
+NOT_YET = ("It is recorded, not served yet: `wabot run` serves the number configured as "
+           "tenant (one process for many numbers is still to come); run a daemon with "
+           "WABOT_TENANT={key} and that number's settings (a wabot@{key} service) to serve it. ")
+
+
 def next_steps(row: NumberRow, base: Settings) -> str:
+    return f"number {row.key} is added. " + NOT_YET.format(key=row.key) + _linking(row, base)
+
+
+def _linking(row: NumberRow, base: Settings) -> str:
     if row.transport == "cloud":
-        return (f"number {row.key} is added: a running node starts it within seconds. Point "
-                "Meta's webhook (WhatsApp → Configuration) at any node's /webhooks/whatsapp "
+        return ("Point Meta's webhook (WhatsApp → Configuration) at any node's /webhooks/whatsapp "
                 "over HTTPS; all nodes verify and receive it.")
-    return (f"number {row.key} is added: a running node starts it within seconds and shows "
-            f"the QR code to link it — `wabot numbers show {row.key}`, the console, or the "
+    return ("Its daemon shows the QR code to link it — `wabot numbers show {row.key}`, the console, or the "
             f"file {qr_file(base, row.key)} on the node that serves it. Scan it in WhatsApp "
             "→ Linked devices → Link a device.")
 
