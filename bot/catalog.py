@@ -22,6 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from bot.business import Product, where
+from bot.knowledge.pictures import picture_problem
 
 HEADERS = {
     "name": ("name", "product", "productname", "title", "nombre", "producto", "articulo"),
@@ -103,6 +104,15 @@ def products_from(path: Path) -> list[Product]:
             problems = "; ".join(f"{where(e['loc'])}: {e['msg']}" for e in exc.errors())
             raise CatalogError(f"{path.name} row {line}: {problems}") from None
     return products
+
+
+def check_pictures(products: list[Product], folder: Path | None) -> None:
+    """Every picture is a file under the knowledge folder or a public https URL."""
+    problems = [f"{p.name}: {why}" for p in products if p.image
+                and (why := picture_problem(p.image, folder)) is not None]
+    if problems:
+        raise CatalogError("pictures refused (a picture is a file under the knowledge folder "
+                           "or a public https URL): " + "; ".join(problems))
 
 
 def _key(p: Product) -> str:

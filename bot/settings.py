@@ -464,9 +464,10 @@ class RetrySettings(Section):
     """Turns that failed while the model was down are answered once it is back (issue #16.7).
 
     While failed turns younger than `max_age_hours` wait, the daemon asks the model a
-    one-word question every `probe_seconds`; once it answers, each waiting customer's failed
-    messages are retried once, oldest customer first, with an instruction to acknowledge
-    the delay. A retry that fails again is journaled `failed_final` and left alone."""
+    one-word question every `probe_seconds`; once it answers with text, the waiting
+    customers' failed messages are retried, oldest customer first (one alone until a retried
+    turn is answered), with an instruction to acknowledge the delay. A retry that fails is
+    tried again with backoff until a turn succeeds or the messages are too old."""
 
     enabled: bool = True
     max_age_hours: float = Field(12.0, gt=0, le=24 * 14,

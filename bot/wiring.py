@@ -243,6 +243,7 @@ def build_unit(shared: Shared, gateway: Gateway, *, settings: Settings | None = 
                       limiter.over_budget, usage_lines)
     events.on(CAPPED, revisit.note)
     events.on(TURN_FAILED, revisit.note)
+    events.on(TURN_DONE, revisit.done)  # a retry ended: the next one need not wait
 
     def turn_failed(key: CustomerKey) -> None:
         alerts.fire("turn_failed", f"a turn for {key.phone} failed: the customer got the "

@@ -23,7 +23,7 @@ def import_command(
     """Import products (columns by header: name, price, currency, description, sku, stock,
     image URL) into the business profile; prints what changes. Matches by SKU, else name."""
     from bot.business import BusinessError, load_business
-    from bot.catalog import CatalogError, diff, products_from, write
+    from bot.catalog import CatalogError, check_pictures, diff, products_from, write
 
     if not file.is_file():
         raise fail(f"{file} does not exist", 2)
@@ -31,7 +31,9 @@ def import_command(
     target = settings.business_file or Path("config/business.yaml")
     try:
         current = load_business(target)
-        changes = diff(current.products, products_from(file), replace=replace)
+        incoming = products_from(file)
+        check_pictures(incoming, settings.knowledge.dir)
+        changes = diff(current.products, incoming, replace=replace)
     except (CatalogError, BusinessError) as exc:
         raise fail(str(exc), 2) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -16,10 +16,12 @@ from bot.agents.tools import Tool, TurnContext
 from bot.gateway.base import Gateway, GatewayError, OutboundMedia
 from bot.knowledge.index_base import DOCUMENT, KINDS, PRODUCT, Hit
 from bot.knowledge.library import Library
+from bot.knowledge.pictures import PUBLIC_HTTPS, UrlPolicy, is_url, local_picture, public_url
 from bot.models import MemoryMessage, Role
 from bot.phones import mask
 
 BODY_CHARS = 700  # per result: enough to quote a policy, small enough for five of them
+REDIRECTS = 3
 IMAGE_TYPES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG": "image/png", b"RIFF": "image/webp",
                b"GIF8": "image/gif"}
 _SCOPES = {"products": [PRODUCT], "documents": [DOCUMENT], "all": list(KINDS)}
@@ -85,11 +87,13 @@ class MediaTool:
     """Resolves what the model asks for to bytes, sends them, remembers that it did."""
 
     def __init__(self, library: Library, gateway: Gateway, max_bytes: int,
-                 http: httpx.AsyncClient | None = None) -> None:
+                 http: httpx.AsyncClient | None = None,
+                 urls: UrlPolicy = PUBLIC_HTTPS) -> None:
         self.library = library
         self.gateway = gateway
         self.max_bytes = max_bytes
         self.http = http
+        self.urls = urls
 
     async def run(self, ctx: TurnContext, args: dict[str, Any]) -> str:
         caption = str(args.get("caption") or "").strip()[:1000]
@@ -123,13 +127,11 @@ class MediaTool:
         image = str(hit.facts.get("image") or "")
         if not image:
             raise LookupError(f"{hit.title} has no picture")
-        if image.startswith(("http://", "https://")):
+        if is_url(image):
             data = await self._download(image)
             name = image.rsplit("/", 1)[-1].split("?")[0] or "image"
         else:
-            path = Path(image)
-            if not path.is_absolute() and self.library.folder is not None:
-                path = self.library.folder / path
+            path = local_picture(image, self.library.folder)
             data = self._read(path)
             name = path.name
         mimetype = next((t for magic, t in IMAGE_TYPES.items() if data.startswith(magic)), "")
@@ -155,18 +157,25 @@ class MediaTool:
             raise LookupError(f"{path.name} cannot be read: {exc.strerror}") from exc
 
     async def _download(self, url: str) -> bytes:
-        client = self.http or httpx.AsyncClient(timeout=20, follow_redirects=True)
+        """The picture at a public https URL; each redirect is checked like the URL."""
+        client = self.http or httpx.AsyncClient(timeout=20)
         try:
-            async with client.stream("GET", url) as resp:
-                if resp.status_code != 200:
-                    raise LookupError(f"the picture's URL answered {resp.status_code}")
-                data = bytearray()
-                async for block in resp.aiter_bytes():
-                    data += block
-                    if len(data) > self.max_bytes:
-                        raise LookupError(f"the picture is over the {self.max_bytes}-byte "
-                                          "limit for sending")
-                return bytes(data)
+            for _ in range(REDIRECTS + 1):
+                await public_url(url, self.urls)
+                async with client.stream("GET", url, follow_redirects=False) as resp:
+                    if resp.is_redirect and "location" in resp.headers:
+                        url = str(resp.url.join(resp.headers["location"]))
+                        continue
+                    if resp.status_code != 200:
+                        raise LookupError(f"the picture's URL answered {resp.status_code}")
+                    data = bytearray()
+                    async for block in resp.aiter_bytes():
+                        data += block
+                        if len(data) > self.max_bytes:
+                            raise LookupError(f"the picture is over the {self.max_bytes}-byte "
+                                              "limit for sending")
+                    return bytes(data)
+            raise LookupError(f"the picture's URL redirects more than {REDIRECTS} times")
         except httpx.HTTPError as exc:
             raise LookupError(f"the picture could not be downloaded: {exc}") from exc
         finally:

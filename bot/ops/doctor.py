@@ -232,6 +232,15 @@ async def check_llm(settings: Settings, limit_s: float) -> Check:
     finally:
         await client.close()
     took = time.monotonic() - started
+    if not completion.text.strip():
+        # Turns would fail, and the probe that ends an outage's wait would never pass.
+        why = ("only tool calls" if completion.tool_calls else
+               "cut off at 16 tokens" if done.choices and done.choices[0].finish_reason == "length"
+               else "an empty answer")
+        return Check("LLM endpoint", False,
+                     f"{where} answered {s.model} with no text ({why})",
+                     "use a model and endpoint that answer in text: replies need words, and "
+                     "after an outage the daemon waits for a one-word answer before retrying")
     used = completion.tokens_in + completion.tokens_out
     note = "" if listed is None or s.model in listed else ", not listed by /models"
     return Check("LLM endpoint", True,

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from loguru import logger
 
-from bot.agents.agent import Turn
+from bot.agents.agent import Reply, Turn
 from bot.agents.registry import AgentRegistry
 from bot.clock import EPOCH, Clock
 from bot.events.hub import TURN_DONE, TURN_FAILED, Events
@@ -26,7 +26,7 @@ from bot.gateway.pacer import Lane, lane
 from bot.models import CustomerKey, InboundMessage, MessageKind
 from bot.phones import mask
 from bot.pipeline.later.backlog import lane_for
-from bot.pipeline.later.instructions import FAILED_FINAL, fit_flood
+from bot.pipeline.later.instructions import fit_flood
 from bot.pipeline.later.undelivered import settled, undelivered
 from bot.pipeline.outcomes import Describer, Fed, Proactive, describe_kind
 from bot.pipeline.presenter import Presenter, Tracked
@@ -43,7 +43,7 @@ class _Chat:
     last_at: datetime = EPOCH
     worker: asyncio.Task[None] | None = None
     late: str = ""  # the next turn answers late (`enqueue_late`): what the agent is told
-    last_try: bool = False  # the next turn is a retry: failing again is final
+    retry: bool = False  # the next turn retries failed ones: failing again is quiet
 
 
 class Hold(Protocol):
@@ -85,13 +85,13 @@ class Chats:
             self._enqueue(msg)
 
     def enqueue_late(self, msgs: list[InboundMessage], instruction: str,
-                     last_try: bool = False) -> None:
+                     retry: bool = False) -> None:
         """Queue journaled messages answered late (after the daily cap or a model outage):
-        their turn carries `instruction`; with `last_try`, a failure is journaled final."""
+        their turn carries `instruction`; with `retry`, a failure is quiet (`_turn`)."""
         if not msgs or not self.accepting:
             return
         chat = self._chats.setdefault(msgs[0].key, _Chat())
-        chat.late, chat.last_try = instruction, last_try
+        chat.late, chat.retry = instruction, retry
         for msg in msgs:
             self._enqueue(msg)
 
@@ -153,10 +153,10 @@ class Chats:
                     await self._debounce(chat)
                     batch, chat.pending = chat.pending, []
                     late, chat.late = chat.late, ""
-                    last_try, chat.last_try = chat.last_try, False
+                    retry, chat.retry = chat.retry, False
                     async with self._slots.hold():
                         with lane_for(batch):
-                            await self._turn(key, batch, late, last_try)
+                            await self._turn(key, batch, late, retry)
                 elif chat.proactive:
                     item = chat.proactive.pop(0)
                     async with self._slots.hold():
@@ -197,7 +197,7 @@ class Chats:
             return False
 
     async def _turn(self, key: CustomerKey, batch: list[InboundMessage], late: str = "",
-                    last_try: bool = False) -> None:
+                    retry: bool = False) -> None:
         ids = [m.msg_id for m in batch]
         last = batch[-1]
         chat_addr = last.chat or self.presenter.gateway.chat_for(key.phone)
@@ -216,6 +216,11 @@ class Chats:
                                            instruction="\n\n".join(filter(None, (late, flood))))
                 if reply.failed:
                     status = "failed"
+                    if retry:
+                        # The customer had the failure reply, the owner the alert, when it
+                        # first failed: a retry that fails sends and remembers nothing, and
+                        # is tried again later (`bot.pipeline.later.retries`).
+                        reply = Reply("", failed=True, run=reply.run)
                 sent = 0
                 track = Tracked(key.phone, ids)
                 try:
@@ -228,8 +233,6 @@ class Chats:
                 except GatewayError as exc:
                     status = undelivered(reply, track, exc, self.clock.now())
                     log.error("reply could not be delivered: {}", exc)
-                if status == "failed" and last_try:
-                    status = FAILED_FINAL
                 # The turn's one write: both sides, usage, and the journal status.
                 await agent.commit(reply, contact, now, sent=sent, journal_ids=ids,
                                    status=status)
@@ -243,9 +246,11 @@ class Chats:
             await self.events.tell(TURN_DONE, key)
             return
         except Exception:
-            status = FAILED_FINAL if last_try else "failed"
+            status = "failed"
             log.exception("turn failed")
-        if status in ("failed", FAILED_FINAL):
+        if status == "failed" and retry:
+            log.warning("retrying failed messages failed again: tried again later")
+        elif status == "failed":
             await self._failed(key)
         if not committed:
             await self.customers.journal_mark(self.tenant, ids, status)

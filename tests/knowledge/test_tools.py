@@ -19,6 +19,7 @@ from bot.clock import VirtualClock
 from bot.gateway.memory import MemoryGateway
 from bot.knowledge.index_sqlite import SqliteKnowledgeIndex
 from bot.knowledge.library import Library
+from bot.knowledge.pictures import UrlPolicy
 from bot.knowledge.tools import MediaTool, search_tool
 from bot.models import CustomerKey, Stage
 from bot.stores.customers import CustomerStore
@@ -76,7 +77,10 @@ async def setup(tmp_path: Path, picture_server: str) -> AsyncIterator[
     await library.sync()
     gateway = MemoryGateway()
     ctx = TurnContext(KEY, NOW, Stage.LEAD, CustomerStore(db), memory)
-    yield library, MediaTool(library, gateway, max_bytes=4096), ctx, gateway
+    # The picture server is plain http on 127.0.0.1: allowed here, refused in production
+    # (tests/regressions/test_product_pictures_read_from_anywhere.py).
+    local = UrlPolicy(https_only=False, public_only=False)
+    yield library, MediaTool(library, gateway, max_bytes=4096, urls=local), ctx, gateway
     await memory.close()
     await db.close()
 

@@ -1,13 +1,15 @@
 """Messages written while the model endpoint was down got the failure reply and were
 never answered afterwards (issue #16.7). Now, once the model answers again, failed turns
-younger than `retry.max_age_hours` are retried once, oldest first, with an instruction to
-acknowledge the delay; `wabot status` counts failed and unanswered messages."""
+younger than `retry.max_age_hours` are retried, oldest first, with an instruction to
+acknowledge the delay (until a turn succeeds:
+test_a_recovery_that_is_not_a_recovery_ends_the_retries.py); `wabot status` counts failed
+and unanswered messages."""
 
 from __future__ import annotations
 
 from bot.agents.prompt import RULES
 from bot.ops.status import format_status, read_status, status_json
-from bot.pipeline.later.instructions import AFTER_OUTAGE, FAILED_FINAL
+from bot.pipeline.later.instructions import AFTER_OUTAGE
 from tests.fakes.openai_server import Error, Reply
 from tests.fakes.pipeline import START, make_settings, pipeline
 
@@ -17,15 +19,13 @@ APOLOGY = AFTER_OUTAGE.split("{when}")[0]
 
 
 class Endpoint:
-    """The fake server's answers: down, up, or up for the probe only."""
+    """The fake server's answers: down or up."""
 
     def __init__(self) -> None:
         self.down = True
-        self.turns_fail = False
 
     def __call__(self, body: dict) -> Reply | Error:
-        turn = RULES in body["messages"][0]["content"]
-        if self.down or (turn and self.turns_fail):
+        if self.down:
             return Error(503, "the model is overloaded")
         said = [m["content"] for m in body["messages"] if m["role"] == "user"]
         return Reply("OK: " + " / ".join(said[-2:]))
@@ -68,20 +68,6 @@ async def test_failed_turns_are_answered_once_the_model_is_back(
         assert await p.app.unit.customers.journal_count(tenant, START, "answered") == 2
         status = await read_status(p.app.unit.db, p.app.settings, p.clock.now())
         assert (status.to_retry, status.unanswered) == (0, 0)
-
-
-async def test_a_retry_that_fails_again_is_final(db_url, tmp_path, openai_server, tenant):
-    endpoint = openai_server.responder = Endpoint()
-    async with pipeline(settings_for(db_url, tmp_path, openai_server, tenant)) as p:
-        await p.say(ANA, "hello?")
-        await p.settle()
-        endpoint.down, endpoint.turns_fail = False, True  # the probe passes, turns fail
-        await p.advance(60)
-        await p.settle()
-        assert await p.app.unit.customers.journal_count(tenant, START, FAILED_FINAL) == 1
-        endpoint.turns_fail = False
-        await p.advance(600)
-        assert len(turn_requests(openai_server)) == 2  # the turn and its one retry
 
 
 async def test_failed_turns_older_than_the_age_are_left_alone(

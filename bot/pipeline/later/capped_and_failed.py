@@ -5,9 +5,11 @@
   answered in one late turn that acknowledges the wait.
 - `failed`: turns that failed (the model was down, a reply could not be sent). While some
   younger than `retry.max_age_hours` wait, the model is asked a one-word question every
-  `retry.probe_seconds`; once it answers, each customer's failed messages are retried once,
-  oldest customer first, in a turn that apologises for the delay. A retry that fails again
-  is journaled `failed_final` and left to the owner (the failed-turn alert).
+  `retry.probe_seconds`; once it answers with text, failed messages are retried, oldest
+  customer first, in a turn that apologises for the delay: one customer alone until a
+  retried turn is answered, then the others, each retried again with backoff until a turn
+  succeeds or the messages are too old (`bot.pipeline.later.retries`). A retry that fails
+  sends nothing: the customer had the failure reply, the owner the failed-turn alert.
 
 Both are marked `held` before they are queued, so a restart in between answers them through
 `Inbox.recover`. One pass runs at start; the next when what it left waiting is due (failed
@@ -29,6 +31,7 @@ from bot.models import CustomerKey, InboundMessage
 from bot.phones import mask
 from bot.pipeline.chats import Chats
 from bot.pipeline.later.instructions import AFTER_CAP, AFTER_OUTAGE, late_instruction
+from bot.pipeline.later.retries import Retries
 from bot.settings import RetrySettings
 from bot.stores.customers import CustomerStore
 from bot.stores.usage_lines import PROBE_LINE, BusinessUsage
@@ -67,12 +70,20 @@ class Revisit:
         self.due: datetime | None = None
         self.noted: datetime | None = None
         self._wake: asyncio.Future[None] | None = None
+        self.retries = Retries(timedelta(seconds=settings.probe_seconds))
 
     def note(self, _key: CustomerKey | None = None) -> None:
         """Something may wait: a turn failed or a message was capped."""
         at = self.clock.now() + timedelta(seconds=self.s.probe_seconds)
         if self.noted is None or at < self.noted:
             self.noted = at
+            if self._wake is not None and not self._wake.done():
+                self._wake.set_result(None)
+
+    def done(self, key: CustomerKey) -> None:
+        """A turn ended: when it was a retry, the next pass learns what became of it now."""
+        if self.retries.watches(key):
+            self.noted = self.clock.now()
             if self._wake is not None and not self._wake.done():
                 self._wake.set_result(None)
 
@@ -131,13 +142,16 @@ class Revisit:
             if await self.over_budget(group[0].key, now):
                 self._after(self._next_day(now))
                 continue
-            queued += await self._queue(group, AFTER_CAP, last_try=False)
+            queued += await self._queue(group, AFTER_CAP, retry=False)
         return queued
 
     async def failed(self) -> int:
         since = self.clock.now() - timedelta(hours=self.s.max_age_hours)
         waiting = [m for m in await self.customers.journal_pending(
             self.tenant, ("failed",), since=since) if not m.from_owner]
+        if self.retries.attempts:
+            busy = await self.customers.journal_pending(self.tenant, ("held",), since=since)
+            self.retries.learn({m.key for m in waiting}, {m.key for m in busy})
         if not waiting:
             return 0
         now = self.clock.now()
@@ -147,26 +161,32 @@ class Revisit:
                 self._after(self._next_day(now))
             else:
                 groups.append(group)
-        if not groups:
+        ready, later = self.retries.plan(groups, now)
+        if later is not None:
+            self._after(later)
+        if not ready:
             return 0
         if not await self._model_answers():
             self._after(now + timedelta(seconds=self.s.probe_seconds))
             return 0
         queued = 0
-        for group in groups:
-            queued += await self._queue(group, AFTER_OUTAGE, last_try=True)
+        for group in ready:
+            self.retries.tried(group[0].key, now)
+            queued += await self._queue(group, AFTER_OUTAGE, retry=True)
         return queued
 
-    async def _queue(self, group: list[InboundMessage], template: str, last_try: bool) -> int:
+    async def _queue(self, group: list[InboundMessage], template: str, retry: bool) -> int:
         await self.customers.journal_mark(self.tenant, [m.msg_id for m in group], "held")
         logger.bind(customer=mask(group[0].phone)).info(
             "answering {} message(s) late ({})", len(group),
-            "after a failure" if last_try else "after the daily cap")
+            "after a failure" if retry else "after the daily cap")
         self.chats.enqueue_late(group, late_instruction(template, group[0].timestamp,
-                                                        self.zone), last_try=last_try)
+                                                        self.zone), retry=retry)
         return len(group)
 
     async def _model_answers(self) -> bool:
+        """Whether the model answers the one-word question with words: an empty answer or
+        only tool calls is not a model that is back."""
         try:
             answer = await self.probe_llm.complete(list(PROBE))
         except LLMError as exc:
@@ -175,4 +195,7 @@ class Revisit:
         if self.usage is not None:
             await self.usage.add(PROBE_LINE, self.clock.now(), tokens_in=answer.tokens_in,
                                  tokens_out=answer.tokens_out)
+        if not answer.text.strip():
+            logger.debug("the model answered the probe without text: still failing")
+            return False
         return True

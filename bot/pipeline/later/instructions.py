@@ -17,7 +17,8 @@ from bot.models import Role
 from bot.stores.customers import Contact
 from bot.stores.memory_base import estimate_tokens
 
-# A retried turn that failed again: journaled so, and never retried a second time.
+# A retried turn that failed again, in journals written before retries went on until a turn
+# succeeded (issue #24): never retried.
 FAILED_FINAL = "failed_final"
 
 FLOOD = ("The customer sent {n} messages within a short time. The newest {k} are the last "
