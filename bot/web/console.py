@@ -17,6 +17,7 @@ from bot.events.alerts import Alerts
 from bot.events.hub import Events
 from bot.events.outbox import Outbox
 from bot.followups.ports import Scheduling
+from bot.followups.store import followup_id, parse_followup_id
 from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
 from bot.phones import PhoneError, parse_customer, whatsapp_forms
@@ -54,10 +55,6 @@ def phone_of(text: str) -> str:
     except PhoneError as exc:
         raise BadRequest(f"{text!r} is not a phone number: use E.164 (+5215512345678) "
                          "or its digits") from exc
-
-
-def followup_id(phone: str, kind: str) -> str:
-    return f"{phone.removeprefix('+')}-{kind}"
 
 
 def customer_json(c: Customer, now: datetime) -> dict[str, Any]:
@@ -294,13 +291,14 @@ class Console:
         return times.followup(due, policy.business.tz, policy.hours)
 
     async def cancel_followup(self, fid: str) -> None:
-        digits, _, kind = fid.partition("-")
-        if not digits.isdigit() or not kind:
-            raise BadRequest(f"{fid!r} is not a follow-up id (digits-kind, as listed by "
-                             "GET /api/v1/followups)")
+        parsed = parse_followup_id(fid, self.tenant)
+        if parsed is None:
+            raise BadRequest(f"{fid!r} is not a follow-up id (as listed by `wabot followups` "
+                             "or GET /api/v1/followups: 5215512345678-lead_silent)")
         if self.followups is None:
             raise NotFound("follow-ups are switched off (followups.enabled)")
-        key = self.key(digits)
+        phone, kind = parsed
+        key = self.key(phone)
         if not await self.followups.cancel(key, kind):
             raise NotFound(f"no pending follow-up {fid}")
 
