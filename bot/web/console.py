@@ -199,6 +199,8 @@ class Console:
         key = self.key(phone)
         now = self.clock.now()
         until = FOREVER if seconds is None else now + timedelta(seconds=seconds)
+        if await self.customers.get(key) is None:  # a typo must not make a phantom customer
+            raise NotFound(f"no customer {key.phone} for this business")
         await pause(self.customers, key, until, now)
         return await self.customer(key.phone)
 
