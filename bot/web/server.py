@@ -124,6 +124,7 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
                   description="The owner's console of one WhatsApp business number.")
     app.state.console = console
     app.state.auth = auth
+    app.state.flash = pages.Flash()
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
