@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
@@ -150,8 +150,16 @@ def router() -> APIRouter:
 
     @pages.get("/connection")
     async def connection(request: Request) -> Response:
+        """The dashboard's live card (fetched by console.js); opened as a page, the
+        dashboard it belongs to."""
         s = _page(request)
+        if request.headers.get("sec-fetch-mode") == "navigate":
+            return RedirectResponse("/", status_code=303)
         return _render("_connection.html", request, conn=s.console.connection())
+
+    @pages.get("/favicon.ico")
+    async def favicon() -> Response:
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
     @pages.get("/login/qr.png")
     async def qr(request: Request) -> Response:
