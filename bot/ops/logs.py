@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 NOISY_LOGGERS = (
     "apscheduler",
     "httpx",
+    "httpx2",  # the openai SDK's HTTP client: an INFO line per model call
     "httpcore",
     "openai",
     "sqlalchemy",
