@@ -45,9 +45,10 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
                    EXIT_UNAVAILABLE) from None
 
 
-async def set_pause(settings: Settings, key: CustomerKey,
-                    until: datetime | None) -> bool | None:
-    """Pause (`until` set) or resume (None) a chat in the configured database."""
+async def set_pause(settings: Settings, key: CustomerKey, until: datetime | None,
+                    create: bool = False) -> bool | None:
+    """Pause (`until` set) or resume (None) a chat in the configured database; False when
+    the customer is unknown (pausing creates them only with `create`)."""
     import bot.ops.status  # noqa: F401  (its table is created with the others)
     from bot.gateway.web.session import prepare_state_dir
     from bot.pipeline.takeover import pause, resume
@@ -63,6 +64,8 @@ async def set_pause(settings: Settings, key: CustomerKey,
         customers = CustomerStore(db)
         if until is None:
             changed = await resume(customers, key)
+        elif not create and await customers.get(key) is None:
+            changed = False  # a typo would make a phantom customer, paused for ever
         else:
             await pause(customers, key, until, datetime.now(UTC))
             changed = True
@@ -79,6 +82,9 @@ def pause_command(
     for_: Annotated[str | None, typer.Option(
         "--for", help="How long: 30m, 2h, 1d, 1h30m. Default: until `wabot resume`.",
         show_default=False)] = None,
+    create: Annotated[bool, typer.Option(
+        "--create", help="Pause a number that has not written yet (its first message too).")]
+    = False,
 ) -> None:
     """Stop the agent answering one customer (you answer from the phone)."""
     from bot.pipeline.takeover import FOREVER
@@ -89,11 +95,14 @@ def pause_command(
         until = datetime.now(UTC) + parse_duration(for_) if for_ else FOREVER
     except ValueError as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
-    _run(set_pause(settings, key, until))
+    if _run(set_pause(settings, key, until, create)) is False:
+        raise fail(f"{key.phone} is not a customer of tenant {settings.tenant}: check the "
+                   "number (`wabot customers`), or pass --create to pause a number before it "
+                   "writes", 1)
     from bot.business import local_time
     from bot.cli.memory import local_zone
 
-    when = ("until `wabot resume`" if until >= FOREVER
+    when = ("until resumed (`wabot resume`)" if until >= FOREVER
             else f"until {local_time(until, local_zone(settings))}")
     typer.echo(f"paused {key.phone} {when}: the agent does not answer this chat "
                "(a running daemon sees it with the next message)")

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.common import app, fail, settings_or_exit
+from bot.cli.common import app, fail, run_configured, settings_or_exit
+from bot.settings import Settings
 
 catalog_app = typer.Typer(help="The business profile's products.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
@@ -45,3 +46,21 @@ def import_command(
         return
     backup = write(target, changes.result)
     typer.echo(f"wrote {target} (the previous version is {backup})")
+    _reindex(settings)
+
+
+def _reindex(settings: Settings) -> None:
+    """What the agents search follows the file at once; a running daemon's prompt list of
+    products follows on its next re-index (SIGHUP)."""
+    from bot.cli.knowledge import with_library
+
+    try:  # the reason, when it fails, is printed by run_configured
+        report = run_configured(with_library(settings, lambda lib: lib.sync()))
+    except typer.Exit:
+        typer.echo("the knowledge index was not rebuilt: run `wabot knowledge reindex` once "
+                   "that is fixed", err=True)
+        return
+    for error in report.errors:
+        typer.echo(f"error: {error}", err=True)
+    typer.echo(f"re-indexed: {report.summary()}; a running daemon shows the new products "
+               "after `systemctl reload wabot` (SIGHUP)")

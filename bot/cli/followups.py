@@ -83,6 +83,8 @@ def followups(
     """List pending follow-ups, soonest first: when, who, why."""
     if ctx.invoked_subcommand is not None:
         return
+    from bot.followups import followup_id
+
     settings = settings_or_exit()
     phone = _phone(settings, customer) if customer else None
     sending = _sending_time(settings)
@@ -95,13 +97,15 @@ def followups(
         real, zone = sending(due)
         at = real.astimezone(zone)
         if as_json:
-            typer.echo(json.dumps({"id": fu.job_id, "at": at.isoformat(),
+            typer.echo(json.dumps({"id": followup_id(fu.phone, fu.kind),
+                                   "at": at.isoformat(),
                                    "due": due.astimezone(zone).isoformat(), "to": fu.phone,
                                    "kind": fu.kind, "why": fu.reason}, ensure_ascii=False))
         else:
             moved = f" (due {local_time(due, zone)}; sending hours)" if real != due else ""
             typer.echo(f"{local_time(at, zone, '%a %Y-%m-%d %H:%M')}  {fu.phone:<16} "
-                       f"{fu.kind:<14} {fu.reason}{moved}\n    id: {fu.job_id}")
+                       f"{fu.kind:<14} {fu.reason}{moved}\n"
+                       f"    id: {followup_id(fu.phone, fu.kind)}")
     if not as_json:
         shown = f" (showing {len(found)})" if total > len(found) else ""
         typer.echo(f"{total} pending follow-up(s){shown}; times in {zone}", err=True)
@@ -110,16 +114,19 @@ def followups(
 @followups_app.command("cancel")
 def cancel(
     job: Annotated[str, typer.Argument(
-        help="An id as `wabot followups` shows it, or +E164 for all of a customer's.",
-        show_default=False)],
+        help="An id as `wabot followups` or the API shows it, or +E164 for all of a "
+        "customer's.", show_default=False)],
 ) -> None:
     """Cancel a pending follow-up."""
+    from bot.followups import job_id, parse_followup_id
+
     settings = settings_or_exit()
+    parsed = parse_followup_id(job, settings.tenant)
     with job_table(settings) as table:
         if not table.exists():
             raise fail("no follow-up was ever scheduled here", EXIT_NOT_FOUND)
-        if job.startswith("followup:"):
-            ids = [job]
+        if parsed is not None:
+            ids = [job_id(settings.tenant, _phone(settings, parsed[0]), parsed[1])]
         else:
             ids = [fu.job_id for fu in table.pending(_phone(settings, job))]
         removed = table.remove(ids)

@@ -12,6 +12,7 @@ from bot.cli.common import app, run_configured, settings_or_exit
 from bot.settings import Settings
 
 if TYPE_CHECKING:
+    from bot.knowledge.index_base import Hit
     from bot.knowledge.library import Library
 
 T = TypeVar("T")
@@ -20,7 +21,7 @@ knowledge = typer.Typer(help="The catalog and documents the agents search.",
 app.add_typer(knowledge, name="knowledge")
 
 
-async def _with_library(settings: Settings, work: Callable[[Library], Awaitable[T]]) -> T:
+async def with_library(settings: Settings, work: Callable[[Library], Awaitable[T]]) -> T:
     from bot.clock import SystemClock
     from bot.parts import build_library, build_llm
     from bot.stores.db import Database
@@ -48,7 +49,7 @@ def reindex(
     folder = settings.knowledge.dir
     if not folder.is_dir():
         typer.echo(f"no documents folder at {folder} (knowledge.dir): indexing the catalog only")
-    report = run_configured(_with_library(settings, lambda lib: lib.sync(full=not changed)))
+    report = run_configured(with_library(settings, lambda lib: lib.sync(full=not changed)))
     for error in report.errors:
         typer.echo(f"error: {error}", err=True)
     typer.echo(report.summary())
@@ -72,15 +73,20 @@ def search(
     if scope not in _SCOPES:
         raise typer.BadParameter(f"use one of {', '.join(_SCOPES)}", param_hint="--scope")
     count = limit or settings.knowledge.results
-    hits = run_configured(_with_library(
-        settings, lambda lib: lib.search(query, _SCOPES[scope], count)))
+
+    async def look(lib: Library) -> tuple[list[Hit], int]:
+        hits = await lib.search(query, _SCOPES[scope], count)
+        return hits, 0 if hits else len(await lib.index.sources(lib.tenant))
+
+    hits, indexed = run_configured(with_library(settings, look))
     results = [describe(h) for h in hits]
     if raw:
         typer.echo(json.dumps({"results": results}, ensure_ascii=False, indent=2))
         return
     if not results:
-        typer.echo(f"nothing found for {query!r} (is the index built? `wabot knowledge "
-                   "reindex`)")
+        hint = (f"{indexed} source(s) indexed" if indexed else
+                "the index is empty: build it with `wabot knowledge reindex`")
+        typer.echo(f"nothing found for {query!r} ({hint})")
         raise typer.Exit(1)
     for n, r in enumerate(results, 1):
         if r["type"] == "product":

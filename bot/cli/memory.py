@@ -184,11 +184,14 @@ def shown_name(name: str) -> str:
 
 
 def customer_row(c: Customer, zone: tzinfo, now: datetime) -> list[str]:
+    from bot.pipeline.takeover import FOREVER
+
     flags = []
     if c.opted_out:
         flags.append("opted out")
     if c.paused_until is not None and c.paused_until > now:
-        flags.append(f"paused until {when(c.paused_until, zone)}")
+        flags.append("paused until resumed" if c.paused_until >= FOREVER
+                     else f"paused until {when(c.paused_until, zone)}")
     return [c.phone, shown_name(c.name) or "-", c.stage, when(c.last_inbound, zone), str(c.msgs_in),
             str(c.msgs_out), ", ".join(flags)]
 

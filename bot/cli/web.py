@@ -42,7 +42,15 @@ def console_command() -> None:
                    "then open the link there")
 
 
-def _call_lines(call: dict[str, Any], prompt: bool) -> list[str]:
+def tool_results(calls: list[dict[str, Any]], n: int) -> dict[str, str]:
+    """What call `n`'s tool calls returned, by call id: the next call's tool messages."""
+    following = calls[n + 1]["messages"] if n + 1 < len(calls) else []
+    return {str(m.get("tool_call_id")): str(m.get("content") or "") for m in following
+            if m.get("role") == "tool"}
+
+
+def _call_lines(call: dict[str, Any], prompt: bool,
+                results: dict[str, str] | None = None) -> list[str]:
     head = (f"  call · {call['model']} · {call['latency_ms']:.0f} ms · "
             f"{call['tokens_in']} in / {call['tokens_out']} out")
     lines = [head, f"    tools offered: {', '.join(call['tools']) or 'none'}"]
@@ -55,6 +63,10 @@ def _call_lines(call: dict[str, Any], prompt: bool) -> list[str]:
             lines.append(f"    [{m['role']}] {text}")
     for t in call["tool_calls"]:
         lines.append(f"    → tool {t['name']}({t['arguments']})")
+        result = (results or {}).get(str(t.get("id")))
+        if result is not None:
+            shown = " ".join(result.split())
+            lines.append(f"      ← {shown[:300]}{'…' if len(shown) > 300 else ''}")
     if call["error"]:
         lines.append(f"    ✗ {call['error']}")
     elif call["reply"]:
@@ -96,7 +108,8 @@ def runs_command(
         typer.echo(f"run {r['id']} · {when(at, zone)} · {r['kind']} · {r['model']} · "
                    f"{r['tokens_in']} in / {r['tokens_out']} out · {r['latency_ms']:.0f} ms"
                    f"{state}")
-        for call in r["calls"]:
-            for line in _call_lines(call, prompt):  # prompts hold what customers wrote
+        for n, call in enumerate(r["calls"]):
+            results = tool_results(r["calls"], n)
+            for line in _call_lines(call, prompt, results):  # prompts hold what customers wrote
                 typer.echo(for_terminal(line))
         typer.echo(for_terminal(f"  reply: {r['reply']}"))

@@ -25,8 +25,10 @@ from bot.followups.store import (
     FollowUpSent,
     JobTable,
     erase_tenant_followups,
+    followup_id,
     job_id,
     job_table_name,
+    parse_followup_id,
     privacy_holder,
 )
 from bot.followups.timing import SLOT_SEARCH_DAYS, Span, next_slot, parse_when, sending_hours
@@ -54,9 +56,11 @@ __all__ = [
     "Span",
     "Verdict",
     "erase_tenant_followups",
+    "followup_id",
     "job_id",
     "job_table_name",
     "next_slot",
+    "parse_followup_id",
     "parse_when",
     "privacy_holder",
     "run_followup",

@@ -69,6 +69,31 @@ def job_id(tenant: str, phone: str, kind: str) -> str:
     return f"followup:{tenant}:{phone}:{kind}"
 
 
+_KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def followup_id(phone: str, kind: str) -> str:
+    """The id the owner sees, in the CLI, the page and the API: `5215512345678-lead_silent`
+    (no `+` or `:` to escape in a URL; the tenant is the number being looked at)."""
+    return f"{phone.removeprefix('+')}-{kind}"
+
+
+def parse_followup_id(text: str, tenant: str) -> tuple[str, str] | None:
+    """(phone, kind) of an id as `followup_id` shows it, or as the job table keeps it
+    (`followup:<tenant>:+5215512345678:lead_silent`); None when it is neither."""
+    text = text.strip()
+    if text.startswith("followup:"):
+        if not text.startswith(f"followup:{tenant}:"):
+            return None
+        phone, _, kind = text.removeprefix(f"followup:{tenant}:").rpartition(":")
+    else:
+        phone, _, kind = text.rpartition("-")
+        phone = "+" + phone if phone.isdigit() else phone
+    if not phone or not _KIND.fullmatch(kind):
+        return None
+    return phone, kind
+
+
 class FollowUpSent(SQLModel, table=True):
     """Every proactive message attempted: the caps count these."""
 

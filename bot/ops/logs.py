@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 NOISY_LOGGERS = (
     "apscheduler",
     "httpx",
-    "httpx2",  # httpx's interface under the openai SDK's aiohttp client (httpx-aiohttp)
+    "httpx2",  # the openai SDK's HTTP client (httpx-aiohttp): an INFO line per model call
     "httpx_aiohttp",
     "httpcore",
     "aiohttp",

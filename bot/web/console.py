@@ -19,6 +19,7 @@ from bot.events.hub import Events
 from bot.events.outbox import Outbox
 from bot.fleet.numbers import NumberStore
 from bot.followups.ports import Scheduling
+from bot.followups.store import followup_id, parse_followup_id
 from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
 from bot.phones import PhoneError, parse_customer, whatsapp_forms
@@ -56,10 +57,6 @@ def phone_of(text: str) -> str:
     except PhoneError as exc:
         raise BadRequest(f"{text!r} is not a phone number: use E.164 (+5215512345678) "
                          "or its digits") from exc
-
-
-def followup_id(phone: str, kind: str) -> str:
-    return f"{phone.removeprefix('+')}-{kind}"
 
 
 def customer_json(c: Customer, now: datetime) -> dict[str, Any]:
@@ -210,6 +207,8 @@ class Console:
         key = self.key(phone)
         now = self.clock.now()
         until = FOREVER if seconds is None else now + timedelta(seconds=seconds)
+        if await self.customers.get(key) is None:  # a typo must not make a phantom customer
+            raise NotFound(f"no customer {key.phone} for this business")
         await pause(self.customers, key, until, now)
         return await self.customer(key.phone)
 
@@ -302,13 +301,14 @@ class Console:
         return times.followup(due, policy.business.tz, policy.hours)
 
     async def cancel_followup(self, fid: str) -> None:
-        digits, _, kind = fid.partition("-")
-        if not digits.isdigit() or not kind:
-            raise BadRequest(f"{fid!r} is not a follow-up id (digits-kind, as listed by "
-                             "GET /api/v1/followups)")
+        parsed = parse_followup_id(fid, self.tenant)
+        if parsed is None:
+            raise BadRequest(f"{fid!r} is not a follow-up id (as listed by `wabot followups` "
+                             "or GET /api/v1/followups: 5215512345678-lead_silent)")
         if self.followups is None:
             raise NotFound("follow-ups are switched off (followups.enabled)")
-        key = self.key(digits)
+        phone, kind = parsed
+        key = self.key(phone)
         if not await self.followups.cancel(key, kind):
             raise NotFound(f"no pending follow-up {fid}")
 

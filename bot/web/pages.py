@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
@@ -19,12 +19,21 @@ from markupsafe import Markup
 
 from bot.web import charts, linking, times
 from bot.web.auth import SESSION_COOKIE, Auth
-from bot.web.console import BadRequest, Console, NotFound, SendFailed
+from bot.web.console import BadRequest, Console, NotFound, SendFailed, phone_of
 
 HERE = Path(__file__).parent
 _env = Environment(loader=FileSystemLoader(HERE / "templates"),
                    autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
-_env.filters["urlphone"] = lambda phone: quote(phone, safe="")
+
+
+def url_phone(phone: str) -> str:
+    """A customer in a URL path: the digits only (`/customers/5215512345678`), nothing to
+    escape; `lid:…` and `g:…` keys escaped."""
+    digits = phone.removeprefix("+")
+    return digits if digits.isdigit() else quote(phone, safe="")
+
+
+_env.filters["urlphone"] = url_phone
 
 
 @pass_context
@@ -51,6 +60,22 @@ def _render(name: str, request: Request, status: int = 200, **ctx: Any) -> HTMLR
     return HTMLResponse(html, status_code=status)
 
 
+class Flash:
+    """What a form's POST leaves for the page it redirects to, once per session
+    (POST-redirect-GET: reloading that page shows it again, never sends the form twice)."""
+
+    def __init__(self) -> None:
+        self._by_session: dict[str, dict[str, Any]] = {}
+
+    def put(self, sid: str, **ctx: Any) -> None:
+        if len(self._by_session) > 1000:  # never read (a closed tab): forget the oldest
+            self._by_session.pop(next(iter(self._by_session)))
+        self._by_session[sid] = ctx
+
+    def take(self, sid: str) -> dict[str, Any]:
+        return self._by_session.pop(sid, {})
+
+
 class Session:
     def __init__(self, request: Request) -> None:
         auth: Auth = request.app.state.auth
@@ -61,6 +86,12 @@ class Session:
             raise HTTPException(401, "log in first")
         self.sid = sid
         self.csrf = auth.csrf_for(sid)
+        self.flash: Flash = request.app.state.flash
+
+    def redirect(self, to: str, **ctx: Any) -> Response:
+        """303 to `to`, which shows `ctx` once (an error, the text kept, its status)."""
+        self.flash.put(self.sid, **ctx)
+        return RedirectResponse(to, status_code=303)
 
     def check(self, csrf: str) -> None:
         if not self.auth.csrf_ok(self.sid, csrf):
@@ -114,12 +145,21 @@ def router() -> APIRouter:
 
     @pages.get("/")
     async def dashboard(request: Request) -> Response:
-        return await _dashboard(request, _page(request))
+        s = _page(request)
+        return await _dashboard(request, s, **s.flash.take(s.sid))
 
     @pages.get("/connection")
     async def connection(request: Request) -> Response:
+        """The dashboard's live card (fetched by console.js); opened as a page, the
+        dashboard it belongs to."""
         s = _page(request)
+        if request.headers.get("sec-fetch-mode") == "navigate":
+            return RedirectResponse("/", status_code=303)
         return _render("_connection.html", request, conn=s.console.connection())
+
+    @pages.get("/favicon.ico")
+    async def favicon() -> Response:
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
     @pages.get("/login/qr.png")
     async def qr(request: Request) -> Response:
@@ -139,8 +179,8 @@ def router() -> APIRouter:
         except (linking.InvalidPhone, linking.AlreadyLinked, linking.NotReady) as exc:
             status = {linking.InvalidPhone: 422, linking.AlreadyLinked: 409}.get(
                 type(exc), 503)
-            return await _dashboard(request, s, status, pair_error=str(exc), pair_phone=phone)
-        return await _dashboard(request, s, pair=got)
+            return s.redirect("/", status=status, pair_error=str(exc), pair_phone=phone)
+        return s.redirect("/", pair=got)
 
     @pages.get("/customers")
     async def customers(request: Request, q: str = "", stage: str = "",
@@ -156,10 +196,11 @@ def router() -> APIRouter:
 
     @pages.get("/customers/{phone}")
     async def customer(request: Request, phone: str, notice: str = "") -> Response:
-        return await _customer(request, _page(request), phone, notice=notice)
+        s = _page(request)
+        return await _customer(request, s, phone, notice=notice, **s.flash.take(s.sid))
 
     def _back(phone: str, notice: str) -> Response:
-        return RedirectResponse(f"/customers/{quote(phone, safe='')}?notice={quote(notice)}",
+        return RedirectResponse(f"{_customer_url(phone)}?notice={quote(notice)}",
                                 status_code=303)
 
     @pages.post("/customers/{phone}/pause")
@@ -186,8 +227,8 @@ def router() -> APIRouter:
         try:
             await s.console.send(phone, text)
         except (BadRequest, SendFailed) as exc:  # the page again, the text still typed
-            return await _customer(request, s, phone, 502 if isinstance(exc, SendFailed)
-                                   else 422, error=f"Not sent: {exc}", draft=text)
+            return s.redirect(_customer_url(phone), error=f"Not sent: {exc}", draft=text,
+                              status=502 if isinstance(exc, SendFailed) else 422)
         return _back(phone, "Sent as the business; the agent is paused in this chat.")
 
     @pages.post("/followups/{fid}/cancel")
@@ -211,6 +252,13 @@ def router() -> APIRouter:
         return _render("run.html", request, s=s, run=found)
 
     return pages
+
+
+def _customer_url(phone: str) -> str:
+    try:
+        return f"/customers/{url_phone(phone_of(phone))}"
+    except BadRequest:
+        return "/customers"
 
 
 async def _customer(request: Request, s: Session, phone: str, status: int = 200,

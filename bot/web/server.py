@@ -20,12 +20,13 @@ import asyncio
 import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -104,7 +105,15 @@ def client_of(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
-def require_bearer(request: Request) -> None:
+_BEARER = HTTPBearer(auto_error=False, scheme_name="token",
+                     description="http.api_token, or the console-token file in the state "
+                                 "directory")
+
+
+def require_bearer(request: Request,
+                   _: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+                   = None) -> None:
+    """The API's token (declared to /openapi.json and /docs as a bearer scheme)."""
     auth: Auth = request.app.state.auth
     if auth.bearer_ok(request.headers.get("authorization")):
         return  # the right token always gets in: the limiter slows guessing only
@@ -119,11 +128,12 @@ def require_bearer(request: Request) -> None:
 def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024,
               extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
     """The console's ASGI app. `extra_routers` are mounted as they are (see the module)."""
-    app = FastAPI(title="wabot", version="1", docs_url=None, redoc_url=None,
+    app = FastAPI(title="wabot", version="1", docs_url="/docs", redoc_url=None,
                   openapi_url="/openapi.json",
                   description="The owner's console of one WhatsApp business number.")
     app.state.console = console
     app.state.auth = auth
+    app.state.flash = pages.Flash()
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

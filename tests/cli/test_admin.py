@@ -54,7 +54,7 @@ async def paused_until(db_url: str, tenant: str, phone: str) -> datetime | None:
 
 
 def test_pause_and_resume_with_the_daemon_stopped(env, db_url, tenant):
-    result = wabot("pause", "+52 1 55 1234 5678", "--for", "2h")
+    result = wabot("pause", "+52 1 55 1234 5678", "--for", "2h", "--create")
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"paused {ANA} until ")
     assert " CST: the agent" in result.output  # in the business's timezone

@@ -74,7 +74,8 @@ async def test_the_page_shows_a_red_error_keeps_the_text_and_does_not_pause(serv
         page = (await b.get(f"/customers/{ANA_URL}")).text
         csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
         typed = "Ana, soy Rosa: <te guardo> la bolsa"
-        got = await b.post(f"/customers/{ANA_URL}/send", data={"csrf": csrf, "text": typed})
+        got = await b.post(f"/customers/{ANA_URL}/send", data={"csrf": csrf, "text": typed},
+                           follow_redirects=True)
     assert got.status_code == 502
     error = re.search(r'<p class="error" role="alert"[^>]*>(.*?)</p>', got.text, re.S)
     assert error, "no red error on the page"

@@ -28,7 +28,7 @@ def test_the_owner_names_a_lid_customer_by_its_key(env) -> None:  # noqa: F811
     with pytest.raises(BadRequest):
         phone_of("lid:")
 
-    result = CliRunner().invoke(app, ["pause", LID_KEY, "--for", "2h"])
+    result = CliRunner().invoke(app, ["pause", LID_KEY, "--for", "2h", "--create"])
 
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"paused {LID_KEY} until ")

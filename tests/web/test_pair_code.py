@@ -90,10 +90,10 @@ async def test_the_page_form_needs_csrf_and_shows_the_code(linking):
         assert forged.status_code == 403
         assert go.called("PairPhone") == []
         bad = await b.post("/login/pair-code", data={"csrf": csrf_of(page.text),
-                                                     "phone": "12"})
+                                                     "phone": "12"}, follow_redirects=True)
         assert bad.status_code == 422 and "E.164" in bad.text
         shown = await b.post("/login/pair-code", data={"csrf": csrf_of(page.text),
-                                                       "phone": OWNER})
+                                                       "phone": OWNER}, follow_redirects=True)
         assert shown.status_code == 200
         assert 'data-testid="pair-code">ABCD-EFGH<' in shown.text
         card = await b.get("/connection")
