@@ -291,29 +291,32 @@ async def run(args: argparse.Namespace) -> None:
         async with aiohttp.ClientSession(connector=connector) as http:
             driver = Driver(http, graph)
             n = args.customers
-            results.append(("bare relay", await measure_relay(driver, model, graph, n, "52110")))
-            floor = results[0][1]
-            print(f"\n{n:,} customers, model {args.latency * 1000:.0f} ms, "
-                  f"max_concurrent_turns {args.turns}; (×) is the ratio to the first relay run")
-            print("| | CPU/msg first contact | CPU/msg warm | first contact msg/s | warm "
-                  "| replies (of each round) | peak RSS |")
-            print("|---|---|---|---|---|---|---|")
-            print(row(*results[-1], floor), flush=True)
             trees = [("wabot", ROOT)] + ([("wabot " + args.compare.name, args.compare)]
                                          if args.compare else [])
-            for i, (name, code) in enumerate(trees):
-                results.append((f"{name}, SQLite", await measure_wabot(
-                    driver, name, code, model, graph, n, args.turns, f"5212{i}")))
+            if not args.bursts_only:
+                results.append(("bare relay", await measure_relay(driver, model, graph, n,
+                                                                  "52110")))
+                floor = results[0][1]
+                print(f"\n{n:,} customers, model {args.latency * 1000:.0f} ms, "
+                      f"max_concurrent_turns {args.turns}; (×) is the ratio to the first "
+                      "relay run")
+                print("| | CPU/msg first contact | CPU/msg warm | first contact msg/s | warm "
+                      "| replies (of each round) | peak RSS |")
+                print("|---|---|---|---|---|---|---|")
                 print(row(*results[-1], floor), flush=True)
-                if args.database_url:
-                    results.append((f"{name}, PostgreSQL", await measure_wabot(
-                        driver, name, code, model, graph, n, args.turns, f"5213{i}",
-                        args.database_url)))
+                for i, (name, code) in enumerate(trees):
+                    results.append((f"{name}, SQLite", await measure_wabot(
+                        driver, name, code, model, graph, n, args.turns, f"5212{i}")))
                     print(row(*results[-1], floor), flush=True)
-            results.append(("bare relay, again", await measure_relay(
-                driver, model, graph, n, "52111")))
-            print(row(*results[-1], floor))
-            print(f"webhook deliveries retried: {driver.retried}")
+                    if args.database_url:
+                        results.append((f"{name}, PostgreSQL", await measure_wabot(
+                            driver, name, code, model, graph, n, args.turns, f"5213{i}",
+                            args.database_url)))
+                        print(row(*results[-1], floor), flush=True)
+                results.append(("bare relay, again", await measure_relay(
+                    driver, model, graph, n, "52111")))
+                print(row(*results[-1], floor))
+                print(f"webhook deliveries retried: {driver.retried}")
             if args.bursts:
                 print(f"\nBursts: {1000:,} new customers at once, SQLite")
                 print("| | max_concurrent_turns | replies delivered | duplicates | "
@@ -339,6 +342,7 @@ def main() -> None:
     parser.add_argument("--bursts", type=int, nargs="*", default=[64, 1000, 10000])
     parser.add_argument("--compare", type=Path, default=None,
                         help="another wabot tree, measured side by side")
+    parser.add_argument("--bursts-only", action="store_true", help="only the burst runs")
     parser.add_argument("--profile", type=Path, default=None,
                         help="py-spy each wabot round into this folder (slows it down)")
     args = parser.parse_args()
