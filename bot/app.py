@@ -41,17 +41,24 @@ class App:
                  llm: LLM | None = None, business: Business | None = None,
                  on_agent_event: EventSink | None = None, heartbeat: bool = True,
                  serve_http: bool = False, extra_routers: Sequence[APIRouter] = (),
-                 fleet: bool = False) -> None:
+                 fleet: bool = False, shared: Shared | None = None,
+                 webhook_server: bool = True) -> None:
         """`serve_http`: run the console (`wabot run` does; tests and `chat` do not).
         `extra_routers`: mounted on the console's server as they are, beside the routers the
         gateway offers (the Cloud API's webhook receiver); see `bot.web.server`.
         `heartbeat`: publish the daemon's heartbeat (`chat` and `simulate` do not).
         `fleet`: hold the number's lease (`wabot run`): WhatsApp is connected only once this
-        process holds it; until then webhooks reaching it are journaled for the owner."""
-        self.shared: Shared = build_shared(settings, clock or SystemClock(), llm)
-        self.claim: Claim | None = build_claim(self.shared) if fleet else None
+        process holds it; until then webhooks reaching it are journaled for the owner.
+        `shared`: the process's stores and model client when it serves several numbers
+        (started and stopped by its owner, not here); `settings` are then this number's.
+        `webhook_server`: a Cloud API number's own webhook server when the console does
+        not serve it (off when the process's console serves every number's webhook)."""
+        self._owns_shared = shared is None
+        self.shared: Shared = shared or build_shared(settings, clock or SystemClock(), llm)
+        self.claim: Claim | None = build_claim(self.shared, settings.tenant) if fleet else None
         claim = self.claim
-        self.unit: NumberUnit = build_unit(self.shared, gateway, business=business,
+        self.unit: NumberUnit = build_unit(self.shared, gateway, settings=settings,
+                                           business=business,
                                            on_agent_event=on_agent_event, heartbeat=heartbeat,
                                            claim=claim)
         u = self.unit
@@ -66,9 +73,12 @@ class App:
         from bot.gateway.cloud.server import attach
 
         self.webhook: WebhookServer | None = attach(
-            gateway, u.settings, u.customers, own_server=self.web is None)
+            gateway, u.settings, u.customers, own_server=self.web is None and webhook_server)
         self.background: set[asyncio.Task[None]] = set()
         self._started = False
+        # Set once the stores are up: other numbers on them may start (a standby's `start`
+        # returns only when it holds its number).
+        self.stores_up = asyncio.Event()
 
     def _web_server(self, serve_http: bool,
                     extra_routers: Sequence[APIRouter]) -> WebServer | None:
@@ -98,7 +108,9 @@ class App:
         task.add_done_callback(self.background.discard)
 
     async def start(self) -> None:
-        await self.shared.start()
+        if self._owns_shared:
+            await self.shared.start()
+        self.stores_up.set()
         # From here `stop` undoes what was done, also when a stop comes while this process
         # waits for its number's lease (a standby).
         self._started = True
@@ -136,7 +148,8 @@ class App:
         await self.unit.close()
         if self.claim is not None:  # after the transport stopped: the next owner may send
             await self.claim.release()
-        await self.shared.stop()
+        if self._owns_shared:
+            await self.shared.stop()
         logger.info("wabot stopped")
 
     async def __aenter__(self) -> App:

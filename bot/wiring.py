@@ -91,6 +91,7 @@ class Shared:
     runs: RunStore
     metrics: Metrics
     residents: Residents = field(default_factory=Residents)
+    node: str = ""  # this process in the fleet: one node, whatever the numbers it serves
 
     async def start(self) -> None:
         # The state directory holds the WhatsApp login keys and the conversations.
@@ -115,15 +116,15 @@ def build_shared(settings: Settings, clock: Clock, llm: LLM | None = None) -> Sh
         customers=CustomerStore(db, clock=clock, resident=residents),
         memory=ObservedMemory(build_memory(settings, db)), runs=RunStore(db),
         metrics=Metrics(s.price_in_per_million, s.price_out_per_million),
-        residents=residents)
+        residents=residents, node=new_node_id(settings.fleet.node_id))
 
 
-def build_claim(shared: Shared) -> Claim:
-    """This process's hold on its number (`wabot run`): a node of the fleet."""
+def build_claim(shared: Shared, number: str) -> Claim:
+    """This process's hold on one of its numbers (`wabot run`), as its node of the fleet."""
     f = shared.settings.fleet
-    leases = Leases(shared.db, new_node_id(f.node_id), f.lease_seconds)
+    leases = Leases(shared.db, shared.node, f.lease_seconds)
     wakeup = None if shared.db.is_sqlite else Wakeup(shared.settings.sql_url)
-    return Claim(leases, shared.settings.tenant, f.renew_seconds, wakeup)
+    return Claim(leases, number, f.renew_seconds, wakeup)
 
 
 def agent_loader(deps: AgentDeps) -> Callable[[CustomerKey], Any]:

@@ -162,13 +162,12 @@ def notes_for(row: NumberRow, base: Settings, env: Mapping[str, str] | None) -> 
     return notes
 
 
-NOT_YET = ("It is recorded, not served yet: `wabot run` serves the number configured as "
-           "tenant (one process for many numbers is still to come); run a daemon with "
-           "WABOT_TENANT={key} and that number's settings (a wabot@{key} service) to serve it. ")
+STARTS = ("Every running `wabot run` on this database starts it within seconds (one of "
+           "them serves it, the others stand by). ")
 
 
 def next_steps(row: NumberRow, base: Settings) -> str:
-    return f"number {row.key} is added. " + NOT_YET.format(key=row.key) + _linking(row, base)
+    return f"number {row.key} is added. " + STARTS.format(key=row.key) + _linking(row, base)
 
 
 def _linking(row: NumberRow, base: Settings) -> str:

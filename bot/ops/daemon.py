@@ -14,13 +14,14 @@ import signal
 import sys
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from bot.app import App
 from bot.business import BusinessError
 from bot.clock import SystemClock
+from bot.fleet.host import OtherNumbers
 from bot.gateway.base import ExitReason, Gateway
 from bot.ops.preflight import problems, start_failure
 from bot.ops.sdnotify import Notifier, watchdog_loop
@@ -28,6 +29,9 @@ from bot.phones import mask
 from bot.settings import Settings
 from bot.stores.db import DatabaseError
 from bot.web.server import ConsoleError
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -119,9 +123,16 @@ async def _announce_ready(gateway: Gateway, notifier: Notifier) -> None:
     logger.info("connected to WhatsApp as {}", who)
 
 
-async def _started(app: App, stop: asyncio.Event) -> bool:
-    """Start the app unless a stop comes first (a standby waits for its number's lease)."""
+async def _started(app: App, stop: asyncio.Event, others: OtherNumbers | None = None) -> bool:
+    """Start the app unless a stop comes first (a standby waits for its number's lease);
+    the other numbers start once the stores are up, whether or not this one is held."""
     starting = asyncio.create_task(app.start())
+    if others is not None:
+        up = asyncio.create_task(app.stores_up.wait())
+        await asyncio.wait({starting, up}, return_when=asyncio.FIRST_COMPLETED)
+        up.cancel()
+        if app.stores_up.is_set():
+            await others.start()
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
@@ -135,8 +146,9 @@ async def _started(app: App, stop: asyncio.Event) -> bool:
 
 
 async def serve(app: App, gateway: Gateway, notifier: Notifier,
-                stop: asyncio.Event) -> int:
-    """Run until a stop signal or the gateway gives up; returns the process exit code."""
+                stop: asyncio.Event, others: OtherNumbers | None = None) -> int:
+    """Run until a stop signal or the gateway gives up; returns the process exit code.
+    `others`: the numbers served beside the configured one (`wabot numbers add`)."""
     tasks: list[asyncio.Task[None]] = []
     interval = notifier.watchdog_interval()
     if interval:
@@ -145,7 +157,7 @@ async def serve(app: App, gateway: Gateway, notifier: Notifier,
     reason: ExitReason | None = None
     try:
         try:
-            if not await _started(app, stop):
+            if not await _started(app, stop, others):
                 return EXIT_OK  # stopped while waiting for the number's lease
         except ConsoleError as exc:  # the console's port is taken: an operator must choose
             logger.error("cannot start: {}", exc)
@@ -174,12 +186,29 @@ async def serve(app: App, gateway: Gateway, notifier: Notifier,
     finally:
         notifier.stopping()
         notifier.status("stopping")
+        if others is not None:
+            await others.stop()
         await app.stop()
         for task in tasks:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
     return exit_code(reason)
+
+
+def _every_number(gateway: Gateway) -> tuple[list[APIRouter], OtherNumbers]:
+    """The other numbers (started once the stores are up) and the Cloud API webhook that
+    reaches each number by the id its changes name, served ahead of the number's own."""
+    from bot.gateway.cloud.gateway import CloudGateway
+    from bot.gateway.cloud.webhook import webhook_router
+
+    quiet = Notifier(None)  # systemd's STATUS speaks of the configured number
+    others = OtherNumbers(lambda s: transport_gateway(s, quiet))
+
+    def cloud() -> list[CloudGateway]:
+        return [g for g in others.gateways() or [gateway] if isinstance(g, CloudGateway)]
+
+    return [webhook_router(cloud)], others
 
 
 async def run_daemon(settings: Settings, notifier: Notifier,
@@ -191,7 +220,10 @@ async def run_daemon(settings: Settings, notifier: Notifier,
         return EXIT_OPERATOR
     try:
         gateway = gateway or transport_gateway(settings, notifier)
-        app = App(settings, gateway, serve_http=settings.http.enabled, fleet=True)
+        routers, others = _every_number(gateway)
+        app = App(settings, gateway, serve_http=settings.http.enabled, fleet=True,
+                  extra_routers=routers)
+        others.home = app
     except (BusinessError, DatabaseError, ValueError) as exc:
         logger.error("cannot start: {}", exc)
         notifier.status(f"misconfigured: {exc}")
@@ -199,7 +231,7 @@ async def run_daemon(settings: Settings, notifier: Notifier,
     stop = asyncio.Event()
     restore = install_signals(stop, app.reindex)
     try:
-        return await serve(app, gateway, notifier, stop)
+        return await serve(app, gateway, notifier, stop, others)
     finally:
         restore()
 

@@ -67,7 +67,7 @@ def test_a_web_number_is_added_listed_shown_and_says_where_its_qr_is(env, tenant
     added = wabot("numbers", "add", key)
     assert added.exit_code == 0, added.output
     qr = Path(env["WABOT_STATE_DIR"]) / "numbers" / key / "login-qr.png"
-    assert "not served yet" in added.output and f"wabot numbers show {key}" in added.output
+    assert "starts it within seconds" in added.output and f"wabot numbers show {key}" in added.output
     assert str(qr) in added.output
     listed = wabot("numbers", "list")
     assert listed.exit_code == 0

@@ -58,9 +58,10 @@ def llm() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-async def nodes(tmp_path: Path, llm: FakeOpenAI) -> AsyncIterator[tuple[Node, Node]]:
+async def nodes(tmp_path: Path, llm: FakeOpenAI,
+                fleet_db_url: str) -> AsyncIterator[tuple[Node, Node]]:
     tenant = f"fleet-{uuid.uuid4().hex[:8]}"
-    url = os.environ["WABOT_TEST_POSTGRES_URL"]
+    url = fleet_db_url
     with FakeGraph() as graph_a, FakeGraph() as graph_b:
         a = Node("node-a", tmp_path / "a", llm, graph_a, tenant, url)
         b = Node("node-b", tmp_path / "b", llm, graph_b, tenant, url)
