@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from loguru import logger
+
 from bot.agents.agent import AgentDeps, Budget, CustomerAgent, Reply
 from bot.agents.memory_keeper import MemoryKeeper
 from bot.agents.registry import AgentRegistry, EventSink
@@ -92,6 +94,7 @@ class Shared:
     metrics: Metrics
     residents: Residents = field(default_factory=Residents)
     node: str = ""  # this process in the fleet: one node, whatever the numbers it serves
+    wakeup: Wakeup | None = None  # the fleet's notifications (PostgreSQL), one connection
 
     async def start(self) -> None:
         # The state directory holds the WhatsApp login keys and the conversations.
@@ -101,6 +104,12 @@ class Shared:
 
     async def stop(self) -> None:
         """Last: the units wrote to the stores until now."""
+        if self.wakeup is not None:
+            await self.wakeup.close()
+        try:  # this node leaves the fleet (its numbers were given back by their units)
+            await Leases(self.db, self.node, 0).leave()
+        except Exception as exc:
+            logger.debug("fleet: node row not removed: {}", exc)
         await self.llm.close()
         await self.memory.close()
         await self.customers.close()
@@ -116,15 +125,15 @@ def build_shared(settings: Settings, clock: Clock, llm: LLM | None = None) -> Sh
         customers=CustomerStore(db, clock=clock, resident=residents),
         memory=ObservedMemory(build_memory(settings, db)), runs=RunStore(db),
         metrics=Metrics(s.price_in_per_million, s.price_out_per_million),
-        residents=residents, node=new_node_id(settings.fleet.node_id))
+        residents=residents, node=new_node_id(settings.fleet.node_id),
+        wakeup=None if db.is_sqlite else Wakeup(settings.sql_url))
 
 
 def build_claim(shared: Shared, number: str) -> Claim:
     """This process's hold on one of its numbers (`wabot run`), as its node of the fleet."""
     f = shared.settings.fleet
     leases = Leases(shared.db, shared.node, f.lease_seconds)
-    wakeup = None if shared.db.is_sqlite else Wakeup(shared.settings.sql_url)
-    return Claim(leases, number, f.renew_seconds, wakeup)
+    return Claim(leases, number, f.renew_seconds, shared.wakeup)
 
 
 def agent_loader(deps: AgentDeps) -> Callable[[CustomerKey], Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from typing import Any
 
 from loguru import logger
@@ -28,6 +27,7 @@ class Claim:
         self.number = number
         self.renew_every = renew_every
         self.wakeup = wakeup
+        self._listener = wakeup.listener() if wakeup is not None else None
         self.console_url = console_url
         self.lease: Lease | None = None
         self._lost: asyncio.Future[str] | None = None
@@ -83,10 +83,10 @@ class Claim:
         return f"number {self.number} is being taken by another node"
 
     async def _pause(self) -> None:
-        if self.wakeup is None:
+        if self._listener is None:
             await asyncio.sleep(self.renew_every)
         else:
-            await self.wakeup.wait(self.renew_every)
+            await self._listener.wait(self.renew_every)
 
     async def nudge(self) -> None:
         """A message was journaled here for the number another node serves: wake it."""
@@ -97,10 +97,7 @@ class Claim:
         """While serving: route what other nodes journaled, when nudged and at every
         renewal period (a notification can be lost)."""
         while True:
-            if self.wakeup is None:
-                await asyncio.sleep(self.renew_every)
-            else:
-                await self.wakeup.wait(self.renew_every)
+            await self._pause()
             try:
                 await route()
             except Exception as exc:
@@ -153,11 +150,6 @@ class Claim:
                 await self.leases.release(lease)
                 if self.wakeup is not None:
                     await self.wakeup.notify()
-            await self.leases.leave()
         except Exception as exc:
             logger.warning("fleet: number {} not given back ({}); another node takes it "
                            "when the lease lapses", self.number, exc)
-        finally:
-            if self.wakeup is not None:
-                with suppress(Exception):
-                    await self.wakeup.close()

@@ -1,5 +1,6 @@
-"""Waking the other nodes at once when a number is given back: PostgreSQL LISTEN/NOTIFY on
-one channel. Nodes also look every `fleet.renew_seconds` on their own, so a lost
+"""Waking the other nodes at once when a number is given back or a message journaled for
+it: PostgreSQL LISTEN/NOTIFY on one channel, over one connection per process whatever the
+numbers it serves. Nodes also look every `fleet.renew_seconds` on their own, so a lost
 notification (or SQLite, which has none) only costs that wait."""
 
 from __future__ import annotations
@@ -14,26 +15,13 @@ from sqlalchemy.engine import make_url
 CHANNEL = "wabot_fleet"
 
 
-class Wakeup:
-    def __init__(self, url: str) -> None:
-        parsed = make_url(url)
-        self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._conn: Any = None
+class Listener:
+    """One waiter's view of the channel (each number's claim has its own)."""
+
+    def __init__(self) -> None:
         self._event = asyncio.Event()
 
-    async def start(self) -> None:
-        if self._conn is not None:
-            return
-        import asyncpg  # type: ignore[import-untyped]
-
-        try:
-            self._conn = await asyncpg.connect(self._dsn)
-            await self._conn.add_listener(CHANNEL, self._heard)
-        except Exception as exc:  # polling still works
-            logger.debug("fleet: no LISTEN connection ({}); polling only", exc)
-            self._conn = None
-
-    def _heard(self, *_: Any) -> None:
+    def heard(self) -> None:
         self._event.set()
 
     async def wait(self, within: float) -> None:
@@ -41,6 +29,38 @@ class Wakeup:
         with suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), within)
         self._event.clear()
+
+
+class Wakeup:
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._conn: Any = None
+        self._lock = asyncio.Lock()
+        self._listeners: list[Listener] = []
+
+    def listener(self) -> Listener:
+        listener = Listener()
+        self._listeners.append(listener)
+        return listener
+
+    async def start(self) -> None:
+        """Connect once (later calls return at once)."""
+        async with self._lock:
+            if self._conn is not None:
+                return
+            import asyncpg  # type: ignore[import-untyped]
+
+            try:
+                self._conn = await asyncpg.connect(self._dsn)
+                await self._conn.add_listener(CHANNEL, self._heard)
+            except Exception as exc:  # polling still works
+                logger.debug("fleet: no LISTEN connection ({}); polling only", exc)
+                self._conn = None
+
+    def _heard(self, *_: Any) -> None:
+        for listener in self._listeners:
+            listener.heard()
 
     async def notify(self) -> None:
         if self._conn is not None:

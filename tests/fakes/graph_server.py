@@ -52,6 +52,7 @@ class FakeGraph:
     def __init__(self, phone_number_id: str = PHONE_NUMBER_ID, token: str = TOKEN,
                  latency: float = 0.0) -> None:
         self.phone_number_id = phone_number_id
+        self.numbers = {phone_number_id}  # more: one server for many numbers (density bench)
         self.token = token
         self.latency = latency
         self.calls: list[Call] = []
@@ -113,7 +114,7 @@ class FakeGraph:
         call, refused = await self._record(request)
         if refused is not None:
             return refused
-        if request.path_params["number"] != self.phone_number_id:
+        if request.path_params["number"] not in self.numbers:
             return _error(400, 100, "Unsupported post request.")
         failure = self._take_failure("read" if "status" in call.body else "send")
         if failure is not None:
@@ -151,7 +152,7 @@ class FakeGraph:
         if refused is not None:
             return refused
         node = request.path_params["node"]
-        if node == self.phone_number_id:
+        if node in self.numbers:
             return JSONResponse({"id": node, "display_phone_number": "+1 555 010 0199",
                                  "verified_name": "Casa Azul", "quality_rating": "GREEN"})
         if node in self.media:
