@@ -47,7 +47,10 @@ class Claim:
         while True:
             await self.leases.beat(console_url=self.console_url)
             await self.leases.ensure([self.number])
-            lease = await self.leases.acquire(self.number) or await self._from_the_dead()
+            lease = None
+            if await self.leases.over_share() < 0:  # its fair share: leave the rest to others
+                lease = (await self.leases.acquire(self.number)
+                         or await self._from_the_dead())
             if lease is not None:
                 self.lease = lease
                 logger.info("fleet: this node ({}) serves number {} (epoch {})",

@@ -6,6 +6,8 @@ configured number).
 The configured number's App owns the shared parts and the console; the Cloud API webhook
 it serves reaches every number here by the `phone_number_id` each change names. A number
 added while the daemon runs starts within `fleet.renew_seconds`; one removed stops as soon.
+Each node serves its fair share (≈ numbers ÷ live nodes): when a node joins, the others
+give numbers back to it, one a renewal period each.
 """
 
 from __future__ import annotations
@@ -51,8 +53,26 @@ class OtherNumbers:
             await asyncio.sleep(every)
             try:
                 await self.refresh()
+                await self.balance()
             except Exception as exc:  # the database is down: the leases say what to do
                 logger.warning("numbers table not read: {}", exc)
+
+    async def balance(self) -> None:
+        """Beyond its fair share, this node gives one number back (stopped here, then
+        waited for again as a standby): another live node takes it. The configured number
+        stays (its App serves the console)."""
+        assert self.home is not None and self.home.claim is not None
+        if await self.home.claim.leases.over_share() <= 0:
+            return
+        held = [key for key, app in self.apps.items()
+                if app.claim is not None and app.claim.lease is not None
+                and app.claim.lease.valid]
+        if not held:
+            return
+        key = sorted(held)[-1]
+        logger.info("fleet: giving number {} back: this node serves more than its share", key)
+        await self.apps.pop(key).stop()
+        await self.refresh()  # waits for it again, as a standby
 
     async def refresh(self) -> None:
         """Start the numbers added to the table, stop those removed from it."""

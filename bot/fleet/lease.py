@@ -11,6 +11,7 @@ database inside their own transaction (`Leases.guard`).
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -109,6 +110,12 @@ class Leases:
             f" ON CONFLICT (node) DO UPDATE SET seen_at = {now}, draining = :draining,"
             " console_url = :url, host = :host, pid = :pid")
         self._now = text(f"SELECT {now}")
+        # (numbers, held by this node, live nodes): what a fair share is computed from.
+        self._counts = text(
+            "SELECT (SELECT count(*) FROM number_leases),"
+            f" (SELECT count(*) FROM number_leases WHERE owner = :me AND expires_at > {now}),"
+            f" (SELECT count(*) FROM fleet_nodes WHERE seen_at > {now} - :ttl"
+            " AND NOT draining)")
         # FOR SHARE: an acquisition by another node waits until the guarded write commits.
         lock = "" if db.is_sqlite else " FOR SHARE"
         self._guard = text("SELECT 1 FROM number_leases WHERE number = :n AND owner = :me"
@@ -120,6 +127,14 @@ class Leases:
     async def now(self) -> float:
         async with self.db.connect() as conn:
             return float((await conn.execute(self._now)).scalar_one())
+
+    async def over_share(self) -> int:
+        """How many numbers this node holds beyond its fair share (≈ numbers ÷ live nodes,
+        rounded up); negative: how many more it may take."""
+        async with self.db.connect() as conn:
+            numbers, held, live = (await conn.execute(
+                self._counts, {"me": self.node, "ttl": self.ttl})).one()
+        return int(held) - math.ceil(int(numbers) / max(1, int(live)))
 
     async def ensure(self, numbers: Iterable[str]) -> None:
         """A lease row (free) for every number that has none."""
