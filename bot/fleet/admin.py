@@ -172,11 +172,11 @@ def next_steps(row: NumberRow, base: Settings) -> str:
 
 def _linking(row: NumberRow, base: Settings) -> str:
     if row.transport == "cloud":
-        return ("Point Meta's webhook (WhatsApp → Configuration) at its daemon's "
-                "/webhooks/whatsapp over HTTPS (a standby daemon of the number receives it "
-                "too and journals it for the one serving).")
-    return (f"Its daemon shows the QR code to link it: `wabot numbers show {row.key}`, the "
-            f"console, or the file {qr_file(base, row.key)} on the node that serves it. Scan it in WhatsApp "
+        return ("Point Meta's webhook (WhatsApp → Configuration) at /webhooks/whatsapp on "
+                "the nodes' consoles over HTTPS: one URL serves every Cloud API number, and a "
+                "node that does not serve this one journals it for the one that does.")
+    return (f"Its daemon shows the QR code to link it: `wabot numbers show {row.key}` or the "
+            f"file {qr_file(base, row.key)} on the node that serves it. Scan it in WhatsApp "
             "→ Linked devices → Link a device.")
 
 
