@@ -102,6 +102,16 @@ class App:
         """Set by SIGHUP: re-index the knowledge that changed."""
         return self.unit.reindex
 
+    def _state(self) -> str:
+        """The number's state as `wabot numbers list` shows it."""
+        gateway = self.unit.gateway
+        done = gateway.finished
+        if done.done() and not done.cancelled() and done.exception() is None:
+            return str(done.result())[:16]
+        if gateway.connected is None or gateway.connected.is_set():
+            return "connected"
+        return "linking" if gateway.connected_as is None else "offline"
+
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self.background.add(task)
@@ -123,7 +133,7 @@ class App:
                 await self.webhook.start()
             await self.claim.wait(self.unit.gateway.report)
             self.unit.inbox.serve()
-            self.spawn(self.claim.keep(), "lease")
+            self.spawn(self.claim.keep(self._state), "lease")
         await self.unit.connect(self.spawn)
         if self.claim is not None:
             self.spawn(self.claim.catch_up(self.unit.inbox.catch_up), "fleet-catch-up")

@@ -14,8 +14,10 @@ from typing import Any
 
 from loguru import logger
 
+from bot.clock import SystemClock
 from bot.fleet.lease import Lease, Leases, StaleLease, gone_from_this_host
 from bot.fleet.notify import Wakeup
+from bot.fleet.numbers import NumberStore
 
 Status = Callable[[str], None]
 
@@ -119,14 +121,19 @@ class Claim:
         assert self.lease is not None
         return {"n": self.number, "me": self.leases.node, "e": self.lease.epoch}
 
-    async def keep(self) -> None:
-        """Renew the lease until it is lost or the task is cancelled."""
+    async def keep(self, state: Callable[[], str] | None = None) -> None:
+        """Renew the lease until it is lost or the task is cancelled; with each renewal,
+        the number's `state` (connected, offline…) for `wabot numbers list` when it changed."""
         lease = self.lease
         assert lease is not None
+        shown = ""
         while True:
             await asyncio.sleep(self.renew_every)
             try:
                 await self.leases.beat(console_url=self.console_url)
+                if state is not None and (now := state()) != shown:
+                    await NumberStore(self.leases.db, SystemClock()).set_state(self.number, now)
+                    shown = now
                 if not await self.leases.renew(lease):
                     self._lose(f"another node took number {self.number} over (epoch "
                                f"{lease.epoch} is stale)")

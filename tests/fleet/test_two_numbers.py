@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg2
 import pytest
 
 from bot.clock import SystemClock
@@ -51,6 +52,16 @@ async def _add_second(url: str, tenant: str, graph: FakeGraph, suffix: str = "2"
         return key
     finally:
         await db.close()
+
+
+def _states(url: str) -> set[str]:
+    conn = psycopg2.connect(url)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT state FROM numbers")
+        return {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()
 
 
 def _texts(graph: FakeGraph, token: str) -> int:
@@ -97,6 +108,8 @@ async def test_one_process_serves_two_numbers_and_a_standby_takes_both_over(
             b.daemon.start()
             await b.daemon.ready()
             await _until(lambda: b.log().count("waiting for it") == 3, b)
+            # `wabot numbers list` shows each one connected (written with the renewals).
+            await _until(lambda: _states(url) == {"connected"}, a)
             # Its fair share: three numbers, two nodes, so the first gives one back.
             await _until(lambda: b.log().count("serves number") == 1, b)
             assert a.log().count("giving number") == 1
