@@ -18,6 +18,7 @@ from bot.clock import SystemClock
 from bot.fleet.lease import Lease, Leases, StaleLease, gone_from_this_host
 from bot.fleet.notify import Wakeup
 from bot.fleet.numbers import NumberStore
+from bot.fleet.tables import LeaseRow
 
 Status = Callable[[str], None]
 
@@ -45,47 +46,48 @@ class Claim:
         """Return once this node holds the number (at once when it is free)."""
         if self.wakeup is not None:
             await self.wakeup.start()
-        said = ""
+        said: str | None = ""
         while True:
             await self.leases.beat(console_url=self.console_url)
             await self.leases.ensure([self.number])
             lease = None
+            held = await self.leases.lease(self.number)
             if await self.leases.over_share() < 0:  # its fair share: leave the rest to others
                 lease = (await self.leases.acquire(self.number)
-                         or await self._from_the_dead())
+                         or await self._from_the_dead(held))
             if lease is not None:
                 self.lease = lease
                 logger.info("fleet: this node ({}) serves number {} (epoch {})",
                             self.leases.node, self.number, lease.epoch)
                 return lease
-            line = await self._holder_line()
-            if line.split(" (")[0] != said.split(" (")[0]:  # once per holder
+            holder = held.owner if held is not None else None
+            if holder != said:  # once per holder
+                line = await self._holder_line(held)
                 logger.warning("{}: waiting for it (a second daemon on one number would "
                                "answer every customer twice)", line)
                 if status is not None:
                     status(f"standby: {line}")
-                said = line
+                said = holder
             await self._pause()
 
-    async def _from_the_dead(self) -> Lease | None:
+    async def _from_the_dead(self, held: LeaseRow | None) -> Lease | None:
         """The holder was a process on this host that is gone (killed, crashed): take the
         number now rather than when its lease lapses (a restart under systemd)."""
-        holder = next((row.owner for row in await self.leases.leases()
-                       if row.number == self.number and row.owner), None)
+        if held is None or not held.owner:
+            return None
         for node in await self.leases.nodes():
-            if node.node == holder and gone_from_this_host(node):
+            if node.node == held.owner and gone_from_this_host(node):
                 logger.info("fleet: node {} (pid {} on this host) is gone: taking number {}",
                             node.node, node.pid, self.number)
                 return await self.leases.take_from(self.number, node.node)
         return None
 
-    async def _holder_line(self) -> str:
-        now = await self.leases.now()
-        for row in await self.leases.leases():
-            if row.number == self.number and row.owner:
-                return (f"number {self.number} is served by node {row.owner} (its lease "
-                        f"runs {max(0.0, row.expires_at - now):.0f} s more)")
-        return f"number {self.number} is being taken by another node"
+    async def _holder_line(self, held: LeaseRow | None) -> str:
+        if held is None or not held.owner:
+            return f"number {self.number} is being taken by another node"
+        left = max(0.0, held.expires_at - await self.leases.now())
+        return (f"number {self.number} is served by node {held.owner} (its lease runs "
+                f"{left:.0f} s more)")
 
     async def _pause(self) -> None:
         if self._listener is None:

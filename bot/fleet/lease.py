@@ -6,7 +6,7 @@ length after the start of the last renewal that succeeded (`Lease.check`), on th
 monotonic clock: a node that cannot renew, or that was frozen (SIGSTOP, a VM paused), stops
 sending well before the database could hand the number to another node, and never sends
 again under that epoch. Writes that must not come from a stale owner check the epoch in the
-database inside their own transaction (`Leases.guard`).
+database inside their own transaction (`bot.stores.turn_writer.FENCE`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.fleet.tables import LeaseRow, NodeRow
 from bot.gateway.base import NotOwner
@@ -116,10 +115,6 @@ class Leases:
             f" (SELECT count(*) FROM number_leases WHERE owner = :me AND expires_at > {now}),"
             f" (SELECT count(*) FROM fleet_nodes WHERE seen_at > {now} - :ttl"
             " AND NOT draining)")
-        # FOR SHARE: an acquisition by another node waits until the guarded write commits.
-        lock = "" if db.is_sqlite else " FOR SHARE"
-        self._guard = text("SELECT 1 FROM number_leases WHERE number = :n AND owner = :me"
-                           f" AND epoch = :e{lock}")
 
     def lease_for(self, number: str, epoch: int, started: float) -> Lease:
         return Lease(number, epoch, started + self.ttl * VALID_SHARE)
@@ -179,17 +174,14 @@ class Leases:
             await conn.execute(self._release, {"me": self.node, "n": lease.number,
                                                "e": lease.epoch})
 
-    async def guard(self, conn: AsyncConnection, lease: Lease) -> None:
-        """Inside a write transaction on `conn`: raise `StaleLease` unless the database still
-        says this node holds the number under the lease's epoch."""
-        row = (await conn.execute(self._guard, {"n": lease.number, "me": self.node,
-                                                "e": lease.epoch})).first()
-        if row is None:
-            lease.lost = True
-            raise StaleLease(f"number {lease.number}: epoch {lease.epoch} is no longer "
-                             "the owner's; the write is refused")
-
     # --- the table as a whole ----------------------------------------------------------
+
+    async def lease(self, number: str) -> LeaseRow | None:
+        async with self.db.connect() as conn:
+            row = (await conn.execute(text(
+                "SELECT number, owner, epoch, expires_at FROM number_leases"
+                " WHERE number = :n"), {"n": number})).mappings().first()
+        return LeaseRow.model_validate(dict(row)) if row else None
 
     async def leases(self) -> list[LeaseRow]:
         async with self.db.connect() as conn:
