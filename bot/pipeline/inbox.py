@@ -12,6 +12,8 @@ reaches it (`serving` False) and nudges the owner, which routes what others jour
 from __future__ import annotations
 
 import asyncio
+import itertools
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 from loguru import logger
@@ -35,6 +37,8 @@ from bot.pipeline.outcomes import (
 from bot.settings import InboxSettings
 from bot.stores.customers import CustomerStore
 from bot.text import visible
+
+_UNWRITTEN = sys.maxsize  # a feed is writing the message's journal line
 
 __all__ = ["KIND_NOTES", "UNANSWERED_KINDS", "Describer", "Fed", "Filter", "Inbox",
            "JournalUnavailable", "Proactive", "describe_kind"]
@@ -64,8 +68,13 @@ class Inbox:
         self.serving = serving
         self.nudge = nudge  # tells the owner node a message waits in the journal
         # Ids this inbox routed, or is feeding, while they are unanswered: `catch_up` routes
-        # only the journaled messages no feed of this process is handling.
-        self._routed: set[str] = set()
+        # only the journaled messages no feed of this process is handling. Each maps to the
+        # tick its journal line was known to be written by (`_UNWRITTEN` while a feed is
+        # writing it): a catch-up forgets an id missing from its read of the journal only
+        # when the line was written before that read began, else it would forget a message
+        # whose turn is running and route it a second time at the next catch-up.
+        self._routed: dict[str, int] = {}
+        self._ticks = itertools.count(1)
 
     @property
     def tasks(self) -> set[asyncio.Task[None]]:
@@ -80,21 +89,21 @@ class Inbox:
             raise ValueError(f"message for tenant {msg.tenant!r} fed to {self.tenant!r}")
         if len(msg.text) > self.s.max_text_chars:
             msg.text = msg.text[: self.s.max_text_chars] + " …[message truncated]"
-        known = msg.msg_id in self._routed
-        self._routed.add(msg.msg_id)  # before the journal: a catch-up meanwhile skips it
+        previous = self._routed.get(msg.msg_id)
+        self._routed[msg.msg_id] = _UNWRITTEN  # before the journal: a catch-up skips it
         try:
             added = await self.customers.journal_add(msg)
         except (SQLAlchemyError, OSError) as exc:  # the intake holds it and retries
-            if not known:
-                self._routed.discard(msg.msg_id)
+            self._unroute(msg.msg_id, previous)
             raise JournalUnavailable(str(exc.__class__.__name__)) from exc
         if not added:
-            if not known:  # journaled by another node: its catch-up (or ours) routes it
-                self._routed.discard(msg.msg_id)
+            # Journaled by another node (its catch-up or ours routes it), or by this one.
+            self._unroute(msg.msg_id, previous)
             logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).debug("duplicate dropped")
             return Fed.DUPLICATE
+        self._routed[msg.msg_id] = next(self._ticks)
         if not self.serving:
-            self._routed.discard(msg.msg_id)
+            self._routed.pop(msg.msg_id, None)
             if self.nudge is not None:
                 await self.nudge()
             return Fed.DEFERRED
@@ -106,6 +115,12 @@ class Inbox:
             "phone": msg.phone, "msg_id": msg.msg_id, "kind": msg.kind.value,
             "text": msg.text, "from_owner": msg.from_owner})
         return await self._route(msg)
+
+    def _unroute(self, msg_id: str, previous: int | None) -> None:
+        if previous is None:
+            self._routed.pop(msg_id, None)
+        else:
+            self._routed[msg_id] = previous
 
     async def _route(self, msg: InboundMessage) -> Fed:
         log = logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id)
@@ -153,7 +168,7 @@ class Inbox:
             if msg.msg_id in live:  # checked as each is routed: feeds go on meanwhile
                 continue
             self._recovered.add(msg.msg_id)
-            self._routed.add(msg.msg_id)
+            self._routed[msg.msg_id] = next(self._ticks)
             pending.append(msg)
             await self._route(msg)
         self._live = None
@@ -166,15 +181,17 @@ class Inbox:
         node of the fleet journaled for this number (a webhook reaches any node)."""
         if self._live is not None or not self.serving:  # `recover` has not run yet
             return 0
-        before = set(self._routed)
+        read_at = next(self._ticks)
         pending = await self.customers.journal_pending(self.tenant, statuses=("received",))
         waiting = {m.msg_id for m in pending}
-        self._routed -= before - waiting  # answered since: forgotten (feeds since are kept)
+        for msg_id, written in list(self._routed.items()):
+            if written < read_at and msg_id not in waiting:
+                del self._routed[msg_id]  # answered since (a feed still writing is kept)
         routed = 0
         for msg in pending:
             if msg.msg_id in self._routed:
                 continue
-            self._routed.add(msg.msg_id)
+            self._routed[msg.msg_id] = read_at
             routed += 1
             await self._route(msg)
         if routed:

@@ -1,0 +1,49 @@
+"""The owner node's catch-up (routing what other nodes journaled for its number) against
+its own feeds: a message is routed once, however their journal reads and writes overlap."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.fakes.pipeline import pipeline
+
+ANA = "+5215512345678"
+
+
+async def test_a_catch_up_that_read_the_journal_before_a_feed_wrote_it_does_not_route_it_twice(
+        settings: Any) -> None:
+    """A catch-up read the journal while a feed was writing the message's line: the read
+    missed it, the feed then wrote and queued it. That catch-up must not forget the
+    message as answered, or the next catch-up finds it waiting and starts a second turn
+    (a customer answered twice, seen when three nodes shared six numbers)."""
+    async with pipeline(settings) as p:
+        inbox = p.app.unit.inbox
+        customers = inbox.customers
+        write, read_done, release_read = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        journal_add, journal_pending = customers.journal_add, customers.journal_pending
+
+        async def slow_add(msg: Any) -> bool:
+            await write.wait()
+            return await journal_add(msg)
+
+        async def held_read(tenant: str, **kw: Any) -> Any:
+            rows = await journal_pending(tenant, **kw)
+            read_done.set()
+            await release_read.wait()
+            return rows
+
+        customers.journal_add = slow_add  # type: ignore[method-assign]
+        customers.journal_pending = held_read  # type: ignore[method-assign]
+        feed = asyncio.create_task(p.say(ANA, "¿tienen la camisa azul?"))
+        await asyncio.sleep(0)
+        first = asyncio.create_task(inbox.catch_up())
+        await read_done.wait()  # the read saw no line for the message
+        write.set()
+        await feed  # written and queued (the turn waits for the debounce)
+        release_read.set()
+        assert await first == 0
+        customers.journal_pending = journal_pending  # type: ignore[method-assign]
+        assert await inbox.catch_up() == 0  # still waiting in the journal: routed already
+        await p.settle()
+        assert len(p.texts_to(ANA)) == 1
