@@ -157,11 +157,16 @@ class Claim:
     async def release(self) -> None:
         """A graceful stop: the number is given back and the waiting nodes woken."""
         lease, self.lease = self.lease, None
+        if lease is None or lease.lost:
+            return
         try:
-            if lease is not None and not lease.lost:
-                await self.leases.release(lease)
-                if self.wakeup is not None:
-                    await self.wakeup.notify()
+            await self.leases.release(lease)
         except Exception as exc:
             logger.warning("fleet: number {} not given back ({}); another node takes it "
                            "when the lease lapses", self.number, exc)
+            return
+        if self.wakeup is not None:
+            try:
+                await self.wakeup.notify()
+            except Exception as exc:  # the others find it free at their next look
+                logger.debug("fleet: other nodes not woken for number {}: {}", self.number, exc)

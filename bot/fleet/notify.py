@@ -63,8 +63,10 @@ class Wakeup:
             listener.heard()
 
     async def notify(self) -> None:
+        """Wake the other nodes; numbers released together share the one connection."""
         if self._conn is not None:
-            await self._conn.execute(f"NOTIFY {CHANNEL}")
+            async with self._lock:
+                await self._conn.execute(f"NOTIFY {CHANNEL}")
 
     async def close(self) -> None:
         if self._conn is not None:

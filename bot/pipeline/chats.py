@@ -148,7 +148,9 @@ class Chats:
 
     async def _work(self, key: CustomerKey, chat: _Chat) -> None:
         try:
-            while chat.pending or chat.proactive:
+            # Once closed, no new turn starts: what is pending stays in the journal for the
+            # next start or the node taking the number over (a drain hands over at once).
+            while (chat.pending or chat.proactive) and self.accepting:
                 if chat.pending:
                     await self._debounce(chat)
                     batch, chat.pending = chat.pending, []
@@ -271,7 +273,8 @@ class Chats:
     # --- lifecycle ---------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop accepting turns (messages are still journaled) and end debounce waits."""
+        """Stop accepting turns (messages are still journaled) and end debounce waits: a
+        turn already running finishes, one not started yet is left to the journal."""
         self.accepting = False
         self._flush.set()
 
