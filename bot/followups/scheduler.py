@@ -141,6 +141,7 @@ class FollowUpScheduler:
             self._started = False
             self.scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down in a loop callback
+        self.table.close()
         if _LIVE.get(self.tenant) is self:
             del _LIVE[self.tenant]
 

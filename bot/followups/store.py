@@ -17,13 +17,13 @@ from datetime import datetime
 from typing import Any, cast
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from sqlalchemy import Index, Table, delete, func, inspect, select
+from sqlalchemy import Engine, Index, Table, create_engine, delete, func, inspect, select, text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, SQLModel
 
 from bot.models import CustomerKey
 from bot.phones import mask
-from bot.stores.db import Database, UTCDateTime, sync_url
+from bot.stores.db import SCHEMA, Database, UTCDateTime, sync_url
 from bot.stores.privacy import Holder
 
 AGENT = "agent"  # the kind of the follow-up the agent schedules; rules use their name
@@ -132,14 +132,11 @@ class JobTable:
 
     def __init__(self, sql_url: str, tenant: str) -> None:
         self.tenant = tenant
-        url = sync_url(sql_url)
-        options: dict[str, Any] = (
-            {"connect_args": {"timeout": 30}} if url.startswith("sqlite")
-            else {"pool_pre_ping": True})
-        options["hide_parameters"] = True  # errors must not print customers' data
-        self.store = SQLAlchemyJobStore(url=url, tablename=job_table_name(tenant),
-                                        engine_options=options)
+        self._url = sync_url(sql_url)
+        self.store = SQLAlchemyJobStore(engine=_shared_engine(self._url),
+                                        tablename=job_table_name(tenant))
         self.t: Table = self.store.jobs_t
+        self._closed = False
 
     def create(self, attempts: int = 6) -> None:
         """Create the job table before APScheduler's start looks for it.
@@ -153,7 +150,11 @@ class JobTable:
         """
         for attempt in range(attempts):
             try:
-                self.t.create(self.store.engine, checkfirst=True)
+                with self.store.engine.begin() as conn:
+                    if conn.dialect.name == "postgresql":  # nodes starting at once
+                        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                                     {"k": SCHEMA})
+                    self.t.create(conn, checkfirst=True)
                 return
             except OperationalError as exc:
                 if "locked" not in str(exc) or attempt == attempts - 1:
@@ -193,7 +194,37 @@ class JobTable:
             return int(conn.execute(select(func.count()).select_from(self.t)).scalar_one())
 
     def close(self) -> None:
-        self.store.engine.dispose()
+        if not self._closed:
+            self._closed = True
+            _release_engine(self._url)
+
+
+# One synchronous engine per database for every number's job table in the process (each
+# its own engine held a connection pool of its own: a hundred numbers, a hundred pools).
+_ENGINES: dict[str, tuple[Engine, int]] = {}
+
+
+def _shared_engine(url: str) -> Engine:
+    engine, users = _ENGINES.get(url, (None, 0))
+    if engine is None:
+        options: dict[str, Any] = (
+            {"connect_args": {"timeout": 30}} if url.startswith("sqlite")
+            else {"pool_pre_ping": True})
+        engine = create_engine(url, hide_parameters=True,  # errors must not print data
+                               **options)
+    _ENGINES[url] = (engine, users + 1)
+    return engine
+
+
+def _release_engine(url: str) -> None:
+    engine, users = _ENGINES.get(url, (None, 0))
+    if engine is None:
+        return
+    if users <= 1:
+        del _ENGINES[url]
+        engine.dispose()
+    else:
+        _ENGINES[url] = (engine, users - 1)
 
 
 def erase_tenant_followups(sql_url: str, tenant: str) -> None:

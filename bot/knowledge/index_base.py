@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
 from bot.knowledge.terms import term_text, terms
-from bot.stores.db import Database, UTCDateTime
+from bot.stores.db import SCHEMA, Database, UTCDateTime
 
 PRODUCT = "product"
 DOCUMENT = "document"
@@ -179,7 +179,7 @@ class SqlKnowledgeIndex(KnowledgeIndex):
         self.notes = []
 
     async def start(self) -> None:
-        async with self.db.engine.begin() as conn:
+        async with self.db.begin(serial=SCHEMA) as conn:
             await conn.run_sync(SQLModel.metadata.create_all, tables=TABLES)
         await self._start_fulltext()
 
@@ -202,7 +202,8 @@ class SqlKnowledgeIndex(KnowledgeIndex):
                  "facts": json.dumps(d.facts, ensure_ascii=False, default=str),
                  "title_terms": term_text(f"{d.title} {d.keywords}"),
                  "terms": term_text(f"{d.title} {d.keywords} {d.body}")} for d in docs]
-        async with self.db.begin() as conn:
+        # Every node indexes the profile it was started with: one source at a time.
+        async with self.db.begin(serial=f"knowledge:{tenant}:{source}") as conn:
             await self._delete(conn, tenant, source)
             if rows:
                 await conn.execute(insert(ITEMS), rows)
@@ -225,7 +226,7 @@ class SqlKnowledgeIndex(KnowledgeIndex):
                                                  SOURCES.c.source == source))
 
     async def remove_source(self, tenant: str, source: str) -> None:
-        async with self.db.begin() as conn:
+        async with self.db.begin(serial=f"knowledge:{tenant}:{source}") as conn:
             await self._delete(conn, tenant, source)
 
     async def sources(self, tenant: str) -> dict[str, SourceState]:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.knowledge.index_base import KINDS, Hit, SqlKnowledgeIndex, _hit, query_terms
+from bot.stores.db import SCHEMA
 
 _DDL = [
     "ALTER TABLE knowledge_items ADD COLUMN IF NOT EXISTS tsv tsvector",
@@ -35,14 +36,14 @@ class PostgresKnowledgeIndex(SqlKnowledgeIndex):
     trigram_extension = "pg_trgm"
 
     async def _start_fulltext(self) -> None:
-        async with self.db.begin() as conn:
+        async with self.db.begin(serial=SCHEMA) as conn:
             for ddl in _DDL:
                 await conn.execute(text(ddl))
         self.trigram = await self._enable_trigram()
 
     async def _enable_trigram(self) -> bool:
         try:
-            async with self.db.begin() as conn:
+            async with self.db.begin(serial=SCHEMA) as conn:
                 have = (await conn.execute(text(
                     "SELECT 1 FROM pg_extension WHERE extname = :name"),
                     {"name": self.trigram_extension})).first()

@@ -101,12 +101,19 @@ class Database:
         return self.url.startswith("sqlite")
 
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncConnection]:
+    async def begin(self, serial: str = "") -> AsyncIterator[AsyncConnection]:
         """A write transaction. SQLite allows one writer at a time: concurrent writers would
         wait in SQLite's busy handler, which sleeps in steps up to 100 ms, so in-process
-        writers queue on a lock instead (readers are not blocked: WAL)."""
+        writers queue on a lock instead (readers are not blocked: WAL).
+
+        On PostgreSQL, transactions given the same `serial` run one after the other across
+        every process on the database (an advisory lock held to the commit): several nodes
+        starting at once would otherwise race creating one table or extension."""
         if self._write_lock is None:
             async with self.engine.begin() as conn:
+                if serial:
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                                       {"k": serial})
                 yield conn
             return
         async with self._write_lock, self.engine.begin() as conn:
@@ -135,7 +142,7 @@ class Database:
         return self.engine.connect()
 
     async def create_all(self) -> None:
-        async with self.engine.begin() as conn:
+        async with self.begin(serial=SCHEMA) as conn:
             await conn.run_sync(SQLModel.metadata.create_all)
             if not self.is_sqlite:
                 await widen_columns(conn)
@@ -146,6 +153,8 @@ class Database:
             self._raw = None
         await self.engine.dispose()
 
+
+SCHEMA = "wabot:schema"  # `begin(serial=…)` of whatever creates tables or extensions
 
 # Columns once created with a length that lost messages; `create_all` makes new tables right,
 # existing PostgreSQL ones are altered at start (SQLite ignores VARCHAR lengths).

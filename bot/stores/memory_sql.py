@@ -36,7 +36,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Field, SQLModel
 
 from bot.models import CustomerKey, MemoryMessage, Stage
-from bot.stores.db import Database
+from bot.stores.db import SCHEMA, Database
 from bot.stores.memory_base import ROLES, Fact, MemoryStore, Profile, StageChange
 from bot.stores.sqlite_writer import sqlite_time
 from bot.text import scrub
@@ -187,7 +187,7 @@ class SqlMemoryStore(MemoryStore):
         return (sqlite if self._db.is_sqlite else postgresql).insert(table)
 
     async def start(self) -> None:
-        async with self._db.begin() as conn:
+        async with self._db.begin(serial=SCHEMA) as conn:
             await conn.run_sync(SQLModel.metadata.create_all, tables=TABLES)
 
     async def close(self) -> None:
