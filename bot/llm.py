@@ -130,9 +130,9 @@ class LLM:
             raise LLMError(f"the model endpoint answered HTTP {exc.status_code}") from exc
         except openai.APIError as exc:
             raise LLMError(f"the model endpoint failed: {type(exc).__name__}") from exc
-        except Exception as exc:  # a body that is not JSON (truncated, empty) fails to parse
-            raise LLMError(f"the model endpoint sent a malformed answer: "
-                           f"{type(exc).__name__}") from exc
+        except Exception as exc:  # the client itself failed: say how (no secret in it)
+            raise LLMError(f"the model request failed: {type(exc).__name__}: "
+                           f"{str(exc)[:200]}") from exc
         completion = parse_completion_body(raw)
         if not completion.tokens_in and not completion.tokens_out:
             estimate_usage(completion, kwargs)
