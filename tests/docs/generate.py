@@ -60,7 +60,7 @@ def line_comments() -> dict[tuple[str, str], str]:
 
 
 KEY_LINE = re.compile(r"^#?\s*([a-z_]+)\s*=\s*(.*?)\s*(?:#\s*(.*))?$")
-SECTION_LINE = re.compile(r"^#?\s*\[([a-z_.]+)\]")
+SECTION_LINE = re.compile(r"^#?\s*\[\[?([a-z_.]+)\]")
 
 
 def example_comments() -> dict[str, str]:
