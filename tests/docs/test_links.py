@@ -40,7 +40,7 @@ def test_every_guide_is_in_the_site() -> None:
 def test_the_site_builds_strictly(tmp_path: Path) -> None:
     pytest.importorskip("mkdocs", reason="pip install -e '.[dev]' installs MkDocs")
     result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
+        [sys.executable, "-m", "mkdocs", "build", "--strict",
          "--config-file", str(ROOT / "mkdocs.yml"), "--site-dir", str(tmp_path / "site")],
         capture_output=True, text=True, timeout=240,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
