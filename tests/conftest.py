@@ -49,9 +49,11 @@ def ignore_the_users_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     """Every test starts from the defaults, wherever the suite runs: the user's own
     `WABOT_*` / `OPENAI_*` variables are removed and the working directory is a fresh one,
     so a `config/wabot.toml`, `config/business.yaml` or `.env` in the clone is not read.
-    Test databases (`WABOT_TEST_*`) stay."""
+    Test databases (`WABOT_TEST_*`) stay, and so does `WABOT_SCREENSHOTS` (where the browser
+    test writes the guides' screenshots: it was removed here, so they were never refreshed)."""
     for name in list(os.environ):
-        if name.startswith(("WABOT_", "OPENAI_")) and not name.startswith("WABOT_TEST_"):
+        if name.startswith(("WABOT_", "OPENAI_")) and not name.startswith(
+                ("WABOT_TEST_", "WABOT_SCREENSHOTS")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 

@@ -101,7 +101,8 @@ def add(
         show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the number as JSON.")] = False,
 ) -> None:
-    """Record a number (served today by a daemon of its own: see the README).
+    """Add a number: every `wabot run` on the database starts it (one serves it, the others
+    stand by; docs/numbers.md).
 
     Cloud API secrets are never given as values: --access-token-env, --app-secret-env and
     --verify-token-env name the environment variables that hold them on the nodes (each

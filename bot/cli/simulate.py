@@ -316,7 +316,7 @@ async def run_file(settings: Settings, scenario: Path, out_path: Path | None,
 
 @cli.command("simulate")
 def simulate_command(
-    scenario: Annotated[Path, typer.Argument(help="Scenario, JSON lines (see README).")],
+    scenario: Annotated[Path, typer.Argument(help="Scenario, JSON lines (see docs/getting-started.md).")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the output here "
                                              "instead of stdout.")] = None,
     start: Annotated[str | None, typer.Option(help="Virtual start time, ISO 8601 "

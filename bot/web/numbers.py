@@ -56,7 +56,7 @@ def router() -> APIRouter:
         roster = await read_roster(store.db, await store.all())
         return {"items": [entry_json(e) for e in roster.entries]}
 
-    @api.post("", status_code=201, summary="Record a number (served by a daemon of its own for now)",
+    @api.post("", status_code=201, summary="Add a number: every running daemon on the database starts it",
               responses={409: {"description": "a number by that key exists"},
                          422: {"description": "input that cannot be used; secrets are "
                                               "given as environment variable names"}})

@@ -8,7 +8,7 @@ customers wrote only more than `pacing.backlog_max_age_hours` ago. Real SQLite, 
 openai client against the fake OpenAI-wire server, the whole App with the memory gateway.
 Prints: messages, replies, the most sends in any 60 s, stale messages, the time to drain
 (virtual time: load-independent), and whether replies went oldest first. The test
-`tests/gateway/test_backlog_scenario.py` runs the same function and asserts on it.
+`tests/pipeline/later/test_backlog.py` runs the same function and asserts on it.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Logs in with a one-time link, watches the QR state turn into "connected", opens a customer,
 pauses and resumes the agent, and sends a message as the business. Skipped only where
 Chromium is absent and not in CI; in CI (CI=true) a missing browser fails the test.
-Set WABOT_SCREENSHOTS=1 to refresh docs/console-dashboard.png and docs/console-conversation.png.
+With WABOT_SCREENSHOTS=docs/img it writes the guides' screenshots there (the dashboard and a
+conversation on a phone, light and dark), so they show the console as it is.
 """
 
 from __future__ import annotations
@@ -93,6 +94,14 @@ async def seed(p) -> None:
                                     Stage.CUSTOMER)
 
 
+async def light_and_dark(page, path: Path) -> None:
+    """The page as it is, then as a browser set to dark shows it (`NAME-dark.png`)."""
+    await page.screenshot(path=str(path), full_page=True)
+    await page.emulate_media(color_scheme="dark")
+    await page.screenshot(path=str(path.with_name(f"{path.stem}-dark.png")), full_page=True)
+    await page.emulate_media(color_scheme="light")
+
+
 async def test_owner_logs_in_sees_the_qr_then_pauses_and_writes_as_the_business(
         sqlite_only, console_settings, openai_server, tmp_path):
     _browser_or_skip()
@@ -103,7 +112,8 @@ async def test_owner_logs_in_sees_the_qr_then_pauses_and_writes_as_the_business(
     clock = VirtualClock(START)
     console_settings.state_dir.mkdir(parents=True, exist_ok=True)
     gateway = LinkingGateway(clock, console_settings.state_dir)
-    shots = ROOT / "docs" if os.environ.get("WABOT_SCREENSHOTS") else tmp_path
+    shots = ROOT / os.environ["WABOT_SCREENSHOTS"] if os.environ.get("WABOT_SCREENSHOTS") \
+        else tmp_path
     async with pipeline(console_settings, clock=clock, gateway=gateway, serve_http=True) as p:
         p._server = openai_server
         await seed(p)
@@ -112,7 +122,8 @@ async def test_owner_logs_in_sees_the_qr_then_pauses_and_writes_as_the_business(
             browser = await pw.chromium.launch(executable_path=CHROMIUM,
                                                args=["--no-sandbox", "--disable-gpu"])
             try:
-                page = await browser.new_page(viewport={"width": 1000, "height": 1300})
+                page = await browser.new_page(viewport={"width": 1000, "height": 1300},
+                                              color_scheme="light")
                 await page.goto(f"{base}/login?code={login_code(TOKEN)}")
                 status = page.get_by_test_id("connection-status")
                 await expect(status).to_contain_text("waiting for QR scan")
@@ -123,7 +134,7 @@ async def test_owner_logs_in_sees_the_qr_then_pauses_and_writes_as_the_business(
                 await expect(status).to_contain_text("connected as +52155****5678",
                                                      timeout=10_000)
                 await expect(qr).to_have_count(0)
-                await page.screenshot(path=str(shots / "console-dashboard.png"), full_page=True)
+                await light_and_dark(page, shots / "console-dashboard.png")
 
                 await page.get_by_role("link", name="Customers").click()
                 await page.get_by_role("link", name="Ana").click()
@@ -142,7 +153,7 @@ async def test_owner_logs_in_sees_the_qr_then_pauses_and_writes_as_the_business(
                     "Not sent: WhatsApp is not connected")
                 await expect(box).to_have_value(typed)
                 await expect(pause_state).to_contain_text("on: the agent answers")
-                await page.screenshot(path=str(shots / "console-not-sent.png"), full_page=True)
+                await page.screenshot(path=str(tmp_path / "console-not-sent.png"), full_page=True)
                 gateway.scanned()
                 await page.evaluate(  # how the form looks once submitted, kept over the load
                     "() => document.addEventListener('submit', () => {"
@@ -156,8 +167,7 @@ async def test_owner_logs_in_sees_the_qr_then_pauses_and_writes_as_the_business(
                 await expect(page.get_by_role("alert")).to_have_count(0)
                 await expect(pause_state).to_contain_text("paused until")
                 await page.set_viewport_size({"width": 420, "height": 900})  # a phone
-                await page.screenshot(path=str(shots / "console-conversation.png"),
-                                      full_page=True)
+                await light_and_dark(page, shots / "console-conversation-phone.png")
                 await page.get_by_role("link", name="why did it say that?").first.click()
                 await expect(page.get_by_role("heading", name="Why did it say that?")
                              ).to_be_visible()
