@@ -28,7 +28,7 @@ from bot.events.alerts import Alerts
 from bot.events.hub import CAPPED, TURN_COMMITTED, TURN_DONE, TURN_FAILED, Events
 from bot.events.outbox import Outbox
 from bot.fleet.claim import Claim
-from bot.fleet.lease import Leases, new_node_id
+from bot.fleet.lease import Leases, NodeState, new_node_id
 from bot.fleet.notify import Wakeup
 from bot.followups import FollowUpScheduler
 from bot.gateway.base import Gateway
@@ -54,7 +54,7 @@ from bot.pipeline.takeover import Takeover
 from bot.pipeline.voice_budget import VoiceBudget
 from bot.settings import Settings
 from bot.stores.customers import Customer, CustomerStore, Resident
-from bot.stores.db import Database
+from bot.stores.db import Database, pool_options
 from bot.stores.deliveries import DeliveryStore
 from bot.stores.identity import Identity, moving_followups
 from bot.stores.memory_observed import ObservedMemory
@@ -95,6 +95,7 @@ class Shared:
     residents: Residents = field(default_factory=Residents)
     node: str = ""  # this process in the fleet: one node, whatever the numbers it serves
     wakeup: Wakeup | None = None  # the fleet's notifications (PostgreSQL), one connection
+    node_state: NodeState = field(default_factory=NodeState)  # draining, for every lease
 
     async def start(self) -> None:
         # The state directory holds the WhatsApp login keys and the conversations.
@@ -118,7 +119,7 @@ class Shared:
 
 def build_shared(settings: Settings, clock: Clock, llm: LLM | None = None) -> Shared:
     residents = Residents()
-    db = Database(settings.sql_url)
+    db = Database(settings.sql_url, **pool_options(settings))
     s = settings.llm
     return Shared(
         settings=settings, clock=clock, llm=llm or build_llm(settings), db=db,
@@ -132,7 +133,7 @@ def build_shared(settings: Settings, clock: Clock, llm: LLM | None = None) -> Sh
 def build_claim(shared: Shared, number: str) -> Claim:
     """This process's hold on one of its numbers (`wabot run`), as its node of the fleet."""
     f = shared.settings.fleet
-    leases = Leases(shared.db, shared.node, f.lease_seconds)
+    leases = Leases(shared.db, shared.node, f.lease_seconds, shared.node_state)
     return Claim(leases, number, f.renew_seconds, shared.wakeup)
 
 

@@ -52,7 +52,9 @@ class Claim:
             await self.leases.ensure([self.number])
             lease = None
             held = await self.leases.lease(self.number)
-            if await self.leases.over_share() < 0:  # its fair share: leave the rest to others
+            if self.leases.state.draining:
+                pass  # stopping: the others take what this node gives back
+            elif await self.leases.over_share() < 0:  # its fair share: the rest to others
                 lease = (await self.leases.acquire(self.number)
                          or await self._from_the_dead(held))
             if lease is not None:
@@ -153,6 +155,13 @@ class Claim:
         logger.error("fleet: {}: no more sends from this node", reason)
         if not self.lost.done():
             self.lost.set_result(reason)
+
+    async def drain(self) -> None:
+        """The node stops: say so first, so the others take its numbers as they come free."""
+        try:
+            await self.leases.drain(console_url=self.console_url)
+        except Exception as exc:  # the database is down: the leases lapse instead
+            logger.warning("fleet: could not say this node is stopping: {}", exc)
 
     async def release(self) -> None:
         """A graceful stop: the number is given back and the waiting nodes woken."""

@@ -33,6 +33,7 @@ class OtherNumbers:
         self.gateway_for = gateway_for
         self.apps: dict[str, App] = {}
         self._starting: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     def gateways(self) -> list[Gateway]:
         home = [self.home.unit.gateway] if self.home is not None else []
@@ -77,6 +78,8 @@ class OtherNumbers:
     async def refresh(self) -> None:
         """Start the numbers added to the table, stop those removed from it."""
         assert self.home is not None
+        if self._closing:
+            return
         shared = self.home.shared
         base = self.home.settings
         rows = await NumberStore(shared.db, shared.clock).all()
@@ -109,6 +112,7 @@ class OtherNumbers:
 
     async def stop(self) -> None:
         """Before the configured number's App (it owns the stores they share)."""
+        self._closing = True  # the table is followed no more: nothing starts from now
         for task in list(self._starting):
             task.cancel()
             with suppress(asyncio.CancelledError):

@@ -80,13 +80,22 @@ def _now_sql(db: Database) -> str:
     return "extract(epoch from clock_timestamp())"
 
 
+@dataclass(slots=True)
+class NodeState:
+    """What every lease of this process shares: whether the node is handing over."""
+
+    draining: bool = False
+
+
 class Leases:
     """The lease and node rows, for one node (`node`), with leases `ttl` seconds long."""
 
-    def __init__(self, db: Database, node: str, ttl: float) -> None:
+    def __init__(self, db: Database, node: str, ttl: float,
+                 state: NodeState | None = None) -> None:
         self.db = db
         self.node = node
         self.ttl = ttl
+        self.state = state or NodeState()
         now = _now_sql(db)
         self._acquire = text(
             f"UPDATE number_leases SET owner = :me, epoch = epoch + 1, expires_at = {now} + :ttl"
@@ -189,12 +198,19 @@ class Leases:
                 "SELECT number, owner, epoch, expires_at FROM number_leases"))).mappings()
             return [LeaseRow.model_validate(dict(r)) for r in rows]
 
-    async def beat(self, *, draining: bool = False, console_url: str = "") -> None:
+    async def beat(self, *, console_url: str = "") -> None:
         """This node is alive (and whether it is handing its numbers over)."""
         async with self.db.begin() as conn:
             await conn.execute(self._beat, {"me": self.node, "host": socket.gethostname(),
-                                            "pid": os.getpid(), "draining": draining,
+                                            "pid": os.getpid(),
+                                            "draining": self.state.draining,
                                             "url": console_url})
+
+    async def drain(self, console_url: str = "") -> None:
+        """This node stops: from now on the others count it out of the fair share, so
+        they take the numbers it gives back at once, and it takes none."""
+        self.state.draining = True
+        await self.beat(console_url=console_url)
 
     async def nodes(self) -> list[NodeRow]:
         async with self.db.connect() as conn:

@@ -186,6 +186,8 @@ async def serve(app: App, gateway: Gateway, notifier: Notifier,
     finally:
         notifier.stopping()
         notifier.status("stopping")
+        if app.claim is not None:
+            await app.claim.drain()
         if others is not None:
             await others.stop()
         await app.stop()
