@@ -527,6 +527,10 @@ class Settings(BaseSettings):
     tenant: str = Field("default", pattern=r"^[A-Za-z0-9_.+-]{1,64}$")
     state_dir: Path = Path("data")
     database_url: str | None = None  # default: sqlite file in state_dir
+    database_pool: int = Field(
+        10, ge=1, le=500, description="PostgreSQL connections a process keeps open; twice "
+        "as many more under load. Each node of a fleet holds up to three times this (plus "
+        "five for follow-ups): keep nodes × that under the server's max_connections")
     mongodb_url: SecretStr | None = None  # set: agent memory lives in MongoDB
     mongodb_database: str = "wabot"
     business_file: Path | None = None  # default: config/business.yaml, else the example

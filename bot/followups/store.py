@@ -207,9 +207,12 @@ _ENGINES: dict[str, tuple[Engine, int]] = {}
 def _shared_engine(url: str) -> Engine:
     engine, users = _ENGINES.get(url, (None, 0))
     if engine is None:
+        # APScheduler reads and writes it from the event loop's thread, one call at a
+        # time: a small pool does (a node of the fleet has many numbers, PostgreSQL a
+        # hundred connections by default).
         options: dict[str, Any] = (
             {"connect_args": {"timeout": 30}} if url.startswith("sqlite")
-            else {"pool_pre_ping": True})
+            else {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 3})
         engine = create_engine(url, hide_parameters=True,  # errors must not print data
                                **options)
     _ENGINES[url] = (engine, users + 1)

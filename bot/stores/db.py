@@ -154,6 +154,13 @@ class Database:
         await self.engine.dispose()
 
 
+def pool_options(settings: Any) -> dict[str, Any]:
+    """The engine's pool from `database_pool` (PostgreSQL; SQLite has no pool to size)."""
+    if settings.sql_url.startswith("sqlite"):
+        return {}
+    return {"pool_size": settings.database_pool, "max_overflow": 2 * settings.database_pool}
+
+
 SCHEMA = "wabot:schema"  # `begin(serial=…)` of whatever creates tables or extensions
 
 # Columns once created with a length that lost messages; `create_all` makes new tables right,
