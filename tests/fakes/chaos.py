@@ -77,14 +77,15 @@ class Daemon:
         self.logfile = workdir / "daemon.log"
         self._log_from = 0
         self.url = ""  # empty while down: senders retry
+        # `tests.fakes.standin_go` in place of `bot`: WhatsApp Web numbers on the stand-in
+        self.command = [sys.executable, "-m", "bot", "run"]
 
     def start(self) -> None:
         self.address_file.unlink(missing_ok=True)
         self.url = ""
         self._log_from = self.logfile.stat().st_size if self.logfile.exists() else 0
         with self.logfile.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "bot", "run"],
-                                         cwd=self.workdir, env=self.env, stdout=log,
+            self.proc = subprocess.Popen(self.command, cwd=self.workdir, env=self.env, stdout=log,
                                          stderr=subprocess.STDOUT)
 
     def _address(self) -> str:
