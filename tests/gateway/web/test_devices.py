@@ -258,3 +258,37 @@ async def test_the_database_password_reaches_no_log_and_no_status_line(
     assert not any("Very-S3cret" in r["message"] for r in log_records)
     assert not any("Very-S3cret" in line for line in statuses)
     assert any("postgres://postgres:***@" in r["message"] for r in log_records)
+
+
+# --- the real Go layer (neonize 0.5.2, lib/pq) against PostgreSQL ---------------------------
+
+
+async def test_the_real_go_layer_opens_the_store_in_postgresql_before_it_dials(
+    devices_db_url: str,
+) -> None:
+    """goneonize's Neonize() opens the container first (getDB → sqlstore.New, which creates
+    whatsmeow's tables), then dials WhatsApp. The dial goes to a SOCKS proxy nobody listens
+    on, so it fails on loopback (never the internet) and Neonize() returns the error."""
+    from neonize.aioze.client import ProxySettings
+    from neonize.exc import NeonizeError
+
+    from bot.gateway.web.goclient import new_neonize_client
+    from tests.gateway.web.conftest import free_port
+
+    store = DatabaseStore(devices_db_url, "tienda")
+    opening = await store.open()
+    assert opening.new_device and opening.name.startswith("postgres://")
+    client: Any = new_neonize_client(opening, "wabot-test-postgres-store")
+    proxy = ProxySettings(proxy_address=f"socks5://127.0.0.1:{free_port()}")
+    task = await client.connect(proxy)
+    try:
+        with pytest.raises(NeonizeError, match="dial"):
+            await asyncio.wait_for(asyncio.shield(task), 30)
+    finally:
+        await asyncio.wait_for(client.stop(), 10)
+        await store.close()
+
+    tables = {t for (t,) in sql(devices_db_url, "SELECT tablename FROM pg_tables")}
+    assert {"whatsmeow_device", "whatsmeow_sessions", "whatsmeow_privacy_tokens",
+            "whatsmeow_version", "number_devices"} <= tables
+    assert sql(devices_db_url, "SELECT count(*) FROM whatsmeow_device") == [(0,)]  # not paired
