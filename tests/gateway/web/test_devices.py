@@ -292,3 +292,22 @@ async def test_the_real_go_layer_opens_the_store_in_postgresql_before_it_dials(
     assert {"whatsmeow_device", "whatsmeow_sessions", "whatsmeow_privacy_tokens",
             "whatsmeow_version", "number_devices"} <= tables
     assert sql(devices_db_url, "SELECT count(*) FROM whatsmeow_device") == [(0,)]  # not paired
+
+
+async def test_login_with_a_device_in_the_database_connects_nothing(
+    devices_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bot.ops import daemon
+    from bot.ops.sdnotify import Notifier
+
+    whatsmeow_tables(devices_db_url, DEVICE)
+    remember(devices_db_url, "tienda", DEVICE)
+    built: list[object] = []
+    monkeypatch.setattr(daemon, "neonize_gateway", lambda *a: built.append(a))
+
+    code = await daemon.login(settings(tmp_path, devices_db_url), Notifier(None))
+
+    assert code == daemon.EXIT_OK and built == []
+    out = capsys.readouterr().out
+    assert "Already linked" in out and "in the database postgresql://postgres@" in out

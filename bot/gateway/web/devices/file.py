@@ -18,6 +18,7 @@ class FileStore(DeviceStore):
     def __init__(self, path: Path, *, kept: bool = False) -> None:
         self.path = path
         self.where = str(path)
+        self.kept = kept
         self._untold = kept
 
     def holds_login(self) -> bool:
