@@ -84,10 +84,6 @@ class Connection:
         self.probe = Probe(clock, (settings.probe_host, settings.probe_port), t.probe_timeout,
                            (settings.backoff_initial, settings.backoff_cap, t.backoff_jitter),
                            t.rng or random.Random(), lambda line: self.report(line, log=False))
-        # Never linked: a person is watching for the QR code, so say why it is not there yet
-        # and retry sooner (the device store answers once opened: `_connect_once`).
-        self.probe.first_start = not (isinstance(self.devices, FileStore)
-                                      and self.devices.holds_login())
         self._clock = clock
         self._on_message = on_message
         self._call_timeout = settings.call_timeout
@@ -151,6 +147,10 @@ class Connection:
     async def _run(self) -> None:
         delay = 0.0
         try:
+            # Never linked: a person is watching for the QR code, so say why it is not
+            # there yet and retry sooner. Each attempt's opening answers again.
+            with contextlib.suppress(Exception):  # the database is down: the attempt says so
+                self.probe.first_start = not await self.devices.stored()
             while True:
                 if delay > 0:
                     self.report(f"offline: reconnecting in {delay:.0f} s")
