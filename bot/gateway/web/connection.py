@@ -335,18 +335,20 @@ class Connection:
         self.connected.set()
         self.devices.secure()
         qr.remove_file(self.qr_png_path)
+        me = None
         try:
             me = await self.call("reading our own number", client.get_me())
             self.connected_as = from_whatsapp(me.JID.User) if me.JID.User else None
         except (GatewayError, PhoneError) as exc:
             logger.warning("connected, but could not read our own number: {}", exc)
-        else:
-            await self._note_device(me.JID)
+        if me is not None:
+            await self.note_device(me.JID)
         who = mask(self.connected_as) if self.connected_as else "an unknown number"
         self.report(f"connected as {who}")
 
-    async def _note_device(self, jid: Any) -> None:
-        """The device this client is (whatsmeow's Store.ID): resumed on the next start."""
+    async def note_device(self, jid: Any) -> None:
+        """The device this client is (whatsmeow's Store.ID, as PairSuccess and get_me give
+        it): the one resumed on the next start."""
         if not jid.User:
             return
         try:

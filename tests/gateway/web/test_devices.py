@@ -15,8 +15,8 @@ from typing import Any
 
 import psycopg2
 import pytest
-from neonize.aioze.events import ConnectedEv, LoggedOutEv
-from neonize.proto.Neonize_pb2 import LOGGED_OUT
+from neonize.aioze.events import ConnectedEv, LoggedOutEv, PairStatusEv
+from neonize.proto.Neonize_pb2 import LOGGED_OUT, PairStatus
 
 from bot.gateway.web.devices.choice import device_store_for
 from bot.gateway.web.devices.database import DatabaseStore, pq_url, shown
@@ -24,7 +24,7 @@ from bot.gateway.web.devices.file import FileStore
 from bot.gateway.web.gateway import GatewayExit, NeonizeGateway
 from bot.gateway.web.goclient import device_jid
 from bot.settings import Settings, SettingsError, load_settings, session_store_problem
-from tests.gateway.web.builders import BUSINESS, StandInFactory
+from tests.gateway.web.builders import BUSINESS, StandInFactory, jid
 
 DEVICE = f"{BUSINESS}:7@s.whatsapp.net"  # whatsmeow_device.jid of a linked device
 
@@ -137,10 +137,10 @@ def whatsmeow_tables(url: str, *devices: str) -> None:
             FOREIGN KEY (our_jid) REFERENCES whatsmeow_device(jid) ON DELETE CASCADE);
         CREATE TABLE whatsmeow_privacy_tokens (
             our_jid TEXT, their_jid TEXT, PRIMARY KEY (our_jid, their_jid))""")
-    for jid in devices:
-        sql(url, "INSERT INTO whatsmeow_device VALUES (%s)", jid)
-        sql(url, "INSERT INTO whatsmeow_sessions VALUES (%s, 'x')", jid)
-        sql(url, "INSERT INTO whatsmeow_privacy_tokens VALUES (%s, 'y')", jid)
+    for device in devices:
+        sql(url, "INSERT INTO whatsmeow_device VALUES (%s)", device)
+        sql(url, "INSERT INTO whatsmeow_sessions VALUES (%s, 'x')", device)
+        sql(url, "INSERT INTO whatsmeow_privacy_tokens VALUES (%s, 'y')", device)
 
 
 def remember(url: str, number: str, jid: str) -> None:
@@ -167,6 +167,19 @@ async def test_a_new_number_pairs_a_new_device_and_its_jid_is_recorded_once_conn
 
     client.me_device = 7
     await client.fire(ConnectedEv, ConnectedEv(status=True))
+
+    assert recorded(devices_db_url) == {"tienda": DEVICE}
+
+
+async def test_a_new_device_is_recorded_as_soon_as_it_is_paired(
+    make_gateway: Callable[..., NeonizeGateway], factory: StandInFactory, devices_db_url: str,
+) -> None:
+    gateway = make_gateway(devices=DatabaseStore(devices_db_url, "tienda"))
+    await gateway.start()
+    client = await factory.next_client()
+
+    await client.fire(PairStatusEv, PairStatusEv(
+        ID=jid(BUSINESS, device=7), Status=PairStatus.SUCCESS, Platform="smba"))
 
     assert recorded(devices_db_url) == {"tienda": DEVICE}
 
