@@ -5,6 +5,11 @@ name given to `NewAClient` starts with "postgres" (main.go `getDB`) and creates 
 tables itself (`sqlstore.New` upgrades the schema). Every number's device is a row of
 `whatsmeow_device`, so ours says which row is the number's: `number_devices`. Leases make
 sure one node at a time opens it.
+
+Known cost: goneonize opens a new container (a lib/pq pool) at every `Neonize()` call and
+its `Stop` never closes it, so each client the connection makes (one per connection
+attempt) leaves one idle PostgreSQL connection until the process exits (measured: five
+clients, five connections). The probe keeps attempts to those WhatsApp could answer.
 """
 
 from __future__ import annotations
