@@ -312,6 +312,10 @@ class KnowledgeSettings(Section):
 class WhatsAppSettings(Section):
     transport: Literal["web", "cloud"] = "web"  # web: WhatsApp Web (neonize); cloud: Meta's API
     session_file: str = "whatsapp-session.sqlite3"
+    # Where the linked device's keys live (`bot.gateway.web.devices`). auto: in the
+    # database when it is PostgreSQL (the number's session resumes on whichever node takes
+    # its lease), else the file; a file that already holds a login is kept.
+    session_store: Literal["auto", "file", "database"] = "auto"
     pair_phone: str | None = None
 
     @field_validator("pair_phone")
@@ -616,6 +620,8 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     finally:
         _TOML_PATH.reset(token)
     _check_transport(settings, path)
+    if problem := session_store_problem(settings):
+        raise SettingsError(f"invalid settings:\n  - {problem}")
     return _apply_openai_env(settings, {**_dotenv_openai(), **env})
 
 
@@ -641,6 +647,17 @@ def _check_transport(settings: Settings, path: Path | None) -> None:
         raise SettingsError("invalid settings:\n" + "\n".join(
             f"  - cloud.{name}: required when whatsapp.transport = \"cloud\"; set it in "
             f"{source}WABOT_CLOUD__{name.upper()}" for name in missing))
+
+
+def session_store_problem(settings: Settings) -> str | None:
+    """Why `whatsapp.session_store` cannot work with this database, or None."""
+    if settings.whatsapp.session_store == "database" and not settings.sql_url.startswith(
+            "postgres"):
+        return ("whatsapp.session_store: \"database\" keeps the WhatsApp session in "
+                "PostgreSQL, but database_url is SQLite; set database_url "
+                "(WABOT_DATABASE_URL) to postgresql://…, or session_store to \"auto\" or "
+                "\"file\" (WABOT_WHATSAPP__SESSION_STORE)")
+    return None
 
 
 def _apply_openai_env(settings: Settings, env: Mapping[str, str]) -> Settings:

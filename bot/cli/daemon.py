@@ -38,7 +38,8 @@ def run(pair_phone: PairOpt = None) -> None:
     devices → Link with phone number.
 
     The session is kept in the state directory (WABOT_STATE_DIR, default ./data; mode
-    0600), so later starts reconnect without a QR. Exit code 78 means an operator must act
+    0600), or in the database when database_url is PostgreSQL (whatsapp.session_store), so
+    later starts reconnect without a QR. Exit code 78 means an operator must act
     (logged out, number opened elsewhere, bad configuration).
     """
     settings = _whatsapp_settings(pair_phone)
@@ -63,7 +64,8 @@ def login(pair_phone: PairOpt = None) -> None:
     under Linked devices → Link with phone number.
 
     The session is written to the state directory (WABOT_STATE_DIR, default ./data) with
-    mode 0600, and `wabot run` reuses it. Do not run it while the daemon runs on the same
+    mode 0600, or to the database when database_url is PostgreSQL
+    (whatsapp.session_store), and `wabot run` reuses it. Do not run it while the daemon runs on the same
     state directory.
     """
     settings = _whatsapp_settings(pair_phone)

@@ -19,7 +19,7 @@ from sqlalchemy import delete, select, update
 
 from bot.clock import Clock
 from bot.fleet.tables import LEASES, NUMBER_KEY, NUMBERS, NumberRow
-from bot.settings import CLOUD_REQUIRED, Settings
+from bot.settings import CLOUD_REQUIRED, Settings, session_store_problem
 from bot.stores.db import Database
 
 STATES = ("linking", "connected", "offline", "restricted", "banned", "logged_out", "stopped")
@@ -68,6 +68,8 @@ def settings_for(base: Settings, row: NumberRow, env: Mapping[str, str]) -> Sett
     except ValidationError as exc:
         raise NumberError(f"number {row.key}: its settings are not valid: "
                           f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+    if problem := session_store_problem(settings):
+        raise NumberError(f"number {row.key}: {problem}")
     if settings.whatsapp.transport == "cloud":
         missing = [n for n in CLOUD_REQUIRED if not getattr(settings.cloud, n)]
         if missing:

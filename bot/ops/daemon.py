@@ -23,6 +23,9 @@ from bot.business import BusinessError
 from bot.clock import SystemClock
 from bot.fleet.host import OtherNumbers
 from bot.gateway.base import ExitReason, Gateway
+from bot.gateway.web.devices.base import DeviceStore
+from bot.gateway.web.devices.choice import device_store_for
+from bot.gateway.web.devices.database import DatabaseStore
 from bot.ops.preflight import problems, start_failure
 from bot.ops.sdnotify import Notifier, watchdog_loop
 from bot.phones import mask
@@ -53,13 +56,15 @@ def apply_bot_label(settings: Settings) -> None:
     os.environ[BOT_TAG_VARIABLE] = "on" if settings.pacing.bot_label else "off"
 
 
-def neonize_gateway(settings: Settings, notifier: Notifier) -> Gateway:
+def neonize_gateway(settings: Settings, notifier: Notifier,
+                    devices: DeviceStore | None = None) -> Gateway:
     apply_bot_label(settings)  # before the import below loads Go
     from bot.gateway.web.gateway import NeonizeGateway
 
     return NeonizeGateway(settings.tenant, settings.whatsapp, SystemClock(),
                           state_dir=settings.state_dir,
-                          allow_groups=settings.inbox.allow_groups, on_status=notifier.report)
+                          allow_groups=settings.inbox.allow_groups, on_status=notifier.report,
+                          devices=devices or device_store_for(settings))
 
 
 def transport_gateway(settings: Settings, notifier: Notifier) -> Gateway:
@@ -245,13 +250,23 @@ async def login(settings: Settings, notifier: Notifier) -> int:
     and whatsmeow acknowledges every message it receives (receipt.go maybeDeferredAck), so
     connecting here would lose the customers' messages that arrive meanwhile.
     """
-    session = settings.state_dir / settings.whatsapp.session_file
-    if session.is_file() and session.stat().st_size > 0:
-        print(f"Already linked: a WhatsApp session exists at {session}; `wabot run` uses it. "
-              "To link another phone, stop the daemon, remove that file and run "
-              "`wabot login` again.")
+    devices = device_store_for(settings)
+    try:
+        stored = await devices.stored()
+    except Exception as exc:
+        await devices.close()
+        print(f"Cannot read the WhatsApp session in {devices.where}: "
+              f"{devices.scrub(str(exc))}")
+        return EXIT_FAILED
+    if stored:
+        await devices.close()
+        fix = ("unlink this device on the phone (WhatsApp → Linked devices → Log out): the "
+               "daemon then forgets it" if isinstance(devices, DatabaseStore) else
+               "stop the daemon, remove that file")
+        print(f"Already linked: a WhatsApp session exists in {devices.where}; `wabot run` "
+              f"uses it. To link another phone, {fix} and run `wabot login` again.")
         return EXIT_OK
-    gateway = neonize_gateway(settings, notifier)
+    gateway = neonize_gateway(settings, notifier, devices)
     stop = asyncio.Event()
     restore = install_signals(stop)
     linked = gateway.connected

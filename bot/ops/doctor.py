@@ -106,10 +106,18 @@ def check_state_dir(settings: Settings) -> Check:
 
 
 def check_session(settings: Settings) -> Check:
-    name = settings.whatsapp.session_file
-    if name.startswith(("postgres://", "postgresql://")):
-        return Check("WhatsApp session", True, "kept in PostgreSQL (not inspected)")
-    path = settings.state_dir / name
+    from bot.gateway.web.devices.choice import device_store_for
+    from bot.gateway.web.devices.file import FileStore
+
+    try:
+        store = device_store_for(settings)
+    except ValueError as exc:
+        return Check("WhatsApp session", False, str(exc))
+    if not isinstance(store, FileStore):
+        return Check("WhatsApp session", True, f"kept in {store.where} (table number_devices, "
+                     "not inspected), so it follows the number to any node of the fleet; "
+                     "`wabot run` or `wabot login` shows the QR code while none is linked")
+    path = store.path
     if not path.is_file() or path.stat().st_size == 0:
         # Not a fault on a new install: the first `wabot run` shows the QR code.
         return Check("WhatsApp session", True, f"not linked yet ({path}): `wabot run` or "
@@ -119,7 +127,9 @@ def check_session(settings: Settings) -> Check:
         return Check("WhatsApp session", False,
                      f"{path} is readable by others (mode {mode:04o}): it logs in as you",
                      f"chmod 600 {path}")
-    return Check("WhatsApp session", True, f"{path} (mode {mode:04o})")
+    moves = (": on this machine only, though the database is PostgreSQL (unlink the device "
+             "on the phone and link again to keep it in the database)" if store.kept else "")
+    return Check("WhatsApp session", True, f"{path} (mode {mode:04o}){moves}")
 
 
 def _short(exc: BaseException) -> str:

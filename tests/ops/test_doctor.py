@@ -79,8 +79,9 @@ def test_a_broken_configuration_says_what_to_fix(clean_env, tmp_path, openai_ser
         assert f"✗ {name}: " in out
     assert out.count("    fix: ") == 5
     assert "chmod 700" in out
-    # Not linked yet is where every install starts, not a fault: the first run shows the QR.
-    assert "✓ WhatsApp session: not linked yet" in out and "wabot login" in out
+    # On PostgreSQL the session lives in the database: not a fault, whether linked or not.
+    assert "✓ WhatsApp session: kept in the database postgresql://wabot:***@" in out
+    assert "wabot login" in out
     assert "secret" not in out  # passwords in URLs are hidden
     assert out.splitlines()[-1] == "5 problems found"
 

@@ -38,11 +38,14 @@ from neonize.aioze.events import (
     StreamReplacedEv,
     TemporaryBanEv,
 )
+from neonize.utils.jid import Jid2String
 
 from bot.clock import Clock
 from bot.gateway.base import ExitReason, GatewayError, StatusListener
 from bot.gateway.restrictions import Restrictions
 from bot.gateway.web import qr, session
+from bot.gateway.web.devices.base import DeviceStore
+from bot.gateway.web.devices.file import FileStore
 from bot.gateway.web.exits import Exits, GatewayExit
 from bot.gateway.web.goclient import EventHandler, GoClient, GoGate, call_go, guarded
 from bot.gateway.web.offline import OfflineSync
@@ -67,11 +70,13 @@ class Connection:
 
     def __init__(self, tenant: str, settings: WhatsAppSettings, clock: Clock, *,
                  state_dir: Path, on_message: EventHandler,
-                 on_status: StatusListener | None = None, tuning: Tuning | None = None) -> None:
+                 on_status: StatusListener | None = None, tuning: Tuning | None = None,
+                 devices: DeviceStore | None = None) -> None:
         t = tuning or Tuning()
         self.tenant = tenant
         self.state_dir = state_dir
         self.session_path = state_dir / settings.session_file
+        self.devices = devices or FileStore(self.session_path)
         self.qr_png_path = state_dir / qr.QR_PNG_NAME
         self.connected = asyncio.Event()
         self.connected_as: str | None = None
@@ -79,10 +84,6 @@ class Connection:
         self.probe = Probe(clock, (settings.probe_host, settings.probe_port), t.probe_timeout,
                            (settings.backoff_initial, settings.backoff_cap, t.backoff_jitter),
                            t.rng or random.Random(), lambda line: self.report(line, log=False))
-        # Never linked: a person is watching for the QR code, so say why it is not there yet
-        # and retry sooner.
-        self.probe.first_start = not (self.session_path.is_file()
-                                      and self.session_path.stat().st_size > 0)
         self._clock = clock
         self._on_message = on_message
         self._call_timeout = settings.call_timeout
@@ -139,12 +140,17 @@ class Connection:
     async def stop(self) -> None:
         self._exit = self._exit or GatewayExit.STOPPED
         await self._shutdown()
+        await self.devices.close()
         if not self.finished.done():
             self.finished.set_result(self._exit)
 
     async def _run(self) -> None:
         delay = 0.0
         try:
+            # Never linked: a person is watching for the QR code, so say why it is not
+            # there yet and retry sooner. Each attempt's opening answers again.
+            with contextlib.suppress(Exception):  # the database is down: the attempt says so
+                self.probe.first_start = not await self.devices.stored()
             while True:
                 if delay > 0:
                     self.report(f"offline: reconnecting in {delay:.0f} s")
@@ -153,15 +159,21 @@ class Connection:
                 delay = await self._connect_once()
         except Exception as exc:
             logger.opt(exception=True).error("the WhatsApp connection task failed")
-            await self._finish(GatewayExit.FAILED, f"the WhatsApp connection failed: {exc}")
+            await self._finish(GatewayExit.FAILED,
+                               f"the WhatsApp connection failed: {self.devices.scrub(str(exc))}")
 
     async def _connect_once(self) -> float:
         """Hand over to Go until a restart is wanted; returns the wait before reconnecting."""
-        stored = session.prepare_session_file(self.session_path)
+        try:
+            opening = await self.devices.open()
+        except Exception as exc:  # the database is down: like WhatsApp being down
+            return self._connect_failed(f"opening the session in {self.devices.where}: {exc}")
+        stored = opening.linked
+        self.probe.first_start = not stored
         self._generation += 1
         # A fresh uuid per client: NewAClient's finalizer calls Go's Stop(uuid), which would
         # otherwise stop the client that replaced it.
-        client = self._factory(str(self.session_path), f"wabot-{self.tenant}-{self._generation}")
+        client = self._factory(opening, f"wabot-{self.tenant}-{self._generation}")
         self._register(client)
         self._restart = asyncio.get_running_loop().create_future()
         self.gate.open(client)
@@ -215,7 +227,7 @@ class Connection:
             # instead of exiting 1 into systemd's start limit.
             self.request_restart(self._connect_failed(error))
             return
-        detail = f": {error}" if error else ""
+        detail = f": {self.devices.scrub(str(error))}" if error else ""
         self.spawn(self._finish(GatewayExit.FAILED, f"the WhatsApp client stopped{detail}"))
 
     def retry_delay(self) -> float:
@@ -224,10 +236,12 @@ class Connection:
         self._failures += 1
         return delay
 
-    def _connect_failed(self, error: BaseException | None) -> float:
+    def _connect_failed(self, error: BaseException | str | None) -> float:
         delay = self.retry_delay()
+        # lib/pq's errors may quote the URL it was given: the database password with it.
+        detail = self.devices.scrub(str(error)) if error else "the client stopped"
         logger.warning("connecting to WhatsApp failed ({}); retrying in {:.0f} s",
-                       error or "the client stopped", delay)
+                       detail, delay)
         return delay
 
     async def _close_client(self) -> None:
@@ -257,10 +271,18 @@ class Connection:
         self.report(message, log=False)
         await self._shutdown()
         if exit is GatewayExit.LOGGED_OUT:
-            for path in session.remove_session_files(self.session_path):
-                logger.info("removed the stale WhatsApp session {}", path)
+            await self._forget_device()
+        await self.devices.close()
         if not self.finished.done():
             self.finished.set_result(exit)
+
+    async def _forget_device(self) -> None:
+        try:
+            for what in await self.devices.forget():
+                logger.info("removed the stale WhatsApp session {}", what)
+        except Exception as exc:
+            logger.error("the logged-out WhatsApp session in {} was not removed: {}",
+                         self.devices.where, self.devices.scrub(str(exc)))
 
     async def _shutdown(self) -> None:
         current = asyncio.current_task()
@@ -311,15 +333,30 @@ class Connection:
         self.linked = True
         self.offline.syncing = False  # a new connection: a new offline preview may follow
         self.connected.set()
-        session.secure_session_files(self.session_path)
+        self.devices.secure()
         qr.remove_file(self.qr_png_path)
+        me = None
         try:
             me = await self.call("reading our own number", client.get_me())
             self.connected_as = from_whatsapp(me.JID.User) if me.JID.User else None
         except (GatewayError, PhoneError) as exc:
             logger.warning("connected, but could not read our own number: {}", exc)
+        if me is not None:
+            await self.note_device(me.JID)
         who = mask(self.connected_as) if self.connected_as else "an unknown number"
         self.report(f"connected as {who}")
+
+    async def note_device(self, jid: Any) -> None:
+        """The device this client is (whatsmeow's Store.ID, as PairSuccess and get_me give
+        it): the one resumed on the next start."""
+        if not jid.User:
+            return
+        try:
+            await self.devices.linked(Jid2String(jid))
+        except Exception as exc:  # the next ConnectedEv (any reconnect) tries again
+            logger.error("connected, but which device this number is was not saved in {}: "
+                         "{}; a restart now would show a new QR code", self.devices.where,
+                         self.devices.scrub(str(exc)))
 
     async def login_timed_out(self) -> None:
         await self._finish(

@@ -32,6 +32,7 @@ from bot.gateway.base import (
 )
 from bot.gateway.web import offline
 from bot.gateway.web.connection import Connection
+from bot.gateway.web.devices.base import DeviceStore
 from bot.gateway.web.exits import GatewayExit
 from bot.gateway.web.goclient import (
     GoClient,
@@ -92,7 +93,10 @@ class NeonizeGateway(Gateway):
         allow_groups: bool = False,
         on_status: StatusListener | None = None,
         tuning: Tuning | None = None,
+        devices: DeviceStore | None = None,
     ) -> None:
+        """`devices`: where the linked device lives (`bot.gateway.web.devices`); by
+        default the file `settings.session_file` in `state_dir`."""
         super().__init__()
         pair_phone = settings.pair_phone
         if pair_phone is not None and not re.fullmatch(r"\+[1-9]\d{5,14}", pair_phone):
@@ -101,7 +105,7 @@ class NeonizeGateway(Gateway):
         self.tenant = tenant
         self.connection = Connection(tenant, settings, clock, state_dir=state_dir,
                                      on_message=self._on_message, on_status=on_status,
-                                     tuning=t)
+                                     tuning=t, devices=devices)
         self.state_dir = state_dir
         self.session_path = self.connection.session_path
         self.qr_png_path = self.connection.qr_png_path

@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar, cast
 from loguru import logger
 
 from bot.gateway.base import GatewayError
+from bot.gateway.web.devices.base import Opening
 
 T = TypeVar("T")
 EventHandler = Callable[[Any, Any], Coroutine[Any, Any, None]]
@@ -56,13 +57,34 @@ class GoClient(Protocol):
     ) -> str: ...
 
 
-ClientFactory = Callable[[str, str], GoClient]  # (session database, client uuid)
+ClientFactory = Callable[[Opening, str], GoClient]  # (the device's store, client uuid)
 
 
-def new_neonize_client(session: str, uuid: str) -> GoClient:
+def new_neonize_client(opening: Opening, uuid: str) -> GoClient:
     from neonize.aioze.client import NewAClient
 
-    return cast(GoClient, NewAClient(session, uuid=uuid))
+    client = NewAClient(opening.name, uuid=uuid, new_device=opening.new_device)
+    if opening.jid is not None:
+        # Set after construction, not passed: NewAClient.__init__ makes `jid.User` the
+        # client's uuid when a jid is given (aioze/client.py), and then every client of the
+        # number shares one uuid, so a dropped client's finalizer (Go's Stop(uuid)) would
+        # stop its successor. connect() reads `self.jid` for the device to resume.
+        client.jid = device_jid(opening.jid)
+    return cast(GoClient, client)
+
+
+def device_jid(jid: str) -> Any:
+    """whatsmeow's `user[.agent][:device]@server` (types.JID.String, the form of
+    whatsmeow_device.jid and of neonize's Jid2String) as a neonize JID."""
+    from neonize.utils.jid import build_jid
+
+    address, _, server = jid.partition("@")
+    address, _, device = address.partition(":")
+    user, _, agent = address.partition(".")
+    built = build_jid(user, server)
+    built.Device = int(device or 0)
+    built.RawAgent = int(agent or 0)
+    return built
 
 
 Method = TypeVar("Method", bound=Callable[[Any, Any, Any], Coroutine[Any, Any, None]])

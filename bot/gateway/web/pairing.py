@@ -44,6 +44,7 @@ class PairingHost(Protocol):
     def show(self, text: str) -> None: ...
     async def call(self, what: str, call: Awaitable[T]) -> T: ...
     async def login_timed_out(self) -> None: ...
+    async def note_device(self, jid: Any) -> None: ...
 
 
 class Pairing:
@@ -84,6 +85,9 @@ class Pairing:
         if ev.Status == PairStatus.SUCCESS:
             number = mask(from_whatsapp(ev.ID.User)) if ev.ID.User else "an unknown number"
             logger.info("linked to WhatsApp as {} ({})", number, ev.Platform or "?")
+            # whatsmeow pair.go saves the device before PairSuccess: record it now, not at
+            # the ConnectedEv that follows, or a crash between them orphans the new device.
+            await self._host.note_device(ev.ID)
         else:
             logger.error("linking to WhatsApp failed: {}", ev.Error or "no reason given")
 

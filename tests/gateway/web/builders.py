@@ -15,6 +15,8 @@ from neonize.aioze.events import MessageEv
 from neonize.proto.Neonize_pb2 import JID, Device, MessageInfo, MessageSource, SendResponse
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import DocumentMessage, ImageMessage, Message
 
+from bot.gateway.web.devices.base import Opening
+
 CUSTOMER = "5215512345678"  # a Mexican mobile in WhatsApp's legacy 521 form
 CUSTOMER_E164 = "+5215512345678"
 CUSTOMER_LID = "204060801234567"
@@ -65,8 +67,9 @@ def text(body: str = "hola, ¿tienen la camisa azul?") -> Message:
 class StandInClient:
     """The Go layer's stand-in: records calls, answers from tables, never touches a network."""
 
-    def __init__(self, session: str, uuid: str) -> None:
-        self.session = session
+    def __init__(self, opening: Opening, uuid: str) -> None:
+        self.opening = opening  # the device store and the device, as NewAClient gets them
+        self.session = opening.name
         self.uuid = uuid
         self.handlers: dict[type[Any], Callable[[Any, Any], Awaitable[None]]] = {}
         self.qr_handler: Callable[[Any, bytes], Awaitable[None]] | None = None
@@ -75,6 +78,7 @@ class StandInClient:
         self.connecting = asyncio.Event()
         self.lids: dict[str, str] = {}  # LID user → phone user
         self.me_user = BUSINESS
+        self.me_device = 0  # a linked device's number (whatsmeow's Store.ID.Device)
         self.me: Device | None = None  # neonize sets it from Go's event 0 before the others
         self.gates: dict[str, asyncio.Event] = {}  # a call waits until its gate opens
         self.media = b""
@@ -164,7 +168,7 @@ class StandInClient:
 
     async def get_me(self) -> Device:
         await self._record("get_me")
-        return Device(JID=jid(self.me_user), PushName="Tienda")
+        return Device(JID=jid(self.me_user, device=self.me_device), PushName="Tienda")
 
     async def revoke_message(self, chat: JID, sender: JID, message_id: str) -> SendResponse:
         await self._record("revoke_message", chat, sender, message_id)
@@ -185,8 +189,8 @@ class StandInFactory:
         self.made = asyncio.Event()
         self.configure: Callable[[StandInClient], None] = lambda client: None
 
-    def __call__(self, session: str, uuid: str) -> StandInClient:
-        client = StandInClient(session, uuid)
+    def __call__(self, opening: Opening, uuid: str) -> StandInClient:
+        client = StandInClient(opening, uuid)
         self.configure(client)
         self.clients.append(client)
         self.made.set()

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import socket
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pytest
 from loguru import logger
+from sqlalchemy.engine import make_url
 
 # neonize is imported quietly by tests/conftest.py before this module loads.
 from bot.clock import VirtualClock
+from bot.gateway.web.devices.base import DeviceStore
 from bot.gateway.web.gateway import NeonizeGateway
 from bot.gateway.web.tuning import Tuning
 from bot.settings import WhatsAppSettings
@@ -89,8 +94,10 @@ async def make_gateway(
     settings_fields = set(WhatsAppSettings.model_fields)
     tuning_fields = {f.name for f in fields(Tuning)}
 
-    def make(*, allow_groups: bool = False, **options: Any) -> NeonizeGateway:
-        """Each option goes where its name is: the settings section, or the `Tuning`."""
+    def make(*, allow_groups: bool = False, devices: DeviceStore | None = None,
+             tenant: str = TENANT, **options: Any) -> NeonizeGateway:
+        """Each option goes where its name is: the settings section, or the `Tuning`.
+        `devices`: where the linked device lives (default: the session file)."""
         unknown = set(options) - settings_fields - tuning_fields
         assert not unknown, f"neither a WhatsAppSettings field nor a Tuning one: {unknown}"
         # Unchecked (model_copy): tests go below the settings' floors (2 Go threads) and
@@ -100,9 +107,10 @@ async def make_gateway(
             **{k: v for k, v in options.items() if k in settings_fields}})
         tuning = Tuning(**{"client_factory": factory, "console": console,
                            **{k: v for k, v in options.items() if k in tuning_fields}})
-        gateway = NeonizeGateway(TENANT, settings, clock, state_dir=tmp_path / "state",
+        state_dir = tmp_path / ("state" if tenant == TENANT else f"state-{tenant}")
+        gateway = NeonizeGateway(tenant, settings, clock, state_dir=state_dir,
                                  allow_groups=allow_groups, on_status=statuses.append,
-                                 tuning=tuning)
+                                 tuning=tuning, devices=devices)
         made.append(gateway)
         return gateway
 
@@ -128,3 +136,21 @@ def log_records() -> Iterator[list[dict[str, Any]]]:
     sink_id = logger.add(lambda message: records.append(message.record), level="DEBUG")
     yield records
     logger.remove(sink_id)
+
+
+@pytest.fixture
+def devices_db_url() -> Iterator[str]:
+    """A PostgreSQL database of its own (created, then dropped): whatsmeow's tables and
+    `number_devices` start empty, and a test's devices never reach the next one."""
+    if not os.environ.get("WABOT_TEST_POSTGRES_URL"):
+        pytest.skip("WABOT_TEST_POSTGRES_URL is not set: the database store needs PostgreSQL")
+    base = make_url(os.environ["WABOT_TEST_POSTGRES_URL"]).set(drivername="postgresql")
+    name = f"devices_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(base.render_as_string(hide_password=False))
+    conn.autocommit = True
+    try:
+        conn.cursor().execute(f'CREATE DATABASE "{name}"')
+        yield base.set(database=name).render_as_string(hide_password=False)
+        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        conn.close()
