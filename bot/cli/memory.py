@@ -19,6 +19,7 @@ import typer
 
 from bot.cli.common import app, fail, settings_or_exit
 from bot.models import CustomerKey, MemoryMessage, Stage
+from bot.phones import customer_key_error
 from bot.settings import Settings
 from bot.stores.customers import Customer, CustomerStore
 from bot.stores.db import Database
@@ -187,6 +188,8 @@ def customer_row(c: Customer, zone: tzinfo, now: datetime) -> list[str]:
     from bot.pipeline.takeover import FOREVER
 
     flags = []
+    if customer_key_error(c.phone) is not None:  # stored before #24.9: shown, marked
+        flags.append("not a WhatsApp number: wabot forget it")
     if c.opted_out:
         flags.append("opted out")
     if c.paused_until is not None and c.paused_until > now:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.agents.agent import Turn
 from bot.events.hub import Events
 from bot.models import InboundMessage, MessageKind, Role
-from bot.phones import mask
+from bot.phones import customer_key_error, mask
 from bot.pipeline.chats import Chats
 from bot.pipeline.outcomes import (
     KIND_NOTES,
@@ -78,6 +78,11 @@ class Inbox:
         """Journal, dedupe, filter and queue one inbound message."""
         if msg.tenant != self.tenant:
             raise ValueError(f"message for tenant {msg.tenant!r} fed to {self.tenant!r}")
+        problem = customer_key_error(msg.phone)
+        if problem is not None:  # a tampered event: no customer, no journal line (#24.9)
+            logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id[:64]).warning(
+                "message dropped: its sender id is no WhatsApp number ({})", problem)
+            return Fed.INVALID
         if len(msg.text) > self.s.max_text_chars:
             msg.text = msg.text[: self.s.max_text_chars] + " …[message truncated]"
         known = msg.msg_id in self._routed
