@@ -6,9 +6,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Index, Table, Text, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Index,
+    Table,
+    Text,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlmodel import Field, SQLModel
 
+from bot.models import CustomerKey
 from bot.stores.db import Database, UTCDateTime
 
 KEEP_DAYS = 90  # older alerts are pruned at start
@@ -89,11 +102,18 @@ class AlertStore:
                 ALERTS.c.tenant == self.tenant,
                 ALERTS.c.at < now - timedelta(days=KEEP_DAYS)))).rowcount or 0)
 
-    async def forget(self, phone: str) -> None:
-        """Every alert about this customer (by its phone or naming it in its text)."""
+    def _about(self, phone: str) -> ColumnElement[bool]:
+        """The alerts about this customer: by its phone, or naming it in their text."""
         a = ALERTS.c
+        return and_(a.tenant == self.tenant, or_(
+            a.phone == phone, a.text.contains(phone.removeprefix("+"), autoescape=True)))
+
+    async def export(self, key: CustomerKey) -> list[dict[str, Any]]:
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(select(ALERTS).where(self._about(key.phone))
+                                       .order_by(ALERTS.c.id))).mappings().all()
+        return [{k: v for k, v in alert_json(r).items() if k != "id"} for r in rows]
+
+    async def forget(self, key: CustomerKey) -> None:
         async with self.db.begin() as conn:
-            await conn.execute(delete(ALERTS).where(
-                a.tenant == self.tenant,
-                or_(a.phone == phone,
-                    a.text.contains(phone.removeprefix("+"), autoescape=True))))
+            await conn.execute(delete(ALERTS).where(self._about(key.phone)))
