@@ -12,6 +12,7 @@ reaches it (`serving` False) and nudges the owner, which routes what others jour
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 
 from loguru import logger
@@ -89,7 +90,9 @@ class Inbox:
         self._routed.add(msg.msg_id)  # before the journal: a catch-up meanwhile skips it
         try:
             added = await self.customers.journal_add(msg)
-        except (SQLAlchemyError, OSError) as exc:  # the intake holds it and retries
+        # sqlite3's own errors come from the SQLite writer (`bot.stores.sqlite_writer`),
+        # which the journal uses instead of the engine: a locked file is one of them.
+        except (SQLAlchemyError, sqlite3.Error, OSError) as exc:  # the intake holds it
             if not known:
                 self._routed.discard(msg.msg_id)
             raise JournalUnavailable(str(exc.__class__.__name__)) from exc
