@@ -133,10 +133,11 @@ class Alerts:
         try:
             await self.gateway.send_notice(self.gateway.chat_for(to), f"⚠️ wabot: {text}",
                                            self.template)
-        except GatewayError as exc:
+        except Exception as exc:  # GatewayError, or the database (maybe why we alert)
+            why = str(exc) if isinstance(exc, GatewayError) else type(exc).__name__
             logger.warning("owner alert not sent on WhatsApp to {} ({}); it is on the "
-                           "console's alerts page", mask(to), exc)
-            return False, f"not sent: {exc}"[:300]
+                           "console's alerts page", mask(to), why)
+            return False, f"not sent: {why}"[:300]
         return True, f"sent to {mask(to)}"
 
     def _keep(self, item: dict[str, Any]) -> asyncio.Task[int | None] | None:
