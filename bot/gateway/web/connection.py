@@ -76,6 +76,7 @@ class Connection:
         self.connected = asyncio.Event()
         self.connected_as: str | None = None
         self.status = "not started"
+        self._failed_why = ""  # why the last connect failed, for the next STATUS line
         self.probe = Probe(clock, (settings.probe_host, settings.probe_port), t.probe_timeout,
                            (settings.backoff_initial, settings.backoff_cap, t.backoff_jitter),
                            t.rng or random.Random(), lambda line: self.report(line, log=False))
@@ -147,7 +148,8 @@ class Connection:
         try:
             while True:
                 if delay > 0:
-                    self.report(f"offline: reconnecting in {delay:.0f} s")
+                    why = f"{self._failed_why}; " if self._failed_why else ""
+                    self.report(f"offline: {why}reconnecting in {delay:.0f} s")
                     await self._clock.sleep(delay)
                 await self.probe.wait_until_reachable()
                 delay = await self._connect_once()
@@ -226,6 +228,7 @@ class Connection:
 
     def _connect_failed(self, error: BaseException | None) -> float:
         delay = self.retry_delay()
+        self._failed_why = f"connecting failed ({str(error or 'the client stopped')[:120]})"
         logger.warning("connecting to WhatsApp failed ({}); retrying in {:.0f} s",
                        error or "the client stopped", delay)
         return delay
