@@ -272,6 +272,9 @@ async def erase_tenant(settings: Settings) -> int:
             key = CustomerKey(settings.tenant, c.phone)
             await memory.forget(key)
             await customers.forget(key)
+        from bot.stores.alerts import AlertStore
+
+        await AlertStore(db, settings.tenant).forget_tenant()  # the run's turn-failed alerts
         from bot.followups import erase_tenant_followups
 
         await asyncio.to_thread(erase_tenant_followups, settings.sql_url, settings.tenant)

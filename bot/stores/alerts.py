@@ -117,3 +117,8 @@ class AlertStore:
     async def forget(self, key: CustomerKey) -> None:
         async with self.db.begin() as conn:
             await conn.execute(delete(ALERTS).where(self._about(key.phone)))
+
+    async def forget_tenant(self) -> None:
+        """Every alert of this tenant (a finished simulation's)."""
+        async with self.db.begin() as conn:
+            await conn.execute(delete(ALERTS).where(ALERTS.c.tenant == self.tenant))
