@@ -28,6 +28,9 @@ class Product(BaseModel):
     featured: bool = False  # listed in every prompt first (within the featured budget)
 
 
+INIT_PLACEHOLDER_NOTES = "Policies, shipping, returns: anything the agents must know."
+
+
 class FAQ(BaseModel):
     q: str
     a: str
@@ -42,6 +45,13 @@ class Business(BaseModel):
     products: list[Product] = Field(default_factory=list)
     faq: list[FAQ] = Field(default_factory=list)
     notes: str = ""  # anything else the agents must know (policies, shipping, returns)
+
+    @field_validator("notes")
+    @classmethod
+    def _not_the_placeholder(cls, v: str) -> str:
+        # `wabot init` once wrote this hint as the value: it reached every prompt as
+        # "Also: Policies, shipping, returns: …" (issue #24).
+        return "" if v.strip() == INIT_PLACEHOLDER_NOTES else v
 
     @field_validator("timezone")
     @classmethod

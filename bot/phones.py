@@ -13,6 +13,41 @@ class PhoneError(ValueError):
     """A typed number that cannot be a phone number."""
 
 
+KEY_CHARS = 20  # the customer key columns' size: no valid key is longer
+
+
+def customer_key_error(key: str) -> str | None:
+    """Why `key` can be no customer of wabot's, or None when it can. The one rule for every
+    entry (the Cloud API webhook, WhatsApp Web events, the inbox, the API, the CLI) and for
+    rows already stored: `+` and 6 to 15 ASCII digits (E.164), a LID key `lid:<digits>`
+    (up to 16), or a group key `g:<id>` (`group_customer`), never over 20 characters."""
+    if key.startswith("+"):
+        digits = key[1:]
+        if digits.isascii() and digits.isdigit() and 6 <= len(digits) <= 15:
+            return None
+        return f"{len(digits)} characters after the +, not 6 to 15 digits"
+    if key.startswith(LID_PREFIX):
+        digits = key[len(LID_PREFIX):]
+        if digits.isascii() and digits.isdigit() and 1 <= len(digits) <= 16:
+            return None
+        return "a LID that is not 1 to 16 digits"
+    if key.startswith(GROUP_PREFIX) and len(key) > len(GROUP_PREFIX):
+        rest = key[len(GROUP_PREFIX):]
+        if len(key) <= KEY_CHARS and rest.isascii() and re.fullmatch(r"[0-9a-z-]+", rest):
+            return None
+        return "a group id over 18 characters or with odd characters"
+    return "neither +<digits>, lid:<digits> nor g:<group>"
+
+
+def check_key(key: str) -> str:
+    """`key` when it can be a customer's (`customer_key_error`), else PhoneError."""
+    problem = customer_key_error(key)
+    if problem is not None:
+        raise PhoneError(f"{key[:24]!r}{'…' if len(key) > 24 else ''} is not a WhatsApp "
+                         f"number: {problem}")
+    return key
+
+
 def from_whatsapp(user: str) -> str:
     """E.164 for the user part of a WhatsApp phone JID (`5215512345678` → `+5215512345678`).
 
@@ -22,8 +57,9 @@ def from_whatsapp(user: str) -> str:
     gives: a tampered event, refused rather than turned into a made-up customer.
     """
     digits = user.split("@", 1)[0].split(":", 1)[0]
-    if not (digits.isascii() and digits.isdigit() and 6 <= len(digits) <= 15):
-        raise PhoneError(f"WhatsApp user {user[:40]!r} is not 6 to 15 digits")
+    if customer_key_error("+" + digits) is not None:
+        raise PhoneError(f"WhatsApp user {mask(digits)!r} ({len(digits)} characters) is not "
+                         "6 to 15 digits")
     return "+" + digits
 
 
@@ -87,9 +123,9 @@ def parse_customer(text: str, default_region: str | None = None) -> str:
     shows for customers without one (`lid:<digits>`, `g:<group>`)."""
     raw = text.strip()
     if raw.lower().startswith(LID_PREFIX) and raw[len(LID_PREFIX):].isdigit():
-        return LID_PREFIX + raw[len(LID_PREFIX):]
+        return check_key(LID_PREFIX + raw[len(LID_PREFIX):])
     if raw.lower().startswith(GROUP_PREFIX) and len(raw) > len(GROUP_PREFIX):
-        return GROUP_PREFIX + raw[len(GROUP_PREFIX):]
+        return check_key(GROUP_PREFIX + raw[len(GROUP_PREFIX):])
     return parse_typed(text, default_region)
 
 
@@ -106,7 +142,7 @@ def parse_typed(text: str, default_region: str | None = None) -> str:
     if raw.startswith("00"):
         raw, digits = "+" + raw[2:], digits[2:]
     if raw.startswith("+"):
-        if not 6 <= len(digits) <= 15:
+        if customer_key_error("+" + digits) is not None:
             raise PhoneError(f"{text!r} is not a phone number: E.164 has 6 to 15 digits")
         if _country_code(digits) is None:
             raise PhoneError(f"{text!r} is not a phone number: no country has the code "

@@ -449,9 +449,22 @@ class AlertSettings(Section):
     """The owner is told when a turn fails, a daily cap is hit, a customer asks for a human,
     WhatsApp logs the device out, or the daemon restarts after a crash."""
 
-    to_self: bool = True  # in the owner's "Message yourself" chat
+    to_self: bool = True  # on WhatsApp too: the owner's "Message yourself" chat (or owner_number)
+    # The owner's own phone, as E.164: alerts go there instead of "Message yourself". On the
+    # Cloud API, which has no chat with yourself, the only WhatsApp way: free text while this
+    # number wrote to the business within 24 h, else the approved `template`.
+    owner_number: str = ""
+    template: str = ""  # Cloud API: approved template for alerts outside the 24-hour window
+    template_language: str = ""  # its language code; empty: cloud.template_language
     ask_human_tool: bool = True  # the agent may call `ask_for_human`
     keep: int = Field(200, ge=1, description="recent alerts shown on the page")
+
+    @field_validator("owner_number")
+    @classmethod
+    def _owner_e164(cls, v: str) -> str:
+        from bot.phones import parse_setting
+
+        return parse_setting(v) if v else v
 
 
 class RunLogSettings(Section):

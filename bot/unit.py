@@ -97,7 +97,8 @@ class NumberUnit:
     # --- start -----------------------------------------------------------------------
 
     async def prepare(self, spawn: Spawn) -> None:
-        """Before the console serves: the knowledge index, webhooks."""
+        """Before the console serves: the kept alerts, the knowledge index, webhooks."""
+        await self.alerts.start()
         if self.library is not None:
             # Before the gateway: the first answers already search an up-to-date index
             # (only changed sources are re-read, so a restart costs a digest per file).

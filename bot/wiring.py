@@ -31,7 +31,7 @@ from bot.fleet.claim import Claim
 from bot.fleet.lease import Leases, NodeState, new_node_id
 from bot.fleet.notify import Wakeup
 from bot.followups import FollowUpScheduler
-from bot.gateway.base import Gateway
+from bot.gateway.base import Gateway, Template
 from bot.gateway.pacer import Pacer
 from bot.gateway.phone import PhoneWatch
 from bot.gateway.restrictions import Restriction, Restrictions
@@ -53,6 +53,7 @@ from bot.pipeline.presenter import Presenter
 from bot.pipeline.takeover import Takeover
 from bot.pipeline.voice_budget import VoiceBudget
 from bot.settings import Settings
+from bot.stores.alerts import AlertStore
 from bot.stores.customers import Customer, CustomerStore, Resident
 from bot.stores.db import Database, pool_options
 from bot.stores.deliveries import DeliveryStore
@@ -176,7 +177,10 @@ def build_unit(shared: Shared, gateway: Gateway, *, settings: Settings | None = 
     clock, customers, memory, tenant = shared.clock, shared.customers, shared.memory, s.tenant
     outbox = Outbox(shared.db, tenant, s.webhooks, clock)
     events = Events([shared.metrics.on_event, outbox.listen])
-    alerts = Alerts(s.alerts, events, gateway, clock)
+    a = s.alerts
+    alerts = Alerts(a, events, gateway, clock, AlertStore(shared.db, tenant),
+                    Template(a.template, a.template_language or s.cloud.template_language)
+                    if a.template else None)
     usage_lines = BusinessUsage(shared.db, tenant)  # memory work, transcription, the probe
     tools = default_tools()
     budget = Budget(context=s.llm.context_tokens, history=s.llm.history_tokens,

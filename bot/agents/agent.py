@@ -127,7 +127,7 @@ class CustomerAgent(CachedState):
             # First contact: the row must exist before tools (stage, opt-out) touch it.
             self.customer = await deps.customers.touch(self.key, contact, now)
         said = [MemoryMessage(Role.CUSTOMER, t.text, t.at, msg_id=t.msg_id) for t in lines]
-        messages = self._prompt(now, instruction, said)
+        messages = self._prompt(now, instruction, said, contact.name)
         calls, started = CallLog(), time.perf_counter()
         scope = CALL_LOG.set(calls)
         try:
@@ -187,12 +187,14 @@ class CustomerAgent(CachedState):
             logger.bind(customer=mask(self.key.phone)).exception("run not recorded")
             return None
 
-    def _prompt(self, now: datetime, instruction: str,
-                said: list[MemoryMessage]) -> list[dict[str, Any]]:
+    def _prompt(self, now: datetime, instruction: str, said: list[MemoryMessage],
+                name: str = "") -> list[dict[str, Any]]:
+        """`name`: the one this turn's messages carry, stored only when the turn commits
+        (issue #24: a customer's first named message read "Name: unknown yet")."""
         b = self.deps.budget
         business_text = prompt.business_block(self.deps.business, now, b.featured)
         customer_text = prompt.customer_block(
-            self.customer.name if self.customer else "", self.stage, self.profile,
+            name or (self.customer.name if self.customer else ""), self.stage, self.profile,
             b.facts, b.summary)
         # The tool definitions go with every request: they take their share of the budget.
         fixed = estimate_tokens(business_text + prompt.RULES + customer_text + instruction

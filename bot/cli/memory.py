@@ -19,6 +19,7 @@ import typer
 
 from bot.cli.common import app, fail, settings_or_exit
 from bot.models import CustomerKey, MemoryMessage, Stage
+from bot.phones import customer_key_error
 from bot.settings import Settings
 from bot.stores.customers import Customer, CustomerStore
 from bot.stores.db import Database
@@ -44,17 +45,39 @@ class Stores:
 
 def holders(settings: Settings, stores: Stores) -> list[Holder]:
     """Other places holding customer data, for `export` and `forget`: the follow-up job
-    store (pending jobs and the sent log), which works without a running scheduler, and
-    the run log (every model call of their turns), and replies still owed to them."""
+    store (pending jobs and the sent log), which works without a running scheduler, the
+    run log (every model call of their turns), replies still owed to them, the Cloud API's
+    delivery statuses, webhook events not delivered yet, and owner alerts about them.
+    `tests/regressions/test_forget_leaves_the_customer_behind.py` walks every table."""
+    from bot.events.outbox import export_events, forget_events
     from bot.followups import privacy_holder
+    from bot.stores.alerts import AlertStore
     from bot.stores.deliveries import DeliveryStore
+    from bot.stores.outbound import OutboundStore
     from bot.stores.runs import RunStore
 
-    runs = RunStore(stores.db)
-    owed = DeliveryStore(stores.db, settings.tenant)
-    return [privacy_holder(settings.sql_url, stores.db),
-            Holder("runs", runs.export, runs.forget),
-            Holder("undelivered_replies", owed.export, owed.forget)]
+    db, tenant = stores.db, settings.tenant
+    runs, owed = RunStore(db), DeliveryStore(db, tenant)
+    sent, alerts = OutboundStore(db, tenant), AlertStore(db, tenant)
+    return [privacy_holder(settings.sql_url, db),
+            Holder("runs", runs.export, runs.forget, "the log of the agent's model calls"),
+            Holder("undelivered_replies", owed.export, owed.forget, "replies still owed"),
+            Holder("delivery_statuses", sent.export, sent.forget,
+                   "delivery statuses of messages sent"),
+            Holder("webhook_events", lambda key: export_events(db, key),
+                   lambda key: forget_events(db, key), "webhook events not sent yet"),
+            Holder("owner_alerts", alerts.export, alerts.forget, "owner alerts about them")]
+
+
+async def erase(settings: Settings, key: CustomerKey) -> bool:
+    """What `wabot forget` does once confirmed: the customer out of every store. False
+    when the daemon kept the SQLite write-ahead log from being folded in."""
+    from bot.stores.privacy import checkpoint, forget_customer
+
+    async with open_stores(settings, erasing=True) as s:
+        extra = [h.forget for h in holders(settings, s)]
+        await forget_customer(key, s.customers, s.memory, extra)
+        return await checkpoint(s.db)
 
 
 @asynccontextmanager
@@ -187,6 +210,8 @@ def customer_row(c: Customer, zone: tzinfo, now: datetime) -> list[str]:
     from bot.pipeline.takeover import FOREVER
 
     flags = []
+    if customer_key_error(c.phone) is not None:  # stored before #24.9: shown, marked
+        flags.append("not a WhatsApp number: wabot forget it")
     if c.opted_out:
         flags.append("opted out")
     if c.paused_until is not None and c.paused_until > now:
@@ -262,7 +287,7 @@ def forget(
     = False,
 ) -> None:
     """Erase everything held on a customer, in every store (asks first)."""
-    from bot.stores.privacy import checkpoint, forget_customer, journal_lines
+    from bot.stores.privacy import journal_lines
     from bot.stores.stamps import mark_changed
 
     settings = settings_or_exit()
@@ -273,24 +298,18 @@ def forget(
             found = await s.customers.get(key) is not None
             return (found, await s.memory.count(key),
                     len(await journal_lines(s.customers, key)),
-                    [h.name for h in holders(settings, s)])
+                    [h.shown or h.name for h in holders(settings, s)])
 
     found, messages, journaled, others = _run(settings, count())
     if not yes:
-        what = (f"{key.phone}: the customer record, {messages} messages of history, the "
-                f"summary and facts, {journaled} journal lines"
-                + "".join(f", their {name}" for name in others)
+        what = (f"{key.phone}: their customer record, {messages} messages of history, "
+                f"what the agent remembers about them, {journaled} received messages "
+                f"waiting or answered, and any {', '.join(others)}"
                 if found or messages or journaled else
                 f"{key.phone} (nothing found; erase any leftovers anyway)")
         typer.confirm(f"Erase everything held on {what}? This cannot be undone", abort=True)
 
-    async def work() -> bool:
-        async with open_stores(settings, erasing=True) as s:
-            extra = [h.forget for h in holders(settings, s)]
-            await forget_customer(key, s.customers, s.memory, extra)
-            return await checkpoint(s.db)
-
-    clean = _run(settings, work())
+    clean = _run(settings, erase(settings, key))
     mark_changed(settings.state_dir, key)  # a running daemon drops its cached agent
     typer.echo(f"forgot {key.phone}: {messages} messages, {journaled} journal lines")
     if not clean:

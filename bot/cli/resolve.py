@@ -15,7 +15,7 @@ import typer
 
 from bot.cli.common import fail
 from bot.models import CustomerKey
-from bot.phones import PhoneError, parse_customer, whatsapp_forms
+from bot.phones import PhoneError, customer_key_error, mask, parse_customer, whatsapp_forms
 from bot.settings import Settings
 
 EXIT_BAD_INPUT = 2
@@ -30,8 +30,19 @@ def typed_phone(text: str) -> str:
 
 
 def customer_key(settings: Settings, text: str) -> CustomerKey:
-    """The key of the existing customer `text` means, else of the number as typed."""
-    phone = typed_phone(text)
+    """The key of the existing customer `text` means, else of the number as typed. A key
+    no WhatsApp number has is refused, unless it is stored as it is (a row from before
+    issue #24.9, shown marked by `wabot customers`): that one can be exported and forgotten."""
+    try:
+        phone = parse_customer(text)
+    except PhoneError as exc:
+        raw = text.strip()
+        stored = _existing(settings, list(dict.fromkeys([raw, "+" + raw.lstrip("+")])))
+        if not stored:
+            raise fail(str(exc), EXIT_BAD_INPUT) from None
+        typer.echo(f"note: {mask(stored[0])} is stored, but is no WhatsApp number "
+                   f"({customer_key_error(stored[0])})", err=True)
+        return CustomerKey(settings.tenant, stored[0])
     if not phone.startswith("+"):  # a key wabot showed: nothing else it could be
         return CustomerKey(settings.tenant, phone)
     forms = whatsapp_forms(phone)

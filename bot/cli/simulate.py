@@ -185,6 +185,9 @@ def parse_line(line_no: int, raw: str, last_at: float) -> dict[str, Any] | None:
         raise ScenarioError(f"line {line_no}: unknown op {op.get('op')!r} "
                             f"(known: {', '.join(OPS)})")
     at = op.get("at")
+    if at is None:
+        raise ScenarioError(f"line {line_no}: 'at' is missing: the seconds from the start "
+                            "when this line happens (0, 1.5, 3600…)")
     # JSON as Python reads it allows NaN and Infinity; 1e20 s overflows the virtual clock.
     if (isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at)
             or not 0 <= at <= MAX_AT):
@@ -269,6 +272,9 @@ async def erase_tenant(settings: Settings) -> int:
             key = CustomerKey(settings.tenant, c.phone)
             await memory.forget(key)
             await customers.forget(key)
+        from bot.stores.alerts import AlertStore
+
+        await AlertStore(db, settings.tenant).forget_tenant()  # the run's turn-failed alerts
         from bot.followups import erase_tenant_followups
 
         await asyncio.to_thread(erase_tenant_followups, settings.sql_url, settings.tenant)

@@ -27,10 +27,11 @@ from typing import Any, cast
 
 import httpx
 from loguru import logger
-from sqlalchemy import Table, Text, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, Text, and_, delete, func, insert, select, update
 from sqlmodel import Field, SQLModel
 
 from bot.clock import Clock
+from bot.models import CustomerKey
 from bot.settings import WebhookSettings
 from bot.stores.db import Database, UTCDateTime
 
@@ -55,6 +56,25 @@ class OutboxRow(SQLModel, table=True):
 
 
 OUTBOX = cast(Table, OutboxRow.__table__)  # type: ignore[attr-defined]
+
+
+async def export_events(db: Database, key: CustomerKey) -> list[dict[str, Any]]:
+    """Webhook events not delivered yet that name this customer (a data-access request)."""
+    async with db.connect() as conn:
+        rows = (await conn.execute(select(OUTBOX.c.event, OUTBOX.c.body).where(
+            _naming(key)).order_by(OUTBOX.c.id))).all()
+    return [{"event": event, "body": json.loads(body)} for event, body in rows]
+
+
+async def forget_events(db: Database, key: CustomerKey) -> None:
+    """Webhook events not delivered yet that name this customer: never sent now."""
+    async with db.begin() as conn:
+        await conn.execute(delete(OUTBOX).where(_naming(key)))
+
+
+def _naming(key: CustomerKey) -> ColumnElement[bool]:
+    return and_(OUTBOX.c.tenant == key.tenant,
+                OUTBOX.c.body.contains(key.phone.removeprefix("+"), autoescape=True))
 
 
 def sign(secret: str, body: bytes) -> str:

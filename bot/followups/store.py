@@ -274,4 +274,4 @@ def privacy_holder(sql_url: str, db: Database) -> Holder:
         async with db.begin() as conn:
             await conn.execute(delete(SENT).where(mine[0] == key.tenant, mine[1] == key.phone))
 
-    return Holder("followups", export, forget)
+    return Holder("followups", export, forget, "scheduled and sent follow-ups")

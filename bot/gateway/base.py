@@ -52,6 +52,14 @@ class OutboundMedia:
     caption: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Template:
+    """An approved message template (the Cloud API): its name and language code."""
+
+    name: str
+    language: str
+
+
 class ExitReason(Protocol):
     """Why a gateway gave up for good (`str()` names it); `needs_operator` ones want a
     human: the daemon exits 78 and the owner is alerted."""
@@ -119,7 +127,8 @@ class Gateway(ABC):
 
     What a transport can do beyond that is declared here with a default, so code outside
     `bot.gateway` asks the seam, never the class: `connected`, `connected_as`, `status`,
-    `finished`, `linking`, `may_write_first`, `routers`, `paced`, `redelivers`.
+    `finished`, `linking`, `may_write_first`, `routers`, `paced`, `redelivers`,
+    `own_chat`, `send_notice`.
     """
 
     # Sends go through the number's pacer (`bot/gateway/pacer.py`). A transport whose
@@ -128,6 +137,9 @@ class Gateway(ABC):
     # A handler's error reaches the sender, who delivers the message again (the Cloud API's
     # webhook answers non-2xx): nothing needs holding in memory.
     redelivers = False
+    # The number has a chat with itself ("Message yourself") where the owner reads alerts.
+    # The Cloud API has none: it cannot send to its own number.
+    own_chat = True
 
     def __init__(self) -> None:
         self.binding = Binding()
@@ -207,6 +219,12 @@ class Gateway(ABC):
     @abstractmethod
     async def _send_text(self, chat: str, text: str) -> str:
         """The transport's own send, unpaced."""
+
+    async def send_notice(self, chat: str, text: str, template: Template | None = None) -> str:
+        """A message from the business to its owner (an alert), not part of a customer's
+        conversation: `send_text`, except where the transport limits who may be written
+        to (the Cloud API sends `template` outside the chat's 24-hour window)."""
+        return await self.send_text(chat, text)
 
     async def mark_read(self, chat: str, msg_ids: list[str], sender: str = "") -> None:
         """Blue ticks for `msg_ids` (the Cloud API also shows "typing…" with them)."""

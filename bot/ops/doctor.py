@@ -28,6 +28,8 @@ from bot.ops.preflight import api_key_problem
 from bot.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
 from bot.stores.db import Database
 
+EXAMPLE_BUSINESS = "Casa Azul Shoes"  # the name in config/business.example.yaml
+
 
 @dataclass(frozen=True, slots=True)
 class Check:
@@ -77,6 +79,12 @@ def check_business(settings: Settings) -> Check:
         detail = f"{first} ({where[-1]})" if where else first
         return Check("business profile", False, detail,
                      f"edit {path} (config/business.example.yaml shows every field)")
+    if business.name == EXAMPLE_BUSINESS:  # config/business.example.yaml, copied as it is
+        return Check("business profile", False,
+                     f"{path} is the example profile ({EXAMPLE_BUSINESS}, a shoe shop): the "
+                     "agents would sell its shoes",
+                     f"run `wabot init` (or edit {path}) with your business, then point "
+                     "business_file at it")
     return Check("business profile", True,
                  f"{business.name} ({path}, {len(business.products)} products, "
                  f"{len(business.faq)} FAQ)")

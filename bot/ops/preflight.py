@@ -38,10 +38,21 @@ def is_hosted(base_url: str | None) -> bool:
     return not (ip.is_loopback or ip.is_private or ip.is_link_local)
 
 
+# What config/wabot.env.example holds: copied as it is, it is no key (issue #24).
+PLACEHOLDER_KEYS = frozenset({"sk-replace-me"})
+
+
 def api_key_problem(llm: LLMSettings) -> Problem | None:
-    if llm.api_key is not None or not is_hosted(llm.base_url):
+    if not is_hosted(llm.base_url):
         return None
     where = llm.base_url or "OpenAI"
+    if llm.api_key is not None and llm.api_key.get_secret_value().strip() in PLACEHOLDER_KEYS:
+        return Problem("llm.api_key (OPENAI_API_KEY)",
+                       f"the API key for {where} is the example's placeholder (sk-replace-me)",
+                       "put your key in OPENAI_API_KEY (the environment file, e.g. "
+                       "/etc/wabot/wabot.env, or .env)")
+    if llm.api_key is not None:
+        return None
     return Problem("llm.api_key (OPENAI_API_KEY)", f"no API key for {where}",
                    "set OPENAI_API_KEY in the environment or .env (or llm.base_url for a "
                    "local server)")

@@ -98,7 +98,7 @@ def business_yaml(a: Answers) -> str:
         profile = {"name": check_name(a.name), "language": a.language,
                    "timezone": check_timezone(a.timezone),
                    "hours": parse_hours(a.hours, a.language), "products": [], "faq": [],
-                   "notes": "Policies, shipping, returns: anything the agents must know."}
+                   "notes": ""}
         Business.model_validate(profile)
     except HoursError as exc:
         raise SetupError(str(exc)) from None
@@ -106,7 +106,9 @@ def business_yaml(a: Answers) -> str:
         raise SetupError(reason(exc)) from None
     head = ("# The business the agents speak for (config/business.example.yaml shows every\n"
             "# field: persona, products with prices, FAQ). Agents state only what is here.\n")
-    return head + yaml.safe_dump(profile, allow_unicode=True, sort_keys=False)
+    tail = ("# notes: what else the agents must know, in your words (policies, shipping,\n"
+            "# returns); it goes into every conversation as it is written.\n")
+    return head + yaml.safe_dump(profile, allow_unicode=True, sort_keys=False) + tail
 
 
 def wabot_toml(a: Answers) -> str:

@@ -208,7 +208,10 @@ class Chats:
         committed = False
         try:
             lines = [Turn(await self._text_of(m), m.msg_id, m.timestamp) for m in batch]
-            contact = Contact(name=last.push_name, wa_jid=last.chat, lid=last.lid)
+            # A name given on one line of a burst is the burst's (`simulate` and WhatsApp
+            # may carry it on the first message only).
+            name = next((m.push_name for m in reversed(batch) if m.push_name), "")
+            contact = Contact(name=name, wa_jid=last.chat, lid=last.lid)
             async with self.registry.use(key) as agent:
                 for sender, read in receipts_by_sender(batch).items():
                     await self.presenter.mark_read(chat_addr, read, sender)

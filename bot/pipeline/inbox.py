@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -22,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.agents.agent import Turn
 from bot.events.hub import Events
 from bot.models import InboundMessage, MessageKind, Role
-from bot.phones import mask
+from bot.phones import customer_key_error, mask
 from bot.pipeline.chats import Chats
 from bot.pipeline.outcomes import (
     KIND_NOTES,
@@ -87,13 +88,20 @@ class Inbox:
         """Journal, dedupe, filter and queue one inbound message."""
         if msg.tenant != self.tenant:
             raise ValueError(f"message for tenant {msg.tenant!r} fed to {self.tenant!r}")
+        problem = customer_key_error(msg.phone)
+        if problem is not None:  # a tampered event: no customer, no journal line (#24.9)
+            logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id[:64]).warning(
+                "message dropped: its sender id is no WhatsApp number ({})", problem)
+            return Fed.INVALID
         if len(msg.text) > self.s.max_text_chars:
             msg.text = msg.text[: self.s.max_text_chars] + " …[message truncated]"
         previous = self._routed.get(msg.msg_id)
         self._routed[msg.msg_id] = _UNWRITTEN  # before the journal: a catch-up skips it
         try:
             added = await self.customers.journal_add(msg)
-        except (SQLAlchemyError, OSError) as exc:  # the intake holds it and retries
+        # sqlite3's own errors come from the SQLite writer (`bot.stores.sqlite_writer`),
+        # which the journal uses instead of the engine: a locked file is one of them.
+        except (SQLAlchemyError, sqlite3.Error, OSError) as exc:  # the intake holds it
             self._unroute(msg.msg_id, previous)
             raise JournalUnavailable(str(exc.__class__.__name__)) from exc
         if not added:

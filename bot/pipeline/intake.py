@@ -22,10 +22,11 @@ import asyncio
 import json
 import os
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
@@ -56,6 +57,8 @@ class Intake:
         self.held: deque[InboundMessage] = deque()
         self.retrier: asyncio.Task[None] | None = None
         self._room = asyncio.Condition()
+        self._refusing = False  # a redelivering transport's messages fail to journal
+        self._alerting: set[asyncio.Task[None]] = set()
 
     async def __call__(self, msg: InboundMessage) -> None:
         """Feed one message from the transport; never raises, unless the transport
@@ -66,7 +69,7 @@ class Intake:
             except Exception:  # merged on a later message or start; the message goes on
                 logger.opt(exception=True).warning("merging a LID customer failed")
         if self.redelivers:
-            await self.feed(msg)
+            await self._feed_redelivered(msg)
             return
         if self.held:  # behind the ones already waiting, in order
             await self._hold(msg)
@@ -82,6 +85,30 @@ class Intake:
         except Exception:  # the transport must never see (and lose) our exceptions
             logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).exception(
                 "inbound message journaled but could not be queued: answered after restart")
+
+    async def _feed_redelivered(self, msg: InboundMessage) -> None:
+        """The transport delivers again what fails here (the Cloud API's webhook answers
+        500): nothing is held, but the owner is told the journal fails, and when it is back,
+        as for held messages (the README's promise; the webhook's answer does not wait)."""
+        try:
+            await self.feed(msg)
+        except JournalUnavailable:
+            if not self._refusing:
+                self._refusing = True
+                self._later(self._alert(
+                    "journal", "the database is not accepting messages; WhatsApp delivers "
+                               "them again until it is back, so none is lost yet"))
+            raise
+        if self._refusing:
+            self._refusing = False
+            logger.info("journal is back: redelivered messages are recorded")
+            self._later(self._alert("journal-back", "the database is back; messages are "
+                                                    "recorded again"))
+
+    def _later(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._alerting.add(task)
+        task.add_done_callback(self._alerting.discard)
 
     async def _hold(self, msg: InboundMessage) -> None:
         async with self._room:
@@ -124,6 +151,8 @@ class Intake:
 
     async def stop(self, within: float) -> int:
         """Give held messages a last chance; returns how many could not be journaled."""
+        if self._alerting:
+            await asyncio.gather(*list(self._alerting), return_exceptions=True)
         if self.retrier is not None and not self.retrier.done():
             pending = await self.clock.wait({self.retrier}, within)
             for task in pending:

@@ -26,6 +26,7 @@ class Fed(StrEnum):
     PAUSED = "paused"  # the owner took the chat over: kept in history, not answered
     COMMAND = "command"  # an owner command typed in the chat ("#bot off")
     AUTO_REPLIED = "auto_replied"  # a configured fixed reply, no model call
+    INVALID = "invalid"  # a sender id no WhatsApp number has: dropped, never journaled
 
 
 class JournalUnavailable(RuntimeError):

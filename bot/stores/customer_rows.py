@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
+from pydantic import ValidationError
 from sqlalchemy import Index, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -82,5 +84,15 @@ class UsageDay(SQLModel, table=True):
 
 
 CUSTOMERS = cast(Table, Customer.__table__)  # type: ignore[attr-defined]
+
+
+def customer_of(row: Mapping[Any, Any]) -> Customer:
+    """A stored customer row as a `Customer`, also one no entry accepts any more (a 41-
+    character phone an older version stored, issue #24.9): lists show it marked
+    (`bot.phones.customer_key_error`) instead of failing on it."""
+    try:
+        return Customer.model_validate(dict(row))
+    except ValidationError:
+        return Customer.model_construct(**dict(row))
 JOURNAL = cast(Table, JournalEntry.__table__)  # type: ignore[attr-defined]
 USAGE = cast(Table, UsageDay.__table__)  # type: ignore[attr-defined]

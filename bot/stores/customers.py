@@ -34,6 +34,7 @@ from bot.stores.customer_rows import (
     USAGE,
     Customer,
     UsageDay,
+    customer_of,
 )
 from bot.stores.db import Database
 from bot.stores.journal_writer import JournalWriter
@@ -112,7 +113,7 @@ class CustomerStore:
     async def _select(self, stmt: Select[Any]) -> list[Customer]:
         async with self.db.connect() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
-        return [Customer.model_validate(dict(r)) for r in rows]
+        return [customer_of(r) for r in rows]
 
     async def _write(self, stmt: Executable) -> int:
         async with self.db.begin() as conn:
@@ -162,7 +163,7 @@ class CustomerStore:
         async with self.db.begin() as conn:
             row = (await conn.execute(stmt.returning(*CUSTOMERS.c))).mappings().one()
         self._tell(key, dict(row))
-        return self._remember(key, Customer.model_validate(dict(row)))
+        return self._remember(key, customer_of(row))
 
     def _tell(self, key: CustomerKey, values: dict[str, Any] | None) -> None:
         for listener in self.listeners:

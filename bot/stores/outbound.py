@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Index, Table, UniqueConstraint, select, update
+from sqlalchemy import Index, Table, UniqueConstraint, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
+from bot.models import CustomerKey
 from bot.stores.db import Database, UTCDateTime
 from bot.stores.sqlite_writer import MAX_BATCH, sqlite_time
 
@@ -123,6 +124,17 @@ class OutboundStore:
         if phone is not None:
             stmt = stmt.where(OUTBOUND.c.phone == phone)
         return await self._rows(stmt.order_by(OUTBOUND.c.id.desc()).limit(limit))
+
+    async def export(self, key: CustomerKey) -> list[dict[str, Any]]:
+        """What happened to each message sent to this customer (a data-access request)."""
+        return [{"wamid": e.wamid, "kind": e.kind, "status": e.status, "error": e.error,
+                 "at": e.created_at.isoformat()}
+                for e in reversed(await self.recent(limit=1_000_000, phone=key.phone))]
+
+    async def forget(self, key: CustomerKey) -> None:
+        async with self.db.begin() as conn:
+            await conn.execute(delete(OUTBOUND).where(
+                OUTBOUND.c.tenant == key.tenant, OUTBOUND.c.phone == key.phone))
 
     async def _rows(self, stmt: Any) -> list[OutboundEntry]:
         async with self.db.connect() as conn:

@@ -33,6 +33,7 @@ class Holder:
     name: str  # the key of its section in `wabot export`
     export: Exporter
     forget: Eraser
+    shown: str = ""  # what it holds, in the owner's words (`wabot forget` asks about it)
 
 
 async def journal_lines(customers: CustomerStore, key: CustomerKey) -> list[dict[str, Any]]:
@@ -77,7 +78,8 @@ async def forget_customer(key: CustomerKey, customers: CustomerStore, memory: Me
         await erase(key)
     await memory.forget(key)
     await customers.forget(key)
-    logger.bind(customer=mask(key.phone)).info("customer forgotten in every store")
+    # The CLI says it on stdout; at INFO it would land among the command's own lines.
+    logger.bind(customer=mask(key.phone)).debug("customer forgotten in every store")
 
 
 def erase_for_real(db: Database) -> None:

@@ -118,8 +118,4 @@ def router() -> APIRouter:
     async def run(request: Request, run_id: int) -> dict[str, Any]:
         return await console_of(request).run(run_id)
 
-    @api.get("/alerts", summary="Recent owner alerts, newest first")
-    async def alerts(request: Request) -> dict[str, Any]:
-        return {"items": list(console_of(request).alerts.recent)}
-
     return api

@@ -22,9 +22,10 @@ from bot.followups.ports import Scheduling
 from bot.followups.store import followup_id, parse_followup_id
 from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
-from bot.phones import PhoneError, parse_customer, whatsapp_forms
+from bot.phones import PhoneError, customer_key_error, parse_customer, whatsapp_forms
 from bot.pipeline.takeover import FOREVER, is_paused, pause, pause_text, resume
 from bot.settings import Settings
+from bot.stores.customer_rows import customer_of
 from bot.stores.customers import CUSTOMERS, Customer, CustomerStore
 from bot.stores.memory_base import MemoryStore, message_to_dict
 from bot.stores.outbound import OutboundStore
@@ -62,6 +63,7 @@ def phone_of(text: str) -> str:
 def customer_json(c: Customer, now: datetime) -> dict[str, Any]:
     return {
         "phone": c.phone, "name": c.name, "stage": c.stage, "opted_out": c.opted_out,
+        "invalid_id": customer_key_error(c.phone),  # a bad row stored before #24.9: marked
         "paused": is_paused(c, now),
         "paused_until": c.paused_until.isoformat() if is_paused(c, now) and c.paused_until
         else None,
@@ -162,7 +164,7 @@ class Console:
                                        .order_by(c.last_contact.desc(), c.id.desc())
                                        .offset(offset).limit(limit))).mappings().all()
         now = self.clock.now()
-        return [customer_json(Customer.model_validate(dict(r)), now) for r in rows], total
+        return [customer_json(customer_of(r), now) for r in rows], total
 
     async def customer(self, phone: str) -> dict[str, Any]:
         key = self.key(phone)

@@ -42,10 +42,14 @@ def connection(gateway: Gateway) -> dict[str, Any]:
         "connected" if is_up else "not connected"))
     link = gateway.linking
     code = link.pair_code if link is not None else None
+    # Offline (WhatsApp unreachable, reconnecting), no login can be offered: a pair-code
+    # form would only answer "try again in a few seconds", however often it is tried.
+    offline = not is_up and status.startswith("offline")
     return {"connected": is_up, "connected_as": mask(own) if own else None, "status": status,
+            "offline": offline,
             "qr": bool(link is not None and not is_up and link.qr_png_path.is_file()),
             "pair_code": code if code and not is_up else None,
-            "can_pair": not is_up and link is not None}
+            "can_pair": not is_up and not offline and link is not None}
 
 
 def qr_png(gateway: Gateway) -> bytes | None:

@@ -31,7 +31,7 @@ from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.settings import HttpSettings
-from bot.web import api, linking, numbers, pages
+from bot.web import alerts, api, linking, numbers, pages
 from bot.web.auth import Auth
 from bot.web.console import BadRequest, Console, InvalidNumber, NotFound, SendFailed
 from bot.web.headers import SecurityHeaders
@@ -186,7 +186,9 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
 
     app.include_router(api.router(), dependencies=[Depends(require_bearer)])
     app.include_router(numbers.router(), dependencies=[Depends(require_bearer)])
+    app.include_router(alerts.api_router(), dependencies=[Depends(require_bearer)])
     app.include_router(pages.router())
+    app.include_router(alerts.page_router())
     for extra in extra_routers:
         app.include_router(extra)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)

@@ -242,7 +242,7 @@ def test_forget_asks_first_and_then_leaves_no_trace_in_any_table(seeded, db_url,
 
     declined = wabot("forget", seeded.phone, input="n\n")
     assert declined.exit_code == 1 and "Aborted" in declined.output
-    assert "8 messages" in declined.output and "journal lines" in declined.output
+    assert "8 messages" in declined.output and "received messages" in declined.output
     assert wabot("history", seeded.phone).exit_code == 0  # nothing was erased
 
     result = wabot("forget", seeded.phone, input="y\n")

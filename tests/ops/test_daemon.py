@@ -92,7 +92,8 @@ def test_run_offline_retries_with_backoff_and_stops_cleanly_on_sigterm(
             proc.wait()
     messages = drain(sock)
     assert "STATUS=starting\n" in messages
-    assert any(m.startswith("STATUS=offline: retrying in") for m in messages)
+    assert any(m.startswith("STATUS=offline: WhatsApp unreachable (") and "retrying in" in m
+               for m in messages)
     assert "STOPPING=1\n" in messages
     assert "READY=1\n" not in messages  # never connected, never ready
     assert "+52" not in "".join(lines)  # nothing unmasked leaked either

@@ -28,10 +28,14 @@ def good_setup(tmp_path: Path, server_url: str, db_url: str) -> Path:
     session = state / "whatsapp-session.sqlite3"
     session.write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
     session.chmod(0o600)
+    business = tmp_path / "business.yaml"  # the owner's own (the example is flagged)
+    business.write_text((ROOT / "config" / "business.example.yaml").read_text(
+        encoding="utf-8").replace("name: Casa Azul Shoes", "name: Casa Rosa Shoes"),
+        encoding="utf-8")
     config = tmp_path / "wabot.toml"
     config.write_text(f'tenant = "casa-azul"\nstate_dir = "{state}"\n'
                       f'database_url = "{db_url}"\n'
-                      f'business_file = "{ROOT / "config" / "business.example.yaml"}"\n'
+                      f'business_file = "{business}"\n'
                       f'[llm]\nbase_url = "{server_url}"\napi_key = "test"\n'
                       '[http]\nport = 0\n')
     return config

@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.clock import plausible
 from bot.models import InboundMessage, MessageKind
+from bot.phones import PhoneError, customer_key_error, from_whatsapp, mask
 from bot.stores.outbound import StatusUpdate
 
 # The ids Meta issues for media are digits; anything else would be spliced into a Graph URL
@@ -35,6 +36,7 @@ class Events:
     messages: list[InboundMessage] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
     foreign: int = 0  # addressed to another number of the same app
+    invalid: list[str] = field(default_factory=list)  # senders no WhatsApp number has (masked)
 
 
 def _when(value: Any, fallback: datetime) -> datetime:
@@ -84,7 +86,11 @@ def parse(payload: Any, tenant: str, phone_number_id: str, now: datetime) -> Eve
             names = {str(c.get("wa_id")): str((c.get("profile") or {}).get("name") or "")
                      for c in _dicts(value.get("contacts"))}
             for raw in _dicts(value.get("messages")):
-                msg = message(raw, tenant, names, now)
+                try:
+                    msg = message(raw, tenant, names, now)
+                except PhoneError:
+                    events.invalid.append(mask(str(raw.get("from") or "")))
+                    continue
                 if msg is not None:
                     events.messages.append(msg)
             for raw in _dicts(value.get("statuses")):
@@ -94,12 +100,16 @@ def parse(payload: Any, tenant: str, phone_number_id: str, now: datetime) -> Eve
 
 def message(raw: dict[str, Any], tenant: str, names: dict[str, str],
             now: datetime) -> InboundMessage | None:
+    """One message, or None when it has no sender or id; PhoneError when its sender is no
+    WhatsApp number (`bot.phones.customer_key_error`: a 40-digit `from` made a customer no
+    list could show)."""
     wa_id, msg_id = str(raw.get("from") or ""), str(raw.get("id") or "")
-    if not wa_id.isdigit() or not msg_id:
+    if not wa_id or not msg_id:
         return None
+    phone = from_whatsapp(wa_id)
     kind, text, media, caption = content(raw)
     return InboundMessage(
-        tenant=tenant, phone="+" + wa_id, msg_id=msg_id[:128],
+        tenant=tenant, phone=phone, msg_id=msg_id[:128],
         timestamp=_when(raw.get("timestamp"), now), text=text, kind=kind, chat=wa_id,
         push_name=names.get(wa_id, ""), caption=caption, media=media)
 
@@ -141,8 +151,8 @@ def status(raw: dict[str, Any], now: datetime) -> StatusUpdate:
     errors = _dicts(raw.get("errors"))
     error = (f"{errors[0].get('code')}: {errors[0].get('title') or errors[0].get('message')}"
              if errors else "")
-    recipient = str(raw.get("recipient_id") or "")
+    recipient = "+" + str(raw.get("recipient_id") or "")
     return StatusUpdate(wamid=str(raw.get("id") or "")[:160],
-                        phone="+" + recipient if recipient else "",
+                        phone=recipient if customer_key_error(recipient) is None else "",
                         status=str(raw.get("status") or "unknown")[:20],
                         at=_when(raw.get("timestamp"), now), error=error[:300])

@@ -26,7 +26,7 @@ import aiohttp
 from loguru import logger
 
 from bot.clock import Clock, SystemClock
-from bot.gateway.base import Gateway, GatewayError, OutboundMedia
+from bot.gateway.base import Gateway, GatewayError, OutboundMedia, Template
 from bot.gateway.cloud.graph import CloudError, GraphAPI, e164_of
 from bot.models import CustomerKey, InboundMessage
 from bot.phones import mask
@@ -53,6 +53,7 @@ class OutsideWindow(CloudError):
 
 class CloudGateway(Gateway):
     redelivers = True  # a handler error reaches the webhook: Meta redelivers on non-2xx
+    own_chat = False  # a number cannot write to itself: alerts need alerts.owner_number
     # Meta paces it (80 messages a second per number) and its quality rating, not a
     # per-minute count, limits it.
     paced = False
@@ -249,7 +250,9 @@ class CloudGateway(Gateway):
         return last, name
 
     async def window_open(self, phone: str) -> bool:
-        last, _ = await self._last_contact(phone)
+        last = self._last_in.get(phone)  # no database read when it is known (an outage)
+        if last is None or self.clock.now() - last >= WINDOW:
+            last, _ = await self._last_contact(phone)
         return last is not None and self.clock.now() - last < WINDOW
 
     async def may_write_first(self, phone: str) -> str | None:
@@ -283,9 +286,7 @@ class CloudGateway(Gateway):
     def _parameter(self, text: str, name: str) -> list[str]:
         if self.s.template_parameter == "none":
             return []
-        value = text if self.s.template_parameter == "text" else (name or "there")
-        # Template parameters may not hold newlines, tabs or runs of spaces.
-        return [re.sub(r"\s+", " ", value).strip()[:1000]]
+        return [one_line(text if self.s.template_parameter == "text" else (name or "there"))]
 
     # --- sending -----------------------------------------------------------------------
 
@@ -301,8 +302,23 @@ class CloudGateway(Gateway):
         self._note_answered(chat)
         return wamid
 
-    async def send_template(self, chat: str, name: str, params: list[str]) -> str:
-        template: dict[str, Any] = {"name": name, "language": {"code": self.s.template_language}}
+    async def send_notice(self, chat: str, text: str, template: Template | None = None) -> str:
+        """An owner alert: free text while the owner's number wrote to the business within
+        24 h, else `template` with the text as its one parameter, else `OutsideWindow`."""
+        if await self.window_open("+" + chat):
+            return await self._paced(chat, self._send, chat, "text",
+                                     {"body": text, "preview_url": False})
+        if template is None:
+            raise OutsideWindow(f"{mask('+' + chat)} has not written to the business in the "
+                                "last 24 h and no alerts.template is configured",
+                                OUTSIDE_WINDOW)
+        return await self._paced(chat, self.send_template, chat, template.name,
+                                 [one_line(text)], template.language)
+
+    async def send_template(self, chat: str, name: str, params: list[str],
+                            language: str = "") -> str:
+        template: dict[str, Any] = {
+            "name": name, "language": {"code": language or self.s.template_language}}
         if params:
             template["components"] = [{"type": "body", "parameters": [
                 {"type": "text", "text": p} for p in params]}]
@@ -358,3 +374,8 @@ class CloudGateway(Gateway):
     async def phone_number(self) -> dict[str, Any]:
         """The number's details; proves the token (used by `wabot doctor`)."""
         return await self.graph.phone_number()
+
+
+def one_line(value: str) -> str:
+    """A template parameter: no newlines, tabs or runs of spaces (Meta refuses them)."""
+    return re.sub(r"\s+", " ", value).strip()[:1000]

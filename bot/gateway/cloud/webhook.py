@@ -122,6 +122,9 @@ async def _receive(gateway: Receiver, body: bytearray, header: str | None) -> Re
     except ValueError as exc:  # signed by Meta but unreadable: redelivery cannot help
         logger.error("webhook body ignored: {}", exc)
         return Response("unreadable body", status_code=400, media_type="text/plain")
+    for sender in events.invalid:  # answered 200 with the rest: redelivery cannot help
+        logger.bind(customer=sender).warning(
+            "webhook message dropped: its sender id is not 6 to 15 digits")
     try:
         for msg in events.messages:
             await gateway.dispatch(msg)  # returns once the message is journaled

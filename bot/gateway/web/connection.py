@@ -81,6 +81,7 @@ class Connection:
         self.connected = asyncio.Event()
         self.connected_as: str | None = None
         self.status = "not started"
+        self._failed_why = ""  # why the last connect failed, for the next STATUS line
         self.probe = Probe(clock, (settings.probe_host, settings.probe_port), t.probe_timeout,
                            (settings.backoff_initial, settings.backoff_cap, t.backoff_jitter),
                            t.rng or random.Random(), lambda line: self.report(line, log=False))
@@ -153,7 +154,8 @@ class Connection:
                 self.probe.first_start = not await self.devices.stored()
             while True:
                 if delay > 0:
-                    self.report(f"offline: reconnecting in {delay:.0f} s")
+                    why = f"{self._failed_why}; " if self._failed_why else ""
+                    self.report(f"offline: {why}reconnecting in {delay:.0f} s")
                     await self._clock.sleep(delay)
                 await self.probe.wait_until_reachable()
                 delay = await self._connect_once()
@@ -240,6 +242,7 @@ class Connection:
         delay = self.retry_delay()
         # lib/pq's errors may quote the URL it was given: the database password with it.
         detail = self.devices.scrub(str(error)) if error else "the client stopped"
+        self._failed_why = f"connecting failed ({detail[:120]})"
         logger.warning("connecting to WhatsApp failed ({}); retrying in {:.0f} s",
                        detail, delay)
         return delay

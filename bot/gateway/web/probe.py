@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 from collections.abc import Callable
 
@@ -52,7 +53,8 @@ class Probe:
                 "the QR code to scan appears here once connected; " if self.first_start else "",
                 delay,
             )
-            self._on_wait(f"offline: retrying in {delay:.0f} s")
+            # The reason on the STATUS line too: the console's card shows this line alone.
+            self._on_wait(f"offline: WhatsApp unreachable ({error}); retrying in {delay:.0f} s")
             await self._clock.sleep(delay)
 
     async def probe(self) -> str | None:
@@ -63,8 +65,9 @@ class Probe:
             )
         except TimeoutError:
             return f"no answer within {self._timeout:g} s"
-        except OSError as exc:
-            return exc.strerror or str(exc) or type(exc).__name__
+        except OSError as exc:  # asyncio's "Connect call failed (…)" carries only errno
+            return ((os.strerror(exc.errno) if isinstance(exc.errno, int) and exc.errno > 0
+                     else "") or exc.strerror or str(exc) or type(exc).__name__)
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()

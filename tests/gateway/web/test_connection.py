@@ -6,6 +6,7 @@ import asyncio
 import ctypes
 import io
 import random
+import re
 import stat
 from collections.abc import Callable
 from datetime import timedelta
@@ -58,7 +59,7 @@ async def test_unreachable_whatsapp_is_retried_with_capped_backoff_and_go_never_
 
     assert clock.sleeps[:8] == [2, 4, 8, 16, 30, 30, 30, 30]
     assert factory.clients == []  # no Go client while the probe fails
-    assert statuses[-1] == "offline: retrying in 30 s"
+    assert re.fullmatch(r"offline: WhatsApp unreachable \(.+\); retrying in 30 s", statuses[-1])
     assert not gateway.connected.is_set()
 
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", port)
