@@ -17,6 +17,7 @@ from bot.clock import Clock
 from bot.events.alerts import Alerts
 from bot.events.hub import Events
 from bot.events.outbox import Outbox
+from bot.fleet.changes import CustomerChanges
 from bot.fleet.numbers import NumberStore
 from bot.followups.ports import Scheduling
 from bot.followups.store import followup_id, parse_followup_id
@@ -88,6 +89,8 @@ class Console:
     zone: tzinfo = UTC  # the business's timezone: "today" is its local day
     numbers: NumberStore | None = None  # the fleet's numbers; None: on the customers' database
     numbers_changed: Callable[[], None] | None = None  # a number added or removed (Node.wake)
+    # Tells the node serving the number of a pause or resume written here (PostgreSQL).
+    changes: CustomerChanges | None = None
 
     def __post_init__(self) -> None:
         if self.numbers is None:
@@ -210,13 +213,20 @@ class Console:
         if await self.customers.get(key) is None:  # a typo must not make a phantom customer
             raise NotFound(f"no customer {key.phone} for this business")
         await pause(self.customers, key, until, now)
+        await self._changed(key)
         return await self.customer(key.phone)
 
     async def resume(self, phone: str) -> dict[str, Any]:
         key = self.key(phone)
         if not await resume(self.customers, key):
             raise NotFound(f"no customer {key.phone} for this business")
+        await self._changed(key)
         return await self.customer(key.phone)
+
+    async def _changed(self, key: CustomerKey) -> None:
+        """The node serving the number may run elsewhere: it drops its cached copy."""
+        if self.changes is not None:
+            await self.changes.mark(key)
 
     async def recipient(self, typed: str) -> str:
         """The customer a typed number means, resolved as the CLI resolves it
