@@ -139,7 +139,7 @@ class App:
         if self.web is not None:  # before WhatsApp: the page says why it is not connected
             await self.web.start()
             if self.claim is not None:  # where other nodes forward sends for our numbers
-                self.claim.console_url = self.web.url
+                self.claim.console_url = self.web.node_url
         if self.claim is not None:
             await NumberStore(self.shared.db, self.shared.clock).register(self.settings)
             if self.webhook is not None:  # a standby journals what reaches it for the owner

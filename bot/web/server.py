@@ -262,6 +262,14 @@ class WebServer:
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
+    @property
+    def node_url(self) -> str:
+        """Where the other nodes of the fleet reach this console: `url`, with this host's
+        name for a wildcard address (0.0.0.0, ::), which names no machine to them."""
+        if self.settings.public_url or self.settings.host not in ("0.0.0.0", "::", ""):
+            return self.url
+        return f"http://{socket.gethostname()}:{self.port}"
+
     def _bind(self) -> socket.socket:
         host, port = self.settings.host, self.settings.port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
