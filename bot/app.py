@@ -162,6 +162,7 @@ class App:
             await self.webhook.stop()  # Meta keeps what arrives meanwhile for redelivery
         if self.web is not None:
             await self.web.stop()
+        self.consoles.close()
         await self.unit.finish(self.unit.settings.stop_grace_seconds)
         for task in list(self.background):
             task.cancel()

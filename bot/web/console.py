@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import String, cast, func, or_, select
 
@@ -19,8 +19,7 @@ from bot.events.hub import Events
 from bot.events.outbox import Outbox
 from bot.fleet.changes import CustomerChanges
 from bot.fleet.numbers import NumberStore
-from bot.followups.ports import Scheduling
-from bot.followups.store import followup_id, parse_followup_id
+from bot.followups.store import FollowUp, followup_id, parse_followup_id
 from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
 from bot.phones import PhoneError, parse_customer, whatsapp_forms
@@ -33,6 +32,16 @@ from bot.stores.runs import RunStore
 from bot.web import delivery, linking, times
 from bot.web.metrics import Metrics
 from bot.web.stats import Stats
+
+
+class FollowUps(Protocol):
+    """What the console lists and cancels: the number's scheduler, or its job table read
+    directly for a number this process does not run (`bot.followups.store.PendingJobs`)."""
+
+    async def pending(self, phone: str | None = None, limit: int | None = None,
+                      kinds: list[str] | None = None) -> list[FollowUp]: ...
+
+    async def cancel(self, key: CustomerKey, kind: str | None = None) -> int: ...
 
 
 class NotFound(LookupError):
@@ -84,7 +93,7 @@ class Console:
     alerts: Alerts
     outbox: Outbox
     metrics: Metrics
-    followups: Scheduling | None = None
+    followups: FollowUps | None = None
     live: Any = None  # () -> bot.ops.status.Live: turns, failures, agents cached
     zone: tzinfo = UTC  # the business's timezone: "today" is its local day
     numbers: NumberStore | None = None  # the fleet's numbers; None: on the customers' database
@@ -305,9 +314,9 @@ class Console:
         """When a listed follow-up goes out, as `wabot followups` says it (the business's
         time, moved into the sending hours)."""
         due = datetime.fromisoformat(followup["run_at"] or followup["due_at"])
-        if self.followups is None:
+        policy = getattr(self.followups, "policy", None)  # the scheduler's sending hours
+        if policy is None:
             return times.shown(due, self.zone)
-        policy = self.followups.policy
         return times.followup(due, policy.business.tz, policy.hours)
 
     async def cancel_followup(self, fid: str) -> None:

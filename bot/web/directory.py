@@ -23,6 +23,7 @@ from bot.events.alerts import Alerts
 from bot.events.hub import Events
 from bot.events.outbox import Outbox
 from bot.fleet.tables import NumberRow
+from bot.followups.store import PendingJobs
 from bot.gateway.base import Gateway, NotOwner
 from bot.web.console import Console, NotFound
 
@@ -107,17 +108,26 @@ class Consoles:
         assert self.home.numbers is not None
         row = await self.home.numbers.get(key)
         if row is None:
-            self._remote.pop(key, None)
+            gone = self._remote.pop(key, None)
+            if gone is not None and isinstance(gone.followups, PendingJobs):
+                gone.followups.close()
             raise NotFound(f"no number {key!r} in this fleet: GET /api/v1/numbers lists "
                            "them (`wabot numbers list`)")
         if key not in self._remote:
             self._remote[key] = self._elsewhere(key)
         return self._remote[key]
 
+    def close(self) -> None:
+        """The job tables read for numbers run elsewhere (their connections)."""
+        for console in self._remote.values():
+            if isinstance(console.followups, PendingJobs):
+                console.followups.close()
+        self._remote.clear()
+
     def _elsewhere(self, key: str) -> Console:
         """A console on the shared stores for a number this process does not run. It has
         the home's settings and time zone (the number's own are on the nodes running it)
-        and no follow-up scheduler of its own."""
+        and its follow-ups as its job table holds them."""
         home = self.home
         settings = home.settings.model_copy(update={"tenant": key})
         gateway = Elsewhere(key)
@@ -126,4 +136,4 @@ class Consoles:
             home, settings=settings, gateway=gateway, events=events,
             alerts=Alerts(settings.alerts, events, gateway, home.clock),
             outbox=Outbox(home.customers.db, key, settings.webhooks, home.clock),
-            followups=None, live=None)
+            followups=PendingJobs(home.settings.sql_url, key), live=None)

@@ -58,6 +58,15 @@ async def test_another_nodes_number_is_read_paused_and_sent_to_through_this_cons
             lines = (await api.get(f"{scoped}/customers/{BOB[1:]}/messages")).json()["items"]
             assert [m["text"] for m in lines] == ["hello node b", "OK: hello node b"]
             assert (await api.get("/api/v1/customers")).json()["items"] == []  # a's own
+            # Its follow-ups, as its job table holds them: cancelled here, never sent there.
+            pending = (await api.get(f"{scoped}/followups")).json()["items"]
+            assert [(f["phone"], f["kind"]) for f in pending] == [(BOB, "lead_silent")]
+            gone = await api.delete(f"{scoped}/followups/{pending[0]['id']}")
+            assert gone.status_code == 200
+            assert b.app.unit.followups is not None
+            assert await b.app.unit.followups.pending(BOB) == []
+            assert (await api.delete(f"{scoped}/followups/{pending[0]['id']}")
+                    ).status_code == 404
 
             # A pause written on node a: node b drops its cached copy and stays silent.
             paused = await api.post(f"{scoped}/customers/{BOB[1:]}/pause", json={"for": "1h"})
