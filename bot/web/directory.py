@@ -18,7 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import tzinfo
+from pathlib import Path
 
+from loguru import logger
+
+from bot.business import BusinessError, load_business
 from bot.events.alerts import Alerts
 from bot.events.hub import Events
 from bot.events.outbox import Outbox
@@ -114,7 +119,7 @@ class Consoles:
             raise NotFound(f"no number {key!r} in this fleet: GET /api/v1/numbers lists "
                            "them (`wabot numbers list`)")
         if key not in self._remote:
-            self._remote[key] = self._elsewhere(key)
+            self._remote[key] = self._elsewhere(row)
         return self._remote[key]
 
     def close(self) -> None:
@@ -124,11 +129,11 @@ class Consoles:
                 console.followups.close()
         self._remote.clear()
 
-    def _elsewhere(self, key: str) -> Console:
-        """A console on the shared stores for a number this process does not run. It has
-        the home's settings and time zone (the number's own are on the nodes running it)
-        and its follow-ups as its job table holds them."""
-        home = self.home
+    def _elsewhere(self, row: NumberRow) -> Console:
+        """A console on the shared stores for a number this process does not run: the
+        home's settings, the time zone of the number's business profile when this node can
+        read it (the home's otherwise), its follow-ups as its job table holds them."""
+        home, key = self.home, row.key
         settings = home.settings.model_copy(update={"tenant": key})
         gateway = Elsewhere(key)
         events = Events()
@@ -136,4 +141,17 @@ class Consoles:
             home, settings=settings, gateway=gateway, events=events,
             alerts=Alerts(settings.alerts, events, gateway, home.clock),
             outbox=Outbox(home.customers.db, key, settings.webhooks, home.clock),
-            followups=PendingJobs(home.settings.sql_url, key), live=None)
+            followups=PendingJobs(home.settings.sql_url, key), live=None,
+            zone=_zone_of(row, home.zone))
+
+
+def _zone_of(row: NumberRow, default: tzinfo) -> tzinfo:
+    if not row.business_file:
+        return default
+    try:
+        return load_business(Path(row.business_file)).tz
+    except (BusinessError, OSError, ValueError) as exc:
+        logger.warning("number {}: business profile {} not read here ({}): its times are "
+                       "shown in the configured number's zone", row.key, row.business_file,
+                       exc)
+        return default

@@ -39,7 +39,9 @@ async def test_another_nodes_number_is_read_paused_and_sent_to_through_this_cons
     a_key, b_key = f"shop-a-{uuid.uuid4().hex[:6]}", f"shop-b-{uuid.uuid4().hex[:6]}"
     async with pipeline(_settings(url, tmp_path, openai_server, b_key), serve_http=True) as b:
         db = b.app.shared.db
-        await NumberStore(db, SystemClock()).add(b_key)
+        profile = tmp_path / "north.yaml"  # its own business, in another time zone
+        profile.write_text("name: Casa Norte\ntimezone: Europe/Madrid\n")
+        await NumberStore(db, SystemClock()).add(b_key, business_file=str(profile))
         node_b = Leases(db, "node-b", 60)
         await node_b.ensure([b_key])
         lease = await node_b.acquire(b_key)
@@ -97,6 +99,9 @@ async def test_another_nodes_number_is_read_paused_and_sent_to_through_this_cons
                 await page.post("/login", data={"token": TOKEN})
                 fleet = (await page.get("/fleet")).text
                 assert f'data-number="{b_key}"' in fleet and "node-b" in fleet
+                # Its pages: its customers, at its business's time, labelled.
+                chat = (await page.get(f"/n/{b_key}/customers/{BOB[1:]}")).text
+                assert "hello node b" in chat and "2026-01-05 16:00 CET" in chat
 
             # Nobody serves it: nothing is sent, and the answer says why.
             await node_b.release(lease)
