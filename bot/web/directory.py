@@ -77,7 +77,7 @@ class Consoles:
     def add(self, console: Console, serving: Callable[[], bool]) -> None:
         """A number this process runs (its App's console)."""
         self._local[console.tenant] = Local(console, serving)
-        self._remote.pop(console.tenant, None)
+        self._forget(console.tenant)
 
     def remove(self, key: str) -> None:
         if key != self.home.tenant:
@@ -113,9 +113,7 @@ class Consoles:
         assert self.home.numbers is not None
         row = await self.home.numbers.get(key)
         if row is None:
-            gone = self._remote.pop(key, None)
-            if gone is not None and isinstance(gone.followups, PendingJobs):
-                gone.followups.close()
+            self._forget(key)
             raise NotFound(f"no number {key!r} in this fleet: GET /api/v1/numbers lists "
                            "them (`wabot numbers list`)")
         if key not in self._remote:
@@ -124,10 +122,13 @@ class Consoles:
 
     def close(self) -> None:
         """The job tables read for numbers run elsewhere (their connections)."""
-        for console in self._remote.values():
-            if isinstance(console.followups, PendingJobs):
-                console.followups.close()
-        self._remote.clear()
+        for key in list(self._remote):
+            self._forget(key)
+
+    def _forget(self, key: str) -> None:
+        gone = self._remote.pop(key, None)
+        if gone is not None and isinstance(gone.followups, PendingJobs):
+            gone.followups.close()
 
     def _elsewhere(self, row: NumberRow) -> Console:
         """A console on the shared stores for a number this process does not run: the
