@@ -27,6 +27,7 @@ from bot.llm import LLM
 from bot.settings import Settings
 from bot.unit import NumberUnit
 from bot.web.console import Console
+from bot.web.directory import Consoles
 from bot.wiring import Shared, build_claim, build_shared, build_unit
 
 if TYPE_CHECKING:
@@ -66,7 +67,9 @@ class App:
             settings=u.settings, clock=u.clock, gateway=gateway, customers=u.customers,
             memory=u.memory, runs=u.runs, events=u.events, alerts=u.alerts, outbox=u.outbox,
             metrics=self.shared.metrics, followups=u.followups, live=u.live,
-            zone=u.business.tz)
+            zone=u.business.tz, changes=self.shared.changes)
+        # Every number's console (this one's; the others' when this App is the home).
+        self.consoles = Consoles(self.console, self.serving, node=self.shared.node)
         self.web = self._web_server(serve_http, extra_routers)
         # The Cloud API's webhook: served by the console, or by a server of its own when the
         # console is off; its stores record the per-message statuses.
@@ -89,7 +92,7 @@ class App:
         from bot.web.server import WebServer
 
         auth = Auth(ensure_token(s), s.http.session_hours * 3600, s.http.failed_auth_per_minute)
-        return WebServer(self.console, auth, s.http,
+        return WebServer(self.console, auth, s.http, consoles=self.consoles,
                          extra_routers=[*extra_routers, *self.unit.gateway.routers])
 
     @property
@@ -101,6 +104,11 @@ class App:
     def reindex(self) -> asyncio.Event:
         """Set by SIGHUP: re-index the knowledge that changed."""
         return self.unit.reindex
+
+    def serving(self) -> bool:
+        """This process may send for the number now (it holds the lease, or is no fleet)."""
+        lease = self.claim.lease if self.claim is not None else None
+        return self.claim is None or (lease is not None and lease.valid)
 
     def _state(self) -> str:
         """The number's state as `wabot numbers list` shows it."""
@@ -120,6 +128,9 @@ class App:
     async def start(self) -> None:
         if self._owns_shared:
             await self.shared.start()
+            if self.shared.changes is not None:  # pauses from other nodes' consoles
+                self.spawn(self.shared.changes.run(self.settings.fleet.renew_seconds),
+                           "customer-changes")
         self.stores_up.set()
         # From here `stop` undoes what was done, also when a stop comes while this process
         # waits for its number's lease (a standby).
@@ -127,6 +138,8 @@ class App:
         await self.unit.prepare(self.spawn)
         if self.web is not None:  # before WhatsApp: the page says why it is not connected
             await self.web.start()
+            if self.claim is not None:  # where other nodes forward sends for our numbers
+                self.claim.console_url = self.web.node_url
         if self.claim is not None:
             await NumberStore(self.shared.db, self.shared.clock).register(self.settings)
             if self.webhook is not None:  # a standby journals what reaches it for the owner
@@ -149,6 +162,7 @@ class App:
             await self.webhook.stop()  # Meta keeps what arrives meanwhile for redelivery
         if self.web is not None:
             await self.web.stop()
+        self.consoles.close()
         await self.unit.finish(self.unit.settings.stop_grace_seconds)
         for task in list(self.background):
             task.cancel()

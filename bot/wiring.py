@@ -27,6 +27,7 @@ from bot.clock import Clock
 from bot.events.alerts import Alerts
 from bot.events.hub import CAPPED, TURN_COMMITTED, TURN_DONE, TURN_FAILED, Events
 from bot.events.outbox import Outbox
+from bot.fleet.changes import CustomerChanges
 from bot.fleet.claim import Claim
 from bot.fleet.lease import Leases, NodeState, new_node_id
 from bot.fleet.notify import Wakeup
@@ -97,12 +98,15 @@ class Shared:
     node: str = ""  # this process in the fleet: one node, whatever the numbers it serves
     wakeup: Wakeup | None = None  # the fleet's notifications (PostgreSQL), one connection
     node_state: NodeState = field(default_factory=NodeState)  # draining, for every lease
+    changes: CustomerChanges | None = None  # customers changed on other nodes (PostgreSQL)
 
     async def start(self) -> None:
         # The state directory holds the WhatsApp login keys and the conversations.
         self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         await self.db.create_all()
         await self.memory.start()
+        if self.changes is not None:
+            await self.changes.start()
 
     async def stop(self) -> None:
         """Last: the units wrote to the stores until now."""
@@ -122,13 +126,14 @@ def build_shared(settings: Settings, clock: Clock, llm: LLM | None = None) -> Sh
     residents = Residents()
     db = Database(settings.sql_url, **pool_options(settings))
     s = settings.llm
+    wakeup = None if db.is_sqlite else Wakeup(settings.sql_url)
     return Shared(
         settings=settings, clock=clock, llm=llm or build_llm(settings), db=db,
         customers=CustomerStore(db, clock=clock, resident=residents),
         memory=ObservedMemory(build_memory(settings, db)), runs=RunStore(db),
         metrics=Metrics(s.price_in_per_million, s.price_out_per_million),
         residents=residents, node=new_node_id(settings.fleet.node_id),
-        wakeup=None if db.is_sqlite else Wakeup(settings.sql_url))
+        wakeup=wakeup, changes=None if db.is_sqlite else CustomerChanges(db, clock, wakeup))
 
 
 def build_claim(shared: Shared, number: str) -> Claim:
@@ -155,7 +160,7 @@ def run_sink(shared: Shared, enabled: bool) -> Callable[..., RunRow | None]:
     """Metrics now; the run log's row is stored by the turn's one write."""
     def on_run(key: CustomerKey, at: datetime, kind: str, calls: CallLog, reply: Reply,
                seconds: float) -> RunRow | None:
-        shared.metrics.on_run(calls.calls, seconds)
+        shared.metrics.on_run(key.tenant, calls.calls, seconds)
         if enabled and calls.calls:
             return RunRow.of(kind, calls, reply.text, reply.failed, seconds)
         return None
@@ -176,7 +181,7 @@ def build_unit(shared: Shared, gateway: Gateway, *, settings: Settings | None = 
     s = with_canned_texts(settings or shared.settings, profile)
     clock, customers, memory, tenant = shared.clock, shared.customers, shared.memory, s.tenant
     outbox = Outbox(shared.db, tenant, s.webhooks, clock)
-    events = Events([shared.metrics.on_event, outbox.listen])
+    events = Events([shared.metrics.listener(tenant), outbox.listen])
     a = s.alerts
     alerts = Alerts(a, events, gateway, clock, AlertStore(shared.db, tenant),
                     Template(a.template, a.template_language or s.cloud.template_language)
@@ -201,6 +206,8 @@ def build_unit(shared: Shared, gateway: Gateway, *, settings: Settings | None = 
         agent_loader(deps), clock, idle_seconds=s.agents.idle_evict_minutes * 60,
         max_agents=s.agents.max_cached_agents, on_event=agent_event,
         stamps=ChangeStamps(s.state_dir, tenant), on_stamped=customers.uncache)
+    if shared.changes is not None:  # a pause from another node's console
+        shared.changes.follow(tenant, registry.changed_elsewhere)
     # The cached agents are the cache: every write in this process reaches them.
     sync = CacheSync(registry.peek, registry.drop, budget.history)
     customers.listeners.append(sync.customer_changed)

@@ -79,14 +79,19 @@ class AgentRegistry:
         if self._stamps is None:
             return
         for phone in self._stamps.poll():
-            if self.on_stamped is not None:
-                self.on_stamped(phone)
-            if phone == EVERYONE:
-                for key in list(self._slots):
-                    self.drop(key)
-                continue
-            for key in [k for k in self._slots if k.phone == phone]:
+            self.changed_elsewhere(phone)
+
+    def changed_elsewhere(self, phone: str) -> None:
+        """Another process changed this customer (`EVERYONE`: anyone): drop what is
+        cached of them, here and in the other caches (`on_stamped`)."""
+        if self.on_stamped is not None:
+            self.on_stamped(phone)
+        if phone == EVERYONE:
+            for key in list(self._slots):
                 self.drop(key)
+            return
+        for key in [k for k in self._slots if k.phone == phone]:
+            self.drop(key)
 
     def peek(self, key: CustomerKey) -> CustomerAgent | None:
         """The cached agent, if it is cached and current (no load, no use stamp)."""

@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from bot.cli.common import app, fail, settings_or_exit, state
-from bot.clock import parse_duration
+from bot.clock import SystemClock, parse_duration
 from bot.models import CustomerKey
 from bot.settings import Settings
 
@@ -50,6 +50,7 @@ async def set_pause(settings: Settings, key: CustomerKey, until: datetime | None
     """Pause (`until` set) or resume (None) a chat in the configured database; False when
     the customer is unknown (pausing creates them only with `create`)."""
     import bot.ops.status  # noqa: F401  (its table is created with the others)
+    from bot.fleet.changes import CustomerChanges
     from bot.gateway.web.session import prepare_state_dir
     from bot.pipeline.takeover import pause, resume
     from bot.stores.customers import CustomerStore
@@ -69,6 +70,8 @@ async def set_pause(settings: Settings, key: CustomerKey, until: datetime | None
         else:
             await pause(customers, key, until, datetime.now(UTC))
             changed = True
+        if changed and not db.is_sqlite:  # the node serving the number may be elsewhere
+            await CustomerChanges(db, SystemClock()).mark(key)
     finally:
         await db.close()
     if changed:  # the running daemon's cached agent reloads before its next reply

@@ -86,6 +86,7 @@ class OtherNumbers:
         keys = {row.key for row in rows}
         for key in [k for k in self.apps if k not in keys]:
             logger.info("number {} was removed: stopping it", key)
+            self.home.consoles.remove(key)
             await self.apps.pop(key).stop()
         for row in rows:
             if row.key == base.tenant or row.key in self.apps:
@@ -99,6 +100,7 @@ class OtherNumbers:
                 logger.error("number {} not started: {}", row.key, exc)
                 continue
             self.apps[row.key] = app
+            self.home.consoles.add(app.console, app.serving)  # the console serves it too
             logger.info("number {} ({}) starts here", row.key, row.transport)
             task = asyncio.create_task(self._start(row.key, app), name=f"number-{row.key}")
             self._starting.add(task)

@@ -116,7 +116,10 @@ class Leases:
             "INSERT INTO fleet_nodes (node, host, pid, started_at, seen_at, draining, console_url)"
             f" VALUES (:me, :host, :pid, {now}, {now}, :draining, :url)"
             f" ON CONFLICT (node) DO UPDATE SET seen_at = {now}, draining = :draining,"
-            " console_url = :url, host = :host, pid = :pid")
+            # A claim that does not know the console's address keeps the one another
+            # claim of the node published.
+            " console_url = CASE WHEN :url = '' THEN fleet_nodes.console_url ELSE :url END,"
+            " host = :host, pid = :pid")
         self._now = text(f"SELECT {now}")
         # (numbers, held by this node, live nodes): what a fair share is computed from.
         self._counts = text(

@@ -1,4 +1,5 @@
-"""The fleet's tables: the numbers a deployment serves, who holds each, which nodes live.
+"""The fleet's tables: the numbers a deployment serves, who holds each, which nodes live,
+and the customers one node changed for another.
 
 Times that decide ownership (`expires_at`, `seen_at`) are the database's own clock in
 seconds since the epoch, so nodes whose clocks disagree still agree on who owns what.
@@ -60,6 +61,19 @@ class NodeRow(SQLModel, table=True):
     console_url: str = ""
 
 
+class ChangeRow(SQLModel, table=True):
+    """A customer changed by a node that may not serve its number (a pause from its
+    console): the serving node drops what it cached of them (`bot.fleet.changes`)."""
+
+    __tablename__ = "customer_changes"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(max_length=64)
+    phone: str = Field(max_length=64)
+    at: datetime = Field(sa_type=UTCDateTime)
+
+
 NUMBERS = cast(Table, NumberRow.__table__)  # type: ignore[attr-defined]
 LEASES = cast(Table, LeaseRow.__table__)  # type: ignore[attr-defined]
 NODES = cast(Table, NodeRow.__table__)  # type: ignore[attr-defined]
+CHANGES = cast(Table, ChangeRow.__table__)  # type: ignore[attr-defined]

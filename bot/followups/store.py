@@ -230,6 +230,35 @@ def _release_engine(url: str) -> None:
         _ENGINES[url] = (engine, users - 1)
 
 
+class PendingJobs:
+    """A number's pending follow-ups, listed and cancelled in its job table as `wabot
+    followups` does it: for a console on a node that does not run the number. A job only
+    ever fires from the table, so one cancelled here never goes out."""
+
+    def __init__(self, sql_url: str, tenant: str) -> None:
+        self.table = JobTable(sql_url, tenant)
+
+    async def pending(self, phone: str | None = None, limit: int | None = None,
+                      kinds: list[str] | None = None) -> list[FollowUp]:
+        def read() -> list[FollowUp]:
+            return self.table.pending(phone, limit, None, kinds) if self.table.exists() else []
+
+        return await asyncio.to_thread(read)
+
+    async def cancel(self, key: CustomerKey, kind: str | None = None) -> int:
+        def remove() -> int:
+            if not self.table.exists():
+                return 0
+            if kind is not None:
+                return self.table.remove([job_id(key.tenant, key.phone, kind)])
+            return self.table.remove([fu.job_id for fu in self.table.pending(key.phone)])
+
+        return await asyncio.to_thread(remove)
+
+    def close(self) -> None:
+        self.table.close()
+
+
 def erase_tenant_followups(sql_url: str, tenant: str) -> None:
     """Drop a tenant's job table and its sent log (a finished simulation). Synchronous."""
     table = JobTable(sql_url, tenant)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.web import pages
+from bot.web.api import Resolve, home_console
 from bot.web.console import Console
 
 
@@ -23,50 +24,51 @@ class ReadBody(BaseModel):
     ids: list[int] | None = Field(None, description="the alerts to mark read; omitted: all")
 
 
-def _console(request: Request) -> Console:
-    console: Console = request.app.state.console
-    return console
-
-
-def api_router() -> APIRouter:
-    api = APIRouter(prefix="/api/v1", tags=["api"])
+def api_router(prefix: str = "/api/v1", resolve: Resolve = home_console,
+               tag: str = "api") -> APIRouter:
+    """The configured number's under /api/v1; with `number_console`, any number's under
+    /api/v1/numbers/{key} (as `bot.web.api.router`)."""
+    api = APIRouter(prefix=prefix, tags=[tag])
+    scoped = Depends(resolve)
 
     @api.get("/alerts", summary="Owner alerts, newest first, with the unread count")
-    async def alerts(request: Request, unread: bool = False,
-                     limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
-        a = _console(request).alerts
+    async def alerts(unread: bool = False,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                     c: Console = scoped) -> dict[str, Any]:
+        a = c.alerts
         items = await a.kept(limit)
         if unread:
             items = [i for i in items if not i["read"]]
         return {"unread": a.unread, "whatsapp": a.where(), "items": items}
 
     @api.post("/alerts/read", summary="Mark alerts read (all, or the given ids)")
-    async def read(request: Request, body: ReadBody | None = None) -> dict[str, Any]:
-        a = _console(request).alerts
+    async def read(body: ReadBody | None = None, c: Console = scoped) -> dict[str, Any]:
+        a = c.alerts
         marked = await a.mark_read(body.ids if body is not None else None)
         return {"marked": marked, "unread": a.unread}
 
     return api
 
 
-def page_router() -> APIRouter:
-    """The page; it uses the pages' session, CSRF check and renderer (`bot.web.pages`)."""
-    page = APIRouter(include_in_schema=False)
+def page_router(prefix: str = "") -> APIRouter:
+    """The page of the configured number, and with `prefix` "/n/{key}" any number's; it
+    uses the pages' session, CSRF check and renderer (`bot.web.pages`)."""
+    page = APIRouter(prefix=prefix, include_in_schema=False)
 
     @page.get("/alerts")
     async def alerts(request: Request) -> Response:
-        s = pages._page(request)
+        s = await pages.session_of(request)
         a = s.console.alerts
         items = await a.kept(a.s.keep)
-        return pages._render("alerts.html", request, s=s, items=items, unread=a.unread,
-                             where=a.where())
+        return pages.render("alerts.html", request, s=s, items=items, unread=a.unread,
+                            where=a.where())
 
     @page.post("/alerts/read")
     async def read(request: Request, csrf: Annotated[str, Form()] = "",
                    alert_id: Annotated[int | None, Form()] = None) -> Response:
-        s = pages._page(request)
+        s = await pages.session_of(request)
         s.check(csrf)
         await s.console.alerts.mark_read([alert_id] if alert_id is not None else None)
-        return RedirectResponse("/alerts", status_code=303)
+        return RedirectResponse(f"{s.base}/alerts", status_code=303)
 
     return page

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import String, cast, func, or_, select
 
@@ -17,9 +17,9 @@ from bot.clock import Clock
 from bot.events.alerts import Alerts
 from bot.events.hub import Events
 from bot.events.outbox import Outbox
+from bot.fleet.changes import CustomerChanges
 from bot.fleet.numbers import NumberStore
-from bot.followups.ports import Scheduling
-from bot.followups.store import followup_id, parse_followup_id
+from bot.followups.store import FollowUp, followup_id, parse_followup_id
 from bot.gateway.base import DeliveryUnknown, Gateway, GatewayError, NotDelivered
 from bot.models import CustomerKey, MemoryMessage, Role, Stage
 from bot.phones import PhoneError, customer_key_error, parse_customer, whatsapp_forms
@@ -33,6 +33,16 @@ from bot.stores.runs import RunStore
 from bot.web import delivery, linking, times
 from bot.web.metrics import Metrics
 from bot.web.stats import Stats
+
+
+class FollowUps(Protocol):
+    """What the console lists and cancels: the number's scheduler, or its job table read
+    directly for a number this process does not run (`bot.followups.store.PendingJobs`)."""
+
+    async def pending(self, phone: str | None = None, limit: int | None = None,
+                      kinds: list[str] | None = None) -> list[FollowUp]: ...
+
+    async def cancel(self, key: CustomerKey, kind: str | None = None) -> int: ...
 
 
 class NotFound(LookupError):
@@ -85,11 +95,13 @@ class Console:
     alerts: Alerts
     outbox: Outbox
     metrics: Metrics
-    followups: Scheduling | None = None
+    followups: FollowUps | None = None
     live: Any = None  # () -> bot.ops.status.Live: turns, failures, agents cached
     zone: tzinfo = UTC  # the business's timezone: "today" is its local day
     numbers: NumberStore | None = None  # the fleet's numbers; None: on the customers' database
     numbers_changed: Callable[[], None] | None = None  # a number added or removed (Node.wake)
+    # Tells the node serving the number of a pause or resume written here (PostgreSQL).
+    changes: CustomerChanges | None = None
 
     def __post_init__(self) -> None:
         if self.numbers is None:
@@ -212,13 +224,20 @@ class Console:
         if await self.customers.get(key) is None:  # a typo must not make a phantom customer
             raise NotFound(f"no customer {key.phone} for this business")
         await pause(self.customers, key, until, now)
+        await self._changed(key)
         return await self.customer(key.phone)
 
     async def resume(self, phone: str) -> dict[str, Any]:
         key = self.key(phone)
         if not await resume(self.customers, key):
             raise NotFound(f"no customer {key.phone} for this business")
+        await self._changed(key)
         return await self.customer(key.phone)
+
+    async def _changed(self, key: CustomerKey) -> None:
+        """The node serving the number may run elsewhere: it drops its cached copy."""
+        if self.changes is not None:
+            await self.changes.mark(key)
 
     async def recipient(self, typed: str) -> str:
         """The customer a typed number means, resolved as the CLI resolves it
@@ -297,9 +316,9 @@ class Console:
         """When a listed follow-up goes out, as `wabot followups` says it (the business's
         time, moved into the sending hours)."""
         due = datetime.fromisoformat(followup["run_at"] or followup["due_at"])
-        if self.followups is None:
+        policy = getattr(self.followups, "policy", None)  # the scheduler's sending hours
+        if policy is None:
             return times.shown(due, self.zone)
-        policy = self.followups.policy
         return times.followup(due, policy.business.tz, policy.hours)
 
     async def cancel_followup(self, fid: str) -> None:

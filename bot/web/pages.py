@@ -20,6 +20,8 @@ from markupsafe import Markup
 from bot.web import charts, linking, times
 from bot.web.auth import SESSION_COOKIE, Auth
 from bot.web.console import BadRequest, Console, NotFound, SendFailed, phone_of
+from bot.web.directory import Consoles
+from bot.web.forward import ServedElsewhere, forward_send
 
 HERE = Path(__file__).parent
 _env = Environment(loader=FileSystemLoader(HERE / "templates"),
@@ -54,10 +56,15 @@ def to_login(request: Request) -> Response:
     return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
 
 
-def _render(name: str, request: Request, status: int = 200, **ctx: Any) -> HTMLResponse:
-    console: Console = request.app.state.console
+def render(name: str, request: Request, status: int = 200, **ctx: Any) -> HTMLResponse:
+    session = ctx.get("s")
+    console: Console = session.console if session is not None else request.app.state.console
     html = _env.get_template(name).render(request=request, zone=console.zone, **ctx)
     return HTMLResponse(html, status_code=status)
+
+
+def error_page(request: Request, error: str, status: int = 404) -> HTMLResponse:
+    return render("error.html", request, status, error=error)
 
 
 class Flash:
@@ -77,16 +84,27 @@ class Flash:
 
 
 class Session:
-    def __init__(self, request: Request) -> None:
+    """A logged-in page of one number: `console` is its, `base` prefixes its links (""
+    for the configured number, `/n/<key>` for any other), `numbers` every number's key."""
+
+    def __init__(self, request: Request, console: Console | None = None) -> None:
         auth: Auth = request.app.state.auth
         self.auth = auth
-        self.console: Console = request.app.state.console
+        self.consoles: Consoles = request.app.state.consoles
+        self.console: Console = console or self.consoles.home
+        home = self.console is self.consoles.home
+        self.base = "" if home else f"/n/{quote(self.console.tenant, safe='')}"
+        self.numbers: list[str] = [self.console.tenant]
         sid = auth.session_id(request.cookies.get(SESSION_COOKIE))
         if sid is None:
             raise HTTPException(401, "log in first")
         self.sid = sid
         self.csrf = auth.csrf_for(sid)
         self.flash: Flash = request.app.state.flash
+
+    @property
+    def key(self) -> str:
+        return self.console.tenant
 
     def redirect(self, to: str, **ctx: Any) -> Response:
         """303 to `to`, which shows `ctx` once (an error, the text kept, its status)."""
@@ -99,18 +117,144 @@ class Session:
                                 "reload the page and try again")
 
 
-def _page(request: Request) -> Session:
+async def session_of(request: Request) -> Session:
+    """The session of a page: the configured number's, or under /n/{key} that number's
+    (`NotFound` when there is none, once the session is known to be good)."""
     try:
-        return Session(request)
+        s = Session(request)
     except HTTPException:
         raise HTTPException(401, "log in first") from None
+    key = request.path_params.get("key")
+    if key is not None:
+        s = Session(request, await s.consoles.get(key))
+    s.numbers = await s.consoles.keys()  # the switcher, when there is more than one
+    return s
 
 
 CsrfField = Annotated[str, Form()]
 
 
-def router() -> APIRouter:
-    pages = APIRouter(include_in_schema=False)
+def router(prefix: str = "") -> APIRouter:
+    """The pages: the configured number's at the root, and with `prefix` "/n/{key}" the
+    same pages of any number of the fleet (`Session.base` keeps their links there)."""
+    pages = APIRouter(prefix=prefix, include_in_schema=False)
+    if not prefix:
+        _login_routes(pages)
+
+    @pages.get("/")
+    async def dashboard(request: Request) -> Response:
+        s = await session_of(request)
+        return await _dashboard(request, s, **s.flash.take(s.sid))
+
+    @pages.get("/connection")
+    async def connection(request: Request) -> Response:
+        """The dashboard's live card (fetched by console.js); opened as a page, the
+        dashboard it belongs to."""
+        s = await session_of(request)
+        if request.headers.get("sec-fetch-mode") == "navigate":
+            return RedirectResponse(f"{s.base}/", status_code=303)
+        return render("_connection.html", request, s=s, conn=s.console.connection())
+
+    @pages.get("/login/qr.png")
+    async def qr(request: Request) -> Response:
+        s = await session_of(request)
+        data = s.console.qr_png()
+        if data is None:
+            return Response(status_code=404)
+        return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @pages.post("/login/pair-code")
+    async def pair_code(request: Request, csrf: CsrfField = "",
+                        phone: Annotated[str, Form()] = "") -> Response:
+        s = await session_of(request)
+        s.check(csrf)
+        try:
+            got = await s.console.pair_code(phone)
+        except (linking.InvalidPhone, linking.AlreadyLinked, linking.NotReady) as exc:
+            status = {linking.InvalidPhone: 422, linking.AlreadyLinked: 409}.get(
+                type(exc), 503)
+            return s.redirect(f"{s.base}/", status=status, pair_error=str(exc),
+                              pair_phone=phone)
+        return s.redirect(f"{s.base}/", pair=got)
+
+    @pages.get("/customers")
+    async def customers(request: Request, q: str = "", stage: str = "",
+                        page: Annotated[int, Query(ge=1)] = 1) -> Response:
+        s = await session_of(request)
+        try:
+            items, total = await s.console.list_customers(
+                stage=stage or None, q=q, offset=(page - 1) * 50, limit=50)
+        except BadRequest as exc:
+            items, total, q = [], 0, str(exc)
+        return render("customers.html", request, s=s, items=items, total=total, q=q,
+                       stage=stage, page=page, pages=max(1, (total + 49) // 50))
+
+    @pages.get("/customers/{phone}")
+    async def customer(request: Request, phone: str, notice: str = "") -> Response:
+        s = await session_of(request)
+        return await _customer(request, s, phone, notice=notice, **s.flash.take(s.sid))
+
+    def _back(s: Session, phone: str, notice: str) -> Response:
+        return RedirectResponse(f"{_customer_url(s, phone)}?notice={quote(notice)}",
+                                status_code=303)
+
+    @pages.post("/customers/{phone}/pause")
+    async def pause(request: Request, phone: str, csrf: CsrfField = "",
+                    hours: Annotated[str, Form()] = "") -> Response:
+        s = await session_of(request)
+        s.check(csrf)
+        seconds = float(hours) * 3600 if hours.strip().replace(".", "", 1).isdigit() else None
+        await s.console.set_pause(phone, seconds)
+        return _back(s, phone, "Paused: the agent does not answer this chat.")
+
+    @pages.post("/customers/{phone}/resume")
+    async def resume(request: Request, phone: str, csrf: CsrfField = "") -> Response:
+        s = await session_of(request)
+        s.check(csrf)
+        await s.console.resume(phone)
+        return _back(s, phone, "Resumed: the agent answers the next message.")
+
+    @pages.post("/customers/{phone}/send")
+    async def send(request: Request, phone: str, csrf: CsrfField = "",
+                   text: Annotated[str, Form()] = "") -> Response:
+        s = await session_of(request)
+        s.check(csrf)
+        try:
+            via = await _send(s, phone, text)
+        except (BadRequest, SendFailed, ServedElsewhere) as exc:  # the page again, text kept
+            status = exc.status if isinstance(exc, ServedElsewhere) else (
+                502 if isinstance(exc, SendFailed) else 422)
+            return s.redirect(_customer_url(s, phone), error=f"Not sent: {exc}", draft=text,
+                              status=status)
+        return _back(s, phone, "Sent as the business" + (f" (through node {via})" if via
+                                                         else "")
+                     + "; the agent is paused in this chat.")
+
+    @pages.post("/followups/{fid}/cancel")
+    async def cancel(request: Request, fid: str, csrf: CsrfField = "",
+                     phone: Annotated[str, Form()] = "") -> Response:
+        s = await session_of(request)
+        s.check(csrf)
+        try:
+            await s.console.cancel_followup(fid)
+        except (NotFound, BadRequest) as exc:
+            return _back(s, phone, str(exc))
+        return _back(s, phone, "Follow-up cancelled.")
+
+    @pages.get("/runs/{run_id}")
+    async def run(request: Request, run_id: int) -> Response:
+        s = await session_of(request)
+        try:
+            found = await s.console.run(run_id)
+        except NotFound as exc:
+            return render("error.html", request, 404, s=s, error=str(exc))
+        return render("run.html", request, s=s, run=found)
+
+    return pages
+
+
+def _login_routes(pages: APIRouter) -> None:
+    """Once, at the root: the session is the console's, whatever the number."""
     pages.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @pages.get("/login")
@@ -119,9 +263,9 @@ def router() -> APIRouter:
         if code:
             if auth.use_link(code):
                 return _logged_in(auth, next)
-            return _render("login.html", request, 401, error="This login link is invalid, "
+            return render("login.html", request, 401, error="This login link is invalid, "
                            "expired or was used already: run `wabot console` for a new one.")
-        return _render("login.html", request, error="")
+        return render("login.html", request, error="")
 
     @pages.post("/login")
     async def login(request: Request, token: Annotated[str, Form()] = "",
@@ -131,134 +275,42 @@ def router() -> APIRouter:
             return _logged_in(auth, next)
         client = request.client.host if request.client else "?"
         if auth.limited(client):
-            return _render("login.html", request, 429, error="Too many failed attempts: "
+            return render("login.html", request, 429, error="Too many failed attempts: "
                            "wait a minute.")
         auth.failed(client)
-        return _render("login.html", request, 401, error="Wrong token.")
+        return render("login.html", request, 401, error="Wrong token.")
 
     @pages.post("/logout")
     async def logout(request: Request, csrf: CsrfField = "") -> Response:
-        _page(request).check(csrf)
+        (await session_of(request)).check(csrf)
         resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(SESSION_COOKIE)
         return resp
-
-    @pages.get("/")
-    async def dashboard(request: Request) -> Response:
-        s = _page(request)
-        return await _dashboard(request, s, **s.flash.take(s.sid))
-
-    @pages.get("/connection")
-    async def connection(request: Request) -> Response:
-        """The dashboard's live card (fetched by console.js); opened as a page, the
-        dashboard it belongs to."""
-        s = _page(request)
-        if request.headers.get("sec-fetch-mode") == "navigate":
-            return RedirectResponse("/", status_code=303)
-        return _render("_connection.html", request, conn=s.console.connection())
 
     @pages.get("/favicon.ico")
     async def favicon() -> Response:
         return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
-    @pages.get("/login/qr.png")
-    async def qr(request: Request) -> Response:
-        s = _page(request)
-        data = s.console.qr_png()
-        if data is None:
-            return Response(status_code=404)
-        return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
-    @pages.post("/login/pair-code")
-    async def pair_code(request: Request, csrf: CsrfField = "",
-                        phone: Annotated[str, Form()] = "") -> Response:
-        s = _page(request)
-        s.check(csrf)
-        try:
-            got = await s.console.pair_code(phone)
-        except (linking.InvalidPhone, linking.AlreadyLinked, linking.NotReady) as exc:
-            status = {linking.InvalidPhone: 422, linking.AlreadyLinked: 409}.get(
-                type(exc), 503)
-            return s.redirect("/", status=status, pair_error=str(exc), pair_phone=phone)
-        return s.redirect("/", pair=got)
-
-    @pages.get("/customers")
-    async def customers(request: Request, q: str = "", stage: str = "",
-                        page: Annotated[int, Query(ge=1)] = 1) -> Response:
-        s = _page(request)
-        try:
-            items, total = await s.console.list_customers(
-                stage=stage or None, q=q, offset=(page - 1) * 50, limit=50)
-        except BadRequest as exc:
-            items, total, q = [], 0, str(exc)
-        return _render("customers.html", request, s=s, items=items, total=total, q=q,
-                       stage=stage, page=page, pages=max(1, (total + 49) // 50))
-
-    @pages.get("/customers/{phone}")
-    async def customer(request: Request, phone: str, notice: str = "") -> Response:
-        s = _page(request)
-        return await _customer(request, s, phone, notice=notice, **s.flash.take(s.sid))
-
-    def _back(phone: str, notice: str) -> Response:
-        return RedirectResponse(f"{_customer_url(phone)}?notice={quote(notice)}",
-                                status_code=303)
-
-    @pages.post("/customers/{phone}/pause")
-    async def pause(request: Request, phone: str, csrf: CsrfField = "",
-                    hours: Annotated[str, Form()] = "") -> Response:
-        s = _page(request)
-        s.check(csrf)
-        seconds = float(hours) * 3600 if hours.strip().replace(".", "", 1).isdigit() else None
-        await s.console.set_pause(phone, seconds)
-        return _back(phone, "Paused: the agent does not answer this chat.")
-
-    @pages.post("/customers/{phone}/resume")
-    async def resume(request: Request, phone: str, csrf: CsrfField = "") -> Response:
-        s = _page(request)
-        s.check(csrf)
-        await s.console.resume(phone)
-        return _back(phone, "Resumed: the agent answers the next message.")
-
-    @pages.post("/customers/{phone}/send")
-    async def send(request: Request, phone: str, csrf: CsrfField = "",
-                   text: Annotated[str, Form()] = "") -> Response:
-        s = _page(request)
-        s.check(csrf)
-        try:
-            await s.console.send(phone, text)
-        except (BadRequest, SendFailed) as exc:  # the page again, the text still typed
-            return s.redirect(_customer_url(phone), error=f"Not sent: {exc}", draft=text,
-                              status=502 if isinstance(exc, SendFailed) else 422)
-        return _back(phone, "Sent as the business; the agent is paused in this chat.")
-
-    @pages.post("/followups/{fid}/cancel")
-    async def cancel(request: Request, fid: str, csrf: CsrfField = "",
-                     phone: Annotated[str, Form()] = "") -> Response:
-        s = _page(request)
-        s.check(csrf)
-        try:
-            await s.console.cancel_followup(fid)
-        except (NotFound, BadRequest) as exc:
-            return _back(phone, str(exc))
-        return _back(phone, "Follow-up cancelled.")
-
-    @pages.get("/runs/{run_id}")
-    async def run(request: Request, run_id: int) -> Response:
-        s = _page(request)
-        try:
-            found = await s.console.run(run_id)
-        except NotFound as exc:
-            return _render("error.html", request, 404, s=s, error=str(exc))
-        return _render("run.html", request, s=s, run=found)
-
-    return pages
+async def _send(s: Session, phone: str, text: str) -> str | None:
+    """Send as the business from a page; the node it went through when it was forwarded
+    to the number's owner (with this node's token: `bot.web.forward`)."""
+    c = s.console
+    if not text.strip():
+        raise BadRequest("text is empty: write the message to send")
+    if s.consoles.serving(c.tenant):
+        await c.send(phone, text)
+        return None
+    got = await forward_send(c, {"to": phone_of(phone), "text": text}, token=s.auth.token,
+                             node=s.consoles.node)
+    return str(got.get("node") or "")
 
 
-def _customer_url(phone: str) -> str:
+def _customer_url(s: Session, phone: str) -> str:
     try:
-        return f"/customers/{url_phone(phone_of(phone))}"
+        return f"{s.base}/customers/{url_phone(phone_of(phone))}"
     except BadRequest:
-        return "/customers"
+        return f"{s.base}/customers"
 
 
 async def _customer(request: Request, s: Session, phone: str, status: int = 200,
@@ -267,17 +319,17 @@ async def _customer(request: Request, s: Session, phone: str, status: int = 200,
         found = await s.console.customer(phone)
         lines = await s.console.messages(phone)
     except (NotFound, BadRequest) as exc:
-        return _render("error.html", request, 404, s=s, error=str(exc))
+        return render("error.html", request, 404, s=s, error=str(exc))
     for f in found["followups"]:
         f["when"] = s.console.followup_time(f)
-    return _render("customer.html", request, status, s=s, c=found, lines=lines, **ctx)
+    return render("customer.html", request, status, s=s, c=found, lines=lines, **ctx)
 
 
 async def _dashboard(request: Request, s: Session, status: int = 200,
                      **ctx: Any) -> Response:
     c = s.console
     days = await c.days(30)
-    return _render("dashboard.html", request, status, s=s, conn=c.connection(),
+    return render("dashboard.html", request, status, s=s, conn=c.connection(),
                    today=await c.today(), alerts=list(c.alerts.recent)[:10],
                    msgs_chart=Markup(charts.bars(days, "messages_in", label="messages in")),
                    out_chart=Markup(charts.bars(days, "messages_out", color="#37a",

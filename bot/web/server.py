@@ -31,9 +31,11 @@ from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.settings import HttpSettings
-from bot.web import alerts, api, linking, numbers, pages
+from bot.web import alerts, api, fleet, linking, numbers, pages
 from bot.web.auth import Auth
 from bot.web.console import BadRequest, Console, InvalidNumber, NotFound, SendFailed
+from bot.web.directory import Consoles
+from bot.web.forward import ServedElsewhere
 from bot.web.headers import SecurityHeaders
 
 
@@ -126,12 +128,19 @@ def require_bearer(request: Request,
 
 
 def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024,
-              extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
-    """The console's ASGI app. `extra_routers` are mounted as they are (see the module)."""
+              extra_routers: Sequence[APIRouter] = (),
+              consoles: Consoles | None = None) -> FastAPI:
+    """The console's ASGI app. `extra_routers` are mounted as they are (see the module).
+    `console` is the configured number's; `consoles` every number's (`bot.web.directory`;
+    default: that one number)."""
     app = FastAPI(title="wabot", version="1", docs_url="/docs", redoc_url=None,
                   openapi_url="/openapi.json",
-                  description="The owner's console of one WhatsApp business number.")
+                  description="The owner's console of the business's WhatsApp numbers: "
+                              "/api/v1 is the configured number's, /api/v1/numbers/{key} "
+                              "any number's.")
     app.state.console = console
+    consoles = consoles or Consoles(console)
+    app.state.consoles = consoles
     app.state.auth = auth
     app.state.flash = pages.Flash()
 
@@ -148,6 +157,8 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:
+        if pages.wants_html(request):  # /n/<key> of a number the fleet does not have
+            return pages.error_page(request, str(exc), 404)
         return JSONResponse({"error": str(exc)}, 404)
 
     @app.exception_handler(InvalidNumber)
@@ -170,6 +181,11 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
     async def not_ready(request: Request, exc: linking.NotReady) -> Response:
         return JSONResponse({"error": str(exc)}, 503, headers={"Retry-After": "5"})
 
+    @app.exception_handler(ServedElsewhere)
+    async def served_elsewhere(request: Request, exc: ServedElsewhere) -> Response:
+        headers = {"Retry-After": "5"} if exc.status == 503 else None
+        return JSONResponse({"error": str(exc)}, exc.status, headers=headers)
+
     @app.exception_handler(SendFailed)
     async def send_failed(request: Request, exc: SendFailed) -> Response:
         return JSONResponse({"error": str(exc)}, 502)
@@ -180,15 +196,23 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        await refresh_gauges(console)
+        await refresh_gauges(consoles)
         return Response(console.metrics.render(),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    app.include_router(api.router(), dependencies=[Depends(require_bearer)])
-    app.include_router(numbers.router(), dependencies=[Depends(require_bearer)])
-    app.include_router(alerts.api_router(), dependencies=[Depends(require_bearer)])
+    bearer = [Depends(require_bearer)]
+    app.include_router(api.router(), dependencies=bearer)
+    app.include_router(alerts.api_router(), dependencies=bearer)
+    app.include_router(numbers.router(), dependencies=bearer)
+    app.include_router(api.router("/api/v1/numbers/{key}", api.number_console,
+                                  "one number"), dependencies=bearer)
+    app.include_router(alerts.api_router("/api/v1/numbers/{key}", api.number_console,
+                                         "one number"), dependencies=bearer)
     app.include_router(pages.router())
     app.include_router(alerts.page_router())
+    app.include_router(fleet.router())
+    app.include_router(pages.router("/n/{key}"))
+    app.include_router(alerts.page_router("/n/{key}"))
     for extra in extra_routers:
         app.include_router(extra)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
@@ -196,18 +220,25 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
     return app
 
 
-async def refresh_gauges(console: Console) -> None:
-    m = console.metrics
+async def refresh_gauges(consoles: Consoles) -> None:
+    """The gauges of every number this node serves (labelled with its key)."""
+    consoles.home.metrics.clear_gauges()
+    for console in consoles.served():
+        await _gauges(console)
+
+
+async def _gauges(console: Console) -> None:
+    m, n = console.metrics, console.tenant
     today = await console.today()
     live = console.live() if console.live is not None else None
     if live is not None:  # since start, as the metrics say (the page shows today's)
-        m.turns.set(live.turns)
-        m.turn_failures.set(live.failures)
-    m.agents_cached.set(today["agents_cached"])
-    m.followups_pending.set(today["followups_pending"])
-    m.journal_backlog.set(today["journal_backlog"])
-    m.connected.set(1 if console.connection()["connected"] else 0)
-    m.outbox_depth.set(await console.outbox.count())
+        m.turns.labels(n).set(live.turns)
+        m.turn_failures.labels(n).set(live.failures)
+    m.agents_cached.labels(n).set(today["agents_cached"])
+    m.followups_pending.labels(n).set(today["followups_pending"])
+    m.journal_backlog.labels(n).set(today["journal_backlog"])
+    m.connected.labels(n).set(1 if console.connection()["connected"] else 0)
+    m.outbox_depth.labels(n).set(await console.outbox.count())
 
 
 class _Server(uvicorn.Server):
@@ -218,10 +249,11 @@ class _Server(uvicorn.Server):
 
 class WebServer:
     def __init__(self, console: Console, auth: Auth, settings: HttpSettings, *,
-                 extra_routers: Sequence[APIRouter] = ()) -> None:
+                 extra_routers: Sequence[APIRouter] = (),
+                 consoles: Consoles | None = None) -> None:
         self.settings = settings
         self.app = build_app(console, auth, max_body_bytes=settings.max_body_bytes,
-                             extra_routers=extra_routers)
+                             extra_routers=extra_routers, consoles=consoles)
         self._server: _Server | None = None
         self._socket: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
@@ -234,6 +266,14 @@ class WebServer:
         host = self.settings.host
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
+
+    @property
+    def node_url(self) -> str:
+        """Where the other nodes of the fleet reach this console: `url`, with this host's
+        name for a wildcard address (0.0.0.0, ::), which names no machine to them."""
+        if self.settings.public_url or self.settings.host not in ("0.0.0.0", "::", ""):
+            return self.url
+        return f"http://{socket.gethostname()}:{self.port}"
 
     def _bind(self) -> socket.socket:
         host, port = self.settings.host, self.settings.port

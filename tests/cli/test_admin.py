@@ -155,3 +155,27 @@ def test_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+async def test_a_pause_on_postgresql_is_told_to_the_node_serving_the_number(
+        env, db_url, tenant):
+    """Its cached agent may be on another machine, which the change stamp file never
+    reaches: a row in customer_changes does (`bot.fleet.changes`)."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("one machine: the change stamp file is enough")
+    from bot.clock import SystemClock
+    from bot.fleet.changes import CustomerChanges
+
+    db = Database(db_url)
+    try:
+        await db.create_all()
+        changes = CustomerChanges(db, SystemClock())
+        await changes.start()
+        heard: list[str] = []
+        changes.follow(tenant, heard.append)
+        result = await asyncio.to_thread(wabot, "pause", ANA, "--create")
+        assert result.exit_code == 0, result.output
+        await changes.poll()
+        assert heard == [ANA]
+    finally:
+        await db.close()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 
 from bot.gateway.memory import MemoryGateway
+from bot.models import CustomerKey
+from bot.settings import Settings
+from bot.stores.customers import Contact
 from tests.fakes.pipeline import Pipeline, make_settings, pipeline
 
 TOKEN = "test-console-token-0123456789"
@@ -30,6 +34,35 @@ def console_settings(db_url, tmp_path, openai_server, tenant):
 @pytest.fixture
 async def served(console_settings) -> AsyncIterator[Pipeline]:
     async with pipeline(console_settings, serve_http=True) as p:
+        yield p
+
+
+@asynccontextmanager
+async def serving(settings: Settings, numbers: int = 1) -> AsyncIterator[Pipeline]:
+    """The configured number with its console; with `numbers=2` a second number runs in
+    the same process on the same stores and console, with a customer of its own under a
+    phone the tests use for the first (+5215512345678): what the unscoped routes show must
+    stay the configured number's."""
+    async with pipeline(settings, serve_http=True) as p:
+        if numbers == 1:
+            yield p
+            return
+        second = settings.model_copy(update={"tenant": f"{settings.tenant}-2",
+                                             "state_dir": settings.state_dir / "second"})
+        second.state_dir.mkdir(parents=True, exist_ok=True)
+        async with pipeline(second, clock=p.clock, shared=p.app.shared) as other:
+            p.app.consoles.add(other.app.console, other.app.serving)
+            await p.app.shared.customers.touch(CustomerKey(second.tenant, "+5215512345678"),
+                                               Contact(name="Of the second number"),
+                                               p.clock.now())
+            yield p
+
+
+@pytest.fixture(params=["one number", "two numbers"])
+async def served_by_one_or_two(request, console_settings) -> AsyncIterator[Pipeline]:
+    """`served`, once alone and once beside a second number (modules opt in by naming
+    this fixture `served`)."""
+    async with serving(console_settings, 2 if request.param == "two numbers" else 1) as p:
         yield p
 
 

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from bot.clock import VirtualClock
 from bot.models import CustomerKey, Role, Stage
 from bot.stores.customers import Contact, CustomerStore
 from bot.stores.runs import RunStore
 from tests.fakes.pipeline import START
 from tests.web.conftest import TOKEN, client
+
+
+@pytest.fixture
+def served(served_by_one_or_two):
+    """Every test here runs for a single number and beside a second one (issue #22)."""
+    return served_by_one_or_two
+
 
 ANA = "+5215512345678"
 ANA_URL = "%2B5215512345678"

@@ -158,7 +158,8 @@ async def test_ask_for_human_alerts_the_owner_in_their_own_chat_and_on_the_page(
             alerts = (await api.get("/api/v1/alerts")).json()["items"]
             assert alerts[0]["kind"] == "human_requested" and alerts[0]["phone"] == ANA
             metrics = (await api.get("/metrics")).text
-        assert 'wabot_owner_alerts_total{kind="human_requested"} 1.0' in metrics
+        assert f'wabot_owner_alerts_total{{kind="human_requested",number="{tenant}"}} 1.0' \
+            in metrics
 
 
 async def test_a_failed_turn_alerts_the_owner(db_url, tmp_path, openai_server, tenant):
@@ -182,14 +183,19 @@ async def test_metrics_after_a_scripted_conversation(served):
     await served.settle()
     async with client(served, token=None) as anon:
         text = (await anon.get("/metrics")).text
-    assert 'wabot_messages_in_total{kind="text"} 2.0' in text
-    assert 'wabot_messages_out_total{kind="reply"} 2.0' in text
-    assert "wabot_turns 2.0" in text and "wabot_turn_failures 0.0" in text
-    assert "wabot_turn_seconds_count 2.0" in text
-    assert "wabot_model_seconds_count{" in text
-    assert 'wabot_tokens_total{direction="in"}' in text and "wabot_cost_usd_total" in text
-    assert "wabot_agents_cached 1.0" in text and "wabot_journal_backlog 0.0" in text
-    assert "wabot_webhook_outbox_depth 0.0" in text and "wabot_whatsapp_connected 1.0" in text
+    n = f'number="{served.settings.tenant}"'  # every series is the number's
+    assert f'wabot_messages_in_total{{kind="text",{n}}} 2.0' in text
+    assert f'wabot_messages_out_total{{kind="reply",{n}}} 2.0' in text
+    assert f"wabot_turns{{{n}}} 2.0" in text and f"wabot_turn_failures{{{n}}} 0.0" in text
+    assert f"wabot_turn_seconds_count{{{n}}} 2.0" in text
+    assert any(line.startswith("wabot_model_seconds_count{model=") and n in line
+               for line in text.splitlines())
+    assert f'wabot_tokens_total{{direction="in",{n}}}' in text
+    assert f"wabot_cost_usd_total{{{n}}}" in text
+    assert f"wabot_agents_cached{{{n}}} 1.0" in text
+    assert f"wabot_journal_backlog{{{n}}} 0.0" in text
+    assert f"wabot_webhook_outbox_depth{{{n}}} 0.0" in text
+    assert f"wabot_whatsapp_connected{{{n}}} 1.0" in text
 
 
 async def test_runs_are_exported_and_forgotten_with_the_customer(served):

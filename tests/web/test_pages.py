@@ -5,10 +5,18 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 
 from bot.models import CustomerKey
 from bot.web.auth import login_code
 from tests.web.conftest import TOKEN
+
+
+@pytest.fixture
+def served(served_by_one_or_two):
+    """Every test here runs for a single number and beside a second one (issue #22)."""
+    return served_by_one_or_two
+
 
 ANA = "+5215512345678"
 ANA_URL = "%2B5215512345678"

@@ -32,3 +32,11 @@
     });
   });
 })();
+
+// The number switcher in the header: choosing a number opens the same page of that number.
+(function () {
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    if (el.hasAttribute && el.hasAttribute("data-autosubmit") && el.form) el.form.submit();
+  });
+})();
