@@ -27,13 +27,15 @@ from bot.stores.db import Database
 KEPT = timedelta(days=1)
 Changed = Callable[[str], None]  # a number's: this customer (phone) changed elsewhere
 
+TOPIC = "customer changes"  # of the notifications (a space: no number's key has one)
+
 
 class CustomerChanges:
     def __init__(self, db: Database, clock: Clock, wakeup: Wakeup | None = None) -> None:
         self.db = db
         self.clock = clock
         self.wakeup = wakeup
-        self._listener = wakeup.listener() if wakeup is not None else None
+        self._listener = wakeup.listener(TOPIC) if wakeup is not None else None
         self._numbers: dict[str, Changed] = {}
         self._seen = 0
 
@@ -53,7 +55,7 @@ class CustomerChanges:
             await conn.execute(CHANGES.insert().values(
                 tenant=key.tenant, phone=key.phone, at=self.clock.now()))
         if self.wakeup is not None:
-            await self.wakeup.notify()
+            await self.wakeup.notify(TOPIC)
 
     async def poll(self) -> int:
         """Apply the rows written since the last look; returns how many."""

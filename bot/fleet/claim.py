@@ -30,7 +30,7 @@ class Claim:
         self.number = number
         self.renew_every = renew_every
         self.wakeup = wakeup
-        self._listener = wakeup.listener() if wakeup is not None else None
+        self._listener = wakeup.listener(number) if wakeup is not None else None
         self.console_url = console_url
         self.lease: Lease | None = None
         self._lost: asyncio.Future[str] | None = None
@@ -100,7 +100,7 @@ class Claim:
     async def nudge(self) -> None:
         """A message was journaled here for the number another node serves: wake it."""
         if self.wakeup is not None:
-            await self.wakeup.notify()
+            await self.wakeup.notify(self.number)
 
     async def catch_up(self, route: Callable[[], Awaitable[int]]) -> None:
         """While serving: route what other nodes journaled, when nudged and at every
@@ -176,6 +176,6 @@ class Claim:
             return
         if self.wakeup is not None:
             try:
-                await self.wakeup.notify()
+                await self.wakeup.notify(self.number)
             except Exception as exc:  # the others find it free at their next look
                 logger.debug("fleet: other nodes not woken for number {}: {}", self.number, exc)

@@ -16,9 +16,11 @@ CHANNEL = "wabot_fleet"
 
 
 class Listener:
-    """One waiter's view of the channel (each number's claim has its own)."""
+    """One waiter's view of the channel (each number's claim has its own): it hears the
+    notifications about its `topic` (a number's key), or every one without a topic."""
 
-    def __init__(self) -> None:
+    def __init__(self, topic: str | None = None) -> None:
+        self.topic = topic
         self._event = asyncio.Event()
 
     def heard(self) -> None:
@@ -39,8 +41,8 @@ class Wakeup:
         self._lock = asyncio.Lock()
         self._listeners: list[Listener] = []
 
-    def listener(self) -> Listener:
-        listener = Listener()
+    def listener(self, topic: str | None = None) -> Listener:
+        listener = Listener(topic)
         self._listeners.append(listener)
         return listener
 
@@ -58,15 +60,19 @@ class Wakeup:
                 logger.debug("fleet: no LISTEN connection ({}); polling only", exc)
                 self._conn = None
 
-    def _heard(self, *_: Any) -> None:
+    def _heard(self, _conn: Any, _pid: int, _channel: str, topic: str) -> None:
+        # A hundred numbers each waiting on the channel: only the one named wakes (and
+        # reads the journal or the lease table), not all of them at every notification.
         for listener in self._listeners:
-            listener.heard()
+            if listener.topic is None or listener.topic == topic or not topic:
+                listener.heard()
 
-    async def notify(self) -> None:
-        """Wake the other nodes; numbers released together share the one connection."""
+    async def notify(self, topic: str = "") -> None:
+        """Wake whoever waits on `topic` on the other nodes (everyone when empty); numbers
+        released together share the one connection."""
         if self._conn is not None:
             async with self._lock:
-                await self._conn.execute(f"NOTIFY {CHANNEL}")
+                await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL, topic)
 
     async def close(self) -> None:
         if self._conn is not None:

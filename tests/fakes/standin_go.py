@@ -25,14 +25,15 @@ from typing import Any
 from neonize.aioze.events import ConnectedEv, DisconnectedEv, MessageEv
 from neonize.proto.Neonize_pb2 import Device, SendResponse
 
+from bot.gateway.web.devices.base import Opening
 from tests.gateway.web.builders import event, jid, text
 
 Handler = Callable[[Any, Any], Awaitable[None]]
 
 
 class NetworkClient:
-    def __init__(self, session: str, uuid: str, address: str, node: str) -> None:
-        self.session = session
+    def __init__(self, opening: Opening, uuid: str, address: str, node: str) -> None:
+        self.opening = opening
         # The gateway names each client `wabot-{tenant}-{generation}`.
         self.number = uuid.removeprefix("wabot-").rsplit("-", 1)[0]
         self.address = address
@@ -63,9 +64,10 @@ class NetworkClient:
         welcome = json.loads(await reader.readline())
         self._phone = welcome["phone"]
         self.me = Device(JID=jid(self._phone), PushName=self.number)
-        path = Path(self.session)
-        if path.is_file() and path.stat().st_size == 0:
-            path.write_bytes(b"stand-in session")  # as Go writes the device's keys
+        if not self.opening.name.startswith("postgres"):  # a session file, not the database
+            path = Path(self.opening.name)
+            if path.is_file() and path.stat().st_size == 0:
+                path.write_bytes(b"stand-in session")  # as Go writes the device's keys
         self._go_task = asyncio.get_running_loop().create_future()
         self._reader_task = asyncio.create_task(self._read(reader))
         if ConnectedEv in self.handlers:  # after connect() returned, as Go's event does
@@ -166,8 +168,8 @@ class NetworkClient:
         return "STANDIN1"
 
 
-def factory(session: str, uuid: str, **_options: Any) -> NetworkClient:
-    return NetworkClient(session, uuid, os.environ["WABOT_STANDIN_WHATSAPP"],
+def factory(opening: Opening, uuid: str) -> NetworkClient:
+    return NetworkClient(opening, uuid, os.environ["WABOT_STANDIN_WHATSAPP"],
                          os.environ.get("WABOT_FLEET__NODE_ID", "node"))
 
 
