@@ -139,7 +139,8 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
                               "/api/v1 is the configured number's, /api/v1/numbers/{key} "
                               "any number's.")
     app.state.console = console
-    consoles = consoles or Consoles(console)
+    # No console: the routes only, for the OpenAPI document (`tests/docs/generate.py`).
+    consoles = consoles or (Consoles(console) if console is not None else None)
     app.state.consoles = consoles
     app.state.auth = auth
     app.state.flash = pages.Flash()
@@ -196,7 +197,8 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        await refresh_gauges(consoles)
+        if consoles is not None:
+            await refresh_gauges(consoles)
         return Response(console.metrics.render(),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 

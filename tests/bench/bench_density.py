@@ -115,7 +115,9 @@ async def measure(total: int, graph: FakeGraph, llm: FakeOpenAI, admin: str, web
                         "WABOT_FOLLOWUPS__ENABLED": "true", "DENSITY_TOKEN": graph.token,
                         "WABOT_STANDIN_WHATSAPP": wa.address, "PYTHONPATH": str(ROOT),
                         "WABOT_WHATSAPP__PROBE_HOST": "127.0.0.1",
-                        "WABOT_WHATSAPP__PROBE_PORT": str(wa.port)})
+                        "WABOT_WHATSAPP__PROBE_PORT": str(wa.port),
+                        # the warm turns come faster than a person writes: no cap holds them
+                        "WABOT_LIMITS__TURNS_PER_MINUTE": "1000"})
             daemon = Daemon(Path(tmp), env)
             daemon.command = [sys.executable, "-m", "tests.fakes.standin_go", "run"]
             daemon.start()

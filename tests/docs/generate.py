@@ -113,6 +113,9 @@ NOTES = {
     "presenter.max_bubbles": "at most this many bubbles; the rest joins the last",
     "presenter.between_bubbles_seconds": "pause between two bubbles",
     "whatsapp.session_file": "the WhatsApp Web login, in `state_dir` (mode 0600)",
+    "whatsapp.session_store": "where the WhatsApp Web login lives: auto (in the database "
+                              "when `database_url` is PostgreSQL, else the file), file, "
+                              "database",
     "whatsapp.call_timeout": "seconds a WhatsApp Web call may take (a send waits for WhatsApp's own 75 s bound)",
     "whatsapp.probe_port": "port of `probe_host`",
     "whatsapp.backoff_cap": "the longest wait between connection attempts",
