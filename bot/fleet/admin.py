@@ -13,20 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy.exc import IntegrityError
 
 from bot.business import BusinessError, load_business
-from bot.fleet.numbers import SECRETS, NumberError, NumberStore, check_key
+from bot.fleet.numbers import SECRETS, NumberError, NumberExists, NumberStore, check_key
 from bot.fleet.tables import NumberRow
 from bot.gateway.web.qr import QR_PNG_NAME
 from bot.settings import Settings
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 CLOUD_FIELDS = ("phone_number_id", "access_token_env", "app_secret_env", "verify_token_env")
-
-
-class NumberExists(NumberError):
-    """A number by that key is already there (HTTP 409)."""
 
 
 class NumberNotFound(NumberError):
@@ -137,10 +132,7 @@ async def add_number(store: NumberStore, new: NewNumber, base: Settings) -> Numb
         raise NumberExists(f"number {new.key} already exists (`wabot numbers show {new.key}`)")
     _check_cloud(new, others, base)
     business_file = _business_file(new.business_file)
-    try:
-        return await store.add(new.key, new.transport, new.settings(), business_file)
-    except IntegrityError:  # added meanwhile, from another shell or node
-        raise NumberExists(f"number {new.key} already exists") from None
+    return await store.add(new.key, new.transport, new.settings(), business_file)
 
 
 def notes_for(row: NumberRow, base: Settings, env: Mapping[str, str] | None) -> list[str]:

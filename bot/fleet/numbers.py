@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from bot.clock import Clock
 from bot.fleet.tables import LEASES, NUMBER_KEY, NUMBERS, NumberRow
@@ -29,6 +30,11 @@ ENV_SUFFIX = "_env"
 
 class NumberError(ValueError):
     """A number that cannot be added or started as given; the message says what to fix."""
+
+
+class NumberExists(NumberError):
+    """The key is taken, by an earlier add or by another shell or node adding it at the
+    same moment (HTTP 409)."""
 
 
 def check_key(key: str) -> str:
@@ -106,12 +112,15 @@ class NumberStore:
                     raise NumberError(f"{section}.{name} is a secret: give the name of the "
                                       f"environment variable that holds it ({name}_env)")
         if await self.get(key) is not None:
-            raise NumberError(f"number {key} already exists")
+            raise NumberExists(f"number {key} already exists")
         now = self.clock.now()
         row = NumberRow(key=key, transport=transport, settings=settings or {},
                         business_file=business_file, created_at=now, updated_at=now)
-        async with self.db.begin() as conn:
-            await conn.execute(NUMBERS.insert().values(**row.model_dump()))
+        try:
+            async with self.db.begin() as conn:
+                await conn.execute(NUMBERS.insert().values(**row.model_dump()))
+        except IntegrityError:  # added meanwhile, by another node starting at the same time
+            raise NumberExists(f"number {key} already exists") from None
         return row
 
     async def register(self, base: Settings) -> bool:
@@ -119,7 +128,10 @@ class NumberStore:
         if await self.get(base.tenant) is not None:
             return False
         # Its transport's settings stay in the configuration: the row holds nothing.
-        await self.add(base.tenant, base.whatsapp.transport)
+        try:
+            await self.add(base.tenant, base.whatsapp.transport)
+        except NumberExists:  # every node of a new fleet registers it at its first start
+            return False
         return True
 
     async def set_state(self, key: str, state: str, line: str = "") -> None:

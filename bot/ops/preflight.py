@@ -94,5 +94,14 @@ def start_failure(settings: Settings, exc: BaseException) -> str:
     if settings.mongodb_url is not None and "mongo" in type(exc).__module__:
         return (f"MongoDB unreachable ({type(exc).__name__}: {message}); fix: check mongodb_url "
                 "(WABOT_MONGODB_URL) and that mongod runs")
+    if _not_the_connection(exc):  # the database answered: what failed is said as it is
+        return f"{type(exc).__name__}: {message}"
     return (f"SQL database {shown} unreachable ({type(exc).__name__}: {message}); fix: check "
             "database_url (WABOT_DATABASE_URL) and that the server runs and accepts this user")
+
+
+def _not_the_connection(exc: BaseException) -> bool:
+    """A refusal the database gave, or a check of ours: not a connection or a login."""
+    from sqlalchemy.exc import IntegrityError
+
+    return isinstance(exc, (IntegrityError, ValueError))

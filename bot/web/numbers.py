@@ -14,14 +14,13 @@ from fastapi import APIRouter, HTTPException, Request
 
 from bot.fleet.admin import (
     NewNumber,
-    NumberExists,
     NumberNotFound,
     add_number,
     next_steps,
     notes_for,
     remove_number,
 )
-from bot.fleet.numbers import NumberError, NumberStore
+from bot.fleet.numbers import NumberError, NumberExists, NumberStore
 from bot.fleet.roster import Entry, entry_json, read_roster
 from bot.web.console import Console
 

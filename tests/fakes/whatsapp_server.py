@@ -61,6 +61,7 @@ class FakeWhatsApp:
         self.listeners: list[Callable[[Sent], None]] = []  # called on the server's thread
         self.hellos: list[tuple[str, str, float]] = []  # (number, node, monotonic time)
         self._current: dict[str, _Conn] = {}
+        self._conns: set[_Conn] = set()
         self._queued: dict[str, dict[str, _Inbound]] = defaultdict(dict)  # not yet acked
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -101,6 +102,7 @@ class FakeWhatsApp:
                 op = msg.get("op")
                 if op == "hello":
                     conn = _Conn(msg["number"], msg["node"], writer)
+                    self._conns.add(conn)
                     self.hellos.append((conn.number, conn.node, time.monotonic()))
                     self._current[conn.number] = conn
                     conn.write({"op": "welcome", "phone": _phone_of(conn.number)})
@@ -121,8 +123,10 @@ class FakeWhatsApp:
         except (ConnectionError, json.JSONDecodeError):
             pass
         finally:
-            if conn is not None and self._current.get(conn.number) is conn:
-                del self._current[conn.number]
+            if conn is not None:
+                self._conns.discard(conn)
+                if self._current.get(conn.number) is conn:
+                    del self._current[conn.number]
             writer.close()
 
     def _run(self) -> None:
@@ -133,9 +137,15 @@ class FakeWhatsApp:
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         loop.run_forever()
+        self._server.close()
+        for conn in self._conns:
+            conn.writer.close()
+        loop.run_until_complete(self._server.wait_closed())
+        loop.close()
 
     def start(self) -> Self:
-        threading.Thread(target=self._run, name="fake-whatsapp", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name="fake-whatsapp", daemon=True)
+        self._thread.start()
         self._ready.wait(10)
         return self
 
@@ -144,9 +154,9 @@ class FakeWhatsApp:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self._loop is not None and self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
+        if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
 
     def __enter__(self) -> Self:
         return self.start()

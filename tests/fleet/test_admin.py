@@ -34,3 +34,19 @@ async def test_a_number_added_meanwhile_is_reported_as_existing(settings):
     finally:
         await db.close()
         await forget_rows(settings.sql_url, settings.tenant)
+
+
+async def test_nodes_starting_at_once_each_register_the_configured_number(settings):
+    """Every node of a new fleet registers its configured number at its first start: the
+    one that lost the race is told it was there, never stopped with "already exists" (a
+    third node failed to start so)."""
+    db = Database(settings.sql_url)
+    try:
+        await db.create_all()
+        assert await NumberStore(db, SystemClock()).register(settings) is True
+        assert await Late(db, SystemClock()).register(settings) is False
+        assert [row.key for row in await NumberStore(db, SystemClock()).all()
+                if row.key == settings.tenant] == [settings.tenant]
+    finally:
+        await db.close()
+        await forget_rows(settings.sql_url, settings.tenant)
