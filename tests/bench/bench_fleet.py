@@ -24,7 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.fakes.fleet_run import FleetRun, Step, drop_database, fleet_database
+from tests.fakes.databases import fresh_database
+from tests.fakes.fleet_run import FleetRun, Step
 
 
 def main() -> int:
@@ -52,20 +53,17 @@ def main() -> int:
              Step(3 * e, "kill", "node-b"), Step(4 * e, "start", "node-b"),
              Step(5 * e, "term", "node-c"), Step(5 * e + 10, "start", "node-c"),
              Step(6 * e + 10, "freeze", "node-a", hold=args.lease + 5)]
-    url, name = fleet_database(base)
-    try:
-        with tempfile.TemporaryDirectory(prefix="wabot-fleet-") as tmp:
-            workdir = args.keep or Path(tmp)
-            run = FleetRun(workdir, url, nodes=args.nodes, cloud=args.cloud, web=args.web,
-                           customers_per_number=args.customers, think=args.think,
-                           lease=args.lease, renew=args.renew, llm_latency=args.latency)
-            figures = asyncio.run(run.run(steps, duration=7 * e + args.lease + 20,
-                                          settle=2 * args.lease + 30))
-            if args.keep:
-                (args.keep / "timeline.txt").write_text("\n".join(sorted(
-                    run.log, key=lambda line: float(line.split()[0]))) + "\n")
-    finally:
-        drop_database(base, name)
+    with fresh_database("fleet", base) as url, \
+            tempfile.TemporaryDirectory(prefix="wabot-fleet-") as tmp:
+        workdir = args.keep or Path(tmp)
+        run = FleetRun(workdir, url, nodes=args.nodes, cloud=args.cloud, web=args.web,
+                       customers_per_number=args.customers, think=args.think,
+                       lease=args.lease, renew=args.renew, llm_latency=args.latency)
+        figures = asyncio.run(run.run(steps, duration=7 * e + args.lease + 20,
+                                      settle=2 * args.lease + 30))
+        if args.keep:
+            (args.keep / "timeline.txt").write_text("\n".join(sorted(
+                run.log, key=lambda line: float(line.split()[0]))) + "\n")
     print(figures.summary())
     for line in figures.stale[:10]:
         print(f"  sent by a node not holding the number: {line}")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import os
 import random
 import re
 import signal
@@ -436,29 +435,3 @@ class FleetRun:
             figures.orphans.append(Orphan(number, action, taken=owners.taken(number, node, at),
                                           answered=(min(after) - at) if after else None))
 
-
-def fleet_database(base_url: str) -> tuple[str, str]:
-    """A fresh database on the server of `base_url`: (its URL, its name)."""
-    from sqlalchemy.engine import make_url
-
-    base = make_url(base_url).set(drivername="postgresql")
-    name = f"fleet_{os.getpid()}_{int(time.time())}"
-    conn = psycopg2.connect(base.render_as_string(hide_password=False))
-    conn.autocommit = True
-    try:
-        conn.cursor().execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
-    return base.set(database=name).render_as_string(hide_password=False), name
-
-
-def drop_database(base_url: str, name: str) -> None:
-    from sqlalchemy.engine import make_url
-
-    base = make_url(base_url).set(drivername="postgresql")
-    conn = psycopg2.connect(base.render_as_string(hide_password=False))
-    conn.autocommit = True
-    try:
-        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        conn.close()

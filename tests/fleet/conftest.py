@@ -3,25 +3,14 @@ registered in its database, so numbers left by one test must never reach the nex
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
-import psycopg2
 import pytest
-from sqlalchemy.engine import make_url
+
+from tests.fakes.databases import fresh_database
 
 
 @pytest.fixture
 def fleet_db_url() -> Iterator[str]:
-    base = make_url(os.environ["WABOT_TEST_POSTGRES_URL"])
-    name = f"fleet_{uuid.uuid4().hex[:12]}"
-    admin = base.set(drivername="postgresql")
-    conn = psycopg2.connect(admin.render_as_string(hide_password=False))
-    conn.autocommit = True
-    try:
-        conn.cursor().execute(f'CREATE DATABASE "{name}"')
-        yield admin.set(database=name).render_as_string(hide_password=False)
-        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        conn.close()
+    with fresh_database("fleet") as url:
+        yield url

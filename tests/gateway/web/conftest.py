@@ -7,16 +7,13 @@ import asyncio
 import io
 import os
 import socket
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 from loguru import logger
-from sqlalchemy.engine import make_url
 
 # neonize is imported quietly by tests/conftest.py before this module loads.
 from bot.clock import VirtualClock
@@ -24,6 +21,7 @@ from bot.gateway.web.devices.base import DeviceStore
 from bot.gateway.web.gateway import NeonizeGateway
 from bot.gateway.web.tuning import Tuning
 from bot.settings import WhatsAppSettings
+from tests.fakes.databases import fresh_database
 from tests.gateway.web.builders import StandInClient, StandInFactory
 
 TENANT = "tienda"
@@ -144,13 +142,5 @@ def devices_db_url() -> Iterator[str]:
     `number_devices` start empty, and a test's devices never reach the next one."""
     if not os.environ.get("WABOT_TEST_POSTGRES_URL"):
         pytest.skip("WABOT_TEST_POSTGRES_URL is not set: the database store needs PostgreSQL")
-    base = make_url(os.environ["WABOT_TEST_POSTGRES_URL"]).set(drivername="postgresql")
-    name = f"devices_{uuid.uuid4().hex[:12]}"
-    conn = psycopg2.connect(base.render_as_string(hide_password=False))
-    conn.autocommit = True
-    try:
-        conn.cursor().execute(f'CREATE DATABASE "{name}"')
-        yield base.set(database=name).render_as_string(hide_password=False)
-        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        conn.close()
+    with fresh_database("devices") as url:
+        yield url
