@@ -39,6 +39,7 @@ class Wakeup:
         self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         self._conn: Any = None
         self._lock = asyncio.Lock()
+        self._closed = False
         self._listeners: list[Listener] = []
 
     def listener(self, topic: str | None = None) -> Listener:
@@ -47,18 +48,28 @@ class Wakeup:
         return listener
 
     async def start(self) -> None:
-        """Connect once (later calls return at once)."""
+        """Connect once (later calls return at once; none after `close`: a number that
+        starts waiting while the process stops must not open a connection nobody closes)."""
         async with self._lock:
-            if self._conn is not None:
+            if self._conn is not None or self._closed:
                 return
             import asyncpg  # type: ignore[import-untyped]
 
+            conn = None
             try:
-                self._conn = await asyncpg.connect(self._dsn)
-                await self._conn.add_listener(CHANNEL, self._heard)
+                conn = await asyncpg.connect(self._dsn)
+                await conn.add_listener(CHANNEL, self._heard)
             except Exception as exc:  # polling still works
                 logger.debug("fleet: no LISTEN connection ({}); polling only", exc)
-                self._conn = None
+                if conn is not None:
+                    with suppress(Exception):
+                        await conn.close()
+                return
+            self._conn = conn
+
+    @property
+    def listening(self) -> bool:
+        return self._conn is not None
 
     def _heard(self, _conn: Any, _pid: int, _channel: str, topic: str) -> None:
         # A hundred numbers each waiting on the channel: only the one named wakes (and
@@ -75,7 +86,9 @@ class Wakeup:
                 await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL, topic)
 
     async def close(self) -> None:
-        if self._conn is not None:
-            with suppress(Exception):
-                await self._conn.close()
-            self._conn = None
+        self._closed = True
+        async with self._lock:  # after a start under way: the connection it makes is closed
+            if self._conn is not None:
+                with suppress(Exception):
+                    await self._conn.close()
+                self._conn = None
