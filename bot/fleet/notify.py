@@ -56,9 +56,18 @@ class Wakeup:
             import asyncpg  # type: ignore[import-untyped]
 
             conn = None
+            connecting = asyncio.ensure_future(asyncpg.connect(self._dsn))
             try:
-                conn = await asyncpg.connect(self._dsn)
+                # Cancelled meanwhile (the process stops): the connection still being made
+                # is closed once it is, not left to the garbage collector.
+                conn = await asyncio.shield(connecting)
                 await conn.add_listener(CHANNEL, self._heard)
+            except asyncio.CancelledError:
+                if conn is None:
+                    connecting.add_done_callback(_terminate)
+                else:
+                    conn.terminate()
+                raise
             except Exception as exc:  # polling still works
                 logger.debug("fleet: no LISTEN connection ({}); polling only", exc)
                 if conn is not None:
@@ -92,3 +101,8 @@ class Wakeup:
                 with suppress(Exception):
                     await self._conn.close()
                 self._conn = None
+
+
+def _terminate(connecting: asyncio.Future[Any]) -> None:
+    if not connecting.cancelled() and connecting.exception() is None:
+        connecting.result().terminate()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+import psycopg2
 import pytest
 
 from bot.fleet.notify import Wakeup
@@ -47,4 +48,33 @@ async def test_nothing_connects_once_closed(fleet_db_url: str) -> None:
     assert wakeup.listening
     await wakeup.close()
     await wakeup.start()  # a number that began waiting while the process stopped
+    assert not wakeup.listening
+
+
+def _connections(url: str) -> int:
+    conn = psycopg2.connect(url)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid()")
+        return int(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def test_a_start_cancelled_while_connecting_leaves_no_connection(
+        fleet_db_url: str) -> None:
+    """The process stopped while a number's wait was connecting (CI saw the socket left to
+    the garbage collector)."""
+    wakeup = Wakeup(fleet_db_url)
+    starting = asyncio.create_task(wakeup.start())
+    await asyncio.sleep(0.005)  # the connection is being made
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    for _ in range(100):
+        if await asyncio.to_thread(_connections, fleet_db_url) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await asyncio.to_thread(_connections, fleet_db_url) == 0
     assert not wakeup.listening
