@@ -22,7 +22,7 @@ from bot.clock import Clock
 from bot.fleet.notify import Wakeup
 from bot.fleet.tables import CHANGES
 from bot.models import CustomerKey
-from bot.stores.db import Database
+from bot.stores.db import Database, finished
 
 KEPT = timedelta(days=1)
 Changed = Callable[[str], None]  # a number's: this customer (phone) changed elsewhere
@@ -76,8 +76,8 @@ class CustomerChanges:
             await self.wakeup.start()
         while True:
             try:
-                if await self.poll():
-                    await self._prune()
+                if await finished(self.poll()):
+                    await finished(self._prune())
             except Exception as exc:  # the database is down: the leases say what to do
                 logger.warning("fleet: customer changes not read: {}", exc)
             await self._wait(every)

@@ -19,6 +19,7 @@ from bot.fleet.lease import Lease, Leases, StaleLease, gone_from_this_host
 from bot.fleet.notify import Wakeup
 from bot.fleet.numbers import NumberStore
 from bot.fleet.tables import LeaseRow
+from bot.stores.db import finished
 
 Status = Callable[[str], None]
 
@@ -108,7 +109,7 @@ class Claim:
         while True:
             await self._pause()
             try:
-                await route()
+                await finished(route())
             except Exception as exc:
                 logger.warning("fleet: could not read the journal for number {}: {}",
                                self.number, exc)
@@ -134,11 +135,12 @@ class Claim:
         while True:
             await asyncio.sleep(self.renew_every)
             try:
-                await self.leases.beat(console_url=self.console_url)
+                await finished(self.leases.beat(console_url=self.console_url))
                 if state is not None and (now := state()) != shown:
-                    await NumberStore(self.leases.db, SystemClock()).set_state(self.number, now)
+                    await finished(NumberStore(self.leases.db, SystemClock()).set_state(
+                        self.number, now))
                     shown = now
-                if not await self.leases.renew(lease):
+                if not await finished(self.leases.renew(lease)):
                     self._lose(f"another node took number {self.number} over (epoch "
                                f"{lease.epoch} is stale)")
                     return

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, event, text
 from sqlalchemy.engine import Dialect, make_url
@@ -17,6 +17,8 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
 from bot.stores.sqlite_writer import SqliteWriter
+
+T = TypeVar("T")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -152,6 +154,19 @@ class Database:
             await self._raw.close()
             self._raw = None
         await self.engine.dispose()
+
+
+async def finished(work: Awaitable[T]) -> T:
+    """Await database `work` to its end even when the caller is cancelled meanwhile (the
+    cancellation is raised after): a query cut off midway leaves its pooled asyncpg
+    connection to the garbage collector, unclosed. For loops a stop cancels."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with suppress(Exception):
+            await task
+        raise
 
 
 def pool_options(settings: Any) -> dict[str, Any]:
