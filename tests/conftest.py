@@ -4,6 +4,7 @@ guard, and the fake OpenAI-wire server."""
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import os
 import sys
@@ -188,3 +189,12 @@ def drop_postgres_job_tables() -> Iterator[None]:
                     conn.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
     finally:
         engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_at_teardown() -> Iterator[None]:
+    """Each test's garbage is collected at its own teardown, so a connection or socket a
+    test leaves unclosed is reported against that test, not a later one at random (CI
+    once reported an unclosed asyncpg connection in tests/web/test_events.py)."""
+    yield
+    gc.collect()
