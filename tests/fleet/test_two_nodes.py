@@ -144,7 +144,9 @@ async def test_a_frozen_owner_is_replaced_and_sends_nothing_when_it_wakes(
     await _post(b, "s1")  # B journals it; it answers once it holds the number
     await _until(lambda: _answered(b, "s1") == 1, b, within=LEASE + 10)
     taken = time.monotonic() - frozen
-    assert taken >= LEASE * 0.9, f"taken after {taken:.1f} s: before the lease lapsed"
+    # The lease was renewed at most one renewal period (1 s) before the freeze: it lapses
+    # no sooner than LEASE - 1 s after it (CI once saw 5.3 s against the 5.4 s asked here).
+    assert taken >= LEASE - 1.0, f"taken after {taken:.1f} s: before the lease lapsed"
     before = len(a.graph.calls)
     # A message A had accepted before it froze would be sent by it now: one it receives
     # the moment it wakes is the same case.
