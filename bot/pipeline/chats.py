@@ -187,11 +187,14 @@ class Chats:
                 try:
                     if not reply.failed and reply.text:
                         sent = await self.presenter.deliver(chat_addr, reply.text,
-                                                            kind=item.kind)
+                                                            kind=item.kind, keep_typing=True)
                 finally:
-                    if reply.failed:
-                        reply.lines = []  # nothing was said: nothing to remember
-                    await agent.commit(reply, Contact(), now, sent=sent)
+                    try:
+                        if reply.failed:
+                            reply.lines = []  # nothing was said: nothing to remember
+                        await agent.commit(reply, Contact(), now, sent=sent)
+                    finally:
+                        await self.presenter.done_typing(chat_addr)
                 return sent > 0
         except Exception:
             log.exception("{} turn failed", item.kind)
@@ -229,19 +232,24 @@ class Chats:
                 sent = 0
                 track = Tracked(key.phone, ids)
                 try:
-                    if reply.text and self.hold is not None and await self.hold.hold(key):
-                        status = Fed.PAUSED.value
-                    elif reply.text:
-                        sent = await self.presenter.deliver(chat_addr, reply.text, track=track)
-                except NotOwner:
-                    raise
-                except GatewayError as exc:
-                    status = undelivered(reply, track, exc, self.clock.now())
-                    log.error("reply could not be delivered: {}", exc)
-                # The turn's one write: both sides, usage, and the journal status.
-                await agent.commit(reply, contact, now, sent=sent, journal_ids=ids,
-                                   status=status)
-                committed = True
+                    try:
+                        if reply.text and self.hold is not None and await self.hold.hold(key):
+                            status = Fed.PAUSED.value
+                        elif reply.text:
+                            sent = await self.presenter.deliver(chat_addr, reply.text,
+                                                                track=track, keep_typing=True)
+                    except NotOwner:
+                        raise
+                    except GatewayError as exc:
+                        status = undelivered(reply, track, exc, self.clock.now())
+                        log.error("reply could not be delivered: {}", exc)
+                    # The turn's one write: both sides, usage, and the journal status;
+                    # straight after the reply went out, before "typing…" ends.
+                    await agent.commit(reply, contact, now, sent=sent, journal_ids=ids,
+                                       status=status)
+                    committed = True
+                finally:
+                    await self.presenter.done_typing(chat_addr)
                 await settled(self.presenter, track)
                 if status == Fed.PAUSED.value and self.hold is not None:
                     await self.hold.held(key)

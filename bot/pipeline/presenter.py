@@ -69,6 +69,7 @@ class Presenter:
         self.rng = rng or random.Random()
         self.ledger = ledger
         self.events = events
+        self._kept: set[str] = set()  # chats still "typing…" after `deliver(keep_typing=True)`
 
     def sent(self, chat: str, text: str, kind: str) -> None:
         """`message.sent` (and `followup.sent`) on the number's event hub."""
@@ -104,17 +105,31 @@ class Presenter:
             logger.debug("presence update failed: {}", exc)
 
     async def deliver(self, chat: str, text: str, kind: str = "reply",
-                      track: Tracked | None = None) -> int:
+                      track: Tracked | None = None, *, keep_typing: bool = False) -> int:
         """Send `text` as bubbles; returns how many were sent. A failed send raises
         GatewayError (the caller records the turn as failed); with `track`, what went out
-        is recorded before each next bubble, and a failure says which bubble it hit."""
+        is recorded before each next bubble, and a failure says which bubble it hit.
+
+        `keep_typing`: after the last bubble went out, "typing…" is left for `done_typing`,
+        so the caller's write comes first. Between a reply leaving and its turn's write a
+        crash sends the reply again (the next owner cannot tell it went): on WhatsApp Web
+        ending "typing…" is two more calls through the Go layer in that gap. The bubble
+        itself already ends the indicator on the customer's phone."""
         bubbles = split_bubbles(text, self.s.bubble_chars, self.s.max_bubbles)
-        return await self.send_bubbles(chat, bubbles, kind, track)
+        return await self.send_bubbles(chat, bubbles, kind, track, keep_typing=keep_typing)
+
+    async def done_typing(self, chat: str) -> None:
+        """End the "typing…" a `deliver(keep_typing=True)` left on; nothing otherwise."""
+        if chat in self._kept:
+            self._kept.discard(chat)
+            await self._typing(chat, False)
 
     async def send_bubbles(self, chat: str, bubbles: list[str], kind: str = "reply",
-                           track: Tracked | None = None, start: int = 0) -> int:
+                           track: Tracked | None = None, start: int = 0, *,
+                           keep_typing: bool = False) -> int:
         """Send `bubbles[start:]`; returns how many of them went out."""
         sent = start
+        all_out = False
         try:
             for i in range(start, len(bubbles)):
                 bubble = bubbles[i]
@@ -131,8 +146,12 @@ class Presenter:
                 self.sent(chat, bubble, kind)
                 if sent < len(bubbles):  # before the next bubble: a crash resumes there
                     await self._record(track, chat, kind, bubbles, sent, SENDING)
+            all_out = True
         finally:
-            await self._typing(chat, False)
+            if all_out and keep_typing and self.s.enabled:
+                self._kept.add(chat)
+            else:
+                await self._typing(chat, False)
         return sent - start
 
     async def _failed(self, track: Tracked | None, chat: str, kind: str, bubbles: list[str],
