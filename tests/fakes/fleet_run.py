@@ -411,6 +411,17 @@ class FleetRun:
                 node.daemon.url = url
             self.left.extend((number, step.action, node.name, at) for number in held)
 
+    def _why_twice(self, seen: list[Reply]) -> str:
+        """Where a reply went twice: the number, who sent it first and how long before that
+        node was killed, drained or frozen (a turn whose write the fault cut off)."""
+        first = seen[0]
+        faults = [(at, action) for number, action, node, at in self.left
+                  if number == first.number and node == first.node and at >= first.at]
+        if not faults:
+            return f"{first.number}, first by {first.node}, no fault after it"
+        at, action = min(faults)
+        return f"{first.number}, first by {first.node} {at - first.at:.2f} s before its {action}"
+
     def _tally(self, figures: FleetFigures, owners: Owners) -> None:
         figures.messages = len(self.sent_at)
         for token, first in self.sent_at.items():
@@ -422,7 +433,7 @@ class FleetRun:
             figures.answered += 1
             figures.duplicated += len(seen) - 1
             if len(seen) > 1:
-                figures.twice.append(token)
+                figures.twice.append(f"{token} ({self._why_twice(seen)})")
             figures.latencies.append(seen[0].at - first)
         for token, seen in self.replies.items():
             for reply in seen:
