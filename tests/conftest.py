@@ -191,6 +191,14 @@ def drop_postgres_job_tables() -> Iterator[None]:
         engine.dispose()
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What is imported by now lives as long as the session: it is frozen out of the
+    garbage collector, so the collection after each test (below) looks only at what tests
+    made (200,000 objects less: 0.2 s a test down to a few ms)."""
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _collect_garbage_at_teardown() -> Iterator[None]:
     """Each test's garbage is collected at its own teardown, so a connection or socket a
