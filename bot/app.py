@@ -24,6 +24,7 @@ from bot.fleet.claim import Claim
 from bot.fleet.numbers import NumberStore
 from bot.gateway.base import Gateway
 from bot.llm import LLM
+from bot.messages import language_code
 from bot.settings import Settings
 from bot.unit import NumberUnit
 from bot.web.console import Console
@@ -67,7 +68,8 @@ class App:
             settings=u.settings, clock=u.clock, gateway=gateway, customers=u.customers,
             memory=u.memory, runs=u.runs, events=u.events, alerts=u.alerts, outbox=u.outbox,
             metrics=self.shared.metrics, followups=u.followups, live=u.live,
-            zone=u.business.tz, changes=self.shared.changes)
+            zone=u.business.tz, language=language_code(u.business.language),
+            changes=self.shared.changes)
         # Every number's console (this one's; the others' when this App is the home).
         self.consoles = Consoles(self.console, self.serving, node=self.shared.node)
         self.web = self._web_server(serve_http, extra_routers)

@@ -40,11 +40,14 @@ TEXTS: dict[str, dict[Key, str]] = {
 }
 
 _NAMES = {"en": ("en", "english", "ingles", "inglés"),
-          "es": ("es", "spanish", "espanol", "español", "castellano")}
+          "es": ("es", "spanish", "espanol", "español", "castellano"),
+          # Recognised for the console's language; the texts above fall back to English.
+          "pt": ("pt", "portuguese", "portugues", "brazilian", "brasileiro")}
 
 
 def language_code(language: str) -> str:
-    """`"Spanish (Mexico)"`, `"es-MX"`, `"español"` → `es`; anything unknown → `en`."""
+    """`"Spanish (Mexico)"`, `"es-MX"`, `"español"` → `es`; `"Português"`, `"pt-BR"` →
+    `pt`; anything unknown → `en`."""
     bare = "".join(c for c in unicodedata.normalize("NFKD", language.casefold())
                    if not unicodedata.combining(c))
     words = bare.replace("-", " ").replace("_", " ").replace("(", " ").replace(",", " ").split()

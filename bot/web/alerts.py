@@ -13,9 +13,12 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.events.alerts import Alerts
+from bot.phones import mask
 from bot.web import pages
 from bot.web.api import Resolve, home_console
 from bot.web.console import Console
+from bot.web.i18n import Texts
 
 
 class ReadBody(BaseModel):
@@ -50,6 +53,20 @@ def api_router(prefix: str = "/api/v1", resolve: Resolve = home_console,
     return api
 
 
+def where(t: Texts, a: Alerts) -> str:
+    """`Alerts.where` (what the API says) in the page's language."""
+    if not a.s.to_self:
+        return t("alerts.where_off")
+    if a.s.owner_number:
+        to = mask(a.s.owner_number)
+        if a.gateway.own_chat:
+            return t("alerts.where_owner", to=to)
+        if a.template is not None:
+            return t("alerts.where_template", to=to, template=a.template.name)
+        return t("alerts.where_window", to=to)
+    return t("alerts.where_self") if a.gateway.own_chat else t("alerts.where_cloud")
+
+
 def page_router(prefix: str = "") -> APIRouter:
     """The page of the configured number, and with `prefix` "/n/{key}" any number's; it
     uses the pages' session, CSRF check and renderer (`bot.web.pages`)."""
@@ -61,7 +78,7 @@ def page_router(prefix: str = "") -> APIRouter:
         a = s.console.alerts
         items = await a.kept(a.s.keep)
         return pages.render("alerts.html", request, s=s, items=items, unread=a.unread,
-                            where=a.where())
+                            where=where(s.t, a))
 
     @page.post("/alerts/read")
     async def read(request: Request, csrf: Annotated[str, Form()] = "",

@@ -31,6 +31,7 @@ from bot.stores.memory_base import MemoryStore, message_to_dict
 from bot.stores.outbound import OutboundStore
 from bot.stores.runs import RunStore
 from bot.web import delivery, linking, times
+from bot.web.i18n import ENGLISH, Said, Texts
 from bot.web.metrics import Metrics
 from bot.web.stats import Stats
 
@@ -45,11 +46,11 @@ class FollowUps(Protocol):
     async def cancel(self, key: CustomerKey, kind: str | None = None) -> int: ...
 
 
-class NotFound(LookupError):
+class NotFound(Said, LookupError):
     """Nothing of this tenant by that phone or id; the message says what was asked."""
 
 
-class BadRequest(ValueError):
+class BadRequest(Said, ValueError):
     """Input that cannot be used; the message says how to fix it."""
 
 
@@ -66,8 +67,7 @@ def phone_of(text: str) -> str:
     try:
         return parse_customer(raw)  # `lid:<digits>`, `g:<group>`: customers with no number
     except PhoneError as exc:
-        raise BadRequest(f"{text!r} is not a phone number: use E.164 (+5215512345678) "
-                         "or its digits") from exc
+        raise BadRequest(key="not_phone", text=text) from exc
 
 
 def customer_json(c: Customer, now: datetime) -> dict[str, Any]:
@@ -98,6 +98,7 @@ class Console:
     followups: FollowUps | None = None
     live: Any = None  # () -> bot.ops.status.Live: turns, failures, agents cached
     zone: tzinfo = UTC  # the business's timezone: "today" is its local day
+    language: str = "en"  # the business profile's: its pages speak it (`bot.web.i18n`)
     numbers: NumberStore | None = None  # the fleet's numbers; None: on the customers' database
     numbers_changed: Callable[[], None] | None = None  # a number added or removed (Node.wake)
     # Tells the node serving the number of a pause or resume written here (PostgreSQL).
@@ -159,8 +160,8 @@ class Console:
         where = [c.tenant == self.tenant]
         if stage:
             if stage not in {s.value for s in Stage}:
-                raise BadRequest(f"unknown stage {stage!r}: use "
-                                 f"{', '.join(s.value for s in Stage)}")
+                raise BadRequest(key="unknown_stage", stage=stage,
+                                 stages=", ".join(s.value for s in Stage))
             where.append(c.stage == stage)
         if q.strip():
             like = f"%{q.strip().lower()}%"
@@ -182,8 +183,7 @@ class Console:
         key = self.key(phone)
         found = await self.customers.get(key)
         if found is None:
-            raise NotFound(f"no customer {key.phone} for this business: check the number "
-                           "(E.164, e.g. +5215512345678)")
+            raise NotFound(key="no_customer_check", phone=key.phone)
         profile = await self.memory.profile(key)
         out = customer_json(found, self.clock.now())
         out["pause"] = pause_text(found.paused_until, self.clock.now(), self.zone)
@@ -202,7 +202,7 @@ class Console:
         """The conversation, oldest first; agent lines carry the id of their run."""
         key = self.key(phone)
         if await self.customers.get(key) is None:
-            raise NotFound(f"no customer {key.phone} for this business")
+            raise NotFound(key="no_customer", phone=key.phone)
         lines = await self.memory.recent(key, limit)
         runs = {r["at"]: r["id"] for r in await self.runs.for_customer(key, limit)}
         out = []
@@ -222,7 +222,7 @@ class Console:
         now = self.clock.now()
         until = FOREVER if seconds is None else now + timedelta(seconds=seconds)
         if await self.customers.get(key) is None:  # a typo must not make a phantom customer
-            raise NotFound(f"no customer {key.phone} for this business")
+            raise NotFound(key="no_customer", phone=key.phone)
         await pause(self.customers, key, until, now)
         await self._changed(key)
         return await self.customer(key.phone)
@@ -230,7 +230,7 @@ class Console:
     async def resume(self, phone: str) -> dict[str, Any]:
         key = self.key(phone)
         if not await resume(self.customers, key):
-            raise NotFound(f"no customer {key.phone} for this business")
+            raise NotFound(key="no_customer", phone=key.phone)
         await self._changed(key)
         return await self.customer(key.phone)
 
@@ -264,9 +264,9 @@ class Console:
         With WhatsApp offline it fails at once instead of after the transport's wait."""
         text = text.strip()
         if not text:
-            raise BadRequest("text is empty: write the message to send")
+            raise BadRequest(key="empty_text")
         if len(text) > 4096:
-            raise BadRequest("text is longer than 4096 characters: split it")
+            raise BadRequest(key="too_long")
         key = self.key(phone)
         self._online()
         now = self.clock.now()
@@ -283,7 +283,7 @@ class Console:
         except GatewayError as exc:
             if extend:
                 await self.customers.set_paused_until(key, before)
-            raise SendFailed(_not_sent(exc)) from exc
+            raise _not_sent(exc) from exc
         if customer is None:  # someone who never wrote: a customer from now on, paused
             await pause(self.customers, key, until, now)
         await self.memory.append(key, [MemoryMessage(Role.OWNER, text, now, kind="owner")])
@@ -298,9 +298,7 @@ class Console:
         connection (30 s on WhatsApp Web) and the owner would watch a page hang."""
         connected = self.gateway.connected
         if connected is not None and not connected.is_set():
-            raise SendFailed(f"WhatsApp is not connected ({self.connection()['status']}), so "
-                             "nothing was sent and the agent was not paused. Send it again "
-                             "once the dashboard shows WhatsApp connected.")
+            raise SendFailed(key="offline", status=self.connection()["status"])
 
     # --- follow-ups, runs ------------------------------------------------------------------
 
@@ -312,46 +310,41 @@ class Console:
                  "run_at": f.run_at.isoformat() if f.run_at else None}
                 for f in await self.followups.pending(phone, limit=500)]
 
-    def followup_time(self, followup: dict[str, Any]) -> str:
+    def followup_time(self, followup: dict[str, Any], t: Texts = ENGLISH) -> str:
         """When a listed follow-up goes out, as `wabot followups` says it (the business's
         time, moved into the sending hours)."""
         due = datetime.fromisoformat(followup["run_at"] or followup["due_at"])
         policy = getattr(self.followups, "policy", None)  # the scheduler's sending hours
         if policy is None:
             return times.shown(due, self.zone)
-        return times.followup(due, policy.business.tz, policy.hours)
+        return times.followup(due, policy.business.tz, policy.hours, t)
 
     async def cancel_followup(self, fid: str) -> None:
         parsed = parse_followup_id(fid, self.tenant)
         if parsed is None:
-            raise BadRequest(f"{fid!r} is not a follow-up id (as listed by `wabot followups` "
-                             "or GET /api/v1/followups: 5215512345678-lead_silent)")
+            raise BadRequest(key="not_followup_id", fid=fid)
         if self.followups is None:
-            raise NotFound("follow-ups are switched off (followups.enabled)")
+            raise NotFound(key="followups_off")
         phone, kind = parsed
         key = self.key(phone)
         if not await self.followups.cancel(key, kind):
-            raise NotFound(f"no pending follow-up {fid}")
+            raise NotFound(key="no_followup", fid=fid)
 
     async def run(self, run_id: int) -> dict[str, Any]:
         found = await self.runs.get(self.tenant, run_id)
         if found is None:
-            raise NotFound(f"no run {run_id} for this business")
+            raise NotFound(key="no_run", id=run_id)
         return found
 
 
-class SendFailed(RuntimeError):
+class SendFailed(Said, RuntimeError):
     """Nothing was sent (WhatsApp not connected, or it refused the message) and nothing
     changed; the message says why in the owner's words."""
 
 
-def _not_sent(exc: GatewayError) -> str:
+def _not_sent(exc: GatewayError) -> SendFailed:
     if isinstance(exc, DeliveryUnknown):
-        return ("WhatsApp did not confirm the message in time: it may still reach the "
-                "customer. Look at the chat on the phone before sending it again; the agent "
-                "was not paused.")
+        return SendFailed(key="delivery_unknown")
     if isinstance(exc, NotDelivered):
-        return ("WhatsApp is not connected, so nothing was sent and the agent was not "
-                "paused. Send it again once the dashboard shows WhatsApp connected.")
-    return (f"WhatsApp refused the message ({exc}), so nothing was sent and the agent was "
-            "not paused.")
+        return SendFailed(key="not_delivered")
+    return SendFailed(key="refused", why=str(exc))

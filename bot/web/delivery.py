@@ -43,7 +43,8 @@ def annotate(lines: list[dict[str, Any]], entries: list[OutboundEntry]) -> list[
         if entry.status == "skipped":
             notes.append({"seq": None, "role": "note", "kind": "skipped",
                           "at": entry.created_at.isoformat(),
-                          "text": f"Not sent: {entry.error or 'skipped'}", "msg_id": entry.wamid,
+                          "text": f"Not sent: {entry.error or 'skipped'}",
+                          "reason": entry.error or "skipped", "msg_id": entry.wamid,
                           "run_id": None, "delivery": None})
             continue
         pos = bisect_right(times, entry.created_at) - 1

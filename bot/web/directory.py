@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import tzinfo
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
@@ -30,6 +30,7 @@ from bot.events.outbox import Outbox
 from bot.fleet.tables import NumberRow
 from bot.followups.store import PendingJobs
 from bot.gateway.base import Gateway, NotOwner
+from bot.messages import language_code
 from bot.web.console import Console, NotFound
 
 
@@ -114,8 +115,7 @@ class Consoles:
         row = await self.home.numbers.get(key)
         if row is None:
             self._forget(key)
-            raise NotFound(f"no number {key!r} in this fleet: GET /api/v1/numbers lists "
-                           "them (`wabot numbers list`)")
+            raise NotFound(key="no_number", number=key)
         if key not in self._remote:
             self._remote[key] = self._elsewhere(row)
         return self._remote[key]
@@ -132,8 +132,9 @@ class Consoles:
 
     def _elsewhere(self, row: NumberRow) -> Console:
         """A console on the shared stores for a number this process does not run: the
-        home's settings, the time zone of the number's business profile when this node can
-        read it (the home's otherwise), its follow-ups as its job table holds them."""
+        home's settings, the time zone and language of the number's business profile when
+        this node can read it (the home's otherwise), its follow-ups as its job table holds
+        them."""
         home, key = self.home, row.key
         settings = home.settings.model_copy(update={"tenant": key})
         gateway = Elsewhere(key)
@@ -143,16 +144,20 @@ class Consoles:
             alerts=Alerts(settings.alerts, events, gateway, home.clock),
             outbox=Outbox(home.customers.db, key, settings.webhooks, home.clock),
             followups=PendingJobs(home.settings.sql_url, key), live=None,
-            zone=_zone_of(row, home.zone))
+            **_profile_of(row, home))
 
 
-def _zone_of(row: NumberRow, default: tzinfo) -> tzinfo:
+def _profile_of(row: NumberRow, home: Console) -> dict[str, Any]:
+    """The zone and the language of the number's business profile (the home's when this
+    node cannot read it)."""
+    default = {"zone": home.zone, "language": home.language}
     if not row.business_file:
         return default
     try:
-        return load_business(Path(row.business_file)).tz
+        business = load_business(Path(row.business_file))
     except (BusinessError, OSError, ValueError) as exc:
         logger.warning("number {}: business profile {} not read here ({}): its times are "
-                       "shown in the configured number's zone", row.key, row.business_file,
-                       exc)
+                       "shown in the configured number's zone and language", row.key,
+                       row.business_file, exc)
         return default
+    return {"zone": business.tz, "language": language_code(business.language)}

@@ -22,16 +22,17 @@ from loguru import logger
 
 from bot.fleet.lease import Leases
 from bot.web.console import Console
+from bot.web.i18n import Said
 
 FORWARDED_BY = "X-Wabot-Forwarded-By"  # the node that forwarded a send (never forwarded on)
 TIMEOUT = 45.0  # the owner's own send waits up to 30 s for WhatsApp
 
 
-class ServedElsewhere(RuntimeError):
+class ServedElsewhere(Said, RuntimeError):
     """The send could not be forwarded to the number's owner: nothing was sent."""
 
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
+    def __init__(self, status: int, *, key: str, **params: Any) -> None:
+        super().__init__(key=key, **params)
         self.status = status
 
 
@@ -50,17 +51,13 @@ async def forward_send(console: Console, body: dict[str, Any], *, token: str, no
     """Post the send to the number's owner; its answer, or `ServedElsewhere`."""
     key = console.tenant
     if forwarded_by:
-        raise ServedElsewhere(f"node {forwarded_by} forwarded this send to node {node}, "
-                              f"which does not serve number {key} either (it just moved): "
-                              "nothing was sent; send it again", 409)
+        raise ServedElsewhere(409, key="forward_moved", by=forwarded_by, node=node,
+                              number=key)
     owner, url = await owner_of(console)
     if owner is None:
-        raise ServedElsewhere(f"no node serves number {key} now (`wabot numbers list`): "
-                              "nothing was sent; send it again once a node serves it", 503)
+        raise ServedElsewhere(503, key="forward_none", number=key)
     if not url:
-        raise ServedElsewhere(f"number {key} is served by node {owner}, which publishes no "
-                              "console address (set http.public_url there): nothing was "
-                              "sent; send it from that node's console", 409)
+        raise ServedElsewhere(409, key="forward_no_url", number=key, owner=owner)
     target = f"{url.rstrip('/')}/api/v1/numbers/{key}/messages"
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT) as http:
@@ -69,18 +66,16 @@ async def forward_send(console: Console, body: dict[str, Any], *, token: str, no
     except httpx.HTTPError as exc:
         logger.warning("send for number {} not forwarded to node {} ({}): {}", key, owner,
                        url, type(exc).__name__)
-        raise ServedElsewhere(f"number {key} is served by node {owner}, whose console "
-                              f"({url}) did not answer: nothing was sent "
-                              f"({type(exc).__name__})", 503) from None
+        raise ServedElsewhere(503, key="forward_silent", number=key, owner=owner, url=url,
+                              why=type(exc).__name__) from None
     try:
         answer = resp.json()
     except ValueError:
         answer = {}
     if resp.status_code == 200 and isinstance(answer, dict):
         return dict(answer, node=owner)
-    error = answer.get("error") if isinstance(answer, dict) else None
     if resp.status_code == 401:
-        error = ("it refused this node's token: give every node the same http.api_token, "
-                 "or send from that node's console")
-    raise ServedElsewhere(f"node {owner} (serving number {key}): {error or resp.text[:200]}",
-                          502 if resp.status_code == 401 else resp.status_code)
+        raise ServedElsewhere(502, key="forward_token", number=key, owner=owner)
+    error = answer.get("error") if isinstance(answer, dict) else None
+    raise ServedElsewhere(resp.status_code, key="forward_refused", number=key, owner=owner,
+                          error=error or resp.text[:200])

@@ -14,17 +14,18 @@ from loguru import logger
 
 from bot.gateway.base import Gateway, GatewayError
 from bot.phones import PhoneError, mask, parse_typed
+from bot.web.i18n import Said
 
 
-class AlreadyLinked(RuntimeError):
+class AlreadyLinked(Said, RuntimeError):
     """WhatsApp is linked and connected (or the transport has no pairing): 409."""
 
 
-class InvalidPhone(ValueError):
+class InvalidPhone(Said, ValueError):
     """The number typed in the pair-code form is not E.164: 422."""
 
 
-class NotReady(RuntimeError):
+class NotReady(Said, RuntimeError):
     """WhatsApp has not offered a login yet, or refused the pair code: 503."""
 
 
@@ -64,20 +65,18 @@ async def request_pair_code(gateway: Gateway, phone: str) -> dict[str, Any]:
     try:
         number = parse_typed(phone.strip())
     except PhoneError as exc:
-        raise InvalidPhone(f"{phone!r} is not a phone number: type the business's WhatsApp "
-                           "number in E.164, e.g. +5215512345678") from exc
+        raise InvalidPhone(key="pair_phone", phone=phone) from exc
     link = gateway.linking
     if _is_up(gateway):
-        raise AlreadyLinked("WhatsApp is already linked and connected: nothing to pair "
-                            "(unlink this device in WhatsApp first to link another phone)")
+        raise AlreadyLinked(key="already_linked")
     if link is None:
-        raise AlreadyLinked("this transport does not link with a pair code")
+        raise AlreadyLinked(key="no_pairing")
     try:
         code = await link.request_pair_code(number)
     except GatewayError as exc:
         if _is_up(gateway):  # linked meanwhile (the QR was scanned)
             raise AlreadyLinked(str(exc)) from None
-        raise NotReady(f"no pair code: {exc}") from None
+        raise NotReady(key="no_pair_code", why=str(exc)) from None
     logger.info("pair code asked from the console for {}", mask(number))
     return {"phone": mask(number), "pair_code": code,
             "instructions": "On that phone: WhatsApp → Settings → Linked devices → Link a "

@@ -6,6 +6,7 @@ state-changing form carries the session's CSRF token and is refused without it.
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -17,11 +18,13 @@ from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescap
 from jinja2.runtime import Context
 from markupsafe import Markup
 
+from bot.pipeline.takeover import FOREVER
 from bot.web import charts, linking, times
 from bot.web.auth import SESSION_COOKIE, Auth
 from bot.web.console import BadRequest, Console, NotFound, SendFailed, phone_of
 from bot.web.directory import Consoles
 from bot.web.forward import ServedElsewhere, forward_send
+from bot.web.i18n import Texts
 
 HERE = Path(__file__).parent
 _env = Environment(loader=FileSystemLoader(HERE / "templates"),
@@ -56,15 +59,32 @@ def to_login(request: Request) -> Response:
     return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
 
 
+def texts_of(request: Request, s: Session | None = None) -> Texts:
+    """The words of a page: its number's business language (the configured number's
+    before logging in)."""
+    console: Console = s.console if s is not None else request.app.state.console
+    return Texts(console.language)
+
+
 def render(name: str, request: Request, status: int = 200, **ctx: Any) -> HTMLResponse:
     session = ctx.get("s")
     console: Console = session.console if session is not None else request.app.state.console
-    html = _env.get_template(name).render(request=request, zone=console.zone, **ctx)
+    html = _env.get_template(name).render(request=request, zone=console.zone,
+                                          t=texts_of(request, session), **ctx)
     return HTMLResponse(html, status_code=status)
 
 
-def error_page(request: Request, error: str, status: int = 404) -> HTMLResponse:
-    return render("error.html", request, status, error=error)
+def error_page(request: Request, error: BaseException, status: int = 404) -> HTMLResponse:
+    return render("error.html", request, status, error=texts_of(request).error(error))
+
+
+def pause_words(t: Texts, paused_until: str | None, zone: tzinfo) -> str:
+    """How a chat's pause reads (`bot.pipeline.takeover.pause_text`, in the page's words)."""
+    if not paused_until:
+        return t("pause.on")
+    until = datetime.fromisoformat(paused_until)
+    return t("pause.off") if until >= FOREVER else t("pause.until",
+                                                      when=times.shown(until, zone))
 
 
 class Flash:
@@ -101,6 +121,11 @@ class Session:
         self.sid = sid
         self.csrf = auth.csrf_for(sid)
         self.flash: Flash = request.app.state.flash
+
+    @property
+    def t(self) -> Texts:
+        """The words of this number's pages (its business language)."""
+        return Texts(self.console.language)
 
     @property
     def key(self) -> str:
@@ -173,7 +198,7 @@ def router(prefix: str = "") -> APIRouter:
         except (linking.InvalidPhone, linking.AlreadyLinked, linking.NotReady) as exc:
             status = {linking.InvalidPhone: 422, linking.AlreadyLinked: 409}.get(
                 type(exc), 503)
-            return s.redirect(f"{s.base}/", status=status, pair_error=str(exc),
+            return s.redirect(f"{s.base}/", status=status, pair_error=s.t.error(exc),
                               pair_phone=phone)
         return s.redirect(f"{s.base}/", pair=got)
 
@@ -181,22 +206,24 @@ def router(prefix: str = "") -> APIRouter:
     async def customers(request: Request, q: str = "", stage: str = "",
                         page: Annotated[int, Query(ge=1)] = 1) -> Response:
         s = await session_of(request)
+        error = ""
         try:
             items, total = await s.console.list_customers(
                 stage=stage or None, q=q, offset=(page - 1) * 50, limit=50)
         except BadRequest as exc:
-            items, total, q = [], 0, str(exc)
+            items, total, error = [], 0, s.t.error(exc)
         return render("customers.html", request, s=s, items=items, total=total, q=q,
-                       stage=stage, page=page, pages=max(1, (total + 49) // 50))
+                       stage=stage, page=page, pages=max(1, (total + 49) // 50), error=error)
 
     @pages.get("/customers/{phone}")
-    async def customer(request: Request, phone: str, notice: str = "") -> Response:
+    async def customer(request: Request, phone: str) -> Response:
         s = await session_of(request)
-        return await _customer(request, s, phone, notice=notice, **s.flash.take(s.sid))
+        return await _customer(request, s, phone, **s.flash.take(s.sid))
 
-    def _back(s: Session, phone: str, notice: str) -> Response:
-        return RedirectResponse(f"{_customer_url(s, phone)}?notice={quote(notice)}",
-                                status_code=303)
+    def _back(s: Session, phone: str, notice: str, **params: Any) -> Response:
+        """The customer's page with the banner `notice` (a key of the catalogue: the page
+        says it in its language; nothing of it in the URL)."""
+        return s.redirect(_customer_url(s, phone), notice=s.t(f"notice.{notice}", **params))
 
     @pages.post("/customers/{phone}/pause")
     async def pause(request: Request, phone: str, csrf: CsrfField = "",
@@ -205,14 +232,14 @@ def router(prefix: str = "") -> APIRouter:
         s.check(csrf)
         seconds = float(hours) * 3600 if hours.strip().replace(".", "", 1).isdigit() else None
         await s.console.set_pause(phone, seconds)
-        return _back(s, phone, "Paused: the agent does not answer this chat.")
+        return _back(s, phone, "paused")
 
     @pages.post("/customers/{phone}/resume")
     async def resume(request: Request, phone: str, csrf: CsrfField = "") -> Response:
         s = await session_of(request)
         s.check(csrf)
         await s.console.resume(phone)
-        return _back(s, phone, "Resumed: the agent answers the next message.")
+        return _back(s, phone, "resumed")
 
     @pages.post("/customers/{phone}/send")
     async def send(request: Request, phone: str, csrf: CsrfField = "",
@@ -224,11 +251,9 @@ def router(prefix: str = "") -> APIRouter:
         except (BadRequest, SendFailed, ServedElsewhere) as exc:  # the page again, text kept
             status = exc.status if isinstance(exc, ServedElsewhere) else (
                 502 if isinstance(exc, SendFailed) else 422)
-            return s.redirect(_customer_url(s, phone), error=f"Not sent: {exc}", draft=text,
-                              status=status)
-        return _back(s, phone, "Sent as the business" + (f" (through node {via})" if via
-                                                         else "")
-                     + "; the agent is paused in this chat.")
+            return s.redirect(_customer_url(s, phone), draft=text, status=status,
+                              error=s.t("error.not_sent", why=s.t.error(exc)))
+        return _back(s, phone, "sent_via", node=via) if via else _back(s, phone, "sent")
 
     @pages.post("/followups/{fid}/cancel")
     async def cancel(request: Request, fid: str, csrf: CsrfField = "",
@@ -238,8 +263,8 @@ def router(prefix: str = "") -> APIRouter:
         try:
             await s.console.cancel_followup(fid)
         except (NotFound, BadRequest) as exc:
-            return _back(s, phone, str(exc))
-        return _back(s, phone, "Follow-up cancelled.")
+            return s.redirect(_customer_url(s, phone), error=s.t.error(exc), status=404)
+        return _back(s, phone, "cancelled")
 
     @pages.get("/runs/{run_id}")
     async def run(request: Request, run_id: int) -> Response:
@@ -247,7 +272,7 @@ def router(prefix: str = "") -> APIRouter:
         try:
             found = await s.console.run(run_id)
         except NotFound as exc:
-            return render("error.html", request, 404, s=s, error=str(exc))
+            return render("error.html", request, 404, s=s, error=s.t.error(exc))
         return render("run.html", request, s=s, run=found)
 
     return pages
@@ -263,8 +288,8 @@ def _login_routes(pages: APIRouter) -> None:
         if code:
             if auth.use_link(code):
                 return _logged_in(auth, next)
-            return render("login.html", request, 401, error="This login link is invalid, "
-                           "expired or was used already: run `wabot console` for a new one.")
+            return render("login.html", request, 401,
+                          error=texts_of(request)("login.bad_link"))
         return render("login.html", request, error="")
 
     @pages.post("/login")
@@ -275,10 +300,10 @@ def _login_routes(pages: APIRouter) -> None:
             return _logged_in(auth, next)
         client = request.client.host if request.client else "?"
         if auth.limited(client):
-            return render("login.html", request, 429, error="Too many failed attempts: "
-                           "wait a minute.")
+            return render("login.html", request, 429,
+                          error=texts_of(request)("login.too_many"))
         auth.failed(client)
-        return render("login.html", request, 401, error="Wrong token.")
+        return render("login.html", request, 401, error=texts_of(request)("login.wrong_token"))
 
     @pages.post("/logout")
     async def logout(request: Request, csrf: CsrfField = "") -> Response:
@@ -297,7 +322,7 @@ async def _send(s: Session, phone: str, text: str) -> str | None:
     to the number's owner (with this node's token: `bot.web.forward`)."""
     c = s.console
     if not text.strip():
-        raise BadRequest("text is empty: write the message to send")
+        raise BadRequest(key="empty_text")
     if s.consoles.serving(c.tenant):
         await c.send(phone, text)
         return None
@@ -319,24 +344,27 @@ async def _customer(request: Request, s: Session, phone: str, status: int = 200,
         found = await s.console.customer(phone)
         lines = await s.console.messages(phone)
     except (NotFound, BadRequest) as exc:
-        return render("error.html", request, 404, s=s, error=str(exc))
+        return render("error.html", request, 404, s=s, error=s.t.error(exc))
     for f in found["followups"]:
-        f["when"] = s.console.followup_time(f)
+        f["when"] = s.console.followup_time(f, s.t)
+    found["pause"] = pause_words(s.t, found["paused_until"] if found["paused"] else None,
+                                 s.console.zone)
     return render("customer.html", request, status, s=s, c=found, lines=lines, **ctx)
 
 
 async def _dashboard(request: Request, s: Session, status: int = 200,
                      **ctx: Any) -> Response:
-    c = s.console
+    c, t = s.console, s.t
     days = await c.days(30)
     return render("dashboard.html", request, status, s=s, conn=c.connection(),
                    today=await c.today(), alerts=list(c.alerts.recent)[:10],
-                   msgs_chart=Markup(charts.bars(days, "messages_in", label="messages in")),
-                   out_chart=Markup(charts.bars(days, "messages_out", color="#37a",
-                                                label="messages out")),
-                   cost_chart=Markup(charts.bars(days, "cost_usd", color="#c73",
-                                                 label="cost")),
-                   funnel=Markup(charts.funnel(await c.funnel())), **ctx)
+                   msgs_chart=Markup(charts.bars(days, "messages_in", t=t,
+                                                 label=t("today.messages_in"))),
+                   out_chart=Markup(charts.bars(days, "messages_out", color="#37a", t=t,
+                                                label=t("today.messages_out"))),
+                   cost_chart=Markup(charts.bars(days, "cost_usd", color="#c73", t=t,
+                                                 label=t("days.cost"))),
+                   funnel=Markup(charts.funnel(await c.funnel(), t=t)), **ctx)
 
 
 def _logged_in(auth: Auth, next_path: str) -> Response:

@@ -159,7 +159,7 @@ def build_app(console: Console, auth: Auth, *, max_body_bytes: int = 1024 * 1024
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:
         if pages.wants_html(request):  # /n/<key> of a number the fleet does not have
-            return pages.error_page(request, str(exc), 404)
+            return pages.error_page(request, exc, 404)
         return JSONResponse({"error": str(exc)}, 404)
 
     @app.exception_handler(InvalidNumber)

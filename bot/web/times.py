@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from bot.business import local_time
 from bot.followups.timing import Span, next_slot
+from bot.web.i18n import ENGLISH, Texts
 
 
 def shown(at: datetime | str | None, zone: tzinfo) -> str:
@@ -22,9 +23,11 @@ def shown(at: datetime | str | None, zone: tzinfo) -> str:
     return local_time(when, zone)
 
 
-def followup(due: datetime, zone: ZoneInfo, hours: dict[int, Span]) -> str:
+def followup(due: datetime, zone: ZoneInfo, hours: dict[int, Span],
+             t: Texts = ENGLISH) -> str:
     """When a follow-up due at `due` goes out, as `wabot followups` says it: moved into the
-    sending hours (as the scheduler moves it when due), with the due time when it moved."""
+    sending hours (as the scheduler moves it when due), with the due time when it moved;
+    the weekday in the page's language."""
     real = next_slot(due, zone, hours, timedelta(0)) or due
-    moved = f" (due {local_time(due, zone)}; sending hours)" if real != due else ""
-    return local_time(real, zone, "%a %Y-%m-%d %H:%M") + moved
+    when = f"{t.weekday(real.astimezone(zone))} {local_time(real, zone)}"
+    return t("followups.moved", when=when, due=local_time(due, zone)) if real != due else when

@@ -105,7 +105,8 @@ async def test_the_dashboard_shows_today_the_charts_and_the_connection(served):
         await b.post("/login", data={"token": TOKEN})
         page = (await b.get("/")).text
         assert re.search(r'data-testid="messages-in">1<', page)
-        assert page.count("<svg") == 4  # three 30-day charts and the funnel
+        assert page.count('<figure class="chart">') == 3  # the three 30-day charts
+        assert page.count('<div class="funnel-row"') == 4  # and the funnel's four stages
         assert "leads" in page and 'data-testid="connection-status"' in page
         live = await b.get("/connection")
         assert live.status_code == 200 and "WhatsApp" in live.text
