@@ -20,7 +20,7 @@ import segno
 from bot.gateway.memory import MemoryGateway
 from bot.models import CustomerKey, Stage
 from bot.web.auth import login_code
-from tests.fakes.pipeline import START, pipeline
+from tests.fakes.pipeline import BUSINESS, START, pipeline
 from tests.web.conftest import TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,12 +86,39 @@ async def seed(p) -> None:
         p._server.reply(answer)
         await p.say(ANA, said, push_name="Ana")
         await p.settle()
+        await p.clock.advance(4 * 60)  # a chat over a few minutes, as people write
     for i, phone in enumerate(["+14155550123", "+5215598765432", "+34600111222"]):
         p._server.reply("¡Hola! ¿En qué te puedo ayudar?")
         await p.say(phone, "hola", push_name=["Bob", "Lupita", "Marta"][i])
         await p.settle()
+        await p.clock.advance(17 * 60)
     await p.app.unit.customers.set_stage(CustomerKey(p.settings.tenant, "+5215598765432"),
                                     Stage.CUSTOMER)
+
+
+async def history(p) -> None:
+    """The 29 days before today, as a small bakery's look: a few dozen messages a day,
+    busier on weekends, answered at about 1,500 prompt tokens a reply (the charts and the
+    cost have a shape to show, as they would after a month)."""
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from bot.stores.customer_rows import JOURNAL, USAGE
+
+    tenant, now = p.settings.tenant, p.clock.now()
+    journal, usage = [], []
+    for back in range(1, 30):
+        at = now - timedelta(days=back)
+        n = 14 + (back * 7) % 11 + (12 if at.weekday() >= 5 else 0)
+        journal += [{"tenant": tenant, "msg_id": f"history-{back}-{i}", "phone": "+5215500000001",
+                     "received_at": at - timedelta(minutes=i), "status": "answered"}
+                    for i in range(n)]
+        usage.append({"tenant": tenant, "day": at.date().isoformat(), "phone": "+5215500000001",
+                      "msgs_out": n + n // 3, "tokens_in": n * 1500, "tokens_out": n * 90})
+    async with p.app.unit.db.begin() as conn:
+        await conn.execute(insert(JOURNAL), journal)
+        await conn.execute(insert(USAGE), usage)
 
 
 async def light_and_dark(page, path: Path) -> None:
@@ -117,6 +144,7 @@ async def test_owner_logs_in_sees_the_qr_then_pauses_and_writes_as_the_business(
     async with pipeline(console_settings, clock=clock, gateway=gateway, serve_http=True) as p:
         p._server = openai_server
         await seed(p)
+        await history(p)
         base = p.app.web.url
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM,
@@ -134,6 +162,7 @@ async def test_owner_logs_in_sees_the_qr_then_pauses_and_writes_as_the_business(
                 await expect(status).to_contain_text("connected as +52155****5678",
                                                      timeout=10_000)
                 await expect(qr).to_have_count(0)
+                await expect(page.locator("#pair")).to_have_count(0)  # nothing left to pair
                 await light_and_dark(page, shots / "console-dashboard.png")
 
                 await page.get_by_role("link", name="Customers").click()
@@ -174,3 +203,68 @@ async def test_owner_logs_in_sees_the_qr_then_pauses_and_writes_as_the_business(
             finally:
                 await browser.close()
     assert p.texts_to(ANA)[-1] == "Ana, soy Rosa: te guardo también el monedero azul 😊"
+
+
+# Every chart and funnel label, and the ones a Spanish page has (longer words).
+LABELS = ".chart .axis span, .funnel-row span"
+SPANISH = BUSINESS.model_copy(update={"language": "Spanish"})
+
+
+async def test_on_a_phone_chart_labels_stay_readable_and_no_page_overflows(
+        sqlite_only, console_settings, openai_server, tmp_path):
+    """Issue #24: on a 390 px phone the charts' SVG text was scaled down with the drawing
+    to ~6 px. The labels are HTML now: at 390 px each is ≥ 11 px, in English and Spanish,
+    and no page is wider than the phone. `/connection` opened directly is a styled page and
+    `/favicon.ico` answers. With WABOT_SCREENSHOTS the Spanish phone dashboard is kept."""
+    _browser_or_skip()
+    from playwright.async_api import async_playwright
+
+    from bot.clock import VirtualClock
+
+    clock = VirtualClock(START)
+    shots = ROOT / os.environ["WABOT_SCREENSHOTS"] if os.environ.get("WABOT_SCREENSHOTS") \
+        else tmp_path
+    for language, business in (("en", None), ("es", SPANISH)):
+        state = tmp_path / language
+        settings = console_settings.model_copy(update={
+            "state_dir": state, "tenant": f"{console_settings.tenant}-{language}"})
+        state.mkdir(parents=True, exist_ok=True)
+        async with pipeline(settings, clock=clock, business=business,
+                            serve_http=True) as p:
+            p._server = openai_server
+            await seed(p)
+            await history(p)
+            base = p.app.web.url
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=CHROMIUM,
+                                                   args=["--no-sandbox", "--disable-gpu"])
+                try:
+                    page = await browser.new_page(viewport={"width": 390, "height": 844},
+                                                  color_scheme="light")
+                    await page.goto(f"{base}/login?code={login_code(TOKEN)}")
+                    sizes = await page.eval_on_selector_all(
+                        LABELS, "els => els.map(e => [e.textContent,"
+                        " parseFloat(getComputedStyle(e).fontSize),"
+                        " e.getBoundingClientRect().width])")
+                    assert len(sizes) == 3 * 2 + 4 * 2, sizes  # 3 charts, 4 funnel rows
+                    assert [s for s in sizes if s[1] < 11 or s[2] <= 0] == [], language
+                    assert await page.locator("svg text").count() == 0
+                    if language == "es":
+                        assert "prospectos" in [s[0] for s in sizes]
+                        await page.screenshot(path=str(shots / "console-dashboard-es-phone.png"),
+                                              full_page=True)
+                    for path in ["/", "/customers", "/customers/5215512345678", "/alerts",
+                                 "/runs/1"]:
+                        await page.goto(base + path)
+                        wide = await page.evaluate(
+                            "() => document.documentElement.scrollWidth")
+                        assert wide <= 390, f"{path} is {wide} px wide in {language}"
+                    await page.goto(f"{base}/connection")  # opened directly: a page
+                    assert await page.evaluate(
+                        "() => getComputedStyle(document.querySelector('header'))"
+                        ".backgroundColor") != "rgba(0, 0, 0, 0)"
+                    icon = await page.request.get(f"{base}/favicon.ico")
+                    assert icon.status == 200 and icon.headers["content-type"].startswith(
+                        "image/")
+                finally:
+                    await browser.close()

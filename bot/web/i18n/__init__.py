@@ -76,6 +76,15 @@ class Texts:
             return self("status.offline", why=line.removeprefix("offline: "))
         return line
 
+    def outcome(self, line: str) -> str:
+        """What became of an alert's WhatsApp copy (`bot.events.alerts`: "sent to …",
+        "not sent: …") in this language."""
+        if line.startswith("sent to "):
+            return self("alerts.sent_to", to=line.removeprefix("sent to "))
+        if line.startswith("not sent: "):
+            return self("alerts.not_sent", why=line.removeprefix("not sent: "))
+        return line
+
     def weekday(self, at: datetime) -> str:
         return self("weekdays").split()[at.weekday()]
 

@@ -91,6 +91,8 @@ TEXTS: dict[str, str] = {
     "alerts.where_cloud": "Not on WhatsApp: the Cloud API cannot write to the business's own "
                           "number. Set alerts.owner_number (your phone) and alerts.template "
                           "(an approved template) to get them there.",
+    "alerts.sent_to": "sent to {to}",
+    "alerts.not_sent": "not sent: {why}",
     "alert_kind.turn_failed": "turn failed",
     "alert_kind.restarted_after_crash": "restarted after a crash",
     "alert_kind.human_requested": "human requested",

@@ -83,6 +83,8 @@ TEXTS: dict[str, str] = {
     "alerts.where_cloud": "No por WhatsApp: la Cloud API no puede escribir al número del "
                           "propio negocio. Configura alerts.owner_number (tu teléfono) y "
                           "alerts.template (una plantilla aprobada) para recibirlas ahí.",
+    "alerts.sent_to": "enviada a {to}",
+    "alerts.not_sent": "no enviada: {why}",
     "alert_kind.turn_failed": "turno fallido",
     "alert_kind.restarted_after_crash": "reinicio tras una falla",
     "alert_kind.human_requested": "piden a una persona",

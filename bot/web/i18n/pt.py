@@ -83,6 +83,8 @@ TEXTS: dict[str, str] = {
     "alerts.where_cloud": "Não pelo WhatsApp: a Cloud API não pode escrever para o próprio "
                           "número da empresa. Configure alerts.owner_number (seu celular) e "
                           "alerts.template (um modelo aprovado) para recebê-los lá.",
+    "alerts.sent_to": "enviado para {to}",
+    "alerts.not_sent": "não enviado: {why}",
     "alert_kind.turn_failed": "turno com falha",
     "alert_kind.restarted_after_crash": "reiniciado após uma falha",
     "alert_kind.human_requested": "pediram uma pessoa",

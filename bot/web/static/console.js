@@ -1,4 +1,5 @@
-// Live parts: the WhatsApp connection card (and its QR code) refreshes every 3 seconds.
+// Live parts: the WhatsApp connection card (and its QR code) refreshes every 3 seconds;
+// once WhatsApp is connected the pair-code form goes.
 (function () {
   function refresh() {
     var el = document.querySelector("[data-live]");
@@ -10,7 +11,11 @@
         var box = document.createElement("div");
         box.innerHTML = html.trim();
         var fresh = box.firstElementChild;
-        if (fresh) el.replaceWith(fresh);
+        if (!fresh) return;
+        el.replaceWith(fresh);
+        // Linked meanwhile (the QR scanned): the pair-code form has nothing left to do.
+        var pair = document.getElementById("pair");
+        if (pair && fresh.classList.contains("ok")) pair.remove();
       })
       .catch(function () {});
   }
