@@ -24,7 +24,7 @@ from jinja2 import Environment
 from bot.messages import language_code
 from bot.models import CustomerKey
 from bot.web.i18n import CATALOGUES, Texts, en
-from tests.fakes.pipeline import BUSINESS, pipeline
+from tests.fakes.pipeline import BUSINESS, make_settings, pipeline
 from tests.web.conftest import TOKEN
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "bot" / "web" / "templates"
@@ -149,3 +149,32 @@ async def test_a_spanish_business_reads_its_console_in_spanish(
         assert "etapa desconocida" in pages["/customers?stage=nope"]
         assert "CST" in pages["/customers"]  # the business's zone, labelled
         assert await p.app.unit.customers.get(CustomerKey(p.settings.tenant, ANA))
+
+
+async def test_in_a_fleet_each_numbers_pages_speak_its_own_business_language(
+        db_url, console_settings, tmp_path, openai_server, tenant):
+    """The configured number in English; a second number run by this process, Spanish; a
+    third run elsewhere, whose profile this node reads, Portuguese."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("one backend is enough for the words")
+    padaria = tmp_path / "padaria.yaml"
+    padaria.write_text("name: Padaria Azul\nlanguage: Português\n"
+                       "timezone: America/Sao_Paulo\n", encoding="utf-8")
+    async with pipeline(console_settings, serve_http=True) as home:
+        settings = make_settings(db_url, tmp_path / "second", openai_server, f"{tenant}-es",
+                                 presenter={"enabled": False}, inbox={"debounce_seconds": 0})
+        spanish = BUSINESS.model_copy(update={"language": "español (México)"})
+        async with pipeline(settings, clock=home.clock, shared=home.app.shared,
+                            business=spanish) as second:
+            home.app.consoles.add(second.app.console, second.app.serving)
+            assert home.app.console.numbers is not None
+            await home.app.console.numbers.add(f"{tenant}-pt", business_file=str(padaria))
+            async with httpx.AsyncClient(base_url=home.app.web.url, timeout=10,
+                                         headers={"Accept": "text/html"}) as b:
+                await b.post("/login", data={"token": TOKEN})
+                pages = {key: (await b.get(f"{base}/customers")).text for key, base in [
+                    ("en", ""), ("es", f"/n/{tenant}-es"), ("pt", f"/n/{tenant}-pt")]}
+    assert 'lang="en"' in pages["en"] and "No customers." in pages["en"]
+    assert 'lang="es"' in pages["es"] and "No hay clientes." in pages["es"]
+    assert 'lang="pt"' in pages["pt"] and "Nenhum cliente." in pages["pt"]
+    assert [lang for lang in ("es", "pt") if _english_in(pages[lang], lang)] == []
