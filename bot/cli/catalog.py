@@ -80,14 +80,14 @@ def _command(blocked: Unwritable, file: Path) -> str:
 
     config = state.config or (Path(os.environ["WABOT_CONFIG"]) if os.environ.get(
         "WABOT_CONFIG") else DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
-    paths = {"WABOT_BUSINESS_FILE": str(blocked.profile)} | {
-        name: os.path.abspath(os.environ[name])
-        for name in ("WABOT_STATE_DIR", "WABOT_KNOWLEDGE__DIR") if os.environ.get(name)}
+    paths = {"WABOT_CONFIG": os.path.abspath(config)} if config else {}
+    paths["WABOT_BUSINESS_FILE"] = str(blocked.profile)
+    paths |= {name: os.path.abspath(os.environ[name])
+              for name in ("WABOT_STATE_DIR", "WABOT_KNOWLEDGE__DIR") if os.environ.get(name)}
     program = Path(sys.argv[0])
     wabot = str(program.resolve()) if program.name == "wabot" else "wabot"
     return " ".join([
         "env", *(f"{name}={shlex.quote(value)}" for name, value in paths.items()), wabot,
-        *(["--config", shlex.quote(os.path.abspath(config))] if config else []),
         "catalog", "import", shlex.quote(os.path.abspath(file))])
 
 
