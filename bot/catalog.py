@@ -9,10 +9,14 @@ removed. `diff` shows what would change; `write` saves it (the old file kept as 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 import shutil
+import stat
+import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,12 +174,73 @@ def diff(current: list[Product], incoming: list[Product], replace: bool = False)
     return d
 
 
+@dataclass(frozen=True, slots=True)
+class Unwritable:
+    """What keeps this user from saving the profile: `blocked` (the profile, or its folder
+    where the new file and the .bak copy are written) and who may write it."""
+
+    profile: Path
+    blocked: Path
+    owner: str
+    group: str
+    mode: int
+    user: str
+
+    def __str__(self) -> str:
+        what = ("may not create files in" if self.blocked != self.profile
+                else "may not write")
+        return (f"cannot write the business profile {self.profile}: user {self.user} {what} "
+                f"{self.blocked} ({self.owner}:{self.group}, mode {self.mode:04o}); the "
+                "import writes the new profile and a .bak copy of the old one beside it. "
+                "Nothing was changed")
+
+
+def _name(lookup: Any, ident: int) -> str:
+    try:
+        return str(lookup(ident)[0])
+    except KeyError:
+        return str(ident)
+
+
+def write_problem(business_file: Path) -> Unwritable | None:
+    """Why this user cannot save the profile, found before anything is written."""
+    import grp
+    import pwd
+
+    target = business_file.resolve()
+    for path, need in ((target.parent, os.W_OK | os.X_OK), (target, os.W_OK)):
+        if not os.access(path, need):
+            st = path.stat()
+            return Unwritable(target, path, _name(pwd.getpwuid, st.st_uid),
+                              _name(grp.getgrgid, st.st_gid), stat.S_IMODE(st.st_mode),
+                              _name(pwd.getpwuid, os.geteuid()))
+    return None
+
+
 def write(business_file: Path, products: list[Product]) -> Path:
-    """Saves the products into the profile; returns the backup of the previous file."""
-    data: dict[str, Any] = yaml.safe_load(business_file.read_text(encoding="utf-8")) or {}
+    """Saves the products into the profile; returns the backup of the previous file.
+
+    The new profile is written beside it and renamed over it, with the old one's owner,
+    group and mode: a failure midway leaves the old profile whole."""
+    target = business_file.resolve()
+    data: dict[str, Any] = yaml.safe_load(target.read_text(encoding="utf-8")) or {}
     data["products"] = [p.model_dump(exclude_defaults=True) for p in products]
-    backup = business_file.with_suffix(business_file.suffix + ".bak")
-    shutil.copy2(business_file, backup)
-    business_file.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
-                             encoding="utf-8")
+    backup = target.with_suffix(target.suffix + ".bak")
+    shutil.copy2(target, backup)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+            f.flush()
+            os.fsync(f.fileno())
+        old = target.stat()
+        shutil.copymode(target, name)
+        if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+            with contextlib.suppress(PermissionError):  # root keeps root:wabot as it was
+                os.chown(name, old.st_uid, old.st_gid)
+        os.replace(name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
     return backup

@@ -33,6 +33,7 @@ from pydantic_settings import (
 from bot.settings_explain import explain
 
 DEFAULT_CONFIG = Path("config/wabot.toml")
+PROFILE = Path("config/business.yaml")  # `wabot init`'s business profile, in the project folder
 _TOML_PATH: ContextVar[Path | None] = ContextVar("wabot_toml_path", default=None)
 
 
@@ -299,13 +300,6 @@ class KnowledgeSettings(Section):
     embeddings_model: str | None = None  # set: semantic search through /v1/embeddings too
     max_media_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
 
-    @field_validator("dir")
-    @classmethod
-    def _a_folder(cls, v: Path) -> Path:
-        if v.exists() and not v.is_dir():
-            raise ValueError(f"{v} is a file: point it at a folder of Markdown, text and "
-                             "PDF files (it may be missing: then only the catalog is searched)")
-        return v
 # ── end knowledge ───────────────────────────────────────────────────────────────────────
 
 
@@ -550,7 +544,7 @@ class Settings(BaseSettings):
         "five for follow-ups): keep nodes × that under the server's max_connections")
     mongodb_url: SecretStr | None = None  # set: agent memory lives in MongoDB
     mongodb_database: str = "wabot"
-    business_file: Path | None = None  # default: config/business.yaml, else the example
+    business_file: Path | None = None  # default: the project's config/business.yaml, else built in
     log_level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
     stop_grace_seconds: float = Field(20.0, ge=0, le=300)
@@ -625,24 +619,60 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
             tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+    base = project_dir(path) if path is not None else None
+    dotenv = base / ".env" if base is not None else Path(".env")
     token = _TOML_PATH.set(path)
     try:
-        settings = Settings(**overrides)
+        settings = Settings(_env_file=dotenv, **overrides)
     except ValidationError as exc:
         raise SettingsError(explain(exc, path, Settings)) from None
     finally:
         _TOML_PATH.reset(token)
+    if base is not None:
+        anchor_paths(settings, base)
+    _check_paths(settings, path)
     _check_transport(settings, path)
     if problem := session_store_problem(settings):
         raise SettingsError(f"invalid settings:\n  - {problem}")
-    return _apply_openai_env(settings, {**_dotenv_openai(), **env})
+    return _apply_openai_env(settings, {**_dotenv_openai(dotenv), **env})
 
 
-def _dotenv_openai() -> dict[str, str]:
+def project_dir(config: Path) -> Path:
+    """Where the relative paths of the settings start, whichever source gave them (the
+    file, the environment, `.env`, an instance's env file): the config file's folder, or
+    the folder above it when that one is called `config`. `wabot init`'s layout (the
+    project folder holding config/wabot.toml, data/, knowledge/, .env) and the service's
+    (/etc/wabot/wabot.toml beside business.yaml and knowledge/) both read as they are
+    written, whatever the working directory (`/` under systemd)."""
+    folder = Path(os.path.abspath(config)).parent
+    return folder.parent if folder.name == "config" else folder
+
+
+def anchor_paths(settings: Settings, base: Path) -> None:
+    """Relative state_dir, business_file and knowledge.dir made absolute from `base`; with
+    no business_file, the project's config/business.yaml when there is one."""
+    settings.state_dir = base / settings.state_dir
+    settings.knowledge.dir = base / settings.knowledge.dir
+    if settings.business_file is not None:
+        settings.business_file = base / settings.business_file
+    elif (base / PROFILE).is_file():
+        settings.business_file = base / PROFILE
+
+
+def _check_paths(settings: Settings, path: Path | None) -> None:
+    folder = settings.knowledge.dir
+    if folder.exists() and not folder.is_dir():
+        source = f"the config file {path} or " if path else "the config file or "
+        raise SettingsError(
+            f"invalid settings:\n  - knowledge.dir: {folder} is a file: point it at a folder "
+            "of Markdown, text and PDF files (it may be missing: then only the catalog is "
+            f"searched); fix it in {source}WABOT_KNOWLEDGE__DIR")
+
+
+def _dotenv_openai(dotenv: Path) -> dict[str, str]:
     """OPENAI_API_KEY / OPENAI_BASE_URL written in `.env` (the environment wins)."""
     from dotenv import dotenv_values
 
-    dotenv = Path(".env")
     if not dotenv.is_file():
         return {}
     return {k: v for k, v in dotenv_values(dotenv).items()

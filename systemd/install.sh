@@ -4,8 +4,10 @@
 #   sudo systemd/install.sh                   # one WhatsApp number: wabot.service
 #   sudo systemd/install.sh --instance shop1  # one of several numbers: wabot@shop1.service
 #
-# Safe to rerun after `git pull`: the package is reinstalled and running units restarted;
-# existing configuration is never overwritten.
+# Configuration: what `wabot init` wrote in this checkout (config/wabot.toml,
+# config/business.yaml, .env, knowledge/) goes to /etc/wabot, else the examples (to edit);
+# each file says which it got. Safe to rerun after `git pull`: the package is reinstalled
+# and running units restarted; existing configuration is never overwritten.
 #
 # Options:
 #   --instance NAME  set up wabot@NAME (config /etc/wabot/NAME.toml, state /var/lib/wabot/NAME)
@@ -112,19 +114,78 @@ install_venv() {
     fi
 }
 
-# Copy an example into place unless the operator already has that file.
-# Sets NEEDS_EDIT=1 when the file is new (or missing): the operator has to edit it first.
+# The configuration: what `wabot init` wrote in this checkout (config/wabot.toml,
+# config/business.yaml, .env, knowledge/), else the examples. A file already in /etc/wabot
+# is never overwritten. Sets NEEDS_EDIT=1 when an example (or nothing) was installed: the
+# operator has to edit it before the service can start.
 install_config() {
-    local example=$SRC/config/$1 target=$DESTDIR$CONF/$2 mode=$3
+    local owned=$1 example=$2 target=$DESTDIR$CONF/$3 mode=$4 source
     if [ -e "$target" ]; then
         echo "keep $target"
-    elif [ ! -f "$example" ]; then
-        echo "warning: $example is missing; create $target yourself" >&2
+        return
+    fi
+    if [ -f "$SRC/$owned" ]; then
+        source=$SRC/$owned
+        echo "install $target from $source (yours, as \`wabot init\` wrote it)"
+    elif [ -f "$SRC/config/$example" ]; then
+        source=$SRC/config/$example
+        echo "install $target from the example $source: edit it (no $owned in $SRC)"
         NEEDS_EDIT=1
     else
-        run install -m "$mode" "$example" "$target"
-        system chown "root:$WABOT_USER" "$target"
+        echo "warning: neither $SRC/$owned nor $SRC/config/$example exists; create $target yourself" >&2
         NEEDS_EDIT=1
+        return
+    fi
+    case $target in
+        *.toml) install_toml "$source" "$target" "$mode" ;;
+        *) run install -m "$mode" "$source" "$target" ;;
+    esac
+    system chown "root:$WABOT_USER" "$target"
+}
+
+# The settings file with its state_dir and business_file set to where the service keeps
+# them ("data" and "config/business.yaml" name the checkout's files, relative to the
+# project folder; under /etc/wabot they would be /etc/wabot/data and so on).
+install_toml() {
+    local source=$1 target=$2 mode=$3
+    local state=$STATE${INSTANCE:+/$INSTANCE} profile=$CONF/business.yaml
+    printf '+ install -m %s %q %q   # state_dir = "%s", business_file = "%s"\n' \
+        "$mode" "$source" "$target" "$state" "$profile"
+    if [ "$DRY_RUN" = 1 ]; then return; fi
+    local tmp
+    tmp=$(mktemp)
+    # Top-level keys only (before the first [section]); missing ones are added there.
+    awk -v state="$state" -v profile="$profile" '
+        function missing() {
+            if (!s) print "state_dir = \"" state "\"  # set by systemd/install.sh"
+            if (!b) print "business_file = \"" profile "\"  # set by systemd/install.sh"
+            s = b = 1
+        }
+        !top && /^[[:space:]]*\[/ { missing(); top = 1 }
+        !top && /^[[:space:]]*state_dir[[:space:]]*=/ {
+            print "state_dir = \"" state "\"  # set by systemd/install.sh"; s = 1; next }
+        !top && /^[[:space:]]*business_file[[:space:]]*=/ {
+            print "business_file = \"" profile "\"  # set by systemd/install.sh"; b = 1; next }
+        { print }
+        END { if (!top) missing() }
+    ' "$source" >"$tmp"
+    install -m "$mode" "$tmp" "$target"
+    rm -f "$tmp"
+}
+
+# The documents and pictures the agents search (knowledge.dir = "knowledge", relative to
+# the config file's folder): the checkout's knowledge/ when there is one.
+install_knowledge() {
+    local target=$DESTDIR$CONF/knowledge
+    if [ -e "$target" ]; then
+        echo "keep $target"
+    elif [ -d "$SRC/knowledge" ]; then
+        echo "install $target from $SRC/knowledge (yours)"
+        run cp -R "$SRC/knowledge" "$target"
+        run chmod -R u=rwX,g=rX,o= "$target"
+        system chown -R "root:$WABOT_USER" "$target"
+    else
+        echo "no $SRC/knowledge: the agents search the catalog only (add documents to $CONF/knowledge)"
     fi
 }
 
@@ -134,10 +195,12 @@ install_configs() {
     run install -d -m 0750 "$DESTDIR$CONF"
     system chown "root:$WABOT_USER" "$DESTDIR$CONF"
     NEEDS_EDIT=0
-    install_config wabot.example.toml "$name.toml" 0640
-    install_config wabot.env.example "$name.env" 0640
-    # One business description may serve several numbers: shared, copied once.
-    install_config business.example.yaml business.yaml 0640
+    install_config config/wabot.toml wabot.example.toml "$name.toml" 0640
+    install_config .env wabot.env.example "$name.env" 0640
+    # One business description (and one knowledge folder) may serve several numbers:
+    # shared, installed once.
+    install_config config/business.yaml business.example.yaml business.yaml 0640
+    install_knowledge
 }
 
 install_state_dir() {

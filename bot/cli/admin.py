@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from bot.cli.common import app, fail, settings_or_exit, state
+from bot.cli.common import app, fail, require_data, settings_or_exit, state
 from bot.clock import SystemClock, parse_duration
 from bot.models import CustomerKey
 from bot.settings import Settings
@@ -144,6 +144,7 @@ def status_command(
     from bot.ops.status import format_status, status_json
 
     settings = settings_or_exit()
+    require_data(settings, EXIT_NOT_RUNNING)
     report = _run(_status(settings))
     from bot.cli.memory import local_zone
 

@@ -74,6 +74,36 @@ def settings_or_exit(**overrides: object) -> Settings:
     return settings
 
 
+def require_data(settings: Settings, code: int = 1) -> None:
+    """Commands that read what the daemon wrote stop here when the SQLite database's folder
+    (the state directory) is not there, as in a wrong directory: opening the database would
+    create an empty ./data wherever the command was typed. `wabot init` makes it."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.sql_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    folder = Path(url.database).parent
+    if not folder.is_dir():
+        raise fail(no_data_here(settings, folder), code)
+
+
+def no_data_here(settings: Settings, folder: Path) -> str:
+    """Where the data was looked for and why there, for a command that found none."""
+    from bot.settings import DEFAULT_CONFIG
+
+    config = state.config or os.environ.get("WABOT_CONFIG") or (
+        DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+    source = f"settings from {config}" if config else (
+        f"no settings file: none given and no {DEFAULT_CONFIG} in {Path.cwd()}")
+    what = ("state directory" if folder.resolve() == settings.state_dir.resolve()
+            else "database's folder")
+    return (f"no wabot data here: the {what} {folder.absolute()} does not exist ({source}). "
+            "Run this in the project folder (where `wabot init` wrote config/), or name its "
+            "settings with --config FILE or WABOT_CONFIG (for the service: wabot-admin, "
+            "docs/service.md)")
+
+
 def fail(message: str, code: int = EXIT_CONFIG) -> typer.Exit:
     typer.echo(f"wabot: {message}", err=True)
     return typer.Exit(code)

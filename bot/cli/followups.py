@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bot.business import local_time
-from bot.cli.common import app, fail, settings_or_exit
+from bot.cli.common import app, fail, require_data, settings_or_exit
 from bot.settings import Settings
 
 EXIT_NOT_FOUND = 1
@@ -86,6 +86,7 @@ def followups(
     from bot.followups import followup_id
 
     settings = settings_or_exit()
+    require_data(settings)
     phone = _phone(settings, customer) if customer else None
     sending = _sending_time(settings)
     zone = sending(datetime.now(UTC))[1]
@@ -121,6 +122,7 @@ def cancel(
     from bot.followups import job_id, parse_followup_id
 
     settings = settings_or_exit()
+    require_data(settings, EXIT_NOT_FOUND)
     parsed = parse_followup_id(job, settings.tenant)
     with job_table(settings) as table:
         if not table.exists():

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from bot.cli.common import app, run_configured, settings_or_exit
+from bot.cli.common import app, require_data, run_configured, settings_or_exit
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ def search(
     from bot.knowledge.tools import _SCOPES, describe
 
     settings = settings_or_exit()
+    require_data(settings)
     if scope not in _SCOPES:
         raise typer.BadParameter(f"use one of {', '.join(_SCOPES)}", param_hint="--scope")
     count = limit or settings.knowledge.results

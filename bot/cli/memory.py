@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from bot.cli.common import app, fail, settings_or_exit
+from bot.cli.common import app, fail, require_data, settings_or_exit
 from bot.models import CustomerKey, MemoryMessage, Stage
 from bot.phones import customer_key_error
 from bot.settings import Settings
@@ -171,6 +171,7 @@ def history(
 ) -> None:
     """Print a customer's conversation: times, who wrote (customer, agent, owner, note), text."""
     settings = settings_or_exit()
+    require_data(settings, EXIT_NOT_FOUND)
     key = customer_key(settings, phone)
     zone = local_zone(settings)
 
@@ -230,6 +231,7 @@ def customers(
 ) -> None:
     """List customers, most recently in contact first."""
     settings = settings_or_exit()
+    require_data(settings, EXIT_NOT_FOUND)
     zone = local_zone(settings)
 
     async def work() -> list[Customer]:
@@ -260,6 +262,7 @@ def export(
     from bot.stores.privacy import export_customer
 
     settings = settings_or_exit()
+    require_data(settings, EXIT_NOT_FOUND)
     key = customer_key(settings, phone)
 
     async def work() -> dict[str, Any] | None:
@@ -291,6 +294,7 @@ def forget(
     from bot.stores.stamps import mark_changed
 
     settings = settings_or_exit()
+    require_data(settings, EXIT_NOT_FOUND)
     key = customer_key(settings, phone)
 
     async def count() -> tuple[bool, int, int, list[str]]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from bot.cli.common import EXIT_CONFIG, app, fail, settings_or_exit
+from bot.cli.common import EXIT_CONFIG, app, fail, require_data, settings_or_exit
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -132,7 +132,9 @@ def list_(
     """Every number: transport, state, the node serving it, seconds left on its lease."""
     from bot.fleet.roster import entry_json, lease_text
 
-    roster = _run(settings_or_exit(), _roster)
+    settings = settings_or_exit()
+    require_data(settings)
+    roster = _run(settings, _roster)
     if as_json:
         for entry in roster.entries:
             typer.echo(json.dumps(entry_json(entry), ensure_ascii=False))
@@ -191,6 +193,7 @@ def show(
     from bot.fleet.roster import entry_json
 
     settings = settings_or_exit()
+    require_data(settings)
     entry = _run(settings, lambda store: _roster(store, key)).entries[0]
     if as_json:
         typer.echo(json.dumps(entry_json(entry), ensure_ascii=False))

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.cli.common import app, settings_or_exit
+from bot.cli.common import app, require_data, settings_or_exit
 from bot.cli.memory import PhoneArg, _run, customer_key, local_zone, open_stores, when
 from bot.models import CustomerKey
 from bot.settings import Settings
@@ -94,6 +94,7 @@ def runs_command(
     from datetime import datetime
 
     settings = settings_or_exit()
+    require_data(settings)
     runs = _run(settings, _runs(settings, customer_key(settings, phone), limit))
     if as_json:
         typer.echo(json.dumps(runs, ensure_ascii=False, indent=2))

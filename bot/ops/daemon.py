@@ -218,9 +218,24 @@ def _every_number(gateway: Gateway) -> tuple[list[APIRouter], OtherNumbers]:
     return [webhook_router(cloud)], others
 
 
+def where_data_lives(settings: Settings, existed: bool) -> str:
+    """The first thing `run` says: the absolute state directory (and database), so a start
+    in the wrong folder is seen at once, not after customers wrote."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.sql_url)
+    database = (url.database if url.get_backend_name() == "sqlite"
+                else url.render_as_string(hide_password=True))
+    new = "" if existed else " (new: nothing had run with these settings)"
+    return f"data in {settings.state_dir.absolute()}{new}; database {database}"
+
+
 async def run_daemon(settings: Settings, notifier: Notifier,
                      gateway: Gateway | None = None) -> int:
-    if found := problems(settings):
+    existed = settings.state_dir.is_dir()
+    found = problems(settings)  # creates the state directory
+    logger.info(where_data_lives(settings, existed))
+    if found:
         for problem in found:
             logger.error("cannot start: {}", problem)
         notifier.status(f"misconfigured: {found[0]}")

@@ -1,5 +1,8 @@
 """`wabot doctor`'s console line: is the port free (or ours), is there a token, what is the URL.
 
+A console on the port is ours only when it takes this configuration's token and serves its
+tenant: a wabot console of another instance is said to be one.
+
 Returns (ok, detail, fix) for the doctor to print as one of its checks."""
 
 from __future__ import annotations
@@ -41,6 +44,26 @@ async def _is_wabot(url: str, limit_s: float) -> bool:
         return False
 
 
+async def _whose(url: str, token: str | None, tenant: str, limit_s: float) -> str | None:
+    """None when the wabot console at `url` is this configuration's (it takes this console
+    token and serves this tenant); else why it is another instance's."""
+    if token is None:
+        return "this configuration has no console token yet, so it is not its daemon"
+    try:
+        async with httpx.AsyncClient(timeout=limit_s) as client:
+            resp = await client.get(url + "/api/v1/status",
+                                    headers={"Authorization": f"Bearer {token}"})
+        served = resp.json().get("tenant") if resp.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return "it did not answer as this configuration's daemon"
+    if resp.status_code in (401, 403):
+        return "it refuses this configuration's console token"
+    if served != tenant:
+        return f"it serves tenant {served}, not {tenant}" if served else (
+            f"it answered HTTP {resp.status_code} with this configuration's token")
+    return None
+
+
 async def check_console(settings: Settings, limit_s: float = 3.0) -> tuple[bool, str, str]:
     h = settings.http
     if not h.enabled:
@@ -59,10 +82,15 @@ async def check_console(settings: Settings, limit_s: float = 3.0) -> tuple[bool,
                     f"chmod 600 {path}")
         token_note = f"token in {path}"
     if h.port and not _port_free(h.host, h.port):
-        if await _is_wabot(f"http://{h.host}:{h.port}", limit_s):
-            return (True, f"{url} served by the running daemon; {token_note}; "
-                    "`wabot console` prints a login link", "")
-        return (False, f"{h.host}:{h.port} is taken by another program",
-                "set http.port (WABOT_HTTP__PORT) to a free port, or stop that program")
+        local = f"http://{h.host}:{h.port}"
+        if not await _is_wabot(local, limit_s):
+            return (False, f"{h.host}:{h.port} is taken by another program",
+                    "set http.port (WABOT_HTTP__PORT) to a free port, or stop that program")
+        if (other := await _whose(local, token, settings.tenant, limit_s)) is not None:
+            return (False, f"{h.host}:{h.port} is held by another wabot instance ({other})",
+                    "give this instance its own http.port (WABOT_HTTP__PORT), or stop the "
+                    "other one")
+        return (True, f"{url} served by the running daemon (tenant {settings.tenant}); "
+                f"{token_note}; `wabot console` prints a login link", "")
     return (True, f"{url} (port free); {token_note}; "
             "`wabot console` prints a login link", "")

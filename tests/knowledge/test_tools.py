@@ -157,7 +157,7 @@ def test_a_file_given_as_the_knowledge_folder_fails_at_start(tmp_path: Path) -> 
     from bot.settings import SettingsError, load_settings
 
     (tmp_path / "notes.md").write_text("x")
-    with pytest.raises(SettingsError, match=r"knowledge\.dir: Value error, .*notes\.md is a "
+    with pytest.raises(SettingsError, match=r"knowledge\.dir: .*notes\.md is a "
                                             r"file.*WABOT_KNOWLEDGE__DIR"):
         load_settings(None, knowledge={"dir": str(tmp_path / "notes.md")})
     assert load_settings(None, knowledge={"dir": str(tmp_path / "missing")}).knowledge.dir

@@ -92,7 +92,9 @@ def test_run_with_a_file_where_the_state_directory_should_be(tmp_path):
     result = run(tmp_path, 'state_dir = "data"\n' + LOCAL_LLM)
     assert result.returncode == 78
     line = one_line_without_traceback(result)
-    assert "state_dir (WABOT_STATE_DIR): data is a file, not a directory; fix:" in line
+    # The path as it resolves: relative paths start at the config file's folder (#24).
+    assert (f"state_dir (WABOT_STATE_DIR): {tmp_path / 'data'} is a file, not a directory; "
+            "fix:") in line
 
 
 def test_run_with_a_state_directory_that_cannot_be_created(tmp_path):
