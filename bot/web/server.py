@@ -9,14 +9,17 @@ extra routers a transport brings — e.g. a webhook receiver mounted at `/webhoo
 The App mounts its `extra_routers` argument and the routers its gateway offers
 (`Gateway.routers`: the Cloud API's webhook receiver).
 Extra routers are mounted as given (their own prefix and their own authentication: they
-are not behind the console's token). `WebServer.start()` binds the socket (a port in use
-fails the start with a message) and serves in a task; `stop()` finishes requests in
-flight and closes. Uvicorn's own signal handling is off: the daemon owns SIGTERM.
+are not behind the console's token). A fixed path whose endpoint is a plain ASGI app (the
+Cloud API webhook) is served by `WebServer` ahead of the console's middleware and routing
+(`Ahead`): it brings its own checks, and the console's cost it more than its own work.
+`WebServer.start()` binds the socket (a port in use fails the start with a message) and
+serves in a task; `stop()` finishes requests in flight and closes. Uvicorn's own signal handling is off: the daemon owns SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -28,6 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from loguru import logger
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.settings import HttpSettings
@@ -243,6 +247,31 @@ async def _gauges(console: Console) -> None:
     m.outbox_depth.labels(n).set(await console.outbox.count())
 
 
+class Ahead:
+    """`app`, but the paths of `direct` go straight to their own ASGI app."""
+
+    def __init__(self, app: ASGIApp, direct: dict[str, ASGIApp]) -> None:
+        self.app = app
+        self.direct = direct
+
+    @classmethod
+    def of(cls, app: ASGIApp, routers: Sequence[APIRouter]) -> ASGIApp:
+        """`app` with the plain ASGI endpoints at fixed paths of `routers` ahead of it (the
+        first of a path wins, as in `app`'s own routing)."""
+        direct: dict[str, ASGIApp] = {}
+        for router in routers:
+            for route in router.routes:
+                if (isinstance(route, Route) and "{" not in route.path
+                        and not inspect.isfunction(route.endpoint)
+                        and not inspect.ismethod(route.endpoint)):
+                    direct.setdefault(route.path, route.endpoint)
+        return cls(app, direct) if direct else app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        direct = self.direct.get(scope["path"]) if scope["type"] == "http" else None
+        await (direct or self.app)(scope, receive, send)
+
+
 class _Server(uvicorn.Server):
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -256,6 +285,7 @@ class WebServer:
         self.settings = settings
         self.app = build_app(console, auth, max_body_bytes=settings.max_body_bytes,
                              extra_routers=extra_routers, consoles=consoles)
+        self.asgi = Ahead.of(self.app, extra_routers)
         self._server: _Server | None = None
         self._socket: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
@@ -299,7 +329,7 @@ class WebServer:
         self._socket = self._bind()
         self.port = self._socket.getsockname()[1]
         proxies = self.settings.trusted_proxies
-        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off",
+        config = uvicorn.Config(self.asgi, log_config=None, access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=5, server_header=False,
                                 # uvicorn believes X-Forwarded-For from loopback by default:
                                 # anyone local could then rotate it past the login limiter.

@@ -8,9 +8,12 @@ Each prints `READY <url>` once listening and serves until SIGTERM.
 
 The Graph API answers sends and read receipts (and the number's node) and counts them;
 `GET /stats` gives the counts, replies per recipient included (a second reply to one
-recipient is a duplicate). The bare relay is the floor wabot is measured against: an aiohttp
-server that checks the webhook's signature, parses it, posts the text to the model and the
-answer to Graph. No storage, no memory, no ordering: what any such bot must do at least.
+recipient is a duplicate). `GET /times` gives, per recipient, when each reply arrived
+(`time.monotonic()`, which on Linux is one clock for every process: the driver compares it
+with when it posted the webhook).
+
+The bare relay is the floor wabot is measured against: an aiohttp server that checks the
+webhook's signature, parses it, posts the text to the model and the answer to Graph. No storage, no memory, no ordering: what any such bot must do at least.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import hmac
 import itertools
 import json
 import signal
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 from typing import Any
 
 import aiohttp
@@ -40,6 +44,7 @@ SYSTEM = ("You are the assistant of Casa Azul, a clothing shop. Answer the custo
 
 def graph_app(latency: float) -> web.Application:
     replies: Counter[str] = Counter()
+    arrived: defaultdict[str, list[float]] = defaultdict(list)
     counts = {"sends": 0, "reads": 0, "refused": 0}
     ids = itertools.count(1)
 
@@ -49,6 +54,7 @@ def graph_app(latency: float) -> web.Application:
             return web.json_response({"error": {"code": 190, "message": "bad token"}},
                                      status=401)
         body = await request.json()
+        at = time.monotonic()
         if latency:
             await asyncio.sleep(latency)
         if "status" in body:
@@ -56,6 +62,7 @@ def graph_app(latency: float) -> web.Application:
             return web.json_response({"success": True})
         counts["sends"] += 1
         replies[str(body.get("to"))] += 1
+        arrived[str(body.get("to"))].append(at)
         return web.json_response({"messaging_product": "whatsapp",
                                   "messages": [{"id": f"wamid.OUT{next(ids):08d}"}]})
 
@@ -70,10 +77,16 @@ def graph_app(latency: float) -> web.Application:
         return web.json_response({**counts, "recipients": len(mine),
                                   "replies": sum(mine), "duplicates": sum(mine) - len(mine)})
 
+    async def times(request: web.Request) -> web.Response:
+        prefix = request.query.get("prefix", "")
+        return web.json_response({to: at for to, at in arrived.items()
+                                  if to.startswith(prefix)})
+
     app = web.Application()
     app.router.add_post("/v21.0/{number}/messages", messages)
     app.router.add_get("/v21.0/{node}", node)
     app.router.add_get("/stats", stats)
+    app.router.add_get("/times", times)
     return app
 
 

@@ -21,6 +21,7 @@ from bot.gateway.cloud.webhook import webhook_router
 from bot.settings import Settings
 from bot.stores.customers import CustomerStore
 from bot.stores.outbound import OutboundStore
+from bot.web.server import Ahead
 
 
 class _Server(uvicorn.Server):
@@ -35,7 +36,7 @@ class WebhookServer:
         app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
         app.include_router(router)
         self._server = _Server(uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
+            Ahead.of(app, [router]), host=host, port=port, log_config=None, access_log=False, lifespan="off",
             ws="none", timeout_graceful_shutdown=5))
         self._task: asyncio.Task[None] | None = None
         self.address_file = address_file

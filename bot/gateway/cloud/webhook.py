@@ -4,6 +4,11 @@ GET answers Meta's subscription handshake. POST checks `X-Hub-Signature-256` (HM
 of the raw body with the app secret) and answers 200 only once every message in the body is
 journaled and every status is recorded: Meta redelivers anything not answered 2xx, which is
 what makes a crash lose nothing. A redelivered message is found in the journal and dropped.
+
+The receiver is a plain ASGI app (`Webhook`): the console's server serves it ahead of its
+middleware and routing (login, CSRF, security headers, body limit are the console's; Meta's
+POSTs carry their own proof, the signature), which cost a webhook more than its own work
+(issue #23). The router still lists it, so any FastAPI app can mount it too.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ import hashlib
 import hmac
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter
 from loguru import logger
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from bot.gateway.cloud.events import loads, parse
 from bot.phones import mask
@@ -28,6 +36,7 @@ if TYPE_CHECKING:
 PATH = "/webhooks/whatsapp"
 SIGNATURE = "X-Hub-Signature-256"
 MAX_BODY = 1 << 20
+_SIGNATURE = SIGNATURE.lower().encode()
 
 
 def signature(body: bytes | bytearray, secret: str) -> str:
@@ -53,48 +62,88 @@ class Receiver(Protocol):
 
 
 Receivers = Callable[[], Sequence[Receiver]]
+Answer = tuple[int, str]
+OK: Answer = (200, "ok")
 
 
-def webhook_router(gateway: Receiver | Receivers) -> APIRouter:
+class Webhook:
     """The webhook for one number's gateway, or for every Cloud API number this process
     serves (`gateway` a callable listing them): each change goes to the number its
     `metadata.phone_number_id` names, checked with that number's app secret."""
-    receivers: Receivers = gateway if callable(gateway) else (lambda: [gateway])
-    router = APIRouter()
 
-    @router.get(PATH)
-    async def handshake(request: Request) -> Response:
-        q = request.query_params
-        tokens = [r.s.verify_token.get_secret_value() for r in receivers() if r.s.verify_token]
+    def __init__(self, gateway: Receiver | Receivers) -> None:
+        self.receivers: Receivers = gateway if callable(gateway) else (lambda: [gateway])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        method = scope["method"]
+        if method == "POST":
+            status, text = await self.receive(scope, receive)
+        elif method in ("GET", "HEAD"):
+            status, text = self.handshake(scope)
+        else:
+            await _answer(send, 405, "method not allowed", allow=b"GET, HEAD, POST")
+            return
+        await _answer(send, status, "" if method == "HEAD" else text)
+
+    def handshake(self, scope: Scope) -> Answer:
+        q = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"),
+                           keep_blank_values=True))
+        tokens = [r.s.verify_token.get_secret_value() for r in self.receivers()
+                  if r.s.verify_token]
         if q.get("hub.mode") == "subscribe" and any(hmac.compare_digest(
                 q.get("hub.verify_token", ""), token) for token in tokens):
             logger.info("Meta verified the webhook subscription")
-            return Response(q.get("hub.challenge", ""), media_type="text/plain")
+            return 200, q.get("hub.challenge", "")
         logger.warning("webhook handshake refused: wrong hub.verify_token or hub.mode")
-        return Response("forbidden", status_code=403, media_type="text/plain")
+        return 403, "forbidden"
 
-    async def receive(request: Request) -> Response:
+    async def receive(self, scope: Scope, receive: Receive) -> Answer:
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the sender went away: nothing to answer
+                return 400, "incomplete body"
+            body += message.get("body", b"")
             if len(body) > MAX_BODY:  # Meta's payloads are a few KB: not from Meta
                 logger.warning("webhook refused: body over {} bytes", MAX_BODY)
-                return Response("too large", status_code=413, media_type="text/plain")
-        every = receivers()
+                return 413, "too large"
+            if not message.get("more_body", False):
+                break
+        every = self.receivers()
         targets = every if len(every) == 1 else _addressed(body, every)
         if not targets:
             logger.warning("webhook refused: it names no Cloud API number served here")
-            return Response("unknown number", status_code=404, media_type="text/plain")
-        worst = Response("ok", media_type="text/plain")
+            return 404, "unknown number"
+        header = next((v.decode("latin-1") for k, v in scope["headers"] if k == _SIGNATURE),
+                      None)
+        worst = OK
         for target in targets:
-            answer = await _receive(target, body, request.headers.get(SIGNATURE))
-            if answer.status_code >= worst.status_code:
+            try:
+                answer = await _receive(target, body, header)
+            except Exception:  # ours, not Meta's: it comes again, and the log says why
+                logger.exception("webhook not acknowledged: Meta will deliver it again")
+                answer = (500, "try again")
+            if answer[0] >= worst[0]:
                 worst = answer
         return worst
 
-    # A plain Starlette route: FastAPI's dependency and response handling cost a webhook
-    # more than its signature check (issue #23), and this one needs neither.
-    router.add_route(PATH, receive, methods=["POST"], include_in_schema=False)
+
+async def _answer(send: Send, status: int, text: str, allow: bytes = b"") -> None:
+    body = text.encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"),
+               (b"content-length", str(len(body)).encode())]
+    if allow:
+        headers.append((b"allow", allow))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def webhook_router(gateway: Receiver | Receivers) -> APIRouter:
+    """`Webhook` at `PATH`, as a router (see the module)."""
+    router = APIRouter()
+    router.routes.append(Route(PATH, Webhook(gateway), methods=["GET", "POST"]))
     return router
 
 
@@ -109,33 +158,29 @@ def _addressed(body: bytearray, every: Sequence[Receiver]) -> list[Receiver]:
     return [r for r in every if r.s.phone_number_id in ids]
 
 
-async def _receive(gateway: Receiver, body: bytearray, header: str | None) -> Response:
+async def _receive(gateway: Receiver, body: bytearray, header: str | None) -> Answer:
     s = gateway.s
     secret = s.app_secret.get_secret_value() if s.app_secret else ""
     if not signed(body, header, secret):
         logger.warning("webhook refused: {} does not match the body ({} bytes) signed "
                        "with cloud.app_secret", SIGNATURE, len(body))
-        return Response("bad signature", status_code=401, media_type="text/plain")
+        return 401, "bad signature"
     try:
         events = parse(loads(bytes(body)), gateway.tenant, s.phone_number_id,
                        gateway.clock.now())
     except ValueError as exc:  # signed by Meta but unreadable: redelivery cannot help
         logger.error("webhook body ignored: {}", exc)
-        return Response("unreadable body", status_code=400, media_type="text/plain")
+        return 400, "unreadable body"
     for sender in events.invalid:  # answered 200 with the rest: redelivery cannot help
         logger.bind(customer=sender).warning(
             "webhook message dropped: its sender id is not 6 to 15 digits")
-    try:
-        for msg in events.messages:
-            await gateway.dispatch(msg)  # returns once the message is journaled
-        for change in events.statuses:
-            await gateway.record_status(change)
-    except Exception:
-        logger.exception("webhook not acknowledged: Meta will deliver it again")
-        return Response("try again", status_code=500, media_type="text/plain")
+    for msg in events.messages:
+        await gateway.dispatch(msg)  # returns once the message is journaled
+    for change in events.statuses:
+        await gateway.record_status(change)
     if events.foreign:
         logger.debug("{} webhook change(s) for another number ignored", events.foreign)
     for msg in events.messages:
         logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id).debug(
             "webhook message journaled")
-    return Response("ok", media_type="text/plain")
+    return OK
