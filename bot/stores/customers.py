@@ -280,6 +280,7 @@ class CustomerStore:
                 changes[col] = stmt.excluded[col]
         stmt = stmt.on_conflict_do_update(index_elements=["tenant", "phone"], set_=changes)
         self._unborn.pop(key, None)
+        self._wrote_to(key)  # before and after: no first contact is read while it runs
         async with self.db.begin() as conn:
             row = (await conn.execute(stmt.returning(*CUSTOMERS.c))).mappings().one()
         self._wrote_to(key)
@@ -300,6 +301,7 @@ class CustomerStore:
     async def _update(self, key: CustomerKey, **values: Any) -> bool:
         await self._born(key)
         self._recent.pop(key, None)
+        self._wrote_to(key)
         changed = bool(await self._write(update(CUSTOMERS).where(self._mine(key))
                                          .values(**values)))
         self._wrote_to(key)
@@ -319,6 +321,7 @@ class CustomerStore:
             values["last_contact"] = at
         await self._born(key)
         self._recent.pop(key, None)
+        self._wrote_to(key)
         async with self.db.begin() as conn:  # one transaction: the two never disagree
             row = (await conn.execute(
                 update(CUSTOMERS).where(self._mine(key)).values(**values)
@@ -415,6 +418,7 @@ class CustomerStore:
                 JOURNAL.c.tenant == key.tenant, JOURNAL.c.phone == key.phone))
             await conn.execute(delete(USAGE).where(
                 USAGE.c.tenant == key.tenant, USAGE.c.phone == key.phone))
+        self._wrote_to(key)
         self._tell(key, None)
 
     # --- the inbound journal -------------------------------------------------------------

@@ -88,7 +88,8 @@ async def test_a_first_contact_reads_nothing_and_writes_once(where, tmp_path, op
         assert seen.selects == [] and len(seen.writes) == 2  # the journal, the turn
 
 
-async def test_a_row_made_after_the_journal_looked_is_read(tmp_path, openai_server, tenant):
+async def test_a_row_made_after_the_journal_looked_is_read(tmp_path, openai_server,
+                                                           tenant):
     """The journal found no row, then the customer was written (here: the owner's `pause`
     through the store) before their turn: the turn reads the row, it does not start empty."""
     settings = make_settings(f"sqlite:///{tmp_path / 'wabot.db'}", tmp_path, openai_server,
@@ -106,6 +107,8 @@ async def test_a_row_made_after_the_journal_looked_is_read(tmp_path, openai_serv
         customers._journal.add = journal_then_write  # type: ignore[method-assign]
         await p.say(ANA, "hola")
         await p.settle()
+        prompt = openai_server.chat_requests()[-1]["messages"][0]["content"]
+        assert "Ana Pérez" in prompt  # the row was read, not taken for missing
         customer = await customers.get(key)
         assert customer is not None and customer.name == "Ana Pérez"
         assert customer.msgs_in == 1  # the turn updated the row the touch made
