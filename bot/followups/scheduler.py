@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from apscheduler.events import EVENT_JOB_REMOVED
-from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from loguru import logger
@@ -97,9 +96,10 @@ class FollowUpScheduler:
         self.own_timer = not isinstance(clock, SystemClock) if own_timer is None else own_timer
         self.grace = timedelta(hours=settings.max_lateness_hours)
         self.table = JobTable(sql_url, tenant)
+        self._misfire_grace = max(1, int(self.grace.total_seconds()))
         self.scheduler = AsyncIOScheduler(
             jobstores={"default": self.table.store}, timezone=UTC,
-            job_defaults={"misfire_grace_time": max(1, int(self.grace.total_seconds())),
+            job_defaults={"misfire_grace_time": self._misfire_grace,
                           "coalesce": True, "max_instances": 1})
         self._refresh = RuleRefresh(self)  # the config's rules, after every inbound turn
         self.cache = PendingCache([AGENT, *self.rules])
@@ -274,23 +274,36 @@ class FollowUpScheduler:
                 self.cache.added(fu, fu.due_at)
             if not due:
                 return
+            first = min(fu.due_at for fu, _ in due)
             if self.own_timer:
-                self._arm(min(fu.due_at for fu, _ in due))
+                self._arm(first)
             elif self._started:
-                self.scheduler.wakeup()
+                self._wake_for(first)
 
         return rows, committed
 
+    def _wake_for(self, at: datetime) -> None:
+        """Have APScheduler look at the job table again, unless the wake-up it planned
+        comes no later than `at` (each look reads the table twice, on the event loop: per
+        first contact that was the costliest part of the follow-up's work)."""
+        planned = getattr(self.scheduler, "_timeout", None)  # AsyncIOScheduler's timer
+        if planned is not None and not planned.cancelled():
+            loop = asyncio.get_running_loop()
+            if loop.time() + (at - self.clock.now()).total_seconds() >= planned.when():
+                return
+        self.scheduler.wakeup()
+
     def _job_row(self, fu: FollowUp) -> JobRow:
-        """The row APScheduler's `add_job` would store for this follow-up."""
+        """The row APScheduler's `add_job` stores for this follow-up: `Job.__getstate__`
+        of the job it would make (tests/followups/test_first_contact_job.py compares)."""
         at = fu.due_at
-        job = Job(self.scheduler, id=fu.job_id, func=JOB_FUNC,
-                  trigger=DateTrigger(run_date=at, timezone=UTC), executor="default",
-                  args=(), kwargs=fu.kwargs(), name=_job_name(fu),
-                  misfire_grace_time=max(1, int(self.grace.total_seconds())), coalesce=True,
-                  max_instances=1, next_run_time=at)
-        state = pickle.dumps(job.__getstate__(), self.table.store.pickle_protocol)
-        return JobRow(self.table.t.name, fu.job_id, at.timestamp(), state)
+        state = {"version": 1, "id": fu.job_id, "func": JOB_FUNC,
+                 "trigger": DateTrigger(run_date=at, timezone=UTC), "executor": "default",
+                 "args": (), "kwargs": fu.kwargs(), "name": _job_name(fu),
+                 "misfire_grace_time": self._misfire_grace, "coalesce": True,
+                 "max_instances": 1, "next_run_time": at}
+        return JobRow(self.table.t.name, fu.job_id, at.timestamp(),
+                      pickle.dumps(state, self.table.store.pickle_protocol))
 
     # --- firing ------------------------------------------------------------------------
 
