@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.models import InboundMessage
 from bot.stores.db import Database
-from bot.stores.memory_sql import MESSAGES  # its table is created with the journal
+from bot.stores.memory_sql import MESSAGES, PROFILES  # created with the journal
 from bot.stores.sqlite_writer import sqlite_time
 from bot.text import scrub
 
@@ -31,14 +31,16 @@ SQLITE_INSERT = (
     "INSERT INTO journal (tenant, msg_id, phone, chat, lid, push_name, kind, text, from_owner,"
     " received_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'received')"
     " ON CONFLICT (tenant, msg_id) DO NOTHING RETURNING ")
-# Whether the sender had a customer row, or lines in the SQL memory (an owner's lines in a
-# chat the customer never wrote in), when the message was journaled.
+# Whether the sender had a customer row, or anything in the SQL memory (an owner's lines in
+# a chat the customer never wrote in, facts given another way), when it was journaled.
 KNOWN = ("EXISTS (SELECT 1 FROM {customers} c"
          " WHERE c.tenant = {journal}.tenant AND c.phone = {journal}.phone)"
          " OR EXISTS (SELECT 1 FROM {memory} m"
-         " WHERE m.tenant = {journal}.tenant AND m.phone = {journal}.phone)")
+         " WHERE m.tenant = {journal}.tenant AND m.phone = {journal}.phone)"
+         " OR EXISTS (SELECT 1 FROM {profiles} p"
+         " WHERE p.tenant = {journal}.tenant AND p.phone = {journal}.phone)")
 SQLITE_INSERT += KNOWN.format(customers="customers", journal="journal",
-                              memory=MESSAGES.name)
+                              memory=MESSAGES.name, profiles=PROFILES.name)
 
 
 class Journaled:
@@ -60,7 +62,8 @@ class JournalWriter:
         self._flusher: asyncio.Task[None] | None = None
         # Spelled out: SQLAlchemy does not correlate a subquery in RETURNING to the table.
         known: Any = literal_column(KNOWN.format(customers=customers.name, journal=table.name,
-                                              memory=MESSAGES.name))
+                                                 memory=MESSAGES.name,
+                                                 profiles=PROFILES.name))
         self._pg_insert: Any = (postgresql.insert(table)
                                 .on_conflict_do_nothing(index_elements=["tenant", "msg_id"])
                                 .returning(table.c.msg_id, known.label("known")))
