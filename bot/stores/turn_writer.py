@@ -11,10 +11,9 @@ meanwhile is updated instead), and the follow-up jobs of a new customer (`JobRow
 lifecycle rules' first job) go in with it, so a first contact is one transaction too.
 
 In a fleet the write is fenced: `stamp()` gives the number's lease (and raises when this
-node's lease lapsed), and the transaction's last statement checks that the database still
-names this node the owner under that epoch (on PostgreSQL holding the lease row FOR SHARE
-until the commit, so a takeover waits for it): a stale owner's turn is refused (rolled
-back), never half-written.
+node's lease lapsed), and the transaction first checks that the database still names this
+node the owner under that epoch (on PostgreSQL holding the lease row FOR SHARE until the
+commit, so a takeover waits for it): a stale owner's turn is refused, never half-written.
 """
 
 from __future__ import annotations
@@ -168,6 +167,9 @@ class TurnWriter:
         stored: list[MemoryMessage] = []
         created: Customer | None = None
         async with self._db.begin() as conn:
+            if stamp is not None:
+                fence = _PG["fence_sqlite" if self._db.is_sqlite else "fence"]
+                _fence((await conn.execute(fence, stamp)).first(), stamp)
             if lines and not self._db.is_sqlite:
                 await conn.execute(_PG["lock"], {"k": f"wabot-memory:{key}"})
             for m in lines:
@@ -197,13 +199,7 @@ class TurnWriter:
                                                         "ids": rec.journal_ids})
             if rec.run is not None:
                 await conn.execute(_PG["run"], rec.run.params(key, _engine_time(self._db, rec.at)))
-            if stamp is not None:
-                # Last, just before the commit: the lease row is held FOR SHARE for one
-                # round trip, not the whole write (a renewal's UPDATE waits for every holder,
-                # and turns that overlapped without a gap starved it under load).
-                fence = _PG["fence_sqlite" if self._db.is_sqlite else "fence"]
-                _fence((await conn.execute(fence, stamp)).first(), stamp)
-        rec.customer = created
+        rec.customer = created  # committed
         return stored
 
 

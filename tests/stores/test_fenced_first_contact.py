@@ -1,6 +1,5 @@
 """A first contact's one write is fenced like any turn's: a node whose lease was taken over
-writes nothing of it — no customer row, no lines, no follow-up job — and the fence holds
-the lease row only at the end of the write (SQLite and PostgreSQL)."""
+writes nothing of it: no customer row, no lines, no usage (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
