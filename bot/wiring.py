@@ -59,6 +59,7 @@ from bot.stores.customers import Customer, CustomerStore, Resident
 from bot.stores.db import Database, pool_options
 from bot.stores.deliveries import DeliveryStore
 from bot.stores.identity import Identity, moving_followups
+from bot.stores.memory_base import Profile
 from bot.stores.memory_observed import ObservedMemory
 from bot.stores.runs import RunRow, RunStore
 from bot.stores.stamps import ChangeStamps
@@ -127,10 +128,12 @@ def build_shared(settings: Settings, clock: Clock, llm: LLM | None = None) -> Sh
     db = Database(settings.sql_url, **pool_options(settings))
     s = settings.llm
     wakeup = None if db.is_sqlite else Wakeup(settings.sql_url)
+    customers = CustomerStore(db, clock=clock, resident=residents)
+    memory = ObservedMemory(build_memory(settings, db))
+    memory.listeners.append(customers.memory_writes)  # a first contact's memory is empty
     return Shared(
         settings=settings, clock=clock, llm=llm or build_llm(settings), db=db,
-        customers=CustomerStore(db, clock=clock, resident=residents),
-        memory=ObservedMemory(build_memory(settings, db)), runs=RunStore(db),
+        customers=customers, memory=memory, runs=RunStore(db),
         metrics=Metrics(s.price_in_per_million, s.price_out_per_million),
         residents=residents, node=new_node_id(settings.fleet.node_id),
         wakeup=wakeup, changes=None if db.is_sqlite else CustomerChanges(db, clock, wakeup))
@@ -145,8 +148,13 @@ def build_claim(shared: Shared, number: str) -> Claim:
 
 def agent_loader(deps: AgentDeps) -> Callable[[CustomerKey], Any]:
     async def load(key: CustomerKey) -> tuple[CustomerAgent, bool]:
+        # A first contact (the journal's write found no row and no SQL memory): nothing to
+        # read, unless the memory is elsewhere (MongoDB: an owner's lines may be there).
+        new = deps.customers.first_contact(key)
+        if new and deps.writer.together:
+            return CustomerAgent(key, deps, None, Profile(), [], complete=True), True
         # The filters read the row a moment ago (change stamps clear that copy).
-        customer = await deps.customers.get(key, max_age=2.0)
+        customer = None if new else await deps.customers.get(key, max_age=2.0)
         profile = await deps.memory.profile(key, with_stages=False)
         rows = await deps.memory.recent(key, WINDOW_PAGE, profile.summarized_upto)
         window = fit_window(rows, deps.budget.history)

@@ -124,8 +124,9 @@ class CustomerAgent(CachedState):
         deps = self.deps
         inbound = sum(1 for t in lines if t.msg_id)
         if self.customer is None:
-            # First contact: the row must exist before tools (stage, opt-out) touch it.
-            self.customer = await deps.customers.touch(self.key, contact, now)
+            # First contact: the turn's write creates the row; a tool changing the customer
+            # before it (stage, opt-out) creates it first (the store's `expect`).
+            deps.customers.expect(self.key, contact, now)
         said = [MemoryMessage(Role.CUSTOMER, t.text, t.at, msg_id=t.msg_id) for t in lines]
         messages = self._prompt(now, instruction, said, contact.name)
         calls, started = CallLog(), time.perf_counter()
@@ -156,13 +157,30 @@ class CustomerAgent(CachedState):
                      journal_ids: list[str] | None = None, status: str = "answered") -> None:
         """The turn's one write; then the cached row and window follow it."""
         deps = self.deps
-        stored = await deps.writer.write(TurnRecord(
-            self.key, now, contact, reply.inbound, reply.lines, sent, reply.tokens_in,
-            reply.tokens_out, journal_ids or [], status, reply.run))
+        create = self.customer is None
+        rec = TurnRecord(self.key, now, contact, reply.inbound, reply.lines, sent,
+                         reply.tokens_in, reply.tokens_out, journal_ids or [], status,
+                         reply.run, create=create)
+        jobs = deps.customers.first_jobs.get(self.key.tenant) if create and reply.inbound else None
+        committed = None
+        if jobs is not None:  # the lifecycle rules' first follow-up, in the same write
+            rec.jobs, committed = jobs(self.key, now)
+        try:
+            stored = await deps.writer.write(rec)
+        finally:
+            if create:
+                deps.customers.expected(self.key)
         self.add_stored(stored, deps.budget.history)
-        deps.customers.written(self.key, now, sent, reply.tokens_in, reply.tokens_out)
+        if rec.customer is not None:  # created by this write
+            self.customer = rec.customer
+            deps.customers.created(self.key, rec.customer.model_copy(), now, sent,
+                                   reply.tokens_in, reply.tokens_out)
+            if committed is not None:
+                committed()
+        else:
+            deps.customers.written(self.key, now, sent, reply.tokens_in, reply.tokens_out)
         c = self.customer
-        if c is not None:
+        if c is not None and rec.customer is None:
             c.last_contact = now
             if reply.inbound:
                 c.last_inbound = now

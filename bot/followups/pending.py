@@ -59,6 +59,15 @@ class PendingCache:
                 self._jobs.pop(next(iter(self._jobs)))  # the oldest entry
             self._jobs[phone] = {fu.kind: fu for fu in found if fu.kind in self.kinds}
 
+    def none_yet(self, phone: str) -> None:
+        """A first contact (no row when their message was journaled): no job pending."""
+        with self._lock:
+            if phone in self._jobs or phone in self._looking:
+                return
+            if len(self._jobs) >= self.limit:
+                self._jobs.pop(next(iter(self._jobs)))
+            self._jobs[phone] = {}
+
     def added(self, fu: FollowUp, at: datetime) -> None:
         with self._lock:
             self._changed(fu.phone)

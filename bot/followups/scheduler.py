@@ -13,6 +13,7 @@ bound is every job's `misfire_grace_time`: APScheduler's default of 1 s drops th
 from __future__ import annotations
 
 import asyncio
+import pickle
 import threading
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -23,6 +24,7 @@ from typing import Any, TypeVar, cast
 
 from apscheduler.events import EVENT_JOB_REMOVED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
 from loguru import logger
 from sqlalchemy import delete, update
 
@@ -34,12 +36,13 @@ from bot.followups.policy import Policy, Reachable
 from bot.followups.rules import RuleRefresh
 from bot.followups.store import AGENT, SENT, FollowUp, JobTable, job_id
 from bot.followups.tools import FollowUpTools
-from bot.models import CustomerKey
+from bot.models import CustomerKey, Stage
 from bot.phones import mask
 from bot.pipeline.chats import Chats
 from bot.settings import FollowUpRule, FollowUpSettings
 from bot.stores.customers import CustomerStore
 from bot.stores.memory_base import MemoryStore
+from bot.stores.turn_writer import JobRow
 from bot.text import quoted
 
 # The job callable as stored in every job row: existing job stores hold this reference, so it
@@ -69,6 +72,10 @@ async def run_followup(tenant: str, phone: str, kind: str, reason: str, schedule
     await asyncio.shield(scheduler.track(scheduler.fire(fu), "followup-fire"))
 
 
+def _job_name(fu: FollowUp) -> str:
+    return f"{fu.kind} follow-up for {mask(fu.phone)}"
+
+
 class FollowUpScheduler:
     def __init__(self, tenant: str, sql_url: str, settings: FollowUpSettings, *,
                  customers: CustomerStore, memory: MemoryStore, chats: Chats,
@@ -89,9 +96,10 @@ class FollowUpScheduler:
         self.own_timer = not isinstance(clock, SystemClock) if own_timer is None else own_timer
         self.grace = timedelta(hours=settings.max_lateness_hours)
         self.table = JobTable(sql_url, tenant)
+        self._misfire_grace = max(1, int(self.grace.total_seconds()))
         self.scheduler = AsyncIOScheduler(
             jobstores={"default": self.table.store}, timezone=UTC,
-            job_defaults={"misfire_grace_time": max(1, int(self.grace.total_seconds())),
+            job_defaults={"misfire_grace_time": self._misfire_grace,
                           "coalesce": True, "max_instances": 1})
         self._refresh = RuleRefresh(self)  # the config's rules, after every inbound turn
         self.cache = PendingCache([AGENT, *self.rules])
@@ -115,6 +123,8 @@ class FollowUpScheduler:
         self.scheduler.start(paused=True)  # the table exists: nothing written on the loop
         _LIVE[self.tenant] = self
         self._started = True
+        self.customers.on_first_contact[self.tenant] = self._first_contact
+        self.customers.first_jobs[self.tenant] = self.first_jobs
         await self._sweep_missed()
         if self.own_timer:
             self._arm(await asyncio.to_thread(self.store_next_run_time))
@@ -124,6 +134,9 @@ class FollowUpScheduler:
     def close(self) -> None:
         """Stop firing (the daemon is stopping): due follow-ups stay for the next start."""
         self._closing = True
+        if self.customers.first_jobs.get(self.tenant) == self.first_jobs:
+            del self.customers.first_jobs[self.tenant]
+            del self.customers.on_first_contact[self.tenant]
         if self._timer is not None:
             self._timer.cancel()
         if self._started and not self.own_timer:
@@ -170,7 +183,7 @@ class FollowUpScheduler:
         with self._lock:
             self.scheduler.add_job(
                 JOB_FUNC, trigger="date", run_date=at, id=fu.job_id, kwargs=fu.kwargs(),
-                name=f"{fu.kind} follow-up for {mask(fu.phone)}", replace_existing=True)
+                name=_job_name(fu), replace_existing=True)
 
     def remove_ids(self, ids: list[str]) -> int:
         with self._lock:
@@ -238,6 +251,59 @@ class FollowUpScheduler:
     async def on_inbound(self, key: CustomerKey) -> None:
         """After a customer's turn: refresh the lifecycle rules (see `RuleRefresh`)."""
         await self._refresh.on_inbound(key)
+
+    # --- a first contact -----------------------------------------------------------------
+
+    def _first_contact(self, key: CustomerKey) -> None:
+        self.cache.none_yet(key.phone)
+
+    def first_jobs(self, key: CustomerKey, at: datetime,
+                   ) -> tuple[list[JobRow], Callable[[], None]]:
+        """The jobs the lifecycle rules give a new customer whose first message came `at`
+        (a lead's "silent" rules, as `RuleRefresh` would schedule them after the turn), as
+        rows the turn's write stores with the customer's row: a first contact's follow-up
+        is committed with it or not at all (then the journal replays the message). Also
+        what to call once committed."""
+        due = [(FollowUp(key.tenant, key.phone, r.name, r.reason, at,
+                         at + timedelta(hours=r.after_hours)), r)
+               for r in self.rules.values() if r.stage == Stage.LEAD.value and r.when == "silent"]
+        rows = [self._job_row(fu) for fu, _ in due]
+
+        def committed() -> None:
+            for fu, _ in due:
+                self.cache.added(fu, fu.due_at)
+            if not due:
+                return
+            first = min(fu.due_at for fu, _ in due)
+            if self.own_timer:
+                self._arm(first)
+            elif self._started:
+                self._wake_for(first)
+
+        return rows, committed
+
+    def _wake_for(self, at: datetime) -> None:
+        """Have APScheduler look at the job table again, unless the wake-up it planned
+        comes no later than `at` (each look reads the table twice, on the event loop: per
+        first contact that was the costliest part of the follow-up's work)."""
+        planned = getattr(self.scheduler, "_timeout", None)  # AsyncIOScheduler's timer
+        if planned is not None and not planned.cancelled():
+            loop = asyncio.get_running_loop()
+            if loop.time() + (at - self.clock.now()).total_seconds() >= planned.when():
+                return
+        self.scheduler.wakeup()
+
+    def _job_row(self, fu: FollowUp) -> JobRow:
+        """The row APScheduler's `add_job` stores for this follow-up: `Job.__getstate__`
+        of the job it would make (tests/followups/test_first_contact_job.py compares)."""
+        at = fu.due_at
+        state = {"version": 1, "id": fu.job_id, "func": JOB_FUNC,
+                 "trigger": DateTrigger(run_date=at, timezone=UTC), "executor": "default",
+                 "args": (), "kwargs": fu.kwargs(), "name": _job_name(fu),
+                 "misfire_grace_time": self._misfire_grace, "coalesce": True,
+                 "max_instances": 1, "next_run_time": at}
+        return JobRow(self.table.t.name, fu.job_id, at.timestamp(),
+                      pickle.dumps(state, self.table.store.pickle_protocol))
 
     # --- firing ------------------------------------------------------------------------
 

@@ -2,6 +2,13 @@
 
 Every query is keyed by tenant. Writes are single statements (upserts, `col = col + n`)
 so concurrent turns never lose an update.
+
+A first contact reads nothing: the journal's write says the sender had no row (`is_new`),
+and the row is created by the turn's one write (`bot.stores.turn_writer`), not before it.
+A write through this store made after the journal's check voids what it said, so a row
+made meanwhile is never taken for missing. Until the turn's write, a change to the
+customer made during the turn (a tool setting the stage, an opt-out) creates the row first
+(`expect`).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from bot.stores.customer_rows import (
 )
 from bot.stores.db import Database
 from bot.stores.journal_writer import JournalWriter
+from bot.stores.sqlite_writer import parse_sqlite_time
 from bot.text import scrub
 
 __all__ = ["CUSTOMERS", "JOURNAL", "USAGE", "Contact", "Customer", "CustomerListener",
@@ -69,9 +77,42 @@ def utc_day(at: datetime) -> str:
 # Told after a write through this store: the new column values, or None when the customer
 # was erased. The daemon's cached agents follow changes this way (`bot.agents.state`).
 CustomerListener = Callable[[CustomerKey, dict[str, Any] | None], None]
+# A first contact's follow-up jobs (customer, turn time) → (job rows, once committed).
+FirstJobs = Callable[[CustomerKey, datetime], tuple[list[Any], Callable[[], None]]]
 # The row a cached agent holds, kept current by the listeners and change stamps (None: not
 # cached): read instead of the database.
 Resident = Callable[[CustomerKey], Customer | None]
+
+
+class _MemoryWrites:
+    __slots__ = ("_wrote",)
+
+    def __init__(self, wrote: Callable[[CustomerKey], None]) -> None:
+        self._wrote = wrote
+
+    def appended(self, key: CustomerKey, stored: list[Any]) -> None:
+        self._wrote(key)
+
+    def summarized(self, key: CustomerKey, summary: str, upto_seq: int) -> None:
+        self._wrote(key)
+
+    def facts_merged(self, key: CustomerKey, facts: list[Any]) -> None:
+        self._wrote(key)
+
+    def forgotten(self, key: CustomerKey) -> None:
+        self._wrote(key)
+
+
+_TIMES = ("paused_until", "first_contact", "last_contact", "last_inbound")
+
+
+def customer_from_sqlite(row: dict[str, Any]) -> Customer:
+    """A row the SQLite writer thread read back (times as SQLAlchemy stores them: text)."""
+    for name in _TIMES:
+        if isinstance(row.get(name), str):
+            row[name] = parse_sqlite_time(row[name])
+    row["opted_out"] = bool(row["opted_out"])
+    return customer_of(row)
 
 
 class CustomerStore:
@@ -84,7 +125,22 @@ class CustomerStore:
         self.clock: Clock = clock or SystemClock()  # which day usage counts towards
         self.listeners: list[CustomerListener] = []
         self.resident = resident
-        self._journal = JournalWriter(db, JOURNAL)
+        self._journal = JournalWriter(db, JOURNAL, CUSTOMERS)
+        # First contacts: the customers whose sender had no row when the journal wrote
+        # their message, each with the write count then (`is_new`); the count goes up with
+        # every write through this store, and each customer's last one is kept.
+        self._writes = 0
+        self._wrote: OrderedDict[CustomerKey, int] = OrderedDict()
+        self._wrote_floor = 0  # the count of the last one forgotten (or of "anyone")
+        self._new: OrderedDict[CustomerKey, int] = OrderedDict()
+        # Customers whose row the running turn's write will create: (contact, turn time).
+        self._unborn: dict[CustomerKey, tuple[Contact, datetime]] = {}
+        # Per number, told when an agent is made for a first contact (`first_contact`): the
+        # follow-ups know such a customer has no job pending.
+        self.on_first_contact: dict[str, Callable[[CustomerKey], None]] = {}
+        # Per number, the follow-up jobs a first contact's turn writes with its row (rows of
+        # `bot.stores.turn_writer.JobRow`), and what to call once they are committed.
+        self.first_jobs: dict[str, FirstJobs] = {}
         # Only this process writes its tenant's usage: once read, a day's counts are kept
         # and added to as they are written.
         self._usage: OrderedDict[tuple[CustomerKey, str], UsageDay] = OrderedDict()
@@ -106,6 +162,67 @@ class CustomerStore:
         """Another process changed this customer ("*": any): drop the recent copies."""
         for key in [k for k in self._recent if phone in (k.phone, "*")]:
             del self._recent[key]
+        self._writes += 1
+        self._wrote_floor = self._writes  # and what the journal said of anyone's row
+        self._new.clear()
+
+    # --- first contacts ------------------------------------------------------------------
+
+    def _wrote_to(self, key: CustomerKey) -> None:
+        self._writes += 1
+        self._wrote[key] = self._writes
+        self._wrote.move_to_end(key)
+        if len(self._wrote) > self.RECENT:
+            _, self._wrote_floor = self._wrote.popitem(last=False)
+        self._new.pop(key, None)
+
+    @property
+    def memory_writes(self) -> _MemoryWrites:
+        """A listener of the memory store (`ObservedMemory`): a customer's memory written
+        (an owner's line in a chat with no customer yet) voids what the journal said."""
+        return _MemoryWrites(self._wrote_to)
+
+    def is_new(self, key: CustomerKey) -> bool:
+        """Whether the journal found no row of this sender, and nothing was written for
+        them through this store since: they have no row, memory or usage to read."""
+        asked = self._new.get(key)
+        if asked is None:
+            return False
+        if max(self._wrote_floor, self._wrote.get(key, 0)) > asked:
+            del self._new[key]  # written since: what the journal said is out of date
+            return False
+        return True
+
+    def first_contact(self, key: CustomerKey) -> bool:
+        """`is_new`, asked when the customer's agent is made (tells `on_first_contact`)."""
+        if not self.is_new(key):
+            return False
+        listener = self.on_first_contact.get(key.tenant)
+        if listener is not None:
+            listener(key)
+        return True
+
+    def expect(self, key: CustomerKey, contact: Contact, at: datetime) -> None:
+        """The running turn's write creates this customer's row: a change made to them
+        before it (a tool, an opt-out) creates it first."""
+        self._unborn[key] = (contact, at)
+
+    def expected(self, key: CustomerKey) -> None:
+        """The turn ended (its write created the row, or it failed)."""
+        self._unborn.pop(key, None)
+
+    async def _born(self, key: CustomerKey) -> None:
+        waiting = self._unborn.pop(key, None)
+        if waiting is not None:
+            await self.touch(key, *waiting)
+
+    def created(self, key: CustomerKey, customer: Customer, at: datetime, msgs_out: int = 0,
+                tokens_in: int = 0, tokens_out: int = 0) -> None:
+        """A turn's write created (or found and updated) this row: `customer` is it."""
+        self._unborn.pop(key, None)
+        self.written(key, at, msgs_out, tokens_in, tokens_out)
+        self._tell(key, customer.model_dump())
+        self._remember(key, customer)
 
     def _mine(self, key: CustomerKey) -> ColumnElement[bool]:
         return and_(CUSTOMERS.c.tenant == key.tenant, CUSTOMERS.c.phone == key.phone)
@@ -129,6 +246,8 @@ class CustomerStore:
             row = self.resident(key)
             if row is not None:
                 return row.model_copy()
+        if self.is_new(key):
+            return None
         hit = self._recent.get(key) if max_age > 0 else None
         if hit is not None and time.monotonic() - hit[0] <= max_age:
             return hit[1].model_copy()
@@ -160,8 +279,11 @@ class CustomerStore:
             if values[col]:
                 changes[col] = stmt.excluded[col]
         stmt = stmt.on_conflict_do_update(index_elements=["tenant", "phone"], set_=changes)
+        self._unborn.pop(key, None)
+        self._wrote_to(key)  # before and after: no first contact is read while it runs
         async with self.db.begin() as conn:
             row = (await conn.execute(stmt.returning(*CUSTOMERS.c))).mappings().one()
+        self._wrote_to(key)
         self._tell(key, dict(row))
         return self._remember(key, customer_of(row))
 
@@ -177,9 +299,12 @@ class CustomerStore:
         return found[0] if found else None
 
     async def _update(self, key: CustomerKey, **values: Any) -> bool:
+        await self._born(key)
         self._recent.pop(key, None)
+        self._wrote_to(key)
         changed = bool(await self._write(update(CUSTOMERS).where(self._mine(key))
                                          .values(**values)))
+        self._wrote_to(key)
         if changed:
             self._tell(key, values)
         return changed
@@ -194,7 +319,9 @@ class CustomerStore:
         }
         if at is not None:
             values["last_contact"] = at
+        await self._born(key)
         self._recent.pop(key, None)
+        self._wrote_to(key)
         async with self.db.begin() as conn:  # one transaction: the two never disagree
             row = (await conn.execute(
                 update(CUSTOMERS).where(self._mine(key)).values(**values)
@@ -213,6 +340,7 @@ class CustomerStore:
         """A write elsewhere (a turn's one transaction) changed this customer's row and
         usage: drop the recent copy, keep a cached day's usage in step."""
         self._recent.pop(key, None)
+        self._wrote_to(key)
         used = self._usage.get((key, utc_day(at)))
         if used is not None:
             used.msgs_out += msgs_out
@@ -233,7 +361,10 @@ class CustomerStore:
         if cached is not None:
             self._usage.move_to_end((key, day))
             return cached.model_copy()
-        used = await self._read_usage(key, day)
+        if self.is_new(key):  # nothing used yet; kept, and added to as the turn writes
+            used = UsageDay(tenant=key.tenant, day=day, phone=key.phone)
+        else:
+            used = await self._read_usage(key, day)
         self._usage[(key, day)] = used
         if len(self._usage) > self.USAGE_CACHED:
             self._usage.popitem(last=False)
@@ -277,14 +408,17 @@ class CustomerStore:
     async def forget(self, key: CustomerKey) -> None:
         """Erase the customer and every journal line of theirs."""
         self._recent.pop(key, None)
+        self._unborn.pop(key, None)
         for cached in [k for k in self._usage if k[0] == key]:
             del self._usage[cached]
+        self._wrote_to(key)
         async with self.db.begin() as conn:
             await conn.execute(delete(CUSTOMERS).where(self._mine(key)))
             await conn.execute(delete(JOURNAL).where(
                 JOURNAL.c.tenant == key.tenant, JOURNAL.c.phone == key.phone))
             await conn.execute(delete(USAGE).where(
                 USAGE.c.tenant == key.tenant, USAGE.c.phone == key.phone))
+        self._wrote_to(key)
         self._tell(key, None)
 
     # --- the inbound journal -------------------------------------------------------------
@@ -292,8 +426,18 @@ class CustomerStore:
     async def journal_add(self, msg: InboundMessage) -> bool:
         """Record an inbound message; False when this message id was seen before.
 
-        Returns once the row is committed; concurrent calls share one transaction."""
-        return await self._journal.add(msg)
+        Returns once the row is committed; concurrent calls share one transaction. A sender
+        with no row is remembered as new (`is_new`) until something is written for them."""
+        asked = self._writes  # before the journal's check: a write after it voids what it says
+        journaled = await self._journal.add(msg)
+        if journaled.fresh and not journaled.known and not msg.from_owner:
+            key = msg.key
+            if max(self._wrote_floor, self._wrote.get(key, 0)) <= asked:
+                self._new[key] = asked
+                self._new.move_to_end(key)
+                if len(self._new) > self.RECENT:
+                    self._new.popitem(last=False)
+        return journaled.fresh
 
     async def close(self) -> None:
         await self._journal.close()

@@ -4,6 +4,10 @@
 was (a message is acknowledged to the transport only once its journal row is committed).
 While one batch is being written, new rows gather for the next: under load a batch holds
 everything that arrived during the previous commit, and a lone message waits for nothing.
+
+The insert also says whether the sender had a customer row when it ran (a subquery in its
+RETURNING, no statement of its own): a first contact is known from the journal's write, so
+nothing of a customer who has nothing yet is read (`CustomerStore.is_new`).
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ import asyncio
 import sqlite3
 from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Table, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.models import InboundMessage
 from bot.stores.db import Database
+from bot.stores.memory_sql import MESSAGES, PROFILES  # created with the journal
 from bot.stores.sqlite_writer import sqlite_time
 from bot.text import scrub
 
@@ -25,23 +30,49 @@ MAX_BATCH = 500
 SQLITE_INSERT = (
     "INSERT INTO journal (tenant, msg_id, phone, chat, lid, push_name, kind, text, from_owner,"
     " received_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'received')"
-    " ON CONFLICT (tenant, msg_id) DO NOTHING")
+    " ON CONFLICT (tenant, msg_id) DO NOTHING RETURNING ")
+# Whether the sender had a customer row, or anything in the SQL memory (an owner's lines in
+# a chat the customer never wrote in, facts given another way), when it was journaled.
+KNOWN = ("EXISTS (SELECT 1 FROM {customers} c"
+         " WHERE c.tenant = {journal}.tenant AND c.phone = {journal}.phone)"
+         " OR EXISTS (SELECT 1 FROM {memory} m"
+         " WHERE m.tenant = {journal}.tenant AND m.phone = {journal}.phone)"
+         " OR EXISTS (SELECT 1 FROM {profiles} p"
+         " WHERE p.tenant = {journal}.tenant AND p.phone = {journal}.phone)")
+SQLITE_INSERT += KNOWN.format(customers="customers", journal="journal",
+                              memory=MESSAGES.name, profiles=PROFILES.name)
+
+
+class Journaled:
+    """What the journal's write found: the message is new (not seen before), and its sender
+    had a customer row when it was written (False: a first contact)."""
+
+    __slots__ = ("fresh", "known")
+
+    def __init__(self, fresh: bool, known: bool = True) -> None:
+        self.fresh = fresh
+        self.known = known
 
 
 class JournalWriter:
-    def __init__(self, db: Database, table: Table) -> None:
+    def __init__(self, db: Database, table: Table, customers: Table) -> None:
         self._db = db
         self._table = table
-        self._queue: list[tuple[InboundMessage, asyncio.Future[bool]]] = []
+        self._queue: list[tuple[InboundMessage, asyncio.Future[Journaled]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        # Spelled out: SQLAlchemy does not correlate a subquery in RETURNING to the table.
+        known: Any = literal_column(KNOWN.format(customers=customers.name, journal=table.name,
+                                                 memory=MESSAGES.name,
+                                                 profiles=PROFILES.name))
         self._pg_insert: Any = (postgresql.insert(table)
                                 .on_conflict_do_nothing(index_elements=["tenant", "msg_id"])
-                                .returning(table.c.msg_id))
+                                .returning(table.c.msg_id, known.label("known")))
         self.batches = 0  # commits made (benchmarks read it)
 
-    async def add(self, msg: InboundMessage) -> bool:
-        """Journal one message; True once committed, False when its id was seen before."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    async def add(self, msg: InboundMessage) -> Journaled:
+        """Journal one message; returns once committed (`fresh` False: its id was seen
+        before)."""
+        done: asyncio.Future[Journaled] = asyncio.get_running_loop().create_future()
         self._queue.append((msg, done))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="journal-group-commit")
@@ -63,9 +94,11 @@ class JournalWriter:
                 fresh = msg.msg_id in inserted and msg.msg_id not in seen
                 seen.add(msg.msg_id)
                 if not done.done():
-                    done.set_result(fresh)
+                    done.set_result(Journaled(fresh, inserted.get(msg.msg_id, True)))
 
-    async def _write(self, msgs: list[InboundMessage]) -> set[str]:
+    async def _write(self, msgs: list[InboundMessage]) -> dict[str, bool]:
+        """Insert the rows; returns the ids inserted, each with whether its sender had a
+        customer row."""
         raw = self._db.raw_writer
         if raw is not None:
             return await raw.run(lambda cur: _sqlite_batch(cur, msgs))
@@ -76,28 +109,29 @@ class JournalWriter:
                 for m in msgs]
         async with self._db.begin() as conn:
             if self._db.is_sqlite:  # an in-memory SQLite database: no writer thread
-                fresh: set[str] = set()
+                fresh: dict[str, bool] = {}
                 for row in rows:
                     stmt = sqlite.insert(self._table).values(**row).on_conflict_do_nothing(
                         index_elements=["tenant", "msg_id"])
                     if (await conn.execute(stmt)).rowcount:
-                        fresh.add(str(row["msg_id"]))
+                        fresh[str(row["msg_id"])] = True  # not asked: read as usual
                 return fresh
             result = await conn.execute(self._pg_insert, rows)
-            return {cast(str, r[0]) for r in result}
+            return {cast(str, r[0]): bool(r[1]) for r in result}
 
     async def close(self) -> None:
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
 
 
-def _sqlite_batch(cur: sqlite3.Cursor, msgs: list[InboundMessage]) -> set[str]:
-    fresh: set[str] = set()
+def _sqlite_batch(cur: sqlite3.Cursor, msgs: list[InboundMessage]) -> dict[str, bool]:
+    fresh: dict[str, bool] = {}
     for m in msgs:
         # NUL replaced as on PostgreSQL (which refuses it): one journal, whatever the backend.
-        cur.execute(SQLITE_INSERT, (m.tenant, m.msg_id, m.phone, scrub(m.chat), scrub(m.lid),
-                                    scrub(m.push_name), m.kind.value, scrub(m.text),
-                                    int(m.from_owner), sqlite_time(m.timestamp)))
-        if cur.rowcount == 1:
-            fresh.add(m.msg_id)
+        row = cur.execute(SQLITE_INSERT, (
+            m.tenant, m.msg_id, m.phone, scrub(m.chat), scrub(m.lid), scrub(m.push_name),
+            m.kind.value, scrub(m.text), int(m.from_owner), sqlite_time(m.timestamp),
+        )).fetchone()
+        if row is not None:  # None: the id was journaled before
+            fresh[m.msg_id] = bool(row[0])
     return fresh

@@ -6,6 +6,10 @@ compiled per turn: on SQLite they run as one function in the writer thread (one 
 PostgreSQL as prepared statements on one connection. With the memory in MongoDB the lines
 go there first and the rest is one SQL transaction.
 
+A first contact creates the customer's row in the same write (an upsert: a row made
+meanwhile is updated instead), and the follow-up jobs of a new customer (`JobRow`, the
+lifecycle rules' first job) go in with it, so a first contact is one transaction too.
+
 In a fleet the write is fenced: `stamp()` gives the number's lease (and raises when this
 node's lease lapsed), and the transaction first checks that the database still names this
 node the owner under that epoch (on PostgreSQL holding the lease row FOR SHARE until the
@@ -15,7 +19,7 @@ commit, so a takeover waits for it): a stale owner's turn is refused, never half
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -23,14 +27,25 @@ from typing import Any
 from sqlalchemy import text
 
 from bot.gateway.base import NotOwner
-from bot.models import CustomerKey, MemoryMessage
-from bot.stores.customers import Contact, utc_day
+from bot.models import CustomerKey, MemoryMessage, Stage
+from bot.stores.customer_rows import CUSTOMERS, customer_of
+from bot.stores.customers import Contact, Customer, customer_from_sqlite, utc_day
 from bot.stores.db import Database
 from bot.stores.memory_base import MemoryStore
 from bot.stores.memory_sql import INSERT_LINE, SqlMemoryStore, insert_lines, line_params
 from bot.stores.runs import INSERT_RUN, RunRow
 from bot.stores.sqlite_writer import sqlite_time
 from bot.text import scrub
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """A follow-up job written with the turn, as APScheduler's job store keeps it."""
+
+    table: str
+    id: str
+    next_run_time: float
+    job_state: bytes
 
 
 @dataclass(slots=True)
@@ -46,13 +61,17 @@ class TurnRecord:
     journal_ids: list[str] = field(default_factory=list)
     status: str = "answered"
     run: RunRow | None = None  # the run log's row ("why did it say that")
+    create: bool = False  # a first contact: the customer's row is made by this write
+    jobs: Sequence[JobRow] = ()  # follow-up jobs written with it
+    customer: Customer | None = None  # with `create`: the row as written (set by `write`)
 
 
 def _p(key: CustomerKey, rec: TurnRecord) -> dict[str, Any]:
     c = rec.contact
     return {"tenant": key.tenant, "phone": key.phone, "name": c.name, "wa_jid": c.wa_jid,
             "lid": c.lid, "n_in": rec.inbound, "n_out": rec.msgs_out, "t_in": rec.tokens_in,
-            "t_out": rec.tokens_out, "day": utc_day(rec.at)}
+            "t_out": rec.tokens_out, "day": utc_day(rec.at), "stage": Stage.LEAD.value,
+            "no": False}
 
 
 CUSTOMER_SQL = (
@@ -64,6 +83,26 @@ CUSTOMER_SQL = (
     " wa_jid = CASE WHEN :wa_jid <> '' THEN :wa_jid ELSE wa_jid END,"
     " lid = CASE WHEN :lid <> '' THEN :lid ELSE lid END"
     " WHERE tenant = :tenant AND phone = :phone")
+_COLUMNS = [c.name for c in CUSTOMERS.c]
+# First contact: the row as `CustomerStore.touch` makes it, counters and all; a row made
+# meanwhile (a tool's change, another path) is updated as CUSTOMER_SQL does.
+CREATE_SQL = (
+    "INSERT INTO customers (tenant, phone, wa_jid, lid, name, stage, opted_out,"
+    " first_contact, last_contact, last_inbound, msgs_in, msgs_out, tokens_in, tokens_out)"
+    " VALUES (:tenant, :phone, :wa_jid, :lid, :name, :stage, :no, :at, :at, :inbound_at,"
+    " :n_in, :n_out, :t_in, :t_out)"
+    " ON CONFLICT (tenant, phone) DO UPDATE SET last_contact = :at,"
+    " last_inbound = CASE WHEN :n_in > 0 THEN :at ELSE customers.last_inbound END,"
+    " msgs_in = customers.msgs_in + :n_in, msgs_out = customers.msgs_out + :n_out,"
+    " tokens_in = customers.tokens_in + :t_in, tokens_out = customers.tokens_out + :t_out,"
+    " name = CASE WHEN :name <> '' THEN :name ELSE customers.name END,"
+    " wa_jid = CASE WHEN :wa_jid <> '' THEN :wa_jid ELSE customers.wa_jid END,"
+    " lid = CASE WHEN :lid <> '' THEN :lid ELSE customers.lid END"
+    " RETURNING " + ", ".join(_COLUMNS))
+JOB_SQL = (
+    "INSERT INTO {table} (id, next_run_time, job_state) VALUES (:id, :t, :state)"
+    " ON CONFLICT (id) DO UPDATE SET next_run_time = excluded.next_run_time,"
+    " job_state = excluded.job_state")
 USAGE_SQL = (
     "INSERT INTO usage_daily (tenant, day, phone, msgs_out, tokens_in, tokens_out)"
     " VALUES (:tenant, :day, :phone, :n_out, :t_in, :t_out)"
@@ -81,6 +120,7 @@ _PG = {name: text(sql) for name, sql in (
     ("customer", CUSTOMER_SQL), ("usage", USAGE_SQL), ("message", MESSAGE_SQL),
     ("journal", JOURNAL_PG), ("journal_one", JOURNAL_ONE), ("lock", LOCK_PG),
     ("run", INSERT_RUN), ("fence", FENCE + " FOR SHARE"), ("fence_sqlite", FENCE))}
+_CREATE_PG = text(CREATE_SQL).columns(*CUSTOMERS.c)  # typed: times come back aware
 
 Stamp = Callable[[], dict[str, Any]]
 
@@ -101,7 +141,7 @@ class TurnWriter:
         self._memory = memory
         self._stamp = stamp
         # One transaction for everything only when the memory lives in this database.
-        self._together = isinstance(memory, SqlMemoryStore) and memory.database is db
+        self.together = isinstance(memory, SqlMemoryStore) and memory.database is db
         self.writes = 0
 
     async def write(self, rec: TurnRecord) -> list[MemoryMessage]:
@@ -110,7 +150,7 @@ class TurnWriter:
         lines = rec.messages
         stored: list[MemoryMessage] = []
         stamp = self._stamp() if self._stamp is not None else None  # raises when stale
-        if lines and not self._together:
+        if lines and not self.together:
             stored = await self._memory.append(rec.key, lines)
             lines = []
         raw = self._db.raw_writer
@@ -125,6 +165,7 @@ class TurnWriter:
                            stamp: dict[str, Any] | None) -> list[MemoryMessage]:
         key, params = rec.key, _p(rec.key, rec)
         stored: list[MemoryMessage] = []
+        created: Customer | None = None
         async with self._db.begin() as conn:
             if stamp is not None:
                 fence = _PG["fence_sqlite" if self._db.is_sqlite else "fence"]
@@ -135,7 +176,16 @@ class TurnWriter:
                 seq = (await conn.execute(_PG["message"], line_params(key, m))).scalar()
                 if seq is not None:
                     stored.append(replace(m, text=scrub(m.text), seq=int(seq)))
-            await conn.execute(_PG["customer"], {**params, "at": rec.at})
+            at = _engine_time(self._db, rec.at)
+            if rec.create:
+                row = (await conn.execute(_CREATE_PG, {
+                    **params, "at": at, "inbound_at": at if rec.inbound else None,
+                })).mappings().one()
+                created = customer_of(row)
+            else:
+                await conn.execute(_PG["customer"], {**params, "at": rec.at})
+            for job in rec.jobs:
+                await conn.execute(text(JOB_SQL.format(table=job.table)), _job_params(job))
             if rec.msgs_out or rec.tokens_in or rec.tokens_out:
                 await conn.execute(_PG["usage"], params)
             if rec.journal_ids:
@@ -149,6 +199,7 @@ class TurnWriter:
                                                         "ids": rec.journal_ids})
             if rec.run is not None:
                 await conn.execute(_PG["run"], rec.run.params(key, _engine_time(self._db, rec.at)))
+        rec.customer = created  # committed
         return stored
 
 
@@ -158,7 +209,15 @@ def _sqlite_turn(cur: sqlite3.Cursor, rec: TurnRecord, lines: list[MemoryMessage
     if stamp is not None:
         _fence(cur.execute(FENCE, stamp).fetchone(), stamp)
     stored = insert_lines(cur, key, lines)
-    cur.execute(CUSTOMER_SQL, {**params, "at": sqlite_time(rec.at)})
+    at = sqlite_time(rec.at)
+    if rec.create:
+        row = cur.execute(CREATE_SQL, {**params, "at": at,
+                                       "inbound_at": at if rec.inbound else None}).fetchone()
+        rec.customer = customer_from_sqlite(dict(zip(_COLUMNS, row, strict=True)))
+    else:
+        cur.execute(CUSTOMER_SQL, {**params, "at": at})
+    for job in rec.jobs:
+        cur.execute(JOB_SQL.format(table=job.table), _job_params(job))
     if rec.msgs_out or rec.tokens_in or rec.tokens_out:
         cur.execute(USAGE_SQL, params)
     for msg_id in rec.journal_ids:
@@ -166,6 +225,10 @@ def _sqlite_turn(cur: sqlite3.Cursor, rec: TurnRecord, lines: list[MemoryMessage
     if rec.run is not None:
         cur.execute(INSERT_RUN, rec.run.params(key, sqlite_time(rec.at)))
     return stored
+
+
+def _job_params(job: JobRow) -> dict[str, Any]:
+    return {"id": job.id, "t": job.next_run_time, "state": job.job_state}
 
 
 def _engine_time(db: Database, at: datetime) -> datetime | str:
