@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.fleet.tables import LeaseRow, NodeRow
 from bot.gateway.base import NotOwner
@@ -122,6 +123,12 @@ class Leases:
             # claim of the node published.
             " console_url = CASE WHEN :url = '' THEN fleet_nodes.console_url ELSE :url END,"
             " host = :host, pid = :pid")
+        # On PostgreSQL a turn's write holds the lease row FOR KEY SHARE until its commit
+        # (`bot.stores.turn_writer`), which a renewal (expires_at only) does not wait for: a
+        # stream of overlapping turns never holds the renewal back. A change of owner must
+        # wait for those writes, so it first locks the row FOR UPDATE.
+        self._hold = None if db.is_sqlite else text(
+            "SELECT 1 FROM number_leases WHERE number = :n FOR UPDATE")
         self._now = text(f"SELECT {now}")
         # (numbers, held by this node, live nodes): what a fair share is computed from.
         self._counts = text(
@@ -152,10 +159,16 @@ class Leases:
             async with self.db.begin() as conn:
                 await conn.execute(self._ensure, rows)
 
+    async def _change_of_owner(self, conn: AsyncConnection, number: str) -> None:
+        """Wait for the turn writes that hold the number's lease row (PostgreSQL)."""
+        if self._hold is not None:
+            await conn.execute(self._hold, {"n": number})
+
     async def acquire(self, number: str) -> Lease | None:
         """Take the number when it is free or its lease expired; None when another holds it."""
         started = time.monotonic()
         async with self.db.begin() as conn:
+            await self._change_of_owner(conn, number)
             epoch = (await conn.execute(self._acquire, {
                 "me": self.node, "ttl": self.ttl, "n": number})).scalar()
         return None if epoch is None else self.lease_for(number, int(epoch), started)
@@ -165,6 +178,7 @@ class Leases:
         longer exists): no need to wait for its lease to lapse."""
         started = time.monotonic()
         async with self.db.begin() as conn:
+            await self._change_of_owner(conn, number)
             epoch = (await conn.execute(self._take, {
                 "me": self.node, "ttl": self.ttl, "n": number, "dead": dead})).scalar()
         return None if epoch is None else self.lease_for(number, int(epoch), started)
@@ -185,6 +199,7 @@ class Leases:
         """Give the number back at once (drain, rebalancing)."""
         lease.lost = True
         async with self.db.begin() as conn:
+            await self._change_of_owner(conn, lease.number)
             await conn.execute(self._release, {"me": self.node, "n": lease.number,
                                                "e": lease.epoch})
 

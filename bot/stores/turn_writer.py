@@ -12,8 +12,9 @@ lifecycle rules' first job) go in with it, so a first contact is one transaction
 
 In a fleet the write is fenced: `stamp()` gives the number's lease (and raises when this
 node's lease lapsed), and the transaction first checks that the database still names this
-node the owner under that epoch (on PostgreSQL holding the lease row FOR SHARE until the
-commit, so a takeover waits for it): a stale owner's turn is refused, never half-written.
+node the owner under that epoch (on PostgreSQL holding the lease row FOR KEY SHARE until the
+commit, so a takeover, which locks the row FOR UPDATE, waits for it, while a renewal, which
+changes no key, does not): a stale owner's turn is refused, never half-written.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ FENCE = "SELECT 1 FROM number_leases WHERE number = :n AND owner = :me AND epoch
 _PG = {name: text(sql) for name, sql in (
     ("customer", CUSTOMER_SQL), ("usage", USAGE_SQL), ("message", MESSAGE_SQL),
     ("journal", JOURNAL_PG), ("journal_one", JOURNAL_ONE), ("lock", LOCK_PG),
-    ("run", INSERT_RUN), ("fence", FENCE + " FOR SHARE"), ("fence_sqlite", FENCE))}
+    ("run", INSERT_RUN), ("fence", FENCE + " FOR KEY SHARE"), ("fence_sqlite", FENCE))}
 _CREATE_PG = text(CREATE_SQL).columns(*CUSTOMERS.c)  # typed: times come back aware
 
 Stamp = Callable[[], dict[str, Any]]

@@ -1,0 +1,45 @@
+"""On PostgreSQL a turn's write held the number's lease row FOR SHARE until its commit, and
+the lease renewal (an UPDATE of that row) waited for every such lock: under load overlapping
+turns kept the row share-locked, the renewal came too late, the node's lease ran out on its
+own clock and its turns were refused (then answered again once the number was taken back).
+A renewal now passes the turns' lock; a change of owner still waits for them, so a stale
+owner's turn can never commit after another node took the number."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+import bot.wiring  # noqa: F401  (every table, the fleet's included)
+from bot.fleet.lease import Leases
+from bot.stores.db import Database
+from bot.stores.turn_writer import _PG
+from tests.conftest import _postgres_url
+
+
+@pytest.fixture
+async def db() -> Database:
+    database = Database(_postgres_url())
+    await database.create_all()
+    yield database
+    await database.close()
+
+
+async def test_a_renewal_passes_a_turns_write_and_a_takeover_waits_for_it(db: Database) -> None:
+    number = f"n-{uuid.uuid4().hex[:8]}"
+    owner = Leases(db, "node-1", 0.6)
+    await owner.ensure([number])
+    lease = await owner.acquire(number)
+    assert lease is not None
+    stamp = {"n": number, "me": "node-1", "e": lease.epoch}
+    async with db.begin() as turn:  # a turn's write, fence taken, not yet committed
+        assert (await turn.execute(_PG["fence"], stamp)).first() is not None
+        assert await asyncio.wait_for(owner.renew(lease), 3)  # not held back by the turn
+        await asyncio.sleep(0.7)  # the lease lapses in the database; another node takes it
+        takeover = asyncio.create_task(Leases(db, "node-2", 30).acquire(number))
+        await asyncio.sleep(0.5)
+        assert not takeover.done()  # it waits for the turn's write to commit
+    taken = await asyncio.wait_for(takeover, 5)
+    assert taken is not None and taken.epoch == lease.epoch + 1
