@@ -10,6 +10,7 @@ to the number's event hub (`bot.events.hub`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -76,6 +77,9 @@ class Chats:
         self.tasks: set[asyncio.Task[None]] = set()
         self.turns = 0
         self.failures = 0
+        # Told the journal ids of a turn dropped because this node may not act for the
+        # number (`Inbox` forgets it routed them, so its next catch-up routes them again).
+        self.dropped: Callable[[list[str]], None] | None = None
 
     # --- queueing ------------------------------------------------------------------------
 
@@ -256,6 +260,8 @@ class Chats:
             self.turns += 1
         except NotOwner as exc:  # another node serves the number: it answers from the journal
             log.warning("turn dropped here, the message stays in the journal: {}", exc)
+            if self.dropped is not None:  # or this one, once its lease is renewed in time
+                self.dropped(ids)
             await self.events.tell(TURN_DONE, key)
             return
         except Exception:

@@ -76,6 +76,7 @@ class Inbox:
         # whose turn is running and route it a second time at the next catch-up.
         self._routed: dict[str, int] = {}
         self._ticks = itertools.count(1)
+        chats.dropped = self._dropped
 
     @property
     def tasks(self) -> set[asyncio.Task[None]]:
@@ -123,6 +124,15 @@ class Inbox:
             "phone": msg.phone, "msg_id": msg.msg_id, "kind": msg.kind.value,
             "text": msg.text, "from_owner": msg.from_owner})
         return await self._route(msg)
+
+    def _dropped(self, msg_ids: list[str]) -> None:
+        """A turn was dropped because this node could not act for the number then (its
+        lease ran out on its own clock before a renewal came through, or another node took
+        it): the messages stay in the journal, and the next catch-up routes them again,
+        here if the lease was renewed, else on the node that holds the number now."""
+        for msg_id in msg_ids:
+            self._routed.pop(msg_id, None)
+            self._recovered.discard(msg_id)
 
     def _unroute(self, msg_id: str, previous: int | None) -> None:
         if previous is None:
@@ -203,7 +213,8 @@ class Inbox:
             routed += 1
             await self._route(msg)
         if routed:
-            logger.info("{} message(s) journaled by another node routed here", routed)
+            logger.info("{} journaled message(s) routed here (journaled by another node, or dropped"
+                        " here while the lease was not renewed in time)", routed)
         return routed
 
     def serve(self) -> None:
