@@ -63,6 +63,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.bench.loopback import APP_SECRET, PHONE_NUMBER_ID, TOKEN  # noqa: E402
 from tests.fakes.chaos import Daemon  # noqa: E402
+from tests.fakes.databases import fresh_database  # noqa: E402
 from tests.fakes.meta_webhooks import sign  # noqa: E402
 from tests.fakes.meta_webhooks import text as webhook_text  # noqa: E402
 
@@ -262,10 +263,6 @@ def daemon_env(workdir: Path, code: Path, model: str, graph: str, tenant: str,
         "WABOT_INBOX__DEBOUNCE_SECONDS": "0.2",
         "WABOT_INBOX__MAX_CONCURRENT_TURNS": str(turns),
         "WABOT_MEMORY__INSIGHTS": "false",
-        # A first-contact round on this loaded 2-core machine can hold the SQLite writer
-        # (which also renews the number's lease) past the lease's local validity: turns are
-        # then dropped and stay unanswered in the journal. Not what is measured here.
-        "WABOT_FLEET__LEASE_SECONDS": "120",
     })
     if database_url:
         env["WABOT_DATABASE_URL"] = database_url
@@ -276,7 +273,11 @@ async def measure_wabot(driver: Driver, label: str, code: Path, model: str, grap
                         customers: int, turns: int, prefix: str, rate: float,
                         latency: float, database_url: str = ""
                         ) -> tuple[Phase, Phase, float, Paced | None]:
-    with tempfile.TemporaryDirectory(prefix="wabot-bench-") as tmp:
+    # PostgreSQL: a database of its own per run, or the daemon would serve what an earlier
+    # run left in the journal (its numbers join this one's fleet).
+    with tempfile.TemporaryDirectory(prefix="wabot-bench-") as tmp, \
+            (fresh_database("bench_cloud", database_url) if database_url
+             else contextlib.nullcontext("")) as database_url:
         workdir = Path(tmp)
         tenant = f"bench{prefix}{int(time.time())}"
         daemon = Daemon(workdir, daemon_env(workdir, code, model, graph, tenant, turns,
@@ -443,7 +444,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2, help="model seconds")
     parser.add_argument("--graph-latency", type=float, default=0.0, help="Graph seconds")
     parser.add_argument("--turns", type=int, default=256, help="max_concurrent_turns")
-    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/h3")
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test",
+                        help="the PostgreSQL server (a fresh database per run is made there)")
     parser.add_argument("--no-postgres", dest="database_url", action="store_const", const="")
     parser.add_argument("--bursts", type=int, nargs="*", default=[64, 1000, 10000])
     parser.add_argument("--compare", type=Path, default=None,
