@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg2
+import pytest
 from sqlalchemy.engine import make_url
 
 
@@ -34,3 +36,21 @@ def _execute(url: str, statement: str) -> None:
         conn.cursor().execute(statement)
     finally:
         conn.close()
+
+
+def db_url_of_its_own(prefix: str) -> Callable[..., Iterator[str]]:
+    """A module's `db_url` fixture (SQLite, then PostgreSQL) whose PostgreSQL database is
+    made for each test: for tests whose process registers its number (a lease) or lists the
+    numbers registered, since a node serves every number found in its database."""
+
+    @pytest.fixture(params=["sqlite", "postgres"])
+    def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+        if request.param == "sqlite":
+            yield f"sqlite:///{tmp_path / 'wabot.db'}"
+            return
+        if not os.environ.get("WABOT_TEST_POSTGRES_URL"):
+            pytest.skip("WABOT_TEST_POSTGRES_URL is not set: PostgreSQL tests need a server URL")
+        with fresh_database(prefix) as url:
+            yield url
+
+    return db_url

@@ -7,9 +7,15 @@ import asyncio
 import time
 from typing import Any
 
+from tests.fakes.databases import db_url_of_its_own
 from tests.fakes.pipeline import pipeline
 
 ANA = "+5215512345678"
+
+
+# A node holding a lease registers its number; a node serves every number registered in its
+# database: a PostgreSQL database of its own per test.
+db_url = db_url_of_its_own("catch_up")
 
 
 async def test_a_catch_up_that_read_the_journal_before_a_feed_wrote_it_does_not_route_it_twice(

@@ -12,12 +12,16 @@ import httpx
 import pytest
 
 from bot.models import CustomerKey
+from tests.fakes.databases import db_url_of_its_own
 from tests.fakes.pipeline import Pipeline, make_settings, pipeline
 from tests.web.conftest import TOKEN, client
 
 ANA = "+5215512345678"
 BOB = "+14155550123"
 HTML = {"Accept": "text/html"}
+
+# The fleet page lists every number registered in the database: one of its own per test.
+db_url = db_url_of_its_own("fleet_console")
 
 
 @dataclass
