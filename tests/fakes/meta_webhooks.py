@@ -9,6 +9,7 @@ import hmac
 import itertools
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -97,3 +98,27 @@ async def deliver(client: httpx.AsyncClient, url: str | Any, payload: dict[str, 
         await asyncio.sleep(wait)
         wait = min(retry_cap, wait * 2)
     raise AssertionError("unreachable")
+
+
+class Intake:
+    """What a Cloud API webhook router hands its messages to (`webhook_router`'s receiver),
+    recording them: for tests of the route alone, with no gateway behind it."""
+
+    tenant = "t"
+
+    def __init__(self) -> None:
+        from bot.clock import VirtualClock
+        from bot.settings import CloudSettings
+
+        self.s = CloudSettings(phone_number_id=PHONE_NUMBER_ID, app_secret=APP_SECRET,
+                               verify_token=VERIFY_TOKEN)
+        self.clock = VirtualClock(datetime(2026, 1, 5, 15, 0, tzinfo=UTC))
+        self.messages: list[Any] = []
+        self.statuses: list[Any] = []
+
+    async def dispatch(self, message: Any) -> None:
+        self.messages.append(message)
+
+    async def record_status(self, change: Any) -> None:
+        self.statuses.append(change)
+

@@ -8,35 +8,16 @@ limit) stays, and every other path is the console's as before."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import httpx
 
-from bot.clock import VirtualClock
 from bot.gateway.cloud.webhook import MAX_BODY, PATH, SIGNATURE, webhook_router
-from bot.settings import CloudSettings, HttpSettings
+from bot.settings import HttpSettings
 from bot.web.server import WebServer
 from tests.fakes import meta_webhooks as meta
-from tests.fakes.pipeline import START
 
 
-class Receiver:
-    tenant = "t"
-
-    def __init__(self) -> None:
-        self.s = CloudSettings(phone_number_id=meta.PHONE_NUMBER_ID,
-                               app_secret=meta.APP_SECRET, verify_token=meta.VERIFY_TOKEN)
-        self.clock = VirtualClock(START)
-        self.journaled: list[Any] = []
-
-    async def dispatch(self, message: Any) -> None:
-        self.journaled.append(message)
-
-    async def record_status(self, change: Any) -> None:
-        pass
-
-
-def served(receiver: Receiver) -> httpx.AsyncClient:
+def served(receiver: meta.Intake) -> httpx.AsyncClient:
     """What `wabot run`'s console serves (no console behind it: only the routing counts)."""
     server = WebServer(None, None, HttpSettings(),  # type: ignore[arg-type]
                        extra_routers=[webhook_router(receiver)])
@@ -45,19 +26,19 @@ def served(receiver: Receiver) -> httpx.AsyncClient:
 
 
 async def test_the_webhook_is_answered_ahead_of_the_console_stack():
-    receiver = Receiver()
+    receiver = meta.Intake()
     body = json.dumps(meta.text("5215512345678", "hola", msg_id="wamid.A1")).encode()
     async with served(receiver) as http:
         answer = await http.post(PATH, content=body, headers={SIGNATURE: meta.sign(body)})
         console = await http.get("/no-such-page")
     assert answer.status_code == 200 and answer.text == "ok"
-    assert [m.msg_id for m in receiver.journaled] == ["wamid.A1"]
+    assert [m.msg_id for m in receiver.messages] == ["wamid.A1"]
     assert "content-security-policy" not in answer.headers  # the console's middleware
     assert console.status_code == 404 and "content-security-policy" in console.headers
 
 
 async def test_what_the_webhook_checks_itself_still_holds():
-    receiver = Receiver()
+    receiver = meta.Intake()
     nested = b"[" * 5000 + b"]" * 5000
     huge = b'{"entry": "' + b"x" * MAX_BODY + b'"}'
     async with served(receiver) as http:
@@ -72,4 +53,4 @@ async def test_what_the_webhook_checks_itself_still_holds():
     assert (unsigned.status_code, deep.status_code, large.status_code) == (401, 400, 413)
     assert (handshake.status_code, handshake.text) == (200, "7")
     assert wrong.status_code == 403 and other.status_code == 405
-    assert receiver.journaled == []
+    assert receiver.messages == []
