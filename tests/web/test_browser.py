@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import segno
@@ -121,6 +124,26 @@ async def history(p) -> None:
         await conn.execute(insert(USAGE), usage)
 
 
+@asynccontextmanager
+async def console_page(p, openai_server, viewport: dict[str, int]) -> AsyncIterator[Any]:
+    """The console of `p`, seeded with customers and a month of history, open in Chromium
+    at `viewport` and logged in with a one-time link."""
+    from playwright.async_api import async_playwright
+
+    p._server = openai_server
+    await seed(p)
+    await history(p)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM,
+                                           args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = await browser.new_page(viewport=viewport, color_scheme="light")
+            await page.goto(f"{p.app.web.url}/login?code={login_code(TOKEN)}")
+            yield page
+        finally:
+            await browser.close()
+
+
 async def light_and_dark(page, path: Path) -> None:
     """The page as it is, then as a browser set to dark shows it (`NAME-dark.png`)."""
     await page.screenshot(path=str(path), full_page=True)
@@ -132,7 +155,7 @@ async def light_and_dark(page, path: Path) -> None:
 async def test_owner_logs_in_sees_the_qr_then_pauses_and_writes_as_the_business(
         sqlite_only, console_settings, openai_server, tmp_path):
     _browser_or_skip()
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     from bot.clock import VirtualClock
 
@@ -141,67 +164,55 @@ async def test_owner_logs_in_sees_the_qr_then_pauses_and_writes_as_the_business(
     gateway = LinkingGateway(clock, console_settings.state_dir)
     shots = ROOT / os.environ["WABOT_SCREENSHOTS"] if os.environ.get("WABOT_SCREENSHOTS") \
         else tmp_path
-    async with pipeline(console_settings, clock=clock, gateway=gateway, serve_http=True) as p:
-        p._server = openai_server
-        await seed(p)
-        await history(p)
-        base = p.app.web.url
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM,
-                                               args=["--no-sandbox", "--disable-gpu"])
-            try:
-                page = await browser.new_page(viewport={"width": 1000, "height": 1300},
-                                              color_scheme="light")
-                await page.goto(f"{base}/login?code={login_code(TOKEN)}")
-                status = page.get_by_test_id("connection-status")
-                await expect(status).to_contain_text("waiting for QR scan")
-                qr = page.get_by_alt_text("QR code to link WhatsApp")
-                await expect(qr).to_be_visible()
-                assert await qr.evaluate("img => img.naturalWidth") > 0  # the PNG loaded
-                gateway.scanned()  # the page follows without a reload
-                await expect(status).to_contain_text("connected as +52155****5678",
-                                                     timeout=10_000)
-                await expect(qr).to_have_count(0)
-                await expect(page.locator("#pair")).to_have_count(0)  # nothing left to pair
-                await light_and_dark(page, shots / "console-dashboard.png")
+    async with (pipeline(console_settings, clock=clock, gateway=gateway, serve_http=True) as p,
+                console_page(p, openai_server, {"width": 1000, "height": 1300}) as page):
+        status = page.get_by_test_id("connection-status")
+        await expect(status).to_contain_text("waiting for QR scan")
+        qr = page.get_by_alt_text("QR code to link WhatsApp")
+        await expect(qr).to_be_visible()
+        assert await qr.evaluate("img => img.naturalWidth") > 0  # the PNG loaded
+        gateway.scanned()  # the page follows without a reload
+        await expect(status).to_contain_text("connected as +52155****5678",
+                                             timeout=10_000)
+        await expect(qr).to_have_count(0)
+        await expect(page.locator("#pair")).to_have_count(0)  # nothing left to pair
+        await light_and_dark(page, shots / "console-dashboard.png")
 
-                await page.get_by_role("link", name="Customers").click()
-                await page.get_by_role("link", name="Ana").click()
-                pause_state = page.get_by_test_id("pause-state")
-                await expect(pause_state).to_contain_text("on: the agent answers")
-                await page.get_by_role("button", name="Pause the agent").click()
-                await expect(pause_state).to_contain_text("off: the agent is silent")
-                await page.get_by_role("button", name="Resume the agent").click()
-                await expect(pause_state).to_contain_text("on: the agent answers")
-                typed = "Ana, soy Rosa: te guardo también el monedero azul 😊"
-                box = page.get_by_label("Send as the business")
-                await box.fill(typed)
-                gateway.went_offline()  # a failed send changes nothing and says why
-                await page.get_by_role("button", name="Send", exact=True).click()
-                await expect(page.get_by_role("alert")).to_contain_text(
-                    "Not sent: WhatsApp is not connected")
-                await expect(box).to_have_value(typed)
-                await expect(pause_state).to_contain_text("on: the agent answers")
-                await page.screenshot(path=str(tmp_path / "console-not-sent.png"), full_page=True)
-                gateway.scanned()
-                await page.evaluate(  # how the form looks once submitted, kept over the load
-                    "() => document.addEventListener('submit', () => {"
-                    " const b = document.querySelector('form.send button');"
-                    " sessionStorage.setItem('sending', JSON.stringify([b.textContent,"
-                    " b.disabled])); })")
-                await page.get_by_role("button", name="Send", exact=True).click()
-                await expect(page.get_by_role("status")).to_contain_text("Sent as the business")
-                assert await page.evaluate("() => JSON.parse(sessionStorage.getItem('sending'))"
-                                           ) == ["Sending…", True]
-                await expect(page.get_by_role("alert")).to_have_count(0)
-                await expect(pause_state).to_contain_text("paused until")
-                await page.set_viewport_size({"width": 420, "height": 900})  # a phone
-                await light_and_dark(page, shots / "console-conversation-phone.png")
-                await page.get_by_role("link", name="why did it say that?").first.click()
-                await expect(page.get_by_role("heading", name="Why did it say that?")
-                             ).to_be_visible()
-            finally:
-                await browser.close()
+        await page.get_by_role("link", name="Customers").click()
+        await page.get_by_role("link", name="Ana").click()
+        pause_state = page.get_by_test_id("pause-state")
+        await expect(pause_state).to_contain_text("on: the agent answers")
+        await page.get_by_role("button", name="Pause the agent").click()
+        await expect(pause_state).to_contain_text("off: the agent is silent")
+        await page.get_by_role("button", name="Resume the agent").click()
+        await expect(pause_state).to_contain_text("on: the agent answers")
+        typed = "Ana, soy Rosa: te guardo también el monedero azul 😊"
+        box = page.get_by_label("Send as the business")
+        await box.fill(typed)
+        gateway.went_offline()  # a failed send changes nothing and says why
+        await page.get_by_role("button", name="Send", exact=True).click()
+        await expect(page.get_by_role("alert")).to_contain_text(
+            "Not sent: WhatsApp is not connected")
+        await expect(box).to_have_value(typed)
+        await expect(pause_state).to_contain_text("on: the agent answers")
+        await page.screenshot(path=str(tmp_path / "console-not-sent.png"), full_page=True)
+        gateway.scanned()
+        await page.evaluate(  # how the form looks once submitted, kept over the load
+            "() => document.addEventListener('submit', () => {"
+            " const b = document.querySelector('form.send button');"
+            " sessionStorage.setItem('sending', JSON.stringify([b.textContent,"
+            " b.disabled])); })")
+        await page.get_by_role("button", name="Send", exact=True).click()
+        await expect(page.get_by_role("status")).to_contain_text("Sent as the business")
+        assert await page.evaluate("() => JSON.parse(sessionStorage.getItem('sending'))"
+                                   ) == ["Sending…", True]
+        await expect(page.get_by_role("alert")).to_have_count(0)
+        await expect(pause_state).to_contain_text("paused until")
+        await page.set_viewport_size({"width": 420, "height": 900})  # a phone
+        await light_and_dark(page, shots / "console-conversation-phone.png")
+        await page.get_by_role("link", name="why did it say that?").first.click()
+        await expect(page.get_by_role("heading", name="Why did it say that?")
+                     ).to_be_visible()
     assert p.texts_to(ANA)[-1] == "Ana, soy Rosa: te guardo también el monedero azul 😊"
 
 
@@ -217,8 +228,6 @@ async def test_on_a_phone_chart_labels_stay_readable_and_no_page_overflows(
     and no page is wider than the phone. `/connection` opened directly is a styled page and
     `/favicon.ico` answers. With WABOT_SCREENSHOTS the Spanish phone dashboard is kept."""
     _browser_or_skip()
-    from playwright.async_api import async_playwright
-
     from bot.clock import VirtualClock
 
     clock = VirtualClock(START)
@@ -231,40 +240,29 @@ async def test_on_a_phone_chart_labels_stay_readable_and_no_page_overflows(
         state.mkdir(parents=True, exist_ok=True)
         async with pipeline(settings, clock=clock, business=business,
                             serve_http=True) as p:
-            p._server = openai_server
-            await seed(p)
-            await history(p)
             base = p.app.web.url
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(executable_path=CHROMIUM,
-                                                   args=["--no-sandbox", "--disable-gpu"])
-                try:
-                    page = await browser.new_page(viewport={"width": 390, "height": 844},
-                                                  color_scheme="light")
-                    await page.goto(f"{base}/login?code={login_code(TOKEN)}")
-                    sizes = await page.eval_on_selector_all(
-                        LABELS, "els => els.map(e => [e.textContent,"
-                        " parseFloat(getComputedStyle(e).fontSize),"
-                        " e.getBoundingClientRect().width])")
-                    assert len(sizes) == 3 * 2 + 4 * 2, sizes  # 3 charts, 4 funnel rows
-                    assert [s for s in sizes if s[1] < 11 or s[2] <= 0] == [], language
-                    assert await page.locator("svg text").count() == 0
-                    if language == "es":
-                        assert "prospectos" in [s[0] for s in sizes]
-                        await page.screenshot(path=str(shots / "console-dashboard-es-phone.png"),
-                                              full_page=True)
-                    for path in ["/", "/customers", "/customers/5215512345678", "/alerts",
-                                 "/runs/1"]:
-                        await page.goto(base + path)
-                        wide = await page.evaluate(
-                            "() => document.documentElement.scrollWidth")
-                        assert wide <= 390, f"{path} is {wide} px wide in {language}"
-                    await page.goto(f"{base}/connection")  # opened directly: a page
-                    assert await page.evaluate(
-                        "() => getComputedStyle(document.querySelector('header'))"
-                        ".backgroundColor") != "rgba(0, 0, 0, 0)"
-                    icon = await page.request.get(f"{base}/favicon.ico")
-                    assert icon.status == 200 and icon.headers["content-type"].startswith(
-                        "image/")
-                finally:
-                    await browser.close()
+            async with console_page(p, openai_server, {"width": 390, "height": 844}) as page:
+                sizes = await page.eval_on_selector_all(
+                    LABELS, "els => els.map(e => [e.textContent,"
+                    " parseFloat(getComputedStyle(e).fontSize),"
+                    " e.getBoundingClientRect().width])")
+                assert len(sizes) == 3 * 2 + 4 * 2, sizes  # 3 charts, 4 funnel rows
+                assert [s for s in sizes if s[1] < 11 or s[2] <= 0] == [], language
+                assert await page.locator("svg text").count() == 0
+                if language == "es":
+                    assert "prospectos" in [s[0] for s in sizes]
+                    await page.screenshot(path=str(shots / "console-dashboard-es-phone.png"),
+                                          full_page=True)
+                for path in ["/", "/customers", "/customers/5215512345678", "/alerts",
+                             "/runs/1"]:
+                    await page.goto(base + path)
+                    wide = await page.evaluate(
+                        "() => document.documentElement.scrollWidth")
+                    assert wide <= 390, f"{path} is {wide} px wide in {language}"
+                await page.goto(f"{base}/connection")  # opened directly: a page
+                assert await page.evaluate(
+                    "() => getComputedStyle(document.querySelector('header'))"
+                    ".backgroundColor") != "rgba(0, 0, 0, 0)"
+                icon = await page.request.get(f"{base}/favicon.ico")
+                assert icon.status == 200 and icon.headers["content-type"].startswith(
+                    "image/")
