@@ -13,7 +13,8 @@ are not behind the console's token). A fixed path whose endpoint is a plain ASGI
 Cloud API webhook) is served by `WebServer` ahead of the console's middleware and routing
 (`Ahead`): it brings its own checks, and the console's cost it more than its own work.
 `WebServer.start()` binds the socket (a port in use fails the start with a message) and
-serves in a task; `stop()` finishes requests in flight and closes. Uvicorn's own signal handling is off: the daemon owns SIGTERM.
+serves in a task; `stop()` finishes requests in flight and closes. Uvicorn's own signal
+handling is off: the daemon owns SIGTERM.
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ class WebhookServer:
         app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
         app.include_router(router)
         self._server = _Server(uvicorn.Config(
-            Ahead.of(app, [router]), host=host, port=port, log_config=None, access_log=False, lifespan="off",
-            ws="none", timeout_graceful_shutdown=5))
+            Ahead.of(app, [router]), host=host, port=port, log_config=None, access_log=False,
+            lifespan="off", ws="none", timeout_graceful_shutdown=5))
         self._task: asyncio.Task[None] | None = None
         self.address_file = address_file
         self.address = ""
