@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.app import App
 from bot.business import Business
-from bot.clock import VirtualClock
+from bot.clock import SystemClock, VirtualClock
 from bot.gateway.memory import MemoryGateway
 from bot.models import InboundMessage, MessageKind
 from bot.settings import Settings, load_settings
@@ -88,6 +88,19 @@ async def pipeline(settings: Settings, *, clock: VirtualClock | None = None,
     finally:
         await p.settle()
         await p.app.stop()
+
+
+@asynccontextmanager
+async def on_the_real_clock(settings: Settings) -> AsyncIterator[tuple[App, MemoryGateway]]:
+    """The App started on the system clock, open all day: APScheduler runs its own timer
+    (for tests of what it does by itself, in real time)."""
+    gateway = MemoryGateway(SystemClock())
+    app = App(settings, gateway, clock=gateway.clock, business=Business(name="Always open"))
+    await app.start()
+    try:
+        yield app, gateway
+    finally:
+        await app.stop()
 
 
 async def eventually(condition: Callable[[], object], within: float = 5.0) -> None:

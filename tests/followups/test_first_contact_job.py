@@ -10,13 +10,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.app import App
-from bot.business import Business
-from bot.clock import SystemClock
 from bot.followups.store import FollowUp
-from bot.gateway.memory import MemoryGateway
 from bot.models import CustomerKey, InboundMessage
-from tests.fakes.pipeline import START, pipeline
+from tests.fakes.pipeline import START, on_the_real_clock, pipeline
 from tests.followups.test_followups import (  # noqa: F401 (fixtures)
     ANA,
     BOB,
@@ -65,11 +61,8 @@ async def test_apscheduler_looks_again_only_for_a_job_due_before_its_planned_wak
     """With the real clock, each look at the job table is two SELECTs on the event loop:
     a first contact's job due after the wake-up APScheduler planned does not ask for one."""
     settings = configure(rules=[LEAD_RULE], send_hours="00:00-23:59", spread_minutes=0)
-    clock = SystemClock()
-    gateway = MemoryGateway(clock)
-    app = App(settings, gateway, clock=clock, business=Business(name="Always open"))
-    await app.start()
-    try:
+    async with on_the_real_clock(settings) as (app, gateway):
+        clock = gateway.clock
         f = app.unit.followups
         assert f is not None and not f.own_timer
         looks: list[float] = []
@@ -102,5 +95,3 @@ async def test_apscheduler_looks_again_only_for_a_job_due_before_its_planned_wak
         assert {fu.kind for fu in await f.pending(BOB, limit=5)} == {"lead_silent"}
         planned = f.scheduler._timeout.when() - asyncio.get_running_loop().time()
         assert timedelta(seconds=planned) <= timedelta(hours=24)
-    finally:
-        await app.stop()

@@ -12,15 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from bot.app import App
-from bot.business import Business
-from bot.clock import SystemClock
 from bot.followups import FollowUp
 from bot.followups.pending import PendingCache
-from bot.gateway.memory import MemoryGateway
 from bot.models import CustomerKey
 from bot.stores.customers import Contact
-from tests.fakes.pipeline import START, pipeline
+from tests.fakes.pipeline import START, on_the_real_clock, pipeline
 
 ANA = "+5215512345678"
 KINDS = ["agent", "lead_silent"]
@@ -104,11 +100,8 @@ async def test_schedule_cancel_and_firing_keep_the_cache_true(settings, openai_s
 
 async def test_a_job_apscheduler_runs_leaves_the_cache(settings, openai_server):
     openai_server.reply("Checking in!", match="checking in")
-    clock = SystemClock()
-    gateway = MemoryGateway(clock)
-    app = App(settings, gateway, clock=clock, business=Business(name="Always open"))
-    await app.start()
-    try:
+    async with on_the_real_clock(settings) as (app, gateway):
+        clock = gateway.clock
         f = app.unit.followups
         assert f is not None and not f.own_timer
         key = CustomerKey(settings.tenant, ANA)
@@ -121,5 +114,3 @@ async def test_a_job_apscheduler_runs_leaves_the_cache(settings, openai_server):
             assert loop.time() < deadline, "APScheduler did not run the follow-up"
             await asyncio.sleep(0.02)  # APScheduler's own timer: real time
         assert f.cache.get(ANA, ["agent"]) == []
-    finally:
-        await app.stop()
