@@ -19,13 +19,14 @@ changes no key, does not): a stale owner's turn is refused, never half-written.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 
 from bot.gateway.base import NotOwner
 from bot.models import CustomerKey, MemoryMessage, Stage
@@ -186,7 +187,7 @@ class TurnWriter:
             else:
                 await conn.execute(_PG["customer"], {**params, "at": rec.at})
             for job in rec.jobs:
-                await conn.execute(text(JOB_SQL.format(table=job.table)), _job_params(job))
+                await conn.execute(_job_insert(job.table), _job_params(job))
             if rec.msgs_out or rec.tokens_in or rec.tokens_out:
                 await conn.execute(_PG["usage"], params)
             if rec.journal_ids:
@@ -226,6 +227,12 @@ def _sqlite_turn(cur: sqlite3.Cursor, rec: TurnRecord, lines: list[MemoryMessage
     if rec.run is not None:
         cur.execute(INSERT_RUN, rec.run.params(key, sqlite_time(rec.at)))
     return stored
+
+
+@functools.cache
+def _job_insert(table: str) -> TextClause:
+    """`JOB_SQL` for one job table, made once (a number's table lives as long as the process)."""
+    return text(JOB_SQL.format(table=table))
 
 
 def _job_params(job: JobRow) -> dict[str, Any]:
