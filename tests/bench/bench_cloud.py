@@ -79,6 +79,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
+def thread_cpu(pid: int) -> Counter[str]:
+    """CPU seconds of each of `pid`'s threads, summed by thread name (the writer threads,
+    aiosqlite's, the event loop's: where a message's CPU goes)."""
+    by_name: Counter[str] = Counter()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+        except OSError:  # the thread ended meanwhile
+            continue
+        fields = rest.split()
+        name = "event loop" if tid == str(pid) else head.split("(", 1)[1]
+        by_name[name] += (int(fields[11]) + int(fields[12])) / TICK
+    return by_name
+
+
 def peak_rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -94,7 +110,7 @@ def profiled(pid: int, out: Path | None) -> Iterator[None]:
         yield
         return
     spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
-                            str(pid), "--rate", "100", "--format", "raw", "--nonblocking",
+                            str(pid), "--rate", "250", "--format", "raw", "--nonblocking",
                             "--output", str(out)], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     time.sleep(0.5)
@@ -130,10 +146,16 @@ class Phase:
     cpu: float
     wall: float
     delivered: int
+    threads: Counter[str] | None = None  # CPU seconds by thread name over the phase
 
     @property
     def ms_per_message(self) -> float:
         return self.cpu * 1000 / self.messages
+
+    def split(self) -> str:
+        """Each thread's CPU per message, largest first."""
+        return ", ".join(f"{name} {s * 1000 / self.messages:.2f}"
+                         for name, s in (self.threads or Counter()).most_common() if s > 0)
 
     @property
     def throughput(self) -> float:
@@ -200,14 +222,16 @@ class Driver:
                 await self.post(url, f"{prefix}{n:08d}", f"hola, pregunta {round_} de {n}",
                                 f"wamid.{prefix}R{round_}N{n}")
 
-        cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+        cpu0, t0, threads0 = cpu_seconds(pid), time.perf_counter(), thread_cpu(pid)
         await asyncio.gather(*(one(n) for n in range(customers)))
         deadline = t0 + within
         while (seen := await self.replies(prefix)) < expected and time.perf_counter() < deadline:
             await asyncio.sleep(0.02)
         wall = time.perf_counter() - t0
+        threads = thread_cpu(pid)
+        threads.subtract(threads0)
         return Phase(customers, cpu_seconds(pid) - cpu0, wall,
-                     customers - (expected - seen))
+                     customers - (expected - seen), threads)
 
 
     async def paced(self, url: str, pid: int, prefix: str, customers: int, round_: int,
@@ -415,6 +439,9 @@ async def run(args: argparse.Namespace) -> None:
                 print(row(*results[-1], floor))
                 print(f"webhook deliveries retried: {driver.retried} "
                       f"{driver.answers.most_common(3)}")
+                print("\nCPU by thread, ms per message (first contact | warm):")
+                for label, (first, warm, _, _) in results:
+                    print(f"- {label}: {first.split()} | {warm.split()}")
                 if args.rate:
                     print(f"\nPaced: {args.rate:g} msg/s, one warm message per customer; own "
                           f"overhead = reply at Graph − webhook posted − model "
