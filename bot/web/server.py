@@ -332,6 +332,11 @@ class WebServer:
         proxies = self.settings.trusted_proxies
         config = uvicorn.Config(self.asgi, log_config=None, access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=5, server_header=False,
+                                # Meta keeps its webhook connections open: closed after
+                                # uvicorn's 5 idle seconds, a delivery sent just then on
+                                # the closing connection failed and came again (nginx and
+                                # aiohttp keep 75 s).
+                                timeout_keep_alive=75,
                                 # uvicorn believes X-Forwarded-For from loopback by default:
                                 # anyone local could then rotate it past the login limiter.
                                 proxy_headers=bool(proxies),
