@@ -10,7 +10,8 @@ to the number's event hub (`bot.events.hub`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -83,10 +84,12 @@ class Chats:
 
     # --- queueing ------------------------------------------------------------------------
 
-    def enqueue(self, msg: InboundMessage) -> None:
-        """Queue a journaled message (a filter held it back: it joins the chat's next turn)."""
+    def enqueue(self, msg: InboundMessage, arrived: datetime | None = None) -> None:
+        """Queue a journaled message (a filter held it back: it joins the chat's next turn).
+        `arrived`: when it reached the daemon, before its journal write; the debounce counts
+        from then, so the write's disk flush passes inside the wait, not before it."""
         if self.accepting:  # stopping: it stays in the journal for the next start
-            self._enqueue(msg)
+            self._enqueue(msg, arrived)
 
     def enqueue_late(self, msgs: list[InboundMessage], instruction: str,
                      retry: bool = False) -> None:
@@ -99,12 +102,13 @@ class Chats:
         for msg in msgs:
             self._enqueue(msg)
 
-    def _enqueue(self, msg: InboundMessage) -> None:
+    def _enqueue(self, msg: InboundMessage, arrived: datetime | None = None) -> None:
         chat = self._chats.setdefault(msg.key, _Chat())
         now = self.clock.now()
+        at = min(arrived, now) if arrived is not None else now
         if not chat.pending:
-            chat.first_at = now
-        chat.last_at = now
+            chat.first_at = chat.last_at = at
+        chat.last_at = max(chat.last_at, at)
         chat.pending.append(msg)
         self._wake(msg.key, chat)
 
@@ -220,12 +224,12 @@ class Chats:
             name = next((m.push_name for m in reversed(batch) if m.push_name), "")
             contact = Contact(name=name, wa_jid=last.chat, lid=last.lid)
             async with self.registry.use(key) as agent:
-                for sender, read in receipts_by_sender(batch).items():
-                    await self.presenter.mark_read(chat_addr, read, sender)
                 now = self.clock.now()
-                lines, flood = await fit_flood(agent, lines)
-                reply = await agent.handle(lines, contact, now,
-                                           instruction="\n\n".join(filter(None, (late, flood))))
+                async with self._reading(chat_addr, batch):
+                    lines, flood = await fit_flood(agent, lines)
+                    reply = await agent.handle(
+                        lines, contact, now,
+                        instruction="\n\n".join(filter(None, (late, flood))))
                 if reply.failed:
                     status = "failed"
                     if retry:
@@ -274,6 +278,28 @@ class Chats:
         if not committed:
             await self.customers.journal_mark(self.tenant, ids, status)
         await self.events.tell(TURN_DONE, key)
+
+    @asynccontextmanager
+    async def _reading(self, chat: str, batch: list[InboundMessage]) -> AsyncIterator[None]:
+        """The batch's blue ticks while the block runs (the model thinking): sent beside it,
+        not before it, so the reply waits for the ticks (they still come first: the block's
+        end waits for them), not the model for the ticks' round trip."""
+        task = asyncio.create_task(self._mark_read(chat, receipts_by_sender(batch)))
+        self.tasks.add(task)  # a stop drains it; a virtual clock settles it
+        task.add_done_callback(self.tasks.discard)
+        try:
+            yield
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # cancelled (a stop): ticks are cosmetic
+                task.cancel()
+                raise
+            await self.clock.queue(task)  # a failed turn still read the messages
+            raise
+        await self.clock.queue(task)
+
+    async def _mark_read(self, chat: str, receipts: dict[str, list[str]]) -> None:
+        for sender, ids in receipts.items():
+            await self.presenter.mark_read(chat, ids, sender)
 
     async def _failed(self, key: CustomerKey) -> None:
         self.failures += 1

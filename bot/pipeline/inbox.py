@@ -16,6 +16,7 @@ import itertools
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
 from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
@@ -96,6 +97,7 @@ class Inbox:
             return Fed.INVALID
         if len(msg.text) > self.s.max_text_chars:
             msg.text = msg.text[: self.s.max_text_chars] + " …[message truncated]"
+        arrived = self.chats.clock.now()  # the debounce counts from here (`Chats.enqueue`)
         previous = self._routed.get(msg.msg_id)
         self._routed[msg.msg_id] = _UNWRITTEN  # before the journal: a catch-up skips it
         try:
@@ -123,7 +125,7 @@ class Inbox:
         self.events.emit("message.received", {
             "phone": msg.phone, "msg_id": msg.msg_id, "kind": msg.kind.value,
             "text": msg.text, "from_owner": msg.from_owner})
-        return await self._route(msg)
+        return await self._route(msg, arrived)
 
     def _dropped(self, msg_ids: list[str]) -> None:
         """A turn was dropped because this node could not act for the number then (its
@@ -140,7 +142,7 @@ class Inbox:
         else:
             self._routed[msg_id] = previous
 
-    async def _route(self, msg: InboundMessage) -> Fed:
+    async def _route(self, msg: InboundMessage, arrived: datetime | None = None) -> Fed:
         log = logger.bind(customer=mask(msg.phone), msg_id=msg.msg_id)
         for check in self.filters:
             outcome = await check(msg)
@@ -160,7 +162,7 @@ class Inbox:
             return Fed.DEFERRED
         if self.take_backlog is not None and await self.take_backlog(msg):
             return Fed.QUEUED
-        self.chats.enqueue(msg)
+        self.chats.enqueue(msg, arrived)
         return Fed.QUEUED
 
     async def _record_owner(self, msg: InboundMessage) -> None:
