@@ -10,6 +10,7 @@ A line is written with one `O_APPEND` write, so concurrent commands never interl
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -38,6 +39,10 @@ class ChangeStamps:
 
     def __init__(self, state_dir: Path, tenant: str) -> None:
         self.path = stamp_path(state_dir, tenant)
+        # Made empty when missing: a `stat` of a missing file raises, and an exception
+        # object per look (several a turn) cost more than the look itself.
+        with contextlib.suppress(OSError):  # a read-only state directory: as before
+            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
         self._offset = self._size()  # what is there already was committed before we loaded
 
     def _size(self) -> int:
