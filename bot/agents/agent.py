@@ -57,6 +57,8 @@ class AgentDeps:
     on_run: RunSink | None = None  # records the turn's model calls ("why did it say that")
     stamp: Stamp | None = None  # in a fleet: the number's lease, checked by every turn's write
     writer: TurnWriter = field(init=False)
+    business_blocks: prompt.BusinessBlocks = field(init=False,
+                                                   default_factory=prompt.BusinessBlocks)
 
     def __post_init__(self) -> None:
         inner = self.memory.inner if isinstance(self.memory, ObservedMemory) else self.memory
@@ -210,7 +212,7 @@ class CustomerAgent(CachedState):
         """`name`: the one this turn's messages carry, stored only when the turn commits
         (issue #24: a customer's first named message read "Name: unknown yet")."""
         b = self.deps.budget
-        business_text = prompt.business_block(self.deps.business, now, b.featured)
+        business_text = self.deps.business_blocks(self.deps.business, now, b.featured)
         customer_text = prompt.customer_block(
             name or (self.customer.name if self.customer else ""), self.stage, self.profile,
             b.facts, b.summary)

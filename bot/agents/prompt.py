@@ -63,6 +63,25 @@ def products_lines(products: list[Product], budget: int | None) -> list[str]:
             "and stock before answering about it."]
 
 
+class BusinessBlocks:
+    """`business_block` made once a minute per business, not once a turn: its only moving
+    part is the local time, to the minute, and a large catalog's featured products are
+    sorted and measured to make it. The profile is loaded at start and never changed in
+    place (a new one is a new object)."""
+
+    def __init__(self) -> None:
+        self._made: tuple[Business, datetime, int | None, str] | None = None
+
+    def __call__(self, b: Business, now: datetime, featured_tokens: int | None = None) -> str:
+        minute = b.local_now(now).replace(second=0, microsecond=0)
+        made = self._made
+        if made is not None and made[0] is b and made[1] == minute and made[2] == featured_tokens:
+            return made[3]
+        text = business_block(b, now, featured_tokens)
+        self._made = (b, minute, featured_tokens, text)
+        return text
+
+
 def business_block(b: Business, now: datetime, featured_tokens: int | None = None) -> str:
     persona = b.persona.strip().rstrip(".")  # a persona ending in "." read "known., writing"
     lines = [f"You write for {b.name} on WhatsApp. You are {persona}.",
