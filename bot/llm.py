@@ -69,6 +69,9 @@ class LLM:
         self.model = model
         self.temperature = temperature
         self.max_tokens = max_tokens
+        # The tool definitions as sent: the same list goes with every turn (`ToolBox.specs`),
+        # and its JSON was two thirds of each request's body to encode.
+        self._tools_sent: tuple[list[dict[str, Any]], bytes] | None = None
 
     @classmethod
     def from_settings(cls, *, api_key: str | None, base_url: str | None, model: str,
@@ -123,7 +126,9 @@ class LLM:
             # already plain JSON. Timeouts, retries and errors are the client's as before.
             # The answer comes back as bytes, read once into plain dicts: the SDK's response
             # models cost more than the JSON itself (issue #23).
-            raw = await self.client.post("/chat/completions", body=kwargs, cast_to=bytes)
+            # The body goes as the bytes it is, the tools' part encoded once (`_body`).
+            raw = await self.client.post("/chat/completions", content=self._body(kwargs),
+                                         cast_to=bytes)
         except openai.APITimeoutError as exc:
             raise LLMError("the model did not answer in time") from exc
         except openai.APIStatusError as exc:
@@ -137,6 +142,20 @@ class LLM:
         if not completion.tokens_in and not completion.tokens_out:
             estimate_usage(completion, kwargs)
         return completion
+
+    def _body(self, kwargs: dict[str, Any]) -> bytes:
+        """The request's JSON, as the SDK would write it (compact, UTF-8, no NaN)."""
+        tools = kwargs.get("tools")
+        rest = {k: v for k, v in kwargs.items() if k != "tools"} if tools else kwargs
+        head = json.dumps(rest, ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode()
+        if not tools:
+            return head
+        sent = self._tools_sent
+        if sent is None or sent[0] is not tools:
+            sent = self._tools_sent = (tools, json.dumps(
+                tools, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode())
+        return head[:-1] + b',"tools":' + sent[1] + b"}"
 
     async def transcribe(self, audio: bytes, filename: str, model: str) -> str:
         try:
