@@ -93,3 +93,19 @@ async def test_a_write_whose_caller_gave_up_before_its_turn_is_not_made(writer: 
     await head
     assert await kept == 2
     assert committed(writer) == {"kept": 2}
+
+
+async def test_a_write_asked_for_by_work_already_scheduled_joins_the_commit(
+        writer: SqliteWriter):
+    """As after a reply: its outbound line is recorded by a task of its own (which hands the
+    write to a flusher task of its own), created just before the turn's write is asked
+    for. Both go in one transaction: one disk flush, not two."""
+
+    async def outbound_line() -> int:
+        return await asyncio.create_task(writer.run(insert("outbound", 1)))
+
+    line = asyncio.create_task(outbound_line())
+    assert await writer.run(insert("turn", 2)) == 2
+    assert await line == 1
+    assert writer.commits == 1
+    assert committed(writer) == {"outbound": 1, "turn": 2}
