@@ -167,6 +167,13 @@ class Paced:
     overheads: list[float]  # seconds, one per message answered
     cpu: float
     missing: int
+    threads: Counter[str] | None = None  # CPU seconds by thread name over the round
+
+    def split(self) -> str:
+        """Each thread's CPU per message, largest first."""
+        n = max(1, len(self.overheads) + self.missing)
+        return ", ".join(f"{name} {s * 1000 / n:.2f}"
+                         for name, s in (self.threads or Counter()).most_common() if s > 0)
 
     def pct(self, q: float) -> float:
         ranked = sorted(self.overheads)
@@ -241,7 +248,7 @@ class Driver:
         expected = await self.replies(prefix) + customers
         posted: dict[str, float] = {}
         sending: list[asyncio.Task[None]] = []
-        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        cpu0, t0, threads0 = cpu_seconds(pid), time.monotonic(), thread_cpu(pid)
         for n in range(customers):
             if (ahead := t0 + n / rate - time.monotonic()) > 0:
                 await asyncio.sleep(ahead)
@@ -253,6 +260,8 @@ class Driver:
         while await self.replies(prefix) < expected and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         cpu = cpu_seconds(pid) - cpu0
+        threads = thread_cpu(pid)
+        threads.subtract(threads0)
         async with self.http.get(f"{self.graph}/times", params={"prefix": prefix}) as r:
             arrived: dict[str, list[float]] = await r.json()
         overheads, missing = [], 0
@@ -262,7 +271,7 @@ class Driver:
                 missing += 1
             else:
                 overheads.append(reply - at - waits)
-        return Paced(overheads, cpu, missing)
+        return Paced(overheads, cpu, missing, threads)
 
 
 def daemon_env(workdir: Path, code: Path, model: str, graph: str, tenant: str,
@@ -439,9 +448,10 @@ async def run(args: argparse.Namespace) -> None:
                 print(row(*results[-1], floor))
                 print(f"webhook deliveries retried: {driver.retried} "
                       f"{driver.answers.most_common(3)}")
-                print("\nCPU by thread, ms per message (first contact | warm):")
-                for label, (first, warm, _, _) in results:
-                    print(f"- {label}: {first.split()} | {warm.split()}")
+                print("\nCPU by thread, ms per message (first contact | warm | paced):")
+                for label, (first, warm, _, paced) in results:
+                    print(f"- {label}: {first.split()} | {warm.split()} | "
+                          f"{paced.split() if paced else '–'}")
                 if args.rate:
                     print(f"\nPaced: {args.rate:g} msg/s, one warm message per customer; own "
                           f"overhead = reply at Graph − webhook posted − model "
