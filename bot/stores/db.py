@@ -139,6 +139,18 @@ class Database:
             self._raw = SqliteWriter(self._raw_path, self._write_lock)
         return self._raw
 
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Any]:
+        """PostgreSQL: a pooled connection's own asyncpg connection, for the writes made
+        for every message (the journal, the turn, the outbound lines). Through SQLAlchemy
+        each of their statements cost several times the driver's own CPU (greenlet hops,
+        execution machinery: issue #23); on asyncpg a statement written once is prepared
+        once per connection. The caller owns the transaction (`conn.transaction()`); a
+        single statement commits itself."""
+        async with self.engine.connect() as conn:
+            pooled = await conn.get_raw_connection()
+            yield pooled.driver_connection
+
     def connect(self) -> AsyncConnection:
         """A connection for reads (and for statements that commit themselves)."""
         return self.engine.connect()
