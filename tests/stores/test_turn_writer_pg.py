@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -115,3 +116,18 @@ async def test_a_batch_holding_one_id_twice_journals_it_once(db: Database) -> No
     twice = [InboundMessage(tenant, "+5215512345678", "m1", AT, text=t) for t in ("a", "b")]
     assert await journal._write(twice) == {"m1": False}
     assert await _count(db, "journal", tenant) == 1
+
+
+async def test_a_connection_the_server_closed_is_not_handed_out(db: Database) -> None:
+    """No pre-ping round trip at checkout: a pooled connection whose backend went away while
+    it sat idle in the pool (a restart, an idle timeout) is known closed from its socket and
+    replaced before use."""
+    async with db.driver() as pg:
+        pid = await pg.fetchval("SELECT pg_backend_pid()")
+    outside = await asyncpg.connect(_postgres_url())  # not from the pool
+    try:  # waits for the backend to exit (PostgreSQL ≥ 14)
+        assert await outside.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
+    finally:
+        await outside.close()
+    async with db.driver() as pg:
+        assert await pg.fetchval("SELECT pg_backend_pid()") != pid
