@@ -158,10 +158,14 @@ class Database:
             except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 # As the engine raises them: callers tell a database failure (the journal
                 # holds the message and retries) from their own errors by SQLAlchemyError.
-                gone = driver.is_closed()
-                if gone:
-                    pooled.invalidate(exc)
-                raise DBAPIError(None, None, exc, connection_invalidated=gone) from exc
+                raise DBAPIError(None, None, exc,
+                                 connection_invalidated=driver.is_closed()) from exc
+            finally:
+                # A transaction left open (its rollback failed) must not reach the next
+                # writer, whose own would nest in it as a savepoint: the connection is
+                # closed instead, and replaced at the next checkout.
+                if not driver.is_closed() and driver.is_in_transaction():
+                    driver.terminate()
 
     def connect(self) -> AsyncConnection:
         """A connection for reads (and for statements that commit themselves)."""

@@ -4,6 +4,7 @@ journal's batch as one statement): what they store is what the stores read back.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -131,3 +132,36 @@ async def test_a_connection_the_server_closed_is_not_handed_out(db: Database) ->
         await outside.close()
     async with db.driver() as pg:
         assert await pg.fetchval("SELECT pg_backend_pid()") != pid
+
+
+async def test_a_write_cut_off_midway_commits_nothing_and_leaves_no_transaction_open(
+        db: Database) -> None:
+    """A turn cancelled while a statement is in flight (a stop past its grace): its
+    connection goes back to the pool, and must not bring a half-done transaction to the next
+    write (which would then commit as part of it, or wait on it forever)."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    blocker = await asyncpg.connect(_postgres_url())
+    await blocker.execute("SELECT pg_advisory_lock(hashtext($1))", tenant)
+
+    async def write() -> None:
+        async with db.driver() as pg, pg.transaction():
+            await pg.execute("INSERT INTO usage_daily (tenant, day, phone, msgs_out, tokens_in,"
+                             " tokens_out) VALUES ($1, '2026-01-05', '+1', 1, 1, 1)", tenant)
+            await pg.execute("SELECT pg_advisory_xact_lock(hashtext($1))", tenant)
+
+    try:
+        task = asyncio.create_task(write())
+        async with asyncio.timeout(5):  # until the write waits on the lock, mid-statement
+            while not await blocker.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"):
+                await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await blocker.close()
+    for _ in range(3):  # every pooled connection is usable and starts clean
+        async with db.driver() as pg:
+            assert not pg.is_in_transaction()
+            assert await pg.fetchval("SELECT count(*) FROM usage_daily WHERE tenant = $1",
+                                     tenant) == 0
