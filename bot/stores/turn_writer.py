@@ -3,8 +3,10 @@ details, the day's usage and the journal status, in one transaction.
 
 The statements are written once, as SQL text with parameters, so nothing is built or
 compiled per turn: on SQLite they run as one function in the writer thread (one hop), on
-PostgreSQL as prepared statements on one connection. With the memory in MongoDB the lines
-go there first and the rest is one SQL transaction.
+PostgreSQL as a few prepared statements on the pooled connection's asyncpg connection (the
+fence with the memory's lock, the lines in one pipelined batch, the rest as one statement
+of data-modifying CTEs: `_pg_rest`). With the memory in MongoDB the lines go there first
+and the rest is one SQL transaction.
 
 A first contact creates the customer's row in the same write (an upsert: a row made
 meanwhile is updated instead), and the follow-up jobs of a new customer (`JobRow`, the
@@ -141,7 +143,8 @@ def _pg_rest(create: bool, usage: bool, journal: bool, run: bool) -> Positional:
     usage, the journal status and the run log as data-modifying CTEs: one statement, one
     round trip. Made once per shape."""
     parts = [(name, sql) for name, sql, on in (
-        ("usage", USAGE_SQL, usage), ("journal", JOURNAL_PG, journal), ("run", INSERT_RUN, run),
+        ("usage_row", USAGE_SQL, usage), ("journal_status", JOURNAL_PG, journal),
+        ("run_row", INSERT_RUN, run),
     ) if on]
     head = "WITH " + ", ".join(f"{name} AS ({sql})" for name, sql in parts) + " " if parts else ""
     return Positional.of(head + (CREATE_SQL if create else CUSTOMER_SQL))
@@ -195,9 +198,8 @@ class TurnWriter:
 
     async def _pg_turn(self, rec: TurnRecord, lines: list[MemoryMessage],
                        stamp: dict[str, Any] | None) -> list[MemoryMessage]:
-        """Four statements on asyncpg: the fence (with the memory's lock), the lines (one
-        pipelined batch), the follow-up jobs of a first contact, and everything else as one
-        statement (`_pg_rest`)."""
+        """BEGIN, the fence (with the memory's lock), the lines (one pipelined batch), a
+        first contact's follow-up jobs, everything else as one statement, COMMIT."""
         key = rec.key
         usage = bool(rec.msgs_out or rec.tokens_in or rec.tokens_out)
         rest = _pg_rest(rec.create, usage, bool(rec.journal_ids), rec.run is not None)
