@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import DateTime, event, text
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
@@ -84,7 +86,6 @@ class Database:
         else:
             engine_kw.setdefault("pool_size", 10)
             engine_kw.setdefault("max_overflow", 20)
-            engine_kw.setdefault("pool_pre_ping", True)
         # Database errors otherwise print the statement's parameters: customers' texts,
         # names and numbers would reach the log.
         engine_kw.setdefault("hide_parameters", True)
@@ -97,6 +98,8 @@ class Database:
             self._raw_path = path if path and path != ":memory:" else ""
         if is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        elif not engine_kw.get("pool_pre_ping"):
+            event.listen(self.engine.sync_engine, "checkout", _closed_is_gone)
 
     @property
     def is_sqlite(self) -> bool:
@@ -138,6 +141,31 @@ class Database:
         if self._raw is None and self._raw_path and self._write_lock is not None:
             self._raw = SqliteWriter(self._raw_path, self._write_lock)
         return self._raw
+
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Any]:
+        """PostgreSQL: a pooled connection's own asyncpg connection, for the writes made
+        for every message (the journal, the turn, the outbound lines). Through SQLAlchemy
+        each of their statements cost several times the driver's own CPU (greenlet hops,
+        execution machinery: issue #23); on asyncpg a statement written once is prepared
+        once per connection. The caller owns the transaction (`conn.transaction()`); a
+        single statement commits itself."""
+        async with self.engine.connect() as conn:
+            pooled = await conn.get_raw_connection()
+            driver: Any = pooled.driver_connection
+            try:
+                yield driver
+            except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # As the engine raises them: callers tell a database failure (the journal
+                # holds the message and retries) from their own errors by SQLAlchemyError.
+                raise DBAPIError(None, None, exc,
+                                 connection_invalidated=driver.is_closed()) from exc
+            finally:
+                # A transaction left open (its rollback failed) must not reach the next
+                # writer, whose own would nest in it as a savepoint: the connection is
+                # closed instead, and replaced at the next checkout.
+                if not driver.is_closed() and driver.is_in_transaction():
+                    driver.terminate()
 
     def connect(self) -> AsyncConnection:
         """A connection for reads (and for statements that commit themselves)."""
@@ -202,6 +230,15 @@ def _create_private(path: Path) -> None:
     the database file's permissions (sqlite3 os_unix.c, findCreateFileMode)."""
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _closed_is_gone(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled PostgreSQL connection the server closed (a restart, an idle timeout, a
+    terminated backend) is replaced before use. asyncpg learns of the close from the socket
+    on its own, so this costs no round trip: SQLAlchemy's pre-ping cost three for every
+    checkout (BEGIN, a statement, ROLLBACK), more than the journal's or a turn's work."""
+    if dbapi_conn.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, literal_column
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table
+from sqlalchemy.dialects import sqlite
 
 from bot.models import InboundMessage
 from bot.stores.db import Database
-from bot.stores.memory_sql import MESSAGES, PROFILES  # created with the journal
+from bot.stores.memory_sql import MESSAGES, PROFILES, as_utc  # created with the journal
 from bot.stores.sqlite_writer import sqlite_time
 from bot.text import scrub
 
@@ -31,6 +31,16 @@ SQLITE_INSERT = (
     "INSERT INTO journal (tenant, msg_id, phone, chat, lid, push_name, kind, text, from_owner,"
     " received_at, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'received')"
     " ON CONFLICT (tenant, msg_id) DO NOTHING RETURNING ")
+# One statement for a batch, committing itself. Every column goes as a text array (times in
+# ISO form, cast back here): for an array of any other type asyncpg reads the type catalog
+# on each new connection (its timestamptz[] and boolean[] codecs are not built in).
+PG_INSERT = (
+    "INSERT INTO {journal} (tenant, msg_id, phone, chat, lid, push_name, kind, text,"
+    " from_owner, received_at, status)"
+    " SELECT t, m, p, c, l, n, k, x, o::boolean, r::timestamptz, 'received'"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+    " $7::text[], $8::text[], $9::text[], $10::text[]) AS u(t, m, p, c, l, n, k, x, o, r)"
+    " ON CONFLICT (tenant, msg_id) DO NOTHING RETURNING msg_id, ")
 # Whether the sender had a customer row, or anything in the SQL memory (an owner's lines in
 # a chat the customer never wrote in, facts given another way), when it was journaled.
 KNOWN = ("EXISTS (SELECT 1 FROM {customers} c WHERE c.tenant = {tenant} AND c.phone = {phone})"
@@ -61,13 +71,9 @@ class JournalWriter:
         self._table = table
         self._queue: list[tuple[InboundMessage, asyncio.Future[Journaled]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        # Spelled out: SQLAlchemy does not correlate a subquery in RETURNING to the table.
-        known: Any = literal_column(KNOWN.format(
+        self._pg_insert = PG_INSERT.format(journal=table.name) + KNOWN.format(
             customers=customers.name, tenant=f"{table.name}.tenant",
-            phone=f"{table.name}.phone", memory=MESSAGES.name, profiles=PROFILES.name))
-        self._pg_insert: Any = (postgresql.insert(table)
-                                .on_conflict_do_nothing(index_elements=["tenant", "msg_id"])
-                                .returning(table.c.msg_id, known.label("known")))
+            phone=f"{table.name}.phone", memory=MESSAGES.name, profiles=PROFILES.name)
         self.batches = 0  # commits made (benchmarks read it)
 
     async def add(self, msg: InboundMessage) -> Journaled:
@@ -103,26 +109,35 @@ class JournalWriter:
         raw = self._db.raw_writer
         if raw is not None:
             return await raw.run(lambda cur: _sqlite_batch(cur, msgs))
+        if not self._db.is_sqlite:
+            async with self._db.driver() as pg:
+                result = await pg.fetch(self._pg_insert, *_pg_columns(msgs))
+            return {r[0]: bool(r[1]) for r in result}
         rows = [{"tenant": m.tenant, "msg_id": m.msg_id, "phone": m.phone,
                  "chat": scrub(m.chat), "lid": scrub(m.lid), "push_name": scrub(m.push_name),
                  "kind": m.kind.value, "text": scrub(m.text), "from_owner": m.from_owner,
                  "received_at": m.timestamp, "status": "received"}
                 for m in msgs]
-        async with self._db.begin() as conn:
-            if self._db.is_sqlite:  # an in-memory SQLite database: no writer thread
-                fresh: dict[str, bool] = {}
-                for row in rows:
-                    stmt = sqlite.insert(self._table).values(**row).on_conflict_do_nothing(
-                        index_elements=["tenant", "msg_id"])
-                    if (await conn.execute(stmt)).rowcount:
-                        fresh[str(row["msg_id"])] = True  # not asked: read as usual
-                return fresh
-            result = await conn.execute(self._pg_insert, rows)
-            return {cast(str, r[0]): bool(r[1]) for r in result}
+        async with self._db.begin() as conn:  # an in-memory SQLite database: no writer thread
+            fresh: dict[str, bool] = {}
+            for row in rows:
+                stmt = sqlite.insert(self._table).values(**row).on_conflict_do_nothing(
+                    index_elements=["tenant", "msg_id"])
+                if (await conn.execute(stmt)).rowcount:
+                    fresh[str(row["msg_id"])] = True  # not asked: read as usual
+            return fresh
 
     async def close(self) -> None:
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
+
+
+def _pg_columns(msgs: list[InboundMessage]) -> list[list[Any]]:
+    return [[m.tenant for m in msgs], [m.msg_id for m in msgs], [m.phone for m in msgs],
+            [scrub(m.chat) for m in msgs], [scrub(m.lid) for m in msgs],
+            [scrub(m.push_name) for m in msgs], [m.kind.value for m in msgs],
+            [scrub(m.text) for m in msgs], [str(m.from_owner).lower() for m in msgs],
+            [as_utc(m.timestamp).isoformat() for m in msgs]]
 
 
 def _sqlite_batch(cur: sqlite3.Cursor, msgs: list[InboundMessage]) -> dict[str, bool]:

@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 
 from bot.models import CustomerKey
 from bot.stores.db import Database, UTCDateTime
+from bot.stores.memory_sql import as_utc
 from bot.stores.sqlite_writer import MAX_BATCH, sqlite_time
 
 # A status callback never moves a message backwards (Meta may deliver them out of order).
@@ -43,6 +44,17 @@ OUTBOUND = cast(Table, OutboundEntry.__table__)  # type: ignore[attr-defined]
 SQLITE_RECORD = (
     "INSERT INTO outbound (tenant, wamid, phone, kind, status, error, created_at, updated_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, wamid) DO NOTHING")
+
+# PostgreSQL, on the pooled asyncpg connection (issue #23), each statement committing itself:
+# a group of lines as text arrays (asyncpg reads the type catalog for other array types).
+PG_RECORD = (
+    "INSERT INTO outbound (tenant, wamid, phone, kind, status, error, created_at, updated_at)"
+    " SELECT t, w, p, k, s, e, c::timestamptz, c::timestamptz FROM unnest($1::text[],"
+    " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])"
+    " AS u(t, w, p, k, s, e, c) ON CONFLICT (tenant, wamid) DO NOTHING")
+PG_ADVANCE = (
+    "UPDATE outbound SET status = $1, error = $2, updated_at = $3"
+    " WHERE tenant = $4 AND wamid = $5 AND status = ANY($6::text[])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +111,13 @@ class OutboundStore:
                       for r in rows]
             await raw.run(lambda cur: cur.executemany(SQLITE_RECORD, values))
             return
+        if not self.db.is_sqlite:
+            columns = [[r[c] for r in rows]
+                       for c in ("tenant", "wamid", "phone", "kind", "status", "error")]
+            at = [as_utc(r["created_at"]).isoformat() for r in rows]
+            async with self.db.driver() as pg:
+                await pg.execute(PG_RECORD, *columns, at)
+            return
         async with self.db.begin() as conn:
             await conn.execute(self._stmt, rows)
 
@@ -108,6 +127,11 @@ class OutboundStore:
         await self.record(change.wamid, change.phone, "text", change.status, change.at,
                           change.error)
         lower = [s for s, rank in _RANK.items() if rank < _RANK.get(change.status, 0)]
+        if not self.db.is_sqlite:
+            async with self.db.driver() as pg:
+                await pg.execute(PG_ADVANCE, change.status, change.error, as_utc(change.at),
+                                 self.tenant, change.wamid, lower)
+            return
         async with self.db.begin() as conn:
             await conn.execute(update(OUTBOUND).where(
                 OUTBOUND.c.tenant == self.tenant, OUTBOUND.c.wamid == change.wamid,

@@ -3,8 +3,10 @@ details, the day's usage and the journal status, in one transaction.
 
 The statements are written once, as SQL text with parameters, so nothing is built or
 compiled per turn: on SQLite they run as one function in the writer thread (one hop), on
-PostgreSQL as prepared statements on one connection. With the memory in MongoDB the lines
-go there first and the rest is one SQL transaction.
+PostgreSQL as a few prepared statements on the pooled connection's asyncpg connection (the
+fence with the memory's lock, the lines in one pipelined batch, the rest as one statement
+of data-modifying CTEs: `_pg_rest`). With the memory in MongoDB the lines go there first
+and the rest is one SQL transaction.
 
 A first contact creates the customer's row in the same write (an upsert: a row made
 meanwhile is updated instead), and the follow-up jobs of a new customer (`JobRow`, the
@@ -35,6 +37,7 @@ from bot.stores.customers import Contact, Customer, customer_from_sqlite, utc_da
 from bot.stores.db import Database
 from bot.stores.memory_base import MemoryStore
 from bot.stores.memory_sql import INSERT_LINE, SqlMemoryStore, insert_lines, line_params
+from bot.stores.positional import Positional
 from bot.stores.runs import INSERT_RUN, RunRow
 from bot.stores.sqlite_writer import sqlite_time
 from bot.text import scrub
@@ -114,15 +117,43 @@ USAGE_SQL = (
     " tokens_out = usage_daily.tokens_out + excluded.tokens_out")
 MESSAGE_SQL = INSERT_LINE
 JOURNAL_ONE = "UPDATE journal SET status = :status WHERE tenant = :tenant AND msg_id = :msg_id"
-JOURNAL_PG = "UPDATE journal SET status = :status WHERE tenant = :tenant AND msg_id = ANY(:ids)"
+# text[]: asyncpg reads the type catalog for a varchar[] parameter on each new connection.
+JOURNAL_PG = ("UPDATE journal SET status = :status WHERE tenant = :tenant"
+              " AND msg_id = ANY(CAST(:ids AS text[]))")
 LOCK_PG = "SELECT pg_advisory_xact_lock(hashtext(:k))"  # as SqlMemoryStore.append
 FENCE = "SELECT 1 FROM number_leases WHERE number = :n AND owner = :me AND epoch = :e"
 
-_PG = {name: text(sql) for name, sql in (
+_SQL = {name: text(sql) for name, sql in (  # in-memory SQLite, through the engine
     ("customer", CUSTOMER_SQL), ("usage", USAGE_SQL), ("message", MESSAGE_SQL),
-    ("journal", JOURNAL_PG), ("journal_one", JOURNAL_ONE), ("lock", LOCK_PG),
-    ("run", INSERT_RUN), ("fence", FENCE + " FOR KEY SHARE"), ("fence_sqlite", FENCE))}
-_CREATE_PG = text(CREATE_SQL).columns(*CUSTOMERS.c)  # typed: times come back aware
+    ("journal", JOURNAL_ONE), ("run", INSERT_RUN), ("fence", FENCE))}
+_CREATE = text(CREATE_SQL).columns(*CUSTOMERS.c)  # typed: times come back aware
+
+# PostgreSQL, on asyncpg. The fence holds the lease row FOR KEY SHARE to the commit, then
+# takes the memory's lock in the same round trip (the subquery locks first).
+_PG_FENCE = Positional.of(FENCE + " FOR KEY SHARE")
+_PG_FENCE_LOCK = Positional.of(
+    "SELECT pg_advisory_xact_lock(hashtext(:k)) FROM (" + FENCE + " FOR KEY SHARE) AS lease")
+_PG_LOCK = Positional.of(LOCK_PG)
+_PG_LINE = Positional.of(MESSAGE_SQL.replace("RETURNING id", "RETURNING id, msg_id"))
+
+
+@functools.cache
+def _pg_rest(create: bool, usage: bool, journal: bool, run: bool) -> Positional:
+    """The customer's write (the first contact's upsert returning the row) with the day's
+    usage, the journal status and the run log as data-modifying CTEs: one statement, one
+    round trip. Made once per shape."""
+    parts = [(name, sql) for name, sql, on in (
+        ("usage_row", USAGE_SQL, usage), ("journal_status", JOURNAL_PG, journal),
+        ("run_row", INSERT_RUN, run),
+    ) if on]
+    head = "WITH " + ", ".join(f"{name} AS ({sql})" for name, sql in parts) + " " if parts else ""
+    return Positional.of(head + (CREATE_SQL if create else CUSTOMER_SQL))
+
+
+@functools.cache
+def _pg_job(table: str) -> str:
+    return Positional.of(JOB_SQL.format(table=table)).sql
+
 
 Stamp = Callable[[], dict[str, Any]]
 
@@ -158,51 +189,90 @@ class TurnWriter:
         raw = self._db.raw_writer
         if raw is not None:
             stored += await raw.run(lambda cur: _sqlite_turn(cur, rec, lines, stamp))
+        elif not self._db.is_sqlite:
+            stored += await self._pg_turn(rec, lines, stamp)
         else:
             stored += await self._engine_turn(rec, lines, stamp)
         self.writes += 1
         return stored
 
+    async def _pg_turn(self, rec: TurnRecord, lines: list[MemoryMessage],
+                       stamp: dict[str, Any] | None) -> list[MemoryMessage]:
+        """BEGIN, the fence (with the memory's lock), the lines (one pipelined batch), a
+        first contact's follow-up jobs, everything else as one statement, COMMIT."""
+        key = rec.key
+        usage = bool(rec.msgs_out or rec.tokens_in or rec.tokens_out)
+        rest = _pg_rest(rec.create, usage, bool(rec.journal_ids), rec.run is not None)
+        params = {**_p(key, rec), "at": rec.at, "inbound_at": rec.at if rec.inbound else None,
+                  "status": rec.status, "ids": rec.journal_ids}
+        if rec.run is not None:
+            params.update(rec.run.params(key, rec.at))
+        lock = f"wabot-memory:{key}"
+        async with self._db.driver() as pg, pg.transaction():
+            if stamp is not None:
+                fence = _PG_FENCE_LOCK if lines else _PG_FENCE
+                _fence(await pg.fetchrow(fence.sql, *fence.args({**stamp, "k": lock})), stamp)
+            elif lines:
+                await pg.execute(_PG_LOCK.sql, lock)
+            stored = await _pg_lines(pg, key, lines)
+            for job in rec.jobs:
+                await pg.execute(_pg_job(job.table), job.id, job.next_run_time, job.job_state)
+            row = await pg.fetchrow(rest.sql, *rest.args(params))
+        if rec.create:
+            rec.customer = customer_of(row)  # committed
+        return stored
+
     async def _engine_turn(self, rec: TurnRecord, lines: list[MemoryMessage],
                            stamp: dict[str, Any] | None) -> list[MemoryMessage]:
+        """An in-memory SQLite database (tests): no writer thread, the engine's connection."""
         key, params = rec.key, _p(rec.key, rec)
         stored: list[MemoryMessage] = []
         created: Customer | None = None
         async with self._db.begin() as conn:
             if stamp is not None:
-                fence = _PG["fence_sqlite" if self._db.is_sqlite else "fence"]
-                _fence((await conn.execute(fence, stamp)).first(), stamp)
-            if lines and not self._db.is_sqlite:
-                await conn.execute(_PG["lock"], {"k": f"wabot-memory:{key}"})
+                _fence((await conn.execute(_SQL["fence"], stamp)).first(), stamp)
             for m in lines:
-                seq = (await conn.execute(_PG["message"], line_params(key, m))).scalar()
+                seq = (await conn.execute(_SQL["message"], line_params(key, m))).scalar()
                 if seq is not None:
                     stored.append(replace(m, text=scrub(m.text), seq=int(seq)))
-            at = _engine_time(self._db, rec.at)
+            at = sqlite_time(rec.at)
             if rec.create:
-                row = (await conn.execute(_CREATE_PG, {
+                row = (await conn.execute(_CREATE, {
                     **params, "at": at, "inbound_at": at if rec.inbound else None,
                 })).mappings().one()
                 created = customer_of(row)
             else:
-                await conn.execute(_PG["customer"], {**params, "at": rec.at})
+                await conn.execute(_SQL["customer"], {**params, "at": at})
             for job in rec.jobs:
                 await conn.execute(_job_insert(job.table), _job_params(job))
             if rec.msgs_out or rec.tokens_in or rec.tokens_out:
-                await conn.execute(_PG["usage"], params)
-            if rec.journal_ids:
-                if self._db.is_sqlite:
-                    for msg_id in rec.journal_ids:
-                        await conn.execute(_PG["journal_one"], {
-                            "status": rec.status, "tenant": key.tenant, "msg_id": msg_id})
-                else:
-                    await conn.execute(_PG["journal"], {"status": rec.status,
-                                                        "tenant": key.tenant,
-                                                        "ids": rec.journal_ids})
+                await conn.execute(_SQL["usage"], params)
+            for msg_id in rec.journal_ids:
+                await conn.execute(_SQL["journal"], {
+                    "status": rec.status, "tenant": key.tenant, "msg_id": msg_id})
             if rec.run is not None:
-                await conn.execute(_PG["run"], rec.run.params(key, _engine_time(self._db, rec.at)))
+                await conn.execute(_SQL["run"], rec.run.params(key, at))
         rec.customer = created  # committed
         return stored
+
+
+async def _pg_lines(pg: Any, key: CustomerKey,
+                    lines: list[MemoryMessage]) -> list[MemoryMessage]:
+    """Insert the lines in one pipelined batch; the stored ones with their seq. Each line's
+    insert returns a row unless its msg_id is already remembered, in order, so the rows
+    are the stored lines in order: a line is stored when the next row carries its msg_id
+    (a later line with the same msg_id cannot be stored when an earlier one was not)."""
+    if not lines:
+        return []
+    rows = iter(await pg.fetchmany(_PG_LINE.sql, [_PG_LINE.args(line_params(key, m))
+                                                  for m in lines]))
+    stored: list[MemoryMessage] = []
+    row = next(rows, None)
+    for m in lines:
+        if row is not None and row["msg_id"] == (m.msg_id or None):
+            stored.append(replace(m, text=scrub(m.text), seq=int(row["id"])))
+            row = next(rows, None)
+    return stored
 
 
 def _sqlite_turn(cur: sqlite3.Cursor, rec: TurnRecord, lines: list[MemoryMessage],
@@ -237,8 +307,3 @@ def _job_insert(table: str) -> TextClause:
 
 def _job_params(job: JobRow) -> dict[str, Any]:
     return {"id": job.id, "t": job.next_run_time, "state": job.job_state}
-
-
-def _engine_time(db: Database, at: datetime) -> datetime | str:
-    # Text statements skip the column's type: SQLite stores UTCDateTime as naive UTC text.
-    return sqlite_time(at) if db.is_sqlite else at

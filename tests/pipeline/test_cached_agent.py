@@ -45,6 +45,8 @@ class Statements:
         raw = app.unit.db.raw_writer
         if raw is not None:
             await raw.run(lambda cur: cur.connection.set_trace_callback(self._trace))
+        if not app.unit.db.is_sqlite:
+            self.watch_driver(app.unit.db.engine.sync_engine)
 
     def watch(self, engine: Any) -> None:
         @event.listens_for(engine, "before_cursor_execute")
@@ -58,6 +60,36 @@ class Statements:
         @event.listens_for(engine, "rollback")
         def rollback(conn: Any) -> None:
             self.engine_tx.pop(id(conn), None)
+
+    def watch_driver(self, engine: Any) -> None:
+        """Statements run on a pooled connection's asyncpg connection (the per-message
+        writes on PostgreSQL) skip the engine's events: asyncpg's query logger sees them,
+        with the BEGIN and COMMIT of every transaction (the engine's statements between
+        them are prepared statements it does not log, and are seen above)."""
+        watched: set[int] = set()
+
+        @event.listens_for(engine, "checkout")
+        def checkout(dbapi_conn: Any, *args: Any) -> None:
+            driver = dbapi_conn.driver_connection
+            if id(driver) not in watched:
+                watched.add(id(driver))
+                tx: list[list[str] | None] = [None]  # the connection's open transaction
+                driver.add_query_logger(lambda query: self._logged(tx, query.query))
+
+    def _logged(self, tx: list[list[str] | None], sql: str) -> None:
+        head = sql.lstrip().upper()
+        if head.startswith("BEGIN"):
+            tx[0] = []
+        elif head.startswith("COMMIT"):
+            self._close(tx[0] or [])
+            tx[0] = None
+        elif head.startswith("ROLLBACK"):
+            tx[0] = None
+        elif tx[0] is None:  # a statement on its own commits itself
+            self._record(alone := [], sql)
+            self._close(alone)
+        else:
+            self._record(tx[0], sql)
 
     def _trace(self, sql: str) -> None:
         if sql.startswith("BEGIN"):

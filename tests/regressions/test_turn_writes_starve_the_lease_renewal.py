@@ -15,7 +15,7 @@ import pytest
 import bot.wiring  # noqa: F401  (every table, the fleet's included)
 from bot.fleet.lease import Leases
 from bot.stores.db import Database
-from bot.stores.turn_writer import _PG
+from bot.stores.turn_writer import _PG_FENCE_LOCK
 from tests.conftest import _postgres_url
 
 
@@ -34,8 +34,10 @@ async def test_a_renewal_passes_a_turns_write_and_a_takeover_waits_for_it(db: Da
     lease = await owner.acquire(number)
     assert lease is not None
     stamp = {"n": number, "me": "node-1", "e": lease.epoch}
-    async with db.begin() as turn:  # a turn's write, fence taken, not yet committed
-        assert (await turn.execute(_PG["fence"], stamp)).first() is not None
+    fence = _PG_FENCE_LOCK  # the turn's own statement, on the connection it uses
+    async with db.driver() as turn, turn.transaction():  # fence taken, not yet committed
+        args = fence.args({**stamp, "k": f"wabot-memory:{number}"})
+        assert await turn.fetchrow(fence.sql, *args) is not None
         assert await asyncio.wait_for(owner.renew(lease), 3)  # not held back by the turn
         await asyncio.sleep(0.7)  # the lease lapses in the database; another node takes it
         takeover = asyncio.create_task(Leases(db, "node-2", 30).acquire(number))
