@@ -9,12 +9,13 @@ import importlib
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from bot.stores.db import Database
 from tests.fakes.graph_server import graph_server  # noqa: F401  (fixture)
 from tests.fakes.netguard import network_guard  # noqa: F401  (autouse fixture)
 from tests.fakes.openai_server import FakeOpenAI, openai_server  # noqa: F401  (fixture)
@@ -131,6 +132,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'wabot.db'}"
     else:
         yield _postgres_url()
+
+
+@pytest.fixture
+async def postgres_db() -> AsyncIterator[Database]:
+    """The test PostgreSQL server's database with every table made (shared: keep to a
+    tenant or a number of the test's own)."""
+    database = Database(_postgres_url())
+    await database.create_all()
+    yield database
+    await database.close()
 
 
 _TENANTS: set[str] = set()  # made by this session: only their job tables are dropped

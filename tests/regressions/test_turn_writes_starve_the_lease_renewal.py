@@ -10,37 +10,28 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
-
 import bot.wiring  # noqa: F401  (every table, the fleet's included)
 from bot.fleet.lease import Leases
 from bot.stores.db import Database
 from bot.stores.turn_writer import _PG_FENCE_LOCK
-from tests.conftest import _postgres_url
 
 
-@pytest.fixture
-async def db() -> Database:
-    database = Database(_postgres_url())
-    await database.create_all()
-    yield database
-    await database.close()
-
-
-async def test_a_renewal_passes_a_turns_write_and_a_takeover_waits_for_it(db: Database) -> None:
+async def test_a_renewal_passes_a_turns_write_and_a_takeover_waits_for_it(
+        postgres_db: Database) -> None:
     number = f"n-{uuid.uuid4().hex[:8]}"
-    owner = Leases(db, "node-1", 0.6)
+    owner = Leases(postgres_db, "node-1", 0.6)
     await owner.ensure([number])
     lease = await owner.acquire(number)
     assert lease is not None
     stamp = {"n": number, "me": "node-1", "e": lease.epoch}
     fence = _PG_FENCE_LOCK  # the turn's own statement, on the connection it uses
-    async with db.driver() as turn, turn.transaction():  # fence taken, not yet committed
+    # The fence taken, not yet committed:
+    async with postgres_db.driver() as turn, turn.transaction():
         args = fence.args({**stamp, "k": f"wabot-memory:{number}"})
         assert await turn.fetchrow(fence.sql, *args) is not None
         assert await asyncio.wait_for(owner.renew(lease), 3)  # not held back by the turn
         await asyncio.sleep(0.7)  # the lease lapses in the database; another node takes it
-        takeover = asyncio.create_task(Leases(db, "node-2", 30).acquire(number))
+        takeover = asyncio.create_task(Leases(postgres_db, "node-2", 30).acquire(number))
         await asyncio.sleep(0.5)
         assert not takeover.done()  # it waits for the turn's write to commit
     taken = await asyncio.wait_for(takeover, 5)

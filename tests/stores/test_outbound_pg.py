@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,22 +12,14 @@ import pytest
 import bot.wiring  # noqa: F401  (every table)
 from bot.stores.db import Database
 from bot.stores.outbound import OutboundStore, StatusUpdate
-from tests.conftest import _postgres_url
 
 pytestmark = pytest.mark.postgres
 AT = datetime(2026, 1, 5, 15, 0, 0, 123456, tzinfo=UTC)
 
 
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    database = Database(_postgres_url())
-    await database.create_all()
-    yield database
-    await database.close()
 
-
-async def test_lines_and_statuses_round_trip(db: Database) -> None:
-    store = OutboundStore(db, f"t-{uuid.uuid4().hex[:8]}")
+async def test_lines_and_statuses_round_trip(postgres_db: Database) -> None:
+    store = OutboundStore(postgres_db, f"t-{uuid.uuid4().hex[:8]}")
     phone = "+5215512345678"
     await asyncio.gather(*(store.record(f"w{i}", phone, "text", "accepted", AT)
                            for i in range(3)), store.record("w0", phone, "text", "accepted", AT))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -27,29 +26,22 @@ pytestmark = pytest.mark.postgres
 AT = datetime(2026, 1, 5, 15, 0, 0, 123456, tzinfo=UTC)
 
 
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    database = Database(_postgres_url())
-    await database.create_all()
-    yield database
-    await database.close()
-
 
 def _line(role: Role, body: str, msg_id: str = "") -> MemoryMessage:
     return MemoryMessage(role, body, AT, msg_id=msg_id)
 
 
-async def _count(db: Database, table: str, tenant: str) -> int:
-    async with db.connect() as conn:
+async def _count(postgres_db: Database, table: str, tenant: str) -> int:
+    async with postgres_db.connect() as conn:
         return int((await conn.execute(text(
             f"SELECT count(*) FROM {table} WHERE tenant = :t"), {"t": tenant})).scalar())
 
 
 async def test_a_replayed_turn_skips_the_lines_already_stored_and_numbers_the_rest(
-        db: Database) -> None:
+        postgres_db: Database) -> None:
     key = CustomerKey(f"t-{uuid.uuid4().hex[:8]}", "+5215512345678")
-    memory = SqlMemoryStore(db)
-    writer = TurnWriter(db, memory)
+    memory = SqlMemoryStore(postgres_db)
+    writer = TurnWriter(postgres_db, memory)
     first = TurnRecord(key, AT, inbound=1, create=True, messages=[
         _line(Role.CUSTOMER, "hola", "m1")])
     [hola] = await writer.write(first)
@@ -68,17 +60,17 @@ async def test_a_replayed_turn_skips_the_lines_already_stored_and_numbers_the_re
 
 
 async def test_a_turn_writes_the_customer_usage_journal_and_run_in_one_go(
-        db: Database) -> None:
+        postgres_db: Database) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     key = CustomerKey(tenant, "+5215512345678")
-    journal = JournalWriter(db, JOURNAL, CUSTOMERS)
+    journal = JournalWriter(postgres_db, JOURNAL, CUSTOMERS)
     inbound = [InboundMessage(tenant, key.phone, f"m{i}", AT, text="hola\x00", from_owner=i == 2)
                for i in range(3)]
     found = [await journal.add(m) for m in inbound]
     assert [(j.fresh, j.known) for j in found] == [(True, False)] * 3
     again = await journal.add(inbound[0])
     assert not again.fresh  # seen before: not answered twice
-    writer = TurnWriter(db, SqlMemoryStore(db))
+    writer = TurnWriter(postgres_db, SqlMemoryStore(postgres_db))
     first = TurnRecord(key, AT, inbound=2, create=True, msgs_out=1, tokens_in=10,
                        tokens_out=5, journal_ids=["m0", "m1"], run=RunRow(
                            "reply", "gpt", False, "¡Hola!", 10, 5, 12.5, "[]"))
@@ -89,7 +81,7 @@ async def test_a_turn_writes_the_customer_usage_journal_and_run_in_one_go(
     await writer.write(TurnRecord(key, later, inbound=0, msgs_out=1, tokens_in=1,
                                   journal_ids=["m2"], status="ignored"))
     await writer.write(TurnRecord(key, later, inbound=1))  # no usage, journal or run
-    async with db.connect() as conn:
+    async with postgres_db.connect() as conn:
         customer = (await conn.execute(text(
             "SELECT msgs_in, msgs_out, tokens_in, tokens_out, last_contact, last_inbound"
             " FROM customers WHERE tenant = :t"), {"t": tenant})).one()
@@ -104,38 +96,38 @@ async def test_a_turn_writes_the_customer_usage_journal_and_run_in_one_go(
     assert [tuple(r) for r in rows] == [
         ("m0", "answered", "hola\ufffd", False, AT), ("m1", "answered", "hola\ufffd", False, AT),
         ("m2", "ignored", "hola\ufffd", True, AT)]
-    assert await _count(db, "runs", tenant) == 1
+    assert await _count(postgres_db, "runs", tenant) == 1
     # The journal now knows the sender.
     known = await journal.add(InboundMessage(tenant, key.phone, "m3", AT))
     assert (known.fresh, known.known) == (True, True)
     await journal.close()
 
 
-async def test_a_batch_holding_one_id_twice_journals_it_once(db: Database) -> None:
+async def test_a_batch_holding_one_id_twice_journals_it_once(postgres_db: Database) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
-    journal = JournalWriter(db, JOURNAL, CUSTOMERS)
+    journal = JournalWriter(postgres_db, JOURNAL, CUSTOMERS)
     twice = [InboundMessage(tenant, "+5215512345678", "m1", AT, text=t) for t in ("a", "b")]
     assert await journal._write(twice) == {"m1": False}
-    assert await _count(db, "journal", tenant) == 1
+    assert await _count(postgres_db, "journal", tenant) == 1
 
 
-async def test_a_connection_the_server_closed_is_not_handed_out(db: Database) -> None:
+async def test_a_connection_the_server_closed_is_not_handed_out(postgres_db: Database) -> None:
     """No pre-ping round trip at checkout: a pooled connection whose backend went away while
     it sat idle in the pool (a restart, an idle timeout) is known closed from its socket and
     replaced before use."""
-    async with db.driver() as pg:
+    async with postgres_db.driver() as pg:
         pid = await pg.fetchval("SELECT pg_backend_pid()")
     outside = await asyncpg.connect(_postgres_url())  # not from the pool
     try:  # waits for the backend to exit (PostgreSQL ≥ 14)
         assert await outside.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
     finally:
         await outside.close()
-    async with db.driver() as pg:
+    async with postgres_db.driver() as pg:
         assert await pg.fetchval("SELECT pg_backend_pid()") != pid
 
 
 async def test_a_write_cut_off_midway_commits_nothing_and_leaves_no_transaction_open(
-        db: Database) -> None:
+        postgres_db: Database) -> None:
     """A turn cancelled while a statement is in flight (a stop past its grace): its
     connection goes back to the pool, and must not bring a half-done transaction to the next
     write (which would then commit as part of it, or wait on it forever)."""
@@ -144,7 +136,7 @@ async def test_a_write_cut_off_midway_commits_nothing_and_leaves_no_transaction_
     await blocker.execute("SELECT pg_advisory_lock(hashtext($1))", tenant)
 
     async def write() -> None:
-        async with db.driver() as pg, pg.transaction():
+        async with postgres_db.driver() as pg, pg.transaction():
             await pg.execute("INSERT INTO usage_daily (tenant, day, phone, msgs_out, tokens_in,"
                              " tokens_out) VALUES ($1, '2026-01-05', '+1', 1, 1, 1)", tenant)
             await pg.execute("SELECT pg_advisory_xact_lock(hashtext($1))", tenant)
@@ -161,7 +153,7 @@ async def test_a_write_cut_off_midway_commits_nothing_and_leaves_no_transaction_
     finally:
         await blocker.close()
     for _ in range(3):  # every pooled connection is usable and starts clean
-        async with db.driver() as pg:
+        async with postgres_db.driver() as pg:
             assert not pg.is_in_transaction()
             assert await pg.fetchval("SELECT count(*) FROM usage_daily WHERE tenant = $1",
                                      tenant) == 0
