@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Index, Table, UniqueConstraint, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlmodel import Field, SQLModel
 
 from bot.models import CustomerKey
@@ -76,8 +76,10 @@ class OutboundStore:
         self.tenant = tenant
         self._queue: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._stmt: Any = (sqlite.insert if db.is_sqlite else postgresql.insert)(
-            OUTBOUND).on_conflict_do_nothing(index_elements=["tenant", "wamid"])
+        # An in-memory SQLite database (no writer thread) goes through the engine; PostgreSQL
+        # and a SQLite file have statements of their own (`_write`).
+        self._stmt: Any = sqlite.insert(OUTBOUND).on_conflict_do_nothing(
+            index_elements=["tenant", "wamid"])
 
     async def record(self, wamid: str, phone: str, kind: str, status: str, at: datetime,
                      error: str = "") -> None:
