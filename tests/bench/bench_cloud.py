@@ -2,7 +2,7 @@
 
     python tests/bench/bench_cloud.py [--customers 1000] [--latency 0.2] [--turns 256]
         [--database-url postgresql://…] [--no-postgres] [--bursts 64 1000 10000]
-        [--rate 100] [--compare DIR] [--profile DIR]
+        [--rate 100] [--compare DIR] [--profile DIR] [--repeat 1] [--pin]
 
 `wabot run` as a subprocess on the Cloud API transport: signed webhooks in over HTTP (the
 console's server), replies out to a loopback Graph API; the model (the fake OpenAI-wire
@@ -14,7 +14,9 @@ Every customer writes twice: first contact (the customer and the agent are creat
 warm (the agent is cached). CPU is the measured process's own (user + system time from
 /proc/<pid>/stat) divided by the messages; the model, Graph, PostgreSQL and this driver run
 in other processes. Throughput is messages over the time from the first webhook to the last
-reply. Settings are the defaults but for debounce 0.2 s, the presenter off, the memory
+reply, so it includes the model's and the debounce's wait once per round (0.4 s of a
+1,000-message round that lasts about 2.5 s): more customers (`--customers 4000`) bring it
+closer to what the process sustains. Settings are the defaults but for debounce 0.2 s, the presenter off, the memory
 keeper's insight call off (one model call per message, as in the relay) and
 `inbox.max_concurrent_turns` (`--turns`).
 
@@ -32,6 +34,15 @@ Burst runs (SQLite): 1,000 new customers at once with `max_concurrent_turns` at 
 `--bursts`: replies delivered, duplicates, messages whose reply was not delivered (journal
 status other than answered), peak RSS of the daemon.
 
+`--repeat N` runs the relay and every wabot N times, interleaved (relay, wabot…, relay,
+wabot…, relay; with `--compare`, each repetition starts with the other tree), and ends with a table of medians: each ratio is a median against the median
+of the relay runs, so one slow moment of this shared machine does not make the figure.
+
+`--pin` runs the measured process (the daemon or the relay, every thread of it) on one core
+and everything else (this driver, the model and the Graph API) on the others: the figures
+are then one process's on one core, undisturbed by its own load generator. PostgreSQL's
+server processes are not pinned.
+
 `--compare DIR` measures a second wabot tree too (e.g. `git archive` of the previous commit
 unpacked in DIR), side by side: before/after in one run. `--profile DIR` runs py-spy on each
 wabot round (non-blocking sampling: the daemon is never paused, so its wall-clock figures
@@ -43,6 +54,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -52,7 +64,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +81,7 @@ from tests.fakes.meta_webhooks import text as webhook_text  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 PROFILE: Path | None = None  # --profile DIR
+PIN: int | None = None  # --pin: the core of the measured process
 IN_FLIGHT = 200  # webhooks posted at once (Meta's own delivery is concurrent too)
 DEBOUNCE = 0.2  # inbox.debounce_seconds of the measured daemon
 
@@ -101,6 +114,16 @@ def peak_rss_mb(pid: int) -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def pin(pid: int) -> None:
+    """`--pin`: every thread of `pid` on the measured core (threads it starts later inherit
+    the mask of the thread that starts them)."""
+    if PIN is None:
+        return
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):  # the thread ended meanwhile
+            os.sched_setaffinity(int(tid), {PIN})
 
 
 @contextlib.contextmanager
@@ -197,6 +220,10 @@ class Driver:
         async with self.http.get(f"{self.graph}/stats", params={"prefix": prefix}) as r:
             return int((await r.json())["replies"])
 
+    async def reply_times(self, prefix: str) -> dict[str, list[float]]:
+        async with self.http.get(f"{self.graph}/times", params={"prefix": prefix}) as r:
+            return dict(await r.json())
+
     async def post(self, url: str, wa_id: str, body: str, msg_id: str,
                    posted: dict[str, float] | None = None) -> None:
         data = json.dumps(webhook_text(wa_id, body, msg_id=msg_id, name="Cliente")).encode()
@@ -229,6 +256,7 @@ class Driver:
                 await self.post(url, f"{prefix}{n:08d}", f"hola, pregunta {round_} de {n}",
                                 f"wamid.{prefix}R{round_}N{n}")
 
+        pin(pid)
         cpu0, t0, threads0 = cpu_seconds(pid), time.perf_counter(), thread_cpu(pid)
         await asyncio.gather(*(one(n) for n in range(customers)))
         deadline = t0 + within
@@ -248,6 +276,7 @@ class Driver:
         expected = await self.replies(prefix) + customers
         posted: dict[str, float] = {}
         sending: list[asyncio.Task[None]] = []
+        pin(pid)
         cpu0, t0, threads0 = cpu_seconds(pid), time.monotonic(), thread_cpu(pid)
         for n in range(customers):
             if (ahead := t0 + n / rate - time.monotonic()) > 0:
@@ -262,8 +291,7 @@ class Driver:
         cpu = cpu_seconds(pid) - cpu0
         threads = thread_cpu(pid)
         threads.subtract(threads0)
-        async with self.http.get(f"{self.graph}/times", params={"prefix": prefix}) as r:
-            arrived: dict[str, list[float]] = await r.json()
+        arrived = await self.reply_times(prefix)
         overheads, missing = [], 0
         for wa_id, at in posted.items():
             reply = next((t for t in arrived.get(wa_id, []) if t >= at), None)
@@ -409,12 +437,65 @@ def paced_row(label: str, figures: Figures, floor: Figures) -> str:
             f" | {len(paced.overheads)} (+{paced.missing} missing) |")
 
 
+def median(values: list[float]) -> float:
+    ranked = sorted(values)
+    middle = len(ranked) // 2
+    return ranked[middle] if len(ranked) % 2 else (ranked[middle - 1] + ranked[middle]) / 2
+
+
+def summary(runs: dict[str, list[Figures]]) -> None:
+    """Medians over the repeated runs; ratios against the median relay run."""
+    def med(label: str, figure: Callable[[Figures], float]) -> float:
+        return median([figure(f) for f in runs[label]])
+
+    relay = "bare relay"
+    floor_first = med(relay, lambda f: f[0].ms_per_message)
+    floor_warm = med(relay, lambda f: f[1].ms_per_message)
+    print(f"\nMedians: {len(runs[relay])} relay runs, "
+          f"{max(len(v) for k, v in runs.items() if k != relay)} of each wabot; (×) is the "
+          "median against the median relay run")
+    print("| | CPU/msg first contact | CPU/msg warm | warm msg/s | peak RSS |")
+    print("|---|---|---|---|---|")
+    for label in runs:
+        first = med(label, lambda f: f[0].ms_per_message)
+        warm = med(label, lambda f: f[1].ms_per_message)
+        print(f"| {label} | {first:.2f} ms ({first / floor_first:.1f}×) "
+              f"| {warm:.2f} ms ({warm / floor_warm:.1f}×) "
+              f"| {med(label, lambda f: f[1].throughput):.0f} msg/s "
+              f"| {med(label, lambda f: f[2]):.0f} MB |")
+    if all(f[3] is not None for v in runs.values() for f in v):
+        print("\n| paced | overhead p50 | overhead p99 (worst run) | CPU/msg |")
+        print("|---|---|---|---|")
+        floor_paced = med(relay, lambda f: f[3].ms_per_message if f[3] else 0.0)
+        for label, figures in runs.items():
+            p99s = [f[3].pct(0.99) for f in figures if f[3]]
+            cpu = med(label, lambda f: f[3].ms_per_message if f[3] else 0.0)
+            print(f"| {label} | {med(label, lambda f: f[3].pct(0.5) if f[3] else 0.0):.1f} ms "
+                  f"| {median(p99s):.1f} ms ({max(p99s):.1f}) "
+                  f"| {cpu:.2f} ms ({cpu / floor_paced:.1f}×) |")
+
+
 async def run(args: argparse.Namespace) -> None:
+    global PIN
+    if args.pin:
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) < 2:
+            raise SystemExit("--pin needs two cores at least")
+        PIN = cores[-1]
+        os.sched_setaffinity(0, set(cores[:-1]))  # the servers started below inherit it
     model_proc, model = start_server(["-m", "tests.fakes.openai_server", "--latency",
                                       str(args.latency)])
     graph_proc, graph = start_server(["-m", "tests.bench.loopback", "graph", "--latency",
                                       str(args.graph_latency)])
     results: list[tuple[str, Figures]] = []
+    runs: dict[str, list[Figures]] = {}
+    prefixes = (f"6{k:04d}" for k in itertools.count())  # one per run: its customers
+
+    def keep(label: str, figures: Figures, floor: Figures) -> None:
+        results.append((label, figures))
+        runs.setdefault(label.removesuffix(", again"), []).append(figures)
+        print(row(label, figures, floor), flush=True)
+
     try:
         connector = aiohttp.TCPConnector(limit=IN_FLIGHT + 10)
         async with aiohttp.ClientSession(connector=connector) as http:
@@ -423,29 +504,31 @@ async def run(args: argparse.Namespace) -> None:
             trees = [("wabot", ROOT)] + ([("wabot " + args.compare.name, args.compare)]
                                          if args.compare else [])
             if not args.bursts_only:
-                results.append(("bare relay", await measure_relay(
-                    driver, model, graph, n, "52110", args.rate, args.latency)))
-                floor = results[0][1]
                 print(f"\n{n:,} customers, model {args.latency * 1000:.0f} ms, "
-                      f"max_concurrent_turns {args.turns}; (×) is the ratio to the first "
-                      "relay run")
+                      f"max_concurrent_turns {args.turns}"
+                      f"{f', the measured process on core {PIN}' if PIN is not None else ''}; "
+                      "(×) is the ratio to the relay run before it")
                 print("| | CPU/msg first contact | CPU/msg warm | first contact msg/s | warm "
                       "| replies (of each round) | peak RSS |")
                 print("|---|---|---|---|---|---|---|")
-                print(row(*results[-1], floor), flush=True)
-                for i, (name, code) in enumerate(trees):
-                    results.append((f"{name}, SQLite", await measure_wabot(
-                        driver, name, code, model, graph, n, args.turns, f"5212{i}",
-                        args.rate, args.latency)))
-                    print(row(*results[-1], floor), flush=True)
-                    if args.database_url:
-                        results.append((f"{name}, PostgreSQL", await measure_wabot(
-                            driver, name, code, model, graph, n, args.turns, f"5213{i}",
-                            args.rate, args.latency, args.database_url)))
-                        print(row(*results[-1], floor), flush=True)
-                results.append(("bare relay, again", await measure_relay(
-                    driver, model, graph, n, "52111", args.rate, args.latency)))
-                print(row(*results[-1], floor))
+                for rep in range(args.repeat + 1):
+                    floor = await measure_relay(driver, model, graph, n, next(prefixes),
+                                                args.rate, args.latency)
+                    keep("bare relay" if rep == 0 else "bare relay, again", floor,
+                         runs["bare relay"][0] if runs else floor)  # drift: to the first
+                    if rep == args.repeat:
+                        break
+                    # Each repetition starts with another tree: the daemon that runs right
+                    # after the relay is not always the same one.
+                    for name, code in trees[rep % len(trees):] + trees[:rep % len(trees)]:
+                        keep(f"{name}, SQLite", await measure_wabot(
+                            driver, name, code, model, graph, n, args.turns, next(prefixes),
+                            args.rate, args.latency), floor)
+                        if args.database_url:
+                            keep(f"{name}, PostgreSQL", await measure_wabot(
+                                driver, name, code, model, graph, n, args.turns,
+                                next(prefixes), args.rate, args.latency, args.database_url),
+                                floor)
                 print(f"webhook deliveries retried: {driver.retried} "
                       f"{driver.answers.most_common(3)}")
                 print("\nCPU by thread, ms per message (first contact | warm | paced):")
@@ -456,11 +539,16 @@ async def run(args: argparse.Namespace) -> None:
                     print(f"\nPaced: {args.rate:g} msg/s, one warm message per customer; own "
                           f"overhead = reply at Graph − webhook posted − model "
                           f"{args.latency * 1000:.0f} ms − debounce {DEBOUNCE * 1000:.0f} ms "
-                          "(relay: no debounce); (±) is the difference to the first relay run")
+                          "(relay: no debounce); (±) is the difference to the relay run "
+                          "before it")
                     print("| | overhead p50 | overhead p99 | max | CPU/msg | answered |")
                     print("|---|---|---|---|---|---|")
+                    floor = results[0][1]
                     for label, figures in results:
+                        if label.startswith("bare relay"):
+                            floor = figures
                         print(paced_row(label, figures, floor))
+                summary(runs)
             if args.bursts:
                 print(f"\nBursts: {1000:,} new customers at once, SQLite")
                 print("| | max_concurrent_turns | replies delivered | duplicates | "
@@ -490,6 +578,10 @@ def main() -> None:
     parser.add_argument("--bursts-only", action="store_true", help="only the burst runs")
     parser.add_argument("--rate", type=float, default=100.0,
                         help="paced round's messages per second (0: no paced round)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each wabot, interleaved with relay runs; medians at the end")
+    parser.add_argument("--pin", action="store_true",
+                        help="the measured process on one core, everything else on the others")
     parser.add_argument("--profile", type=Path, default=None,
                         help="py-spy each wabot round into this folder (non-blocking)")
     args = parser.parse_args()
