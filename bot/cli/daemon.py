@@ -43,10 +43,11 @@ def run(pair_phone: PairOpt = None) -> None:
     (logged out, number opened elsewhere, bad configuration).
     """
     settings = _whatsapp_settings(pair_phone)
+    from bot.ops.collector import take_over
     from bot.ops.daemon import run_daemon
     from bot.ops.sdnotify import Notifier
 
-    collect_for_a_daemon()
+    take_over()  # the garbage collector on the daemon's pace (bot/ops/collector.py)
     code = asyncio.run(run_daemon(settings, Notifier.from_env(os.environ)))
     # Everything is stopped and closed: spare the exit a last collection over every loaded
     # module's objects (the console's web stack made it take seconds on a busy machine).
@@ -54,22 +55,6 @@ def run(pair_phone: PairOpt = None) -> None:
 
     gc.freeze()
     raise typer.Exit(code)
-
-
-def collect_for_a_daemon() -> None:
-    """The garbage collector for a long run, once everything is imported.
-
-    What the imports made (some 180,000 objects: the web, database and model client stacks)
-    never becomes garbage: frozen, no collection walks it again. A collection runs after
-    20,000 new objects rather than 700, so what a turn holds while it waits for the model
-    mostly dies before a collection would promote it to an older generation. With Python's
-    defaults a warm turn spent about 15 % of its CPU in collections and every full one
-    stopped the daemon for 0.2–0.4 s (issue #23, `tests/bench/bench_cloud.py`)."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 10)
 
 
 @app.command()

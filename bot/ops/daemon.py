@@ -26,6 +26,7 @@ from bot.gateway.base import ExitReason, Gateway
 from bot.gateway.web.devices.base import DeviceStore
 from bot.gateway.web.devices.choice import device_store_for
 from bot.gateway.web.devices.database import DatabaseStore
+from bot.ops.collector import collect_on_a_timer
 from bot.ops.preflight import problems, start_failure
 from bot.ops.sdnotify import Notifier, watchdog_loop
 from bot.phones import mask
@@ -154,7 +155,7 @@ async def serve(app: App, gateway: Gateway, notifier: Notifier,
                 stop: asyncio.Event, others: OtherNumbers | None = None) -> int:
     """Run until a stop signal or the gateway gives up; returns the process exit code.
     `others`: the numbers served beside the configured one (`wabot numbers add`)."""
-    tasks: list[asyncio.Task[None]] = []
+    tasks: list[asyncio.Task[None]] = [asyncio.create_task(collect_on_a_timer())]
     interval = notifier.watchdog_interval()
     if interval:
         tasks.append(asyncio.create_task(watchdog_loop(notifier, interval)))

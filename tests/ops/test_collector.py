@@ -1,0 +1,148 @@
+"""The daemon's garbage collector on its own timer (bot/ops/collector.py): what is new is
+collected and what survived frozen every 2 seconds, everything once an hour, a warning for
+a long stop, and `wabot run`'s serve loop runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from loguru import logger
+
+from bot.ops import collector
+from bot.ops.collector import collect_on_a_timer
+
+
+@pytest.fixture
+def collections() -> Iterator[list[int]]:
+    """The generation of each collection while the test runs, with automatic collection
+    off so that only the timer's count."""
+    seen: list[int] = []
+
+    def watch(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            seen.append(info["generation"])
+
+    enabled = gc.isenabled()
+    gc.disable()
+    gc.callbacks.append(watch)
+    try:
+        yield seen
+    finally:
+        gc.callbacks.remove(watch)
+        gc.unfreeze()  # what the timer froze: the rest of the suite collects it as before
+        if enabled:
+            gc.enable()
+
+
+class Stop(Exception):
+    pass
+
+
+def sleeps(times: int, slept: list[float]) -> Any:
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) > times:
+            raise Stop
+
+    return sleep
+
+
+class Node:
+    def __init__(self) -> None:
+        self.other: Node | None = None
+
+
+def test_the_daemon_s_pace():
+    assert (collector.EVERY, collector.FULL_EVERY) == (2.0, 3600.0)
+
+
+async def test_what_is_new_every_tick_everything_at_the_full_one(collections):
+    slept: list[float] = []
+    with pytest.raises(Stop):
+        await collect_on_a_timer(sleeps(11, slept), every=2.0, full_every=10.0)
+    assert slept == [2.0] * 12
+    # 11 collections: the 5th and the 10th (at 10 and 20 seconds) are full ones.
+    assert collections == ([1] * 4 + [2]) * 2 + [1]
+
+
+async def test_what_survives_a_tick_is_frozen_and_never_walked_again(collections):
+    kept = [Node() for _ in range(1000)]
+    frozen = gc.get_freeze_count()
+    with pytest.raises(Stop):
+        await collect_on_a_timer(sleeps(1, []), every=2.0, full_every=10.0)
+    assert gc.get_freeze_count() >= frozen + len(kept)
+    walked = {id(o) for generation in range(3) for o in gc.get_objects(generation)}
+    assert not walked & {id(k) for k in kept}
+
+
+async def test_a_reference_cycle_is_freed_at_the_next_tick(collections):
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    gone = weakref.ref(a)
+    del a, b
+    assert gone() is not None  # no automatic collection: the cycle waits for the timer
+    with pytest.raises(Stop):
+        await collect_on_a_timer(sleeps(1, []))
+    assert gone() is None
+
+
+async def test_a_cycle_among_frozen_objects_waits_for_the_full_collection(collections):
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    gone = weakref.ref(a)
+    with pytest.raises(Stop):  # a tick while the cycle is still in use: frozen
+        await collect_on_a_timer(sleeps(1, []), every=2.0, full_every=10.0)
+    del a, b
+    with pytest.raises(Stop):  # four more ticks: none of them walks it
+        await collect_on_a_timer(sleeps(4, []), every=2.0, full_every=10.0)
+    assert gone() is not None
+    with pytest.raises(Stop):  # the fifth is the full one
+        await collect_on_a_timer(sleeps(5, []), every=2.0, full_every=10.0)
+    assert gone() is None
+
+
+async def test_a_collection_that_stops_the_daemon_for_seconds_is_a_warning(monkeypatch):
+    monkeypatch.setattr(collector, "collect", lambda full: (12, 2.5))
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(f"{m.record['level'].name} {m.record['message']}"),
+                      level="DEBUG")
+    try:
+        with pytest.raises(Stop):
+            await collect_on_a_timer(sleeps(1, []))
+    finally:
+        logger.remove(sink)
+    assert lines == ["WARNING the garbage collector stopped the daemon for 2.5 s "
+                     "(young collection, 12 objects freed)"]
+
+
+async def test_the_daemon_runs_the_timer(monkeypatch):
+    """serve() starts it beside the watchdog and stops it when the daemon stops."""
+    from bot.ops import daemon
+
+    started: list[asyncio.Task[Any]] = []
+
+    async def timer() -> None:
+        started.append(asyncio.current_task())  # type: ignore[arg-type]
+        await asyncio.Event().wait()
+
+    async def not_started(*args: Any) -> bool:
+        await asyncio.sleep(0)  # the timer's task runs meanwhile
+        return False  # stopped while waiting for the number's lease: serve() returns
+
+    monkeypatch.setattr(daemon, "collect_on_a_timer", timer)
+    monkeypatch.setattr(daemon, "_started", not_started)
+
+    class App:
+        claim = None
+
+        async def stop(self) -> None:
+            pass
+
+    notifier = daemon.Notifier(None)
+    assert await daemon.serve(App(), None, notifier, asyncio.Event()) == 0  # type: ignore[arg-type]
+    assert len(started) == 1 and started[0].cancelled()
