@@ -1,6 +1,7 @@
-"""The daemon's garbage collector on its own timer (bot/ops/collector.py): what is new is
-collected and what survived frozen every 2 seconds, everything once an hour, a warning for
-a long stop, and `wabot run`'s serve loop runs it."""
+"""The daemon's garbage collector on its own timer (bot/ops/collector.py): a look every 2
+seconds, which collects what is new and freezes what survived once enough is new or a
+minute passed; everything once an hour; a warning for a long stop; `wabot run`'s serve
+loop runs it."""
 
 from __future__ import annotations
 
@@ -58,36 +59,60 @@ class Node:
 
 
 def test_the_daemon_s_pace():
-    assert (collector.EVERY, collector.FULL_EVERY) == (2.0, 3600.0)
+    assert (collector.EVERY, collector.NEW, collector.LONGEST, collector.FULL_EVERY) == (
+        2.0, 20_000, 60.0, 3600.0)
+    assert collector.VALVE > collector.NEW  # the timer's looks collect first
 
 
-async def test_what_is_new_every_tick_everything_at_the_full_one(collections):
+QUIET = {"every": 2.0, "new": 10**9, "longest": 10.0, "full_every": 30.0}
+
+
+async def test_a_quiet_daemon_collects_every_longest_and_everything_every_full(collections):
     slept: list[float] = []
     with pytest.raises(Stop):
-        await collect_on_a_timer(sleeps(11, slept), every=2.0, full_every=10.0)
-    assert slept == [2.0] * 12
-    # 11 collections: the 5th and the 10th (at 10 and 20 seconds) are full ones.
-    assert collections == ([1] * 4 + [2]) * 2 + [1]
+        await collect_on_a_timer(sleeps(30, slept), **QUIET)
+    assert slept == [2.0] * 31
+    # 30 looks, one a collection in five (10 s), the third and sixth (30 s) full ones.
+    assert collections == [0, 0, 2, 0, 0, 2]
 
 
-async def test_what_survives_a_tick_is_frozen_and_never_walked_again(collections):
+async def test_what_is_new_makes_the_next_look_collect(collections):
+    kept: list[list[int]] = []
+    looks = 0
+
+    async def sleep(seconds: float) -> None:
+        nonlocal looks
+        looks += 1
+        if looks == 3:
+            kept.extend([] for _ in range(30_000))  # net new objects, kept
+        if looks > 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        await collect_on_a_timer(sleep, every=2.0, new=25_000, longest=3600.0,
+                             full_every=7200.0)
+    assert collections == [0]  # the third look, right after they came; not the fourth
+
+
+async def test_what_survives_a_collection_is_frozen_and_never_walked_again(collections):
     kept = [Node() for _ in range(1000)]
     frozen = gc.get_freeze_count()
     with pytest.raises(Stop):
-        await collect_on_a_timer(sleeps(1, []), every=2.0, full_every=10.0)
+        await collect_on_a_timer(sleeps(5, []), **QUIET)
+    assert collections == [0]
     assert gc.get_freeze_count() >= frozen + len(kept)
     walked = {id(o) for generation in range(3) for o in gc.get_objects(generation)}
     assert not walked & {id(k) for k in kept}
 
 
-async def test_a_reference_cycle_is_freed_at_the_next_tick(collections):
+async def test_a_reference_cycle_is_freed_at_the_next_collection(collections):
     a, b = Node(), Node()
     a.other, b.other = b, a
     gone = weakref.ref(a)
     del a, b
     assert gone() is not None  # no automatic collection: the cycle waits for the timer
     with pytest.raises(Stop):
-        await collect_on_a_timer(sleeps(1, []))
+        await collect_on_a_timer(sleeps(5, []), **QUIET)
     assert gone() is None
 
 
@@ -95,14 +120,14 @@ async def test_a_cycle_among_frozen_objects_waits_for_the_full_collection(collec
     a, b = Node(), Node()
     a.other, b.other = b, a
     gone = weakref.ref(a)
-    with pytest.raises(Stop):  # a tick while the cycle is still in use: frozen
-        await collect_on_a_timer(sleeps(1, []), every=2.0, full_every=10.0)
+    with pytest.raises(Stop):  # a collection while the cycle is still in use: frozen
+        await collect_on_a_timer(sleeps(5, []), **QUIET)
     del a, b
-    with pytest.raises(Stop):  # four more ticks: none of them walks it
-        await collect_on_a_timer(sleeps(4, []), every=2.0, full_every=10.0)
+    with pytest.raises(Stop):  # another young collection (10 s) does not walk it
+        await collect_on_a_timer(sleeps(5, []), **QUIET)
     assert gone() is not None
-    with pytest.raises(Stop):  # the fifth is the full one
-        await collect_on_a_timer(sleeps(5, []), every=2.0, full_every=10.0)
+    with pytest.raises(Stop):  # the full one (30 s) does
+        await collect_on_a_timer(sleeps(15, []), **QUIET)
     assert gone() is None
 
 
@@ -113,7 +138,7 @@ async def test_a_collection_that_stops_the_daemon_for_seconds_is_a_warning(monke
                       level="DEBUG")
     try:
         with pytest.raises(Stop):
-            await collect_on_a_timer(sleeps(1, []))
+            await collect_on_a_timer(sleeps(5, []), **QUIET)
     finally:
         logger.remove(sink)
     assert lines == ["WARNING the garbage collector stopped the daemon for 2.5 s "
