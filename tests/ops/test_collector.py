@@ -35,7 +35,11 @@ def collections() -> Iterator[list[int]]:
         yield seen
     finally:
         gc.callbacks.remove(watch)
-        gc.unfreeze()  # what the timer froze: the rest of the suite collects it as before
+        # What the timer froze is collected; what lives on is frozen again, as the session
+        # froze its imports (tests/conftest.py), so later tests' collections stay short.
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
         if enabled:
             gc.enable()
 
