@@ -17,7 +17,7 @@ import sys
 
 PROBE = """
 import gc
-from bot.cli.daemon import run  # `wabot run` calls take_over before its loop starts
+import bot.cli.daemon  # what `wabot run` has imported when it calls take_over
 from bot.ops.collector import take_over
 from bot.ops.daemon import run_daemon  # what `wabot run` imports before it starts
 
