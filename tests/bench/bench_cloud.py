@@ -16,9 +16,9 @@ warm (the agent is cached). CPU is the measured process's own (user + system tim
 in other processes. Throughput is messages over the time from the first webhook to the last
 reply, so it includes the model's and the debounce's wait once per round (0.4 s of a
 1,000-message round that lasts about 2.5 s): more customers (`--customers 4000`) bring it
-closer to what the process sustains. Settings are the defaults but for debounce 0.2 s, the presenter off, the memory
-keeper's insight call off (one model call per message, as in the relay) and
-`inbox.max_concurrent_turns` (`--turns`).
+closer to what the process sustains. Settings are the defaults but for debounce 0.2 s, the
+presenter off, the memory keeper's insight call off (one model call per message, as in the
+relay) and `inbox.max_concurrent_turns` (`--turns`).
 
 Paced (`--rate`, 100 msg/s; 0: none): after the warm round, every customer writes once
 more, one webhook every 1/rate seconds (a steady load, not a burst), and each message's own
@@ -35,8 +35,9 @@ Burst runs (SQLite): 1,000 new customers at once with `max_concurrent_turns` at 
 status other than answered), peak RSS of the daemon.
 
 `--repeat N` runs the relay and every wabot N times, interleaved (relay, wabot…, relay,
-wabot…, relay; with `--compare`, each repetition starts with the other tree), and ends with a table of medians: each ratio is a median against the median
-of the relay runs, so one slow moment of this shared machine does not make the figure.
+wabot…, relay; with `--compare`, each repetition starts with the other tree), and ends
+with a table of medians: each ratio is a median against the median of the relay runs, so
+one slow moment of this shared machine does not make the figure.
 
 `--pin` runs the measured process (the daemon or the relay, every thread of it) on one core
 and everything else (this driver, the model and the Graph API) on the others: the figures
