@@ -17,9 +17,10 @@ here until now), or a minute has passed, it collects the youngest generation and
 what survived, with what the valve below moved on. Each kept object is walked about once,
 in a pause as long as what is new, and never again: no collection of an older generation
 walks every agent cached since the last one. Automatic collection stays on only as a
-safety valve after 100,000 net new objects. A frozen object is still freed as soon as nothing refers to it; only a reference
-cycle among frozen objects waits, for the full collection that runs once an hour
-(`FULL_EVERY`): it unfreezes everything, collects it all and freezes what is left. That is
+safety valve after 100,000 net new objects. A frozen object is still freed as soon as
+nothing refers to it; only a reference cycle among frozen objects waits, for the full
+collection that runs once an hour (`FULL_EVERY`): it unfreezes everything, collects it all
+and freezes what is left. That is
 one long pause an hour (0.4–0.5 s with 4,000 customers' agents cached, on the benchmark
 machine, freeing 10–20 objects); one longer than a second is logged as a warning.
 """
