@@ -20,9 +20,9 @@ walks every agent cached since the last one. Automatic collection stays on only 
 safety valve after 100,000 net new objects. A frozen object is still freed as soon as
 nothing refers to it; only a reference cycle among frozen objects waits, for the full
 collection that runs once an hour (`FULL_EVERY`): it unfreezes everything, collects it all
-and freezes what is left. That is
-one long pause an hour (0.4–0.5 s with 4,000 customers' agents cached, on the benchmark
-machine, freeing 10–20 objects); one longer than a second is logged as a warning.
+and freezes what is left. That is one long pause an hour (0.4–0.5 s with 4,000 customers'
+agents cached, on the benchmark machine, freeing 10–20 objects); one longer than a second
+is logged as a warning.
 """
 
 from __future__ import annotations
