@@ -60,6 +60,7 @@ import json
 import os
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -438,16 +439,10 @@ def paced_row(label: str, figures: Figures, floor: Figures) -> str:
             f" | {len(paced.overheads)} (+{paced.missing} missing) |")
 
 
-def median(values: list[float]) -> float:
-    ranked = sorted(values)
-    middle = len(ranked) // 2
-    return ranked[middle] if len(ranked) % 2 else (ranked[middle - 1] + ranked[middle]) / 2
-
-
 def summary(runs: dict[str, list[Figures]]) -> None:
     """Medians over the repeated runs; ratios against the median relay run."""
     def med(label: str, figure: Callable[[Figures], float]) -> float:
-        return median([figure(f) for f in runs[label]])
+        return statistics.median(figure(f) for f in runs[label])
 
     relay = "bare relay"
     floor_first = med(relay, lambda f: f[0].ms_per_message)
@@ -472,7 +467,7 @@ def summary(runs: dict[str, list[Figures]]) -> None:
             p99s = [f[3].pct(0.99) for f in figures if f[3]]
             cpu = med(label, lambda f: f[3].ms_per_message if f[3] else 0.0)
             print(f"| {label} | {med(label, lambda f: f[3].pct(0.5) if f[3] else 0.0):.1f} ms "
-                  f"| {median(p99s):.1f} ms ({max(p99s):.1f}) "
+                  f"| {statistics.median(p99s):.1f} ms ({max(p99s):.1f}) "
                   f"| {cpu:.2f} ms ({cpu / floor_paced:.1f}×) |")
 
 
@@ -508,7 +503,8 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"\n{n:,} customers, model {args.latency * 1000:.0f} ms, "
                       f"max_concurrent_turns {args.turns}"
                       f"{f', the measured process on core {PIN}' if PIN is not None else ''}; "
-                      "(×) is the ratio to the relay run before it")
+                      "(×) is the ratio to the relay run before it (for a relay run: to "
+                      "the first)")
                 print("| | CPU/msg first contact | CPU/msg warm | first contact msg/s | warm "
                       "| replies (of each round) | peak RSS |")
                 print("|---|---|---|---|---|---|---|")
@@ -541,14 +537,15 @@ async def run(args: argparse.Namespace) -> None:
                           f"overhead = reply at Graph − webhook posted − model "
                           f"{args.latency * 1000:.0f} ms − debounce {DEBOUNCE * 1000:.0f} ms "
                           "(relay: no debounce); (±) is the difference to the relay run "
-                          "before it")
+                          "before it (for a relay run: to the first)")
                     print("| | overhead p50 | overhead p99 | max | CPU/msg | answered |")
                     print("|---|---|---|---|---|---|")
                     floor = results[0][1]
                     for label, figures in results:
-                        if label.startswith("bare relay"):
+                        relay = label.startswith("bare relay")
+                        print(paced_row(label, figures, results[0][1] if relay else floor))
+                        if relay:  # drift: the relay to the first, wabot to the one before
                             floor = figures
-                        print(paced_row(label, figures, floor))
                 summary(runs)
             if args.bursts:
                 print(f"\nBursts: {1000:,} new customers at once, SQLite")
