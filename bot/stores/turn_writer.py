@@ -3,10 +3,9 @@ details, the day's usage and the journal status, in one transaction.
 
 The statements are written once, as SQL text with parameters, so nothing is built or
 compiled per turn: on SQLite they run as one function in the writer thread (one hop), on
-PostgreSQL as a few prepared statements on the pooled connection's asyncpg connection (the
-fence with the memory's lock, the lines in one pipelined batch, the rest as one statement
-of data-modifying CTEs: `_pg_rest`). With the memory in MongoDB the lines go there first
-and the rest is one SQL transaction.
+PostgreSQL as one prepared statement of data-modifying CTEs on the pooled connection's
+asyncpg connection (`_pg_turn_sql`): one round trip, committing itself. With the memory in
+MongoDB the lines go there first and the rest is one SQL transaction.
 
 A first contact creates the customer's row in the same write (an upsert: a row made
 meanwhile is updated instead), and the follow-up jobs of a new customer (`JobRow`, the
@@ -21,7 +20,9 @@ changes no key, does not): a stale owner's turn is refused, never half-written.
 
 from __future__ import annotations
 
+import base64
 import functools
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -120,7 +121,6 @@ JOURNAL_ONE = "UPDATE journal SET status = :status WHERE tenant = :tenant AND ms
 # text[]: asyncpg reads the type catalog for a varchar[] parameter on each new connection.
 JOURNAL_PG = ("UPDATE journal SET status = :status WHERE tenant = :tenant"
               " AND msg_id = ANY(CAST(:ids AS text[]))")
-LOCK_PG = "SELECT pg_advisory_xact_lock(hashtext(:k))"  # as SqlMemoryStore.append
 FENCE = "SELECT 1 FROM number_leases WHERE number = :n AND owner = :me AND epoch = :e"
 
 _SQL = {name: text(sql) for name, sql in (  # in-memory SQLite, through the engine
@@ -128,31 +128,63 @@ _SQL = {name: text(sql) for name, sql in (  # in-memory SQLite, through the engi
     ("journal", JOURNAL_ONE), ("run", INSERT_RUN), ("fence", FENCE))}
 _CREATE = text(CREATE_SQL).columns(*CUSTOMERS.c)  # typed: times come back aware
 
-# PostgreSQL, on asyncpg. The fence holds the lease row FOR KEY SHARE to the commit, then
-# takes the memory's lock in the same round trip (the subquery locks first).
-_PG_FENCE = Positional.of(FENCE + " FOR KEY SHARE")
-_PG_FENCE_LOCK = Positional.of(
-    "SELECT pg_advisory_xact_lock(hashtext(:k)) FROM (" + FENCE + " FOR KEY SHARE) AS lease")
-_PG_LOCK = Positional.of(LOCK_PG)
-_PG_LINE = Positional.of(MESSAGE_SQL.replace("RETURNING id", "RETURNING id, msg_id"))
+# PostgreSQL, on asyncpg: the whole turn is one statement, so one round trip and no
+# BEGIN or COMMIT of its own (`_pg_turn_sql`). Every write in it is gated on `lease`: in a
+# fleet the lease row held FOR KEY SHARE to the commit (a takeover, which locks it FOR
+# UPDATE, waits for the write; a renewal, which changes no key, does not), else one row.
+LEASE_PG = FENCE + " FOR KEY SHARE"
+HELD = " WHERE EXISTS (SELECT 1 FROM lease)"
+# The memory's lock (as SqlMemoryStore.append takes it) before the lines get their ids.
+MEMORY_LOCK_PG = "SELECT pg_advisory_xact_lock(hashtext(:k)) IS NULL FROM lease"
+# The lines as text arrays, inserted in order (ids follow it), each returning its row unless
+# its msg_id is already remembered.
+LINES_PG = (
+    "INSERT INTO memory_messages (tenant, phone, role, text, at, kind, msg_id)"
+    " SELECT :tenant, :phone, u.r, u.x, CAST(u.a AS timestamptz), u.k, u.m FROM memory_lock,"
+    " unnest(CAST(:roles AS text[]), CAST(:texts AS text[]), CAST(:ats AS text[]),"
+    " CAST(:kinds AS text[]), CAST(:msg_ids AS text[])) WITH ORDINALITY AS u(r, x, a, k, m, o)"
+    " ORDER BY u.o ON CONFLICT DO NOTHING RETURNING id, msg_id")
+JOBS_PG = (
+    "INSERT INTO {table} (id, next_run_time, job_state) SELECT u.i, CAST(u.t AS float8),"
+    " decode(u.s, 'base64') FROM unnest(CAST(:{p}_ids AS text[]), CAST(:{p}_times AS text[]),"
+    " CAST(:{p}_states AS text[])) AS u(i, t, s)" + HELD +
+    " ON CONFLICT (id) DO UPDATE SET next_run_time = excluded.next_run_time,"
+    " job_state = excluded.job_state")
+
+
+def _held(sql: str) -> str:
+    """An INSERT … VALUES or an UPDATE, made to write only when `lease` holds a row."""
+    if sql.startswith("UPDATE"):
+        return sql + " AND EXISTS (SELECT 1 FROM lease)"
+    insert = re.fullmatch(r"(.*?) VALUES \(([^()]*)\)(.*)", sql)
+    if insert is None:
+        raise ValueError(f"not an INSERT … VALUES or an UPDATE: {sql[:40]}")
+    head, values, tail = insert.groups()
+    return f"{head} SELECT {values}{HELD}{tail}"
 
 
 @functools.cache
-def _pg_rest(create: bool, usage: bool, journal: bool, run: bool) -> Positional:
-    """The customer's write (the first contact's upsert returning the row) with the day's
-    usage, the journal status and the run log as data-modifying CTEs: one statement, one
-    round trip. Made once per shape."""
-    parts = [(name, sql) for name, sql, on in (
+def _pg_turn_sql(fenced: bool, lines: bool, create: bool, usage: bool, journal: bool,
+                 run: bool, jobs: tuple[str, ...] = ()) -> Positional:
+    """The turn as one statement of data-modifying CTEs, made once per shape. It returns
+    one row: whether the lease held (`held`), the stored lines' ids and msg_ids in order,
+    and a first contact's customer row as written. `jobs`: the job tables written to."""
+    parts = [("lease", LEASE_PG if fenced else "SELECT 1")]
+    if lines:
+        parts += [("memory_lock", MEMORY_LOCK_PG), ("line_rows", LINES_PG)]
+    parts += [(f"job_rows_{i}", JOBS_PG.format(table=table, p=f"job{i}"))
+              for i, table in enumerate(jobs)]
+    parts += [(name, _held(sql)) for name, sql, on in (
         ("usage_row", USAGE_SQL, usage), ("journal_status", JOURNAL_PG, journal),
-        ("run_row", INSERT_RUN, run),
-    ) if on]
-    head = "WITH " + ", ".join(f"{name} AS ({sql})" for name, sql in parts) + " " if parts else ""
-    return Positional.of(head + (CREATE_SQL if create else CUSTOMER_SQL))
-
-
-@functools.cache
-def _pg_job(table: str) -> str:
-    return Positional.of(JOB_SQL.format(table=table)).sql
+        ("run_row", INSERT_RUN, run), ("customer_row", CREATE_SQL if create else CUSTOMER_SQL,
+                                       True)) if on]
+    found = ("ARRAY(SELECT id FROM line_rows ORDER BY id) AS ids,"
+             " ARRAY(SELECT msg_id FROM line_rows ORDER BY id) AS msg_ids" if lines
+             else "NULL AS ids, NULL AS msg_ids")
+    main = f"SELECT EXISTS (SELECT 1 FROM lease) AS held, {found}" + (
+        ", customer_row.* FROM (SELECT 1) AS one LEFT JOIN customer_row ON true" if create
+        else "")
+    return Positional.of("WITH " + ", ".join(f"{n} AS ({sql})" for n, sql in parts) + " " + main)
 
 
 Stamp = Callable[[], dict[str, Any]]
@@ -198,29 +230,15 @@ class TurnWriter:
 
     async def _pg_turn(self, rec: TurnRecord, lines: list[MemoryMessage],
                        stamp: dict[str, Any] | None) -> list[MemoryMessage]:
-        """BEGIN, the fence (with the memory's lock), the lines (one pipelined batch), a
-        first contact's follow-up jobs, everything else as one statement, COMMIT."""
-        key = rec.key
-        usage = bool(rec.msgs_out or rec.tokens_in or rec.tokens_out)
-        rest = _pg_rest(rec.create, usage, bool(rec.journal_ids), rec.run is not None)
-        params = {**_p(key, rec), "at": rec.at, "inbound_at": rec.at if rec.inbound else None,
-                  "status": rec.status, "ids": rec.journal_ids}
-        if rec.run is not None:
-            params.update(rec.run.params(key, rec.at))
-        lock = f"wabot-memory:{key}"
-        async with self._db.driver() as pg, pg.transaction():
-            if stamp is not None:
-                fence = _PG_FENCE_LOCK if lines else _PG_FENCE
-                _fence(await pg.fetchrow(fence.sql, *fence.args({**stamp, "k": lock})), stamp)
-            elif lines:
-                await pg.execute(_PG_LOCK.sql, lock)
-            stored = await _pg_lines(pg, key, lines)
-            for job in rec.jobs:
-                await pg.execute(_pg_job(job.table), job.id, job.next_run_time, job.job_state)
-            row = await pg.fetchrow(rest.sql, *rest.args(params))
+        """The turn in one statement (`_pg_turn_sql`), committing itself."""
+        sql, args = pg_statement(rec, lines, stamp)
+        async with self._db.driver() as pg:
+            row = await pg.fetchrow(sql, *args)
+        if not row["held"]:
+            _fence(None, stamp or {})
         if rec.create:
             rec.customer = customer_of(row)  # committed
-        return stored
+        return _stored(lines, row["ids"] or [], row["msg_ids"] or [])
 
     async def _engine_turn(self, rec: TurnRecord, lines: list[MemoryMessage],
                            stamp: dict[str, Any] | None) -> list[MemoryMessage]:
@@ -256,23 +274,53 @@ class TurnWriter:
         return stored
 
 
-async def _pg_lines(pg: Any, key: CustomerKey,
-                    lines: list[MemoryMessage]) -> list[MemoryMessage]:
-    """Insert the lines in one pipelined batch; the stored ones with their seq. Each line's
-    insert returns a row unless its msg_id is already remembered, in order, so the rows
-    are the stored lines in order: a line is stored when the next row carries its msg_id
-    (a later line with the same msg_id cannot be stored when an earlier one was not)."""
-    if not lines:
-        return []
-    rows = iter(await pg.fetchmany(_PG_LINE.sql, [_PG_LINE.args(line_params(key, m))
-                                                  for m in lines]))
+def pg_statement(rec: TurnRecord, lines: list[MemoryMessage],
+                 stamp: dict[str, Any] | None) -> tuple[str, list[Any]]:
+    """The turn's statement on PostgreSQL and its arguments."""
+    key = rec.key
+    usage = bool(rec.msgs_out or rec.tokens_in or rec.tokens_out)
+    jobs = _jobs_by_table(rec.jobs)
+    sql = _pg_turn_sql(stamp is not None, bool(lines), rec.create, usage,
+                       bool(rec.journal_ids), rec.run is not None, tuple(jobs))
+    params = {**_p(key, rec), **(stamp or {}), "at": rec.at,
+              "inbound_at": rec.at if rec.inbound else None, "status": rec.status,
+              "ids": rec.journal_ids, "k": f"wabot-memory:{key}"}
+    if lines:
+        rows = [line_params(key, m) for m in lines]
+        params.update(roles=[r["role"] for r in rows], texts=[r["text"] for r in rows],
+                      ats=[r["at"].isoformat() for r in rows],
+                      kinds=[r["kind"] for r in rows], msg_ids=[r["msg_id"] for r in rows])
+    for i, table_jobs in enumerate(jobs.values()):
+        params[f"job{i}_ids"] = [j.id for j in table_jobs]
+        params[f"job{i}_times"] = [repr(j.next_run_time) for j in table_jobs]
+        params[f"job{i}_states"] = [base64.b64encode(j.job_state).decode() for j in table_jobs]
+    if rec.run is not None:
+        params.update(rec.run.params(key, rec.at))
+    return sql.sql, sql.args(params)
+
+
+def _stored(lines: list[MemoryMessage], ids: list[int],
+            msg_ids: list[str | None]) -> list[MemoryMessage]:
+    """The stored lines with their seq, from the ids and msg_ids the insert returned in
+    order: a line is stored when the next row carries its msg_id (a later line with the same
+    msg_id cannot be stored when an earlier one was not)."""
+    rows = iter(zip(ids, msg_ids, strict=True))
     stored: list[MemoryMessage] = []
     row = next(rows, None)
     for m in lines:
-        if row is not None and row["msg_id"] == (m.msg_id or None):
-            stored.append(replace(m, text=scrub(m.text), seq=int(row["id"])))
+        if row is not None and row[1] == (m.msg_id or None):
+            stored.append(replace(m, text=scrub(m.text), seq=int(row[0])))
             row = next(rows, None)
     return stored
+
+
+def _jobs_by_table(jobs: Sequence[JobRow]) -> dict[str, list[JobRow]]:
+    """The jobs grouped by table, the last of any id kept (as if written one by one: one
+    statement cannot update a row twice)."""
+    tables: dict[str, dict[str, JobRow]] = {}
+    for job in jobs:
+        tables.setdefault(job.table, {})[job.id] = job
+    return {table: list(by_id.values()) for table, by_id in tables.items()}
 
 
 def _sqlite_turn(cur: sqlite3.Cursor, rec: TurnRecord, lines: list[MemoryMessage],

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import bot.wiring  # noqa: F401  (every table, the fleet's included)
 from bot.fleet.lease import Leases
+from bot.models import CustomerKey, MemoryMessage, Role
 from bot.stores.db import Database
-from bot.stores.turn_writer import _PG_FENCE_LOCK
+from bot.stores.turn_writer import TurnRecord, pg_statement
 
 
 async def test_a_renewal_passes_a_turns_write_and_a_takeover_waits_for_it(
@@ -24,11 +26,14 @@ async def test_a_renewal_passes_a_turns_write_and_a_takeover_waits_for_it(
     lease = await owner.acquire(number)
     assert lease is not None
     stamp = {"n": number, "me": "node-1", "e": lease.epoch}
-    fence = _PG_FENCE_LOCK  # the turn's own statement, on the connection it uses
-    # The fence taken, not yet committed:
+    at = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+    rec = TurnRecord(CustomerKey(number, "+5215512345678"), at, inbound=1, create=True,
+                     messages=[MemoryMessage(Role.CUSTOMER, "hola", at, msg_id="m1")])
+    # The turn's own statement, on the connection it uses, run but not yet committed (here
+    # in a transaction left open; on its own it commits as it ends):
+    sql, args = pg_statement(rec, rec.messages, stamp)
     async with postgres_db.driver() as turn, turn.transaction():
-        args = fence.args({**stamp, "k": f"wabot-memory:{number}"})
-        assert await turn.fetchrow(fence.sql, *args) is not None
+        assert (await turn.fetchrow(sql, *args))["held"]
         assert await asyncio.wait_for(owner.renew(lease), 3)  # not held back by the turn
         await asyncio.sleep(0.7)  # the lease lapses in the database; another node takes it
         takeover = asyncio.create_task(Leases(postgres_db, "node-2", 30).acquire(number))
