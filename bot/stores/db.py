@@ -91,6 +91,8 @@ class Database:
         engine_kw.setdefault("hide_parameters", True)
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_kw)
         self._write_lock = asyncio.Lock() if is_sqlite else None
+        # The per-message writes take at most the pool's own connections (`driver`).
+        self._drivers = asyncio.Semaphore(engine_kw.get("pool_size", 5) if not is_sqlite else 1)
         self._raw: SqliteWriter | None = None
         self._raw_path = ""
         if is_sqlite:
@@ -149,8 +151,13 @@ class Database:
         each of their statements cost several times the driver's own CPU (greenlet hops,
         execution machinery: issue #23); on asyncpg a statement written once is prepared
         once per connection. The caller owns the transaction (`conn.transaction()`); a
-        single statement commits itself."""
-        async with self.engine.connect() as conn:
+        single statement commits itself.
+
+        At most `pool_size` of them at once; the rest queue here. Under a burst they would
+        otherwise open the pool's overflow connections, which close again as they come back
+        to a full pool: a connection opened, its statements prepared anew, and closed for
+        every few writes, costing the server and this process more than the writes."""
+        async with self._drivers, self.engine.connect() as conn:
             pooled = await conn.get_raw_connection()
             driver: Any = pooled.driver_connection
             try:
