@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 import bot.wiring  # noqa: F401  (every table)
 from bot.models import CustomerKey, InboundMessage, MemoryMessage, Role
@@ -157,3 +157,30 @@ async def test_a_write_cut_off_midway_commits_nothing_and_leaves_no_transaction_
             assert not pg.is_in_transaction()
             assert await pg.fetchval("SELECT count(*) FROM usage_daily WHERE tenant = $1",
                                      tenant) == 0
+
+
+async def test_the_writes_keep_their_connections_between_messages(
+        postgres_db: Database) -> None:
+    """A checkout through the engine cost about as much CPU as the write it was for: the
+    per-message writes keep theirs (half the pool's at most) and take no other."""
+    checkouts = 0
+
+    def counted(*_: object) -> None:
+        nonlocal checkouts
+        checkouts += 1
+
+    event.listen(postgres_db.engine.sync_engine, "checkout", counted)
+    try:
+        for _ in range(20):
+            async with postgres_db.driver() as pg:
+                await pg.fetchval("SELECT 1")
+        assert checkouts <= 1  # none when an earlier test left one kept
+
+        async def write() -> None:
+            async with postgres_db.driver() as pg:
+                await pg.fetchval("SELECT pg_sleep(0.01)")
+
+        await asyncio.gather(*(write() for _ in range(40)))
+        assert checkouts <= 5  # the default pool of 10: five kept for these writes
+    finally:
+        event.remove(postgres_db.engine.sync_engine, "checkout", counted)
