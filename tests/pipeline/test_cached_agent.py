@@ -46,7 +46,7 @@ class Statements:
         if raw is not None:
             await raw.run(lambda cur: cur.connection.set_trace_callback(self._trace))
         if not app.unit.db.is_sqlite:
-            self.watch_driver(app.unit.db.engine.sync_engine)
+            self.watch_driver(app.unit.db)
 
     def watch(self, engine: Any) -> None:
         @event.listens_for(engine, "before_cursor_execute")
@@ -61,20 +61,27 @@ class Statements:
         def rollback(conn: Any) -> None:
             self.engine_tx.pop(id(conn), None)
 
-    def watch_driver(self, engine: Any) -> None:
+    def watch_driver(self, db: Any) -> None:
         """Statements run on a pooled connection's asyncpg connection (the per-message
         writes on PostgreSQL) skip the engine's events: asyncpg's query logger sees them,
         with the BEGIN and COMMIT of every transaction (the engine's statements between
-        them are prepared statements it does not log, and are seen above)."""
+        them are prepared statements it does not log, and are seen above). Those writes
+        keep their connections checked out between messages: the ones kept already are
+        watched here, the ones checked out later as they are."""
         watched: set[int] = set()
 
-        @event.listens_for(engine, "checkout")
-        def checkout(dbapi_conn: Any, *args: Any) -> None:
-            driver = dbapi_conn.driver_connection
+        def watch(driver: Any) -> None:
             if id(driver) not in watched:
                 watched.add(id(driver))
                 tx: list[list[str] | None] = [None]  # the connection's open transaction
                 driver.add_query_logger(lambda query: self._logged(tx, query.query))
+
+        for _, driver in db._kept:
+            watch(driver)
+
+        @event.listens_for(db.engine.sync_engine, "checkout")
+        def checkout(dbapi_conn: Any, *args: Any) -> None:
+            watch(dbapi_conn.driver_connection)
 
     def _logged(self, tx: list[list[str] | None], sql: str) -> None:
         head = sql.lstrip().upper()
