@@ -234,8 +234,8 @@ class TurnWriter:
         sql, args = pg_statement(rec, lines, stamp)
         async with self._db.driver() as pg:
             row = await pg.fetchrow(sql, *args)
-        if not row["held"]:
-            _fence(None, stamp or {})
+        if stamp is not None and not row["held"]:  # the statement wrote nothing
+            _fence(None, stamp)
         if rec.create:
             rec.customer = customer_of(row)  # committed
         return _stored(lines, row["ids"] or [], row["msg_ids"] or [])
