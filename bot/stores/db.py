@@ -94,6 +94,7 @@ class Database:
         # The per-message writes keep half the pool's connections checked out (`driver`).
         self._drivers = asyncio.Semaphore(max(1, engine_kw.get("pool_size", 5) // 2))
         self._kept: list[tuple[AsyncConnection, Any]] = []  # idle, with their driver's
+        self._closed = False  # a write finishing after `close` closes its connection
         self._raw: SqliteWriter | None = None
         self._raw_path = ""
         if is_sqlite:
@@ -176,7 +177,8 @@ class Database:
                 # A transaction left open (its rollback failed, the writer was cancelled
                 # midway) must not reach the next writer, whose own would nest in it as a
                 # savepoint: the connection is closed instead, and replaced.
-                if kept and not driver.is_closed() and not driver.is_in_transaction():
+                if (kept and not self._closed and not driver.is_closed()
+                        and not driver.is_in_transaction()):
                     self._kept.append((conn, driver))
                 else:
                     await _discard(conn, driver)
@@ -209,6 +211,7 @@ class Database:
                 await widen_columns(conn)
 
     async def close(self) -> None:
+        self._closed = True
         while self._kept:
             await self._kept.pop()[0].close()
         if self._raw is not None:

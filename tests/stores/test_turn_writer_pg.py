@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -184,3 +185,21 @@ async def test_the_writes_keep_their_connections_between_messages(
         assert checkouts <= 5  # the default pool of 10: five kept for these writes
     finally:
         event.remove(postgres_db.engine.sync_engine, "checkout", counted)
+
+
+async def test_a_write_finishing_after_the_database_closed_closes_its_connection() -> None:
+    db = Database(_postgres_url())
+    started = asyncio.Event()
+    used: list[Any] = []
+
+    async def write() -> None:
+        async with db.driver() as pg:
+            used.append(pg)
+            started.set()
+            await pg.fetchval("SELECT pg_sleep(0.2)")
+
+    task = asyncio.create_task(write())
+    await started.wait()
+    await db.close()  # a stop's teardown while the write is still in flight
+    await task
+    assert used[0].is_closed()  # not kept, open, by a database that is gone
