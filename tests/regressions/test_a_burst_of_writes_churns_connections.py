@@ -2,8 +2,8 @@
 lines) each took a connection of their own: beyond the pool's size SQLAlchemy opened
 overflow connections and closed them again as they came back to a full pool, so every few
 writes paid for a new connection (its backend started, its statements prepared anew). In
-the Cloud API benchmark that cost more than the writes did. They now queue for the pool's
-own connections."""
+the Cloud API benchmark that cost more than the writes did. They now queue for the
+connections they keep from the pool (half its size)."""
 
 from __future__ import annotations
 
