@@ -105,10 +105,10 @@ CREATE_SQL = (
     " wa_jid = CASE WHEN :wa_jid <> '' THEN :wa_jid ELSE customers.wa_jid END,"
     " lid = CASE WHEN :lid <> '' THEN :lid ELSE customers.lid END"
     " RETURNING " + ", ".join(_COLUMNS))
-JOB_SQL = (
-    "INSERT INTO {table} (id, next_run_time, job_state) VALUES (:id, :t, :state)"
-    " ON CONFLICT (id) DO UPDATE SET next_run_time = excluded.next_run_time,"
-    " job_state = excluded.job_state")
+JOB_UPSERT = (" ON CONFLICT (id) DO UPDATE SET next_run_time = excluded.next_run_time,"
+              " job_state = excluded.job_state")
+JOB_SQL = ("INSERT INTO {table} (id, next_run_time, job_state) VALUES (:id, :t, :state)"
+           + JOB_UPSERT)
 USAGE_SQL = (
     "INSERT INTO usage_daily (tenant, day, phone, msgs_out, tokens_in, tokens_out)"
     " VALUES (:tenant, :day, :phone, :n_out, :t_in, :t_out)"
@@ -147,9 +147,7 @@ LINES_PG = (
 JOBS_PG = (
     "INSERT INTO {table} (id, next_run_time, job_state) SELECT u.i, CAST(u.t AS float8),"
     " decode(u.s, 'base64') FROM unnest(CAST(:{p}_ids AS text[]), CAST(:{p}_times AS text[]),"
-    " CAST(:{p}_states AS text[])) AS u(i, t, s)" + HELD +
-    " ON CONFLICT (id) DO UPDATE SET next_run_time = excluded.next_run_time,"
-    " job_state = excluded.job_state")
+    " CAST(:{p}_states AS text[])) AS u(i, t, s)" + HELD + JOB_UPSERT)
 
 
 def _held(sql: str) -> str:
