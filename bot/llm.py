@@ -1,4 +1,7 @@
-"""The language model: chat completions with tools over any OpenAI-compatible endpoint."""
+"""The language model: chat completions with tools over any OpenAI-compatible endpoint.
+
+The openai SDK is the client; the chat call itself is posted by `ChatEndpoint` (see there).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from typing import Any
 import openai
 from loguru import logger
 from openai import AsyncOpenAI
+
+from bot.chat_endpoint import ChatEndpoint, EndpointError
 
 
 class LLMError(RuntimeError):
@@ -64,8 +69,9 @@ class LLM:
     """One AsyncOpenAI client for the daemon: real timeout, bounded retries."""
 
     def __init__(self, client: AsyncOpenAI, model: str, *, temperature: float = 0.6,
-                 max_tokens: int = 600) -> None:
+                 max_tokens: int = 600, endpoint: ChatEndpoint | None = None) -> None:
         self.client = client
+        self.endpoint = endpoint or ChatEndpoint(client)
         self.model = model
         self.temperature = temperature
         self.max_tokens = max_tokens
@@ -78,13 +84,19 @@ class LLM:
                       timeout: float, max_retries: int, temperature: float,
                       max_tokens: int) -> LLM:
         # Local servers (Ollama, vLLM) accept any key; the SDK insists on one being set.
-        # aiohttp under the SDK (its `aiohttp` extra): httpx's pool probes every idle
-        # connection on each request, which at a few hundred turns in flight cost 3 ms of
-        # CPU per call against 1 ms (tests/bench/bench_llm_client.py).
+        # aiohttp under the SDK too (its `aiohttp` extra), for what goes through it
+        # (transcriptions, embeddings): httpx's pool probes every idle connection on each
+        # request, which at a few hundred calls in flight cost 3 ms of CPU per call against
+        # 1 ms (tests/bench/bench_llm_client.py).
         client = AsyncOpenAI(api_key=api_key or "not-needed", base_url=base_url,
                              timeout=timeout, max_retries=max_retries,
                              http_client=openai.DefaultAioHttpClient())
         return cls(client, model, temperature=temperature, max_tokens=max_tokens)
+
+    def using(self, model: str, *, temperature: float, max_tokens: int) -> LLM:
+        """Another model or other sampling on the same client and connections."""
+        return LLM(self.client, model, temperature=temperature, max_tokens=max_tokens,
+                   endpoint=self.endpoint)
 
     async def complete(self, messages: list[dict[str, Any]],
                        tools: list[dict[str, Any]] | None = None, *,
@@ -121,20 +133,12 @@ class LLM:
 
     async def _create(self, kwargs: dict[str, Any]) -> Completion:
         try:
-            # The raw POST skips the SDK's per-request walk of the messages and tool
-            # schemas against its TypedDicts (~1/3 of a warm turn's CPU); the body is
-            # already plain JSON. Timeouts, retries and errors are the client's as before.
             # The answer comes back as bytes, read once into plain dicts: the SDK's response
-            # models cost more than the JSON itself (issue #23).
-            # The body goes as the bytes it is, the tools' part encoded once (`_body`).
-            raw = await self.client.post("/chat/completions", content=self._body(kwargs),
-                                         cast_to=bytes)
-        except openai.APITimeoutError as exc:
-            raise LLMError("the model did not answer in time") from exc
-        except openai.APIStatusError as exc:
-            raise LLMError(f"the model endpoint answered HTTP {exc.status_code}") from exc
-        except openai.APIError as exc:
-            raise LLMError(f"the model endpoint failed: {type(exc).__name__}") from exc
+            # models cost more than the JSON itself (issue #23). The body goes as the bytes
+            # it is, the tools' part encoded once (`_body`).
+            raw = await self.endpoint.post(self._body(kwargs))
+        except EndpointError as exc:
+            raise LLMError(str(exc)) from exc
         except Exception as exc:  # the client itself failed: say how (no secret in it)
             raise LLMError(f"the model request failed: {type(exc).__name__}: "
                            f"{str(exc)[:200]}") from exc
@@ -166,6 +170,7 @@ class LLM:
         return result.text.strip()
 
     async def close(self) -> None:
+        await self.endpoint.close()
         await self.client.close()
 
 

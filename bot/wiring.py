@@ -223,8 +223,9 @@ def build_unit(shared: Shared, gateway: Gateway, *, settings: Settings | None = 
     shared.residents.add(tenant, registry.resident_customer)
     # Summaries and insights run in the background on the same client, with the summary
     # model and room for a whole summary in one answer.
-    background_llm = LLM(shared.llm.client, s.llm.summary_model or shared.llm.model,
-                         temperature=0.2, max_tokens=max(600, s.memory.summary_tokens))
+    background_llm = shared.llm.using(s.llm.summary_model or shared.llm.model,
+                                      temperature=0.2,
+                                      max_tokens=max(600, s.memory.summary_tokens))
     keeper = MemoryKeeper(memory, customers, background_llm, clock, s.memory, budget,
                           known_unsummarized=sync.unsummarized, business_usage=usage_lines)
     events.on(TURN_COMMITTED, keeper.schedule)

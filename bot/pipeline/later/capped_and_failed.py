@@ -62,7 +62,7 @@ class Revisit:
         self.over_budget = over_budget
         self.usage = usage  # the probe's tokens: a business line
         # The probe asks for one word: a few tokens a minute while turns wait.
-        self.probe_llm = LLM(llm.client, llm.model, temperature=0.0, max_tokens=16)
+        self.probe_llm = llm.using(llm.model, temperature=0.0, max_tokens=16)
         # When the next pass is due (None: nothing waits): what the last pass left
         # waiting, and `noted`, the pass a note asks for. A note comes before the journal
         # write it announces, so the pass it asks for runs `probe_seconds` later and a pass
