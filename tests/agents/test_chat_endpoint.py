@@ -214,3 +214,15 @@ async def test_sibling_models_share_the_connections(scripted):
     finally:
         await llm.close()
     assert llm.endpoint._session is None  # closed with its owner
+
+
+async def test_no_proxy_naming_the_endpoint_goes_direct(scripted, monkeypatch, unused_tcp_port):
+    endpoint, url = scripted
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{unused_tcp_port}")  # nothing there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    llm = llm_at(url, retries=0)
+    try:
+        assert (await llm.complete(MESSAGES)).text == "listo"
+    finally:
+        await llm.close()
+    assert len(endpoint.times) == 1
