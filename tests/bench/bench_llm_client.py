@@ -1,6 +1,8 @@
-"""The model client's own CPU per call (not part of the test run): the OpenAI SDK over its
-default httpx transport against the SDK over aiohttp (`openai.DefaultAioHttpClient`, what
-wabot uses), with many calls in flight, as on a busy daemon.
+"""The model client's own CPU per call (not part of the test run), with many calls in
+flight, as on a busy daemon: the OpenAI SDK's `post` over its default httpx transport, the
+same over aiohttp (`openai.DefaultAioHttpClient`, what wabot's SDK client uses for
+transcriptions and embeddings), and wabot's chat call (`LLM.complete` through
+`bot.chat_endpoint.ChatEndpoint`: one aiohttp pool, the answer parsed into `Completion`).
 
     python tests/bench/bench_llm_client.py [--in-flight 32 256] [--latency 0.2] [--calls 3000]
 
@@ -14,14 +16,18 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
 
 import openai  # noqa: E402
 from bench_pipeline import start_fake_llm  # noqa: E402
 from openai.types.chat import ChatCompletion  # noqa: E402
+
+from bot.llm import LLM  # noqa: E402
 
 BODY = {
     "model": "fake-model", "temperature": 0.6, "max_tokens": 600,
@@ -35,13 +41,14 @@ BODY = {
 }
 
 
-async def measure(client: openai.AsyncOpenAI, in_flight: int, calls: int) -> tuple[float, float]:
+async def measure(call: Callable[[], Awaitable[object]], in_flight: int,
+                  calls: int) -> tuple[float, float]:
     """CPU ms per call and calls per second, after a warm-up that opens the connections."""
     slots = asyncio.Semaphore(in_flight)
 
     async def one() -> None:
         async with slots:
-            await client.post("/chat/completions", body=BODY, cast_to=ChatCompletion)
+            await call()
 
     await asyncio.gather(*(one() for _ in range(2 * in_flight)))
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -59,13 +66,22 @@ async def main() -> None:
     try:
         print(f"fake model latency {args.latency * 1000:.0f} ms, {args.calls} calls")
         for in_flight in args.in_flight:
-            for name, http in (("httpx (SDK default)", None),
-                               ("aiohttp (wabot)", openai.DefaultAioHttpClient())):
+            for name, http in (("SDK over httpx", None),
+                               ("SDK over aiohttp", openai.DefaultAioHttpClient()),
+                               ("wabot's chat call", openai.DefaultAioHttpClient())):
                 client = openai.AsyncOpenAI(api_key="bench", base_url=base_url, max_retries=0,
                                             http_client=http)
-                cpu, rate = await measure(client, in_flight, args.calls)
-                await client.close()
-                print(f"  in flight {in_flight:>4}  {name:<20} CPU {cpu:.2f} ms/call  "
+                llm = LLM(client, BODY["model"], temperature=0.6, max_tokens=600)
+                if name == "wabot's chat call":
+                    cpu, rate = await measure(
+                        lambda llm=llm: llm.complete(BODY["messages"], BODY["tools"]),
+                        in_flight, args.calls)
+                else:
+                    cpu, rate = await measure(lambda client=client: client.post(
+                        "/chat/completions", body=BODY, cast_to=ChatCompletion),
+                        in_flight, args.calls)
+                await llm.close()
+                print(f"  in flight {in_flight:>4}  {name:<18} CPU {cpu:.2f} ms/call  "
                       f"{rate:7.0f} calls/s")
     finally:
         proc.terminate()
