@@ -88,9 +88,8 @@ class ChatEndpoint:
                 error, wait = "no answer in time", backoff(attempt)
             except aiohttp.ClientError as exc:
                 if last:
-                    raise EndpointError(
-                        f"the model endpoint failed: {type(exc).__name__}") from exc
-                error, wait = type(exc).__name__, backoff(attempt)
+                    raise EndpointError(f"the model endpoint failed: {describe(exc)}") from exc
+                error, wait = describe(exc), backoff(attempt)
             else:
                 after = retry_after(headers)
                 if last or not should_retry(status, headers, after):
@@ -105,6 +104,19 @@ class ChatEndpoint:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def describe(exc: aiohttp.ClientError) -> str:
+    """What failed, in words the owner can act on (the console's "why" page shows it):
+    where it could not connect, or the kind of error. The host is the endpoint's (or the
+    proxy's), never a key."""
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"TLS failed with {exc.host}:{exc.port}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {exc.host}:{exc.port}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the connection closed before the answer"
+    return type(exc).__name__
 
 
 def should_retry(status: int, headers: Mapping[str, str], after: float | None) -> bool:

@@ -174,10 +174,35 @@ async def test_a_model_that_does_not_answer_in_time(scripted):
 async def test_an_endpoint_that_is_not_there(unused_tcp_port):
     llm = llm_at(f"http://127.0.0.1:{unused_tcp_port}/v1", retries=0)
     try:
-        with pytest.raises(LLMError, match="the model endpoint failed: ClientConnectorError"):
+        with pytest.raises(LLMError, match=rf"the model endpoint failed: cannot connect to "
+                                           rf"127\.0\.0\.1:{unused_tcp_port}$"):
             await llm.complete(MESSAGES)
     finally:
         await llm.close()
+
+
+async def test_a_connection_closed_before_the_answer_is_retried_then_said():
+    """A server (or a proxy in front of it) that drops the connection mid-request: retried
+    like the SDK retries it, then reported in words, not as aiohttp's class name."""
+    accepted: list[float] = []
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(time.monotonic())
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    llm = llm_at(f"http://127.0.0.1:{port}/v1", retries=1)
+    try:
+        with pytest.raises(LLMError, match=r"the model endpoint failed: the connection closed "
+                                           r"before the answer$"):
+            await llm.complete(MESSAGES)
+    finally:
+        await llm.close()
+        server.close()
+        await server.wait_closed()
+    assert len(accepted) == 2
 
 
 async def test_the_proxy_of_the_environment_is_used(monkeypatch):
